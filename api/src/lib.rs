@@ -1,0 +1,19 @@
+//! The HTTP edge of Marquee and the wiring of a node.
+//!
+//! - [`node`]: opens the log and the state, loads items, builds the index, starts the processor
+//!   and serves HTTP; one [`node::RunningNode`] per process (or per test).
+//! - [`routes`]: the axum router — events in, recommendations, similar items, trending,
+//!   catalogue, users, health, metrics and the OpenAPI document.
+//! - [`decode`]: request bodies (JSON object, JSON array, NDJSON) into validated events and items.
+//! - [`error`]: [`ApiError`] and its one exhaustive mapping to HTTP statuses and JSON bodies.
+//!
+//! Invariant: only this crate knows HTTP. A 202 from `POST /v1/events` means the accepted events
+//! are durable in the log.
+
+pub mod decode;
+pub mod error;
+pub mod node;
+pub mod routes;
+
+pub use error::ApiError;
+pub use node::{NodeConfig, RunningNode};

@@ -1,0 +1,256 @@
+//! A running Marquee node: the log, the state, the processor and the HTTP server.
+//!
+//! [`RunningNode::start`] binds the listener first, so `/healthz` answers at once and `/readyz`
+//! says 503 while state loads; then, on a blocking thread, it opens the log
+//! (`<data-dir>/log`) and the state (`<data-dir>/state`), loads every item into memory, builds
+//! the first HNSW graph, and starts the processor and the index worker. The log and the state
+//! are separate RocksDB instances: the log is the source of truth and can be read (or replaced
+//! by another backend) without the state, and the state can be deleted and rebuilt from it.
+//!
+//! Shutdown: one cancellation token. HTTP stops accepting and drains; then the processor
+//! finishes its batch, the index worker stops and the log writer drains its queue.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig};
+use marquee_stream_processor::{
+    Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, Trending,
+};
+use marquee_vector_store::{IndexConfig, ItemTable, StateStore, StoreConfig, VectorIndex};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::routes::{AppState, Services, router};
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Partitions of a new log (an existing log keeps its own count and must match).
+    pub partitions: u32,
+    pub model: ModelConfig,
+    pub index: IndexConfig,
+    pub processor: ProcessorConfig,
+    /// How long an applied `event_id` is remembered.
+    pub dedup_window: Duration,
+    pub block_cache_bytes: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for a data directory and listen address.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            listen,
+            partitions: 4,
+            model: ModelConfig::default(),
+            index: IndexConfig::default(),
+            processor: ProcessorConfig::default(),
+            dedup_window: Duration::from_secs(7 * 24 * 3600),
+            block_cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// The parts that must be stopped in order.
+struct Running {
+    services: Services,
+    index: VectorIndex,
+    processor: std::thread::JoinHandle<()>,
+}
+
+/// A started node.
+pub struct RunningNode {
+    pub addr: SocketAddr,
+    cancel: CancellationToken,
+    state: AppState,
+    server: JoinHandle<()>,
+    loader: JoinHandle<Result<Running, String>>,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// Opens everything; runs on a blocking thread.
+fn load(
+    config: &NodeConfig,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+) -> Result<Running, String> {
+    let log = EmbeddedLog::open(
+        config.data_dir.join("log"),
+        EmbeddedLogConfig {
+            partitions: config.partitions,
+            ..EmbeddedLogConfig::default()
+        },
+    )
+    .map_err(|error| format!("opening the event log: {error}"))?;
+    let store = StateStore::open(
+        config.data_dir.join("state"),
+        &StoreConfig {
+            dimension: config.model.dimension,
+            dedup_window: config.dedup_window,
+            block_cache_bytes: config.block_cache_bytes,
+        },
+    )
+    .map_err(|error| format!("opening the state: {error}"))?;
+    let items = ItemTable::load(
+        config.model.dimension,
+        store.load_item_ids().map_err(|error| error.to_string())?,
+        store.load_items().map_err(|error| error.to_string())?,
+        store.load_catalogue().map_err(|error| error.to_string())?,
+    );
+    let item_count = items.read().len();
+    info!(items = item_count, "state loaded");
+    let index = VectorIndex::new(items.clone(), config.index.clone());
+    index.rebuild_now();
+    index.start_worker();
+    let trending = Trending::default();
+    let processor = Processor::new(
+        log.clone(),
+        store.clone(),
+        items.clone(),
+        index.clone(),
+        trending.clone(),
+        config.model.clone(),
+        metrics.clone(),
+        config.processor.clone(),
+    )
+    .map_err(|error| format!("starting the processor: {error}"))?;
+    let handle = processor.handle();
+    let query = QueryEngine::new(
+        store.clone(),
+        items.clone(),
+        index.clone(),
+        trending,
+        metrics.clone(),
+        config.model.clone(),
+    );
+    let processor_thread = processor.spawn(cancel.child_token());
+    Ok(Running {
+        services: Services {
+            log,
+            store,
+            items,
+            query,
+            processor: handle,
+        },
+        index,
+        processor: processor_thread,
+    })
+}
+
+impl RunningNode {
+    /// Binds `config.listen`, starts serving, and loads the state in the background.
+    pub async fn start(config: NodeConfig) -> std::io::Result<RunningNode> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let metrics = Metrics::new(config.partitions);
+        let state = AppState {
+            services: Arc::new(OnceLock::new()),
+            metrics: metrics.clone(),
+        };
+        let cancel = CancellationToken::new();
+        let app = router(state.clone());
+        let server_cancel = cancel.clone();
+        let server = tokio::spawn(async move {
+            let shutdown = server_cancel.clone();
+            if let Err(serve_error) = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+            {
+                error!(error = %serve_error, "http server failed");
+            }
+        });
+        let loader_state = state.clone();
+        let loader_cancel = cancel.clone();
+        let loader = tokio::task::spawn_blocking(move || {
+            let running = load(&config, &metrics, &loader_cancel);
+            match &running {
+                Ok(running) => {
+                    let _ = loader_state.services.set(running.services.clone());
+                    info!(addr = %addr, "node ready");
+                }
+                Err(message) => error!(error = %message, "node failed to load"),
+            }
+            running
+        });
+        info!(addr = %addr, "listening");
+        Ok(RunningNode {
+            addr,
+            cancel,
+            state,
+            server,
+            loader,
+        })
+    }
+
+    /// The base URL, `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Whether the state is loaded.
+    pub fn is_ready(&self) -> bool {
+        self.state.services.get().is_some()
+    }
+
+    /// Waits until loading finished; returns its error if it failed.
+    pub async fn wait_ready(&self) -> Result<(), String> {
+        loop {
+            if self.is_ready() {
+                return Ok(());
+            }
+            if self.loader.is_finished() {
+                return Err("the node failed to load its state (see the log)".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The services, once ready.
+    pub fn services(&self) -> Option<&Services> {
+        self.state.services.get()
+    }
+
+    /// A token that stops the node when cancelled (wire it to signals).
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stops the node: HTTP first, then the processor, the index worker and the log.
+    pub async fn shutdown(self) -> Result<(), String> {
+        self.cancel.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the node was stopped through its token, then tears it down.
+    pub async fn wait(self) -> Result<(), String> {
+        self.cancel.cancelled().await;
+        let _ = self.server.await;
+        let running = self
+            .loader
+            .await
+            .map_err(|error| format!("loader panicked: {error}"))??;
+        tokio::task::spawn_blocking(move || {
+            let _ = running.processor.join();
+            running.index.shutdown();
+            running.services.log.close();
+        })
+        .await
+        .map_err(|error| error.to_string())?;
+        info!("node stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! The axum router and its handlers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use marquee_ingest::{EmbeddedLog, EventLog};
+use marquee_schemas::json::{event_from_json, item_from_json};
+use marquee_schemas::{EventKind, Item, validate_id};
+use marquee_stream_processor::{Metrics, ProcessorHandle, QueryEngine, RecommendationQuery};
+use marquee_vector_store::{ItemTable, StateStore};
+use serde_json::{Value, json};
+
+use crate::decode::{MAX_BODY_BYTES, Rejection, body_format, elements};
+use crate::error::ApiError;
+
+/// The OpenAPI document of every route, served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Most items a recommendation, similar or trending list may hold.
+pub const MAX_COUNT: usize = 100;
+
+/// What a loaded node serves from.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub log: EmbeddedLog,
+    pub store: StateStore,
+    pub items: ItemTable,
+    pub query: QueryEngine,
+    pub processor: ProcessorHandle,
+}
+
+/// Router state: the services once loaded, and the metrics from the start.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub services: Arc<OnceLock<Services>>,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    fn services(&self) -> Result<&Services, ApiError> {
+        self.services.get().ok_or(ApiError::NotReady)
+    }
+}
+
+/// Builds the router over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/items", post(post_items))
+        .route("/v1/items/{item_id}", put(put_item).get(get_item))
+        .route("/v1/items/{item_id}/similar", get(get_similar))
+        .route("/v1/users/{user_id}", get(get_user))
+        .route(
+            "/v1/users/{user_id}/recommendations",
+            get(get_recommendations),
+        )
+        .route("/v1/trending", get(get_trending))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .with_state(state)
+}
+
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status_class = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    state
+        .metrics
+        .http_request_duration
+        .with_label_values(&[route.as_str(), status_class])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                message: format!("body: larger than {MAX_BODY_BYTES} bytes"),
+            }
+        } else {
+            ApiError::bad_request("unreadable_body", format!("body: {rejection}"))
+        }
+    })
+}
+
+/// `POST /v1/events`: validate each event, append the valid ones durably, then answer 202.
+async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let services = state.services()?;
+    let format = body_format(&headers)?;
+    let body = read_body(body)?;
+    let elements = elements(format, &body)?;
+    let now = now_ms();
+    let mut accepted = Vec::with_capacity(elements.len());
+    let mut rejected = Vec::new();
+    for (index, element) in elements.iter().enumerate() {
+        let decoded = element
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|value| event_from_json(value, now, || uuid::Uuid::now_v7().to_string()));
+        match decoded {
+            Ok(event) => accepted.push(event),
+            Err(error) => {
+                let kind = element
+                    .as_ref()
+                    .ok()
+                    .and_then(|value| value.get("kind"))
+                    .and_then(Value::as_str)
+                    .and_then(EventKind::parse)
+                    .map_or("unknown", EventKind::as_str);
+                state
+                    .metrics
+                    .events
+                    .with_label_values(&[kind, "rejected"])
+                    .inc();
+                rejected.push(Rejection::new(index, &error));
+            }
+        }
+    }
+    let body = |accepted_count: usize| json!({"accepted": accepted_count, "rejected": rejected});
+    if accepted.is_empty() {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body(0))).into_response());
+    }
+    let kinds: Vec<EventKind> = accepted.iter().map(|event| event.kind).collect();
+    let count = accepted.len();
+    services
+        .log
+        .append(accepted)
+        .await
+        .map_err(|error| ApiError::Unavailable {
+            message: format!("the event log cannot take events now: {error}"),
+        })?;
+    for kind in kinds {
+        state
+            .metrics
+            .events
+            .with_label_values(&[kind.as_str(), "accepted"])
+            .inc();
+    }
+    Ok((StatusCode::ACCEPTED, Json(body(count))).into_response())
+}
+
+/// Parses a list-length parameter.
+fn parse_count(params: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match params.get("count") {
+        None => Ok(10),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|count| (1..=MAX_COUNT).contains(count))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("count: must be a whole number from 1 to {MAX_COUNT}, got {text:?}"),
+                )
+            }),
+    }
+}
+
+fn reject_unknown_params(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(unknown) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!(
+                "{unknown}: unknown query parameter, expected one of {}",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_path_id(field: &str, id: &str) -> Result<(), ApiError> {
+    validate_id(field, id)
+        .map_err(|error| ApiError::bad_request("invalid_parameter", error.to_string()))
+}
+
+/// `GET /v1/users/{user_id}/recommendations`.
+async fn get_recommendations(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?;
+    check_path_id("user_id", &user_id)?;
+    reject_unknown_params(&params, &["count", "exclude_seen", "genre", "exclude"])?;
+    let count = parse_count(&params)?;
+    let exclude_seen = match params.get("exclude_seen").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("exclude_seen: must be true or false, got {other:?}"),
+            ));
+        }
+    };
+    let genre = params
+        .get("genre")
+        .map(|genre| genre.trim().to_owned())
+        .filter(|genre| !genre.is_empty());
+    let exclude: Vec<String> = params
+        .get("exclude")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if exclude.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "exclude: at most 1000 item ids",
+        ));
+    }
+    let query = RecommendationQuery {
+        user_id: user_id.clone(),
+        count,
+        exclude_seen,
+        genre,
+        exclude,
+    };
+    let engine = services.query.clone();
+    let (strategy, items) = tokio::task::spawn_blocking(move || engine.recommend(&query))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(json!({
+        "user_id": user_id,
+        "strategy": strategy,
+        "items": items,
+    })))
+}
+
+/// `GET /v1/items/{item_id}/similar`.
+async fn get_similar(
+    State(state): State<AppState>,
+    Path(item_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?;
+    check_path_id("item_id", &item_id)?;
+    reject_unknown_params(&params, &["count"])?;
+    let count = parse_count(&params)?;
+    let engine = services.query.clone();
+    let lookup_id = item_id.clone();
+    let items = tokio::task::spawn_blocking(move || engine.similar(&lookup_id, count))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("item_id: no item {item_id:?}")))?;
+    Ok(Json(json!({"item_id": item_id, "items": items})))
+}
+
+/// `GET /v1/trending`.
+async fn get_trending(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?;
+    reject_unknown_params(&params, &["count", "genre"])?;
+    let count = parse_count(&params)?;
+    let genre = params.get("genre").map(String::as_str);
+    Ok(Json(
+        json!({"items": services.query.trending(count, genre)}),
+    ))
+}
+
+/// `GET /v1/users/{user_id}`: what the model knows of a user.
+async fn get_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?;
+    check_path_id("user_id", &user_id)?;
+    let engine = services.query.clone();
+    let lookup_id = user_id.clone();
+    let summary = tokio::task::spawn_blocking(move || engine.user_summary(&lookup_id))
+        .await
+        .map_err(ApiError::internal)??
+        .ok_or_else(|| ApiError::not_found(format!("user_id: no events for user {user_id:?}")))?;
+    Ok(Json(json!(summary)))
+}
+
+/// Stores catalogue entries durably, then publishes them to the item table.
+async fn upsert_items(services: &Services, items: Vec<Item>) -> Result<(), ApiError> {
+    let entries: Vec<(Item, u32)> = {
+        let mut table = services.items.write();
+        items
+            .into_iter()
+            .map(|item| {
+                let number = table.assign(&item.item_id).0;
+                (item, number)
+            })
+            .collect()
+    };
+    let store = services.store.clone();
+    let entries =
+        tokio::task::spawn_blocking(move || store.put_catalogue(&entries).map(|()| entries))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|error| ApiError::Unavailable {
+                message: format!("the catalogue cannot be written now: {error}"),
+            })?;
+    let mut table = services.items.write();
+    for (item, number) in entries {
+        table.set_catalogue(number, item);
+    }
+    Ok(())
+}
+
+fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let format = body_format(headers)?;
+    if format != crate::decode::BodyFormat::Json {
+        return Err(ApiError::UnsupportedMediaType {
+            message: "content-type: send application/json".into(),
+        });
+    }
+    let body = read_body(body)?;
+    serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request("malformed_json", format!("body: malformed JSON: {error}"))
+    })
+}
+
+/// `PUT /v1/items/{item_id}`: create or replace one catalogue entry.
+async fn put_item(
+    State(state): State<AppState>,
+    Path(item_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?;
+    check_path_id("item_id", &item_id)?;
+    let value = json_body(&headers, body)?;
+    let item = item_from_json(&value, Some(&item_id)).map_err(|error| ApiError::Unprocessable {
+        message: error.to_string(),
+    })?;
+    upsert_items(services, vec![item.clone()]).await?;
+    Ok(Json(json!(item)))
+}
+
+/// `POST /v1/items`: bulk upsert; a JSON array (or NDJSON) of items.
+async fn post_items(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let services = state.services()?;
+    let format = body_format(&headers)?;
+    let body = read_body(body)?;
+    let elements = elements(format, &body)?;
+    let mut items = Vec::with_capacity(elements.len());
+    let mut rejected = Vec::new();
+    for (index, element) in elements.iter().enumerate() {
+        match element
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|value| item_from_json(value, None))
+        {
+            Ok(item) => items.push(item),
+            Err(error) => rejected.push(Rejection::new(index, &error)),
+        }
+    }
+    if items.is_empty() {
+        let body = json!({"upserted": 0, "rejected": rejected});
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+    }
+    let count = items.len();
+    upsert_items(services, items).await?;
+    Ok(Json(json!({"upserted": count, "rejected": rejected})).into_response())
+}
+
+/// `GET /v1/items/{item_id}`.
+async fn get_item(
+    State(state): State<AppState>,
+    Path(item_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?;
+    check_path_id("item_id", &item_id)?;
+    let table = services.items.read();
+    let number = table
+        .number(&item_id)
+        .ok_or_else(|| ApiError::not_found(format!("item_id: no item {item_id:?}")))?;
+    let catalogue = table.catalogue(number);
+    Ok(Json(json!({
+        "item_id": item_id,
+        "title": catalogue.and_then(|item| item.title.clone()),
+        "genres": catalogue.map(|item| item.genres.clone()).unwrap_or_default(),
+        "year": catalogue.and_then(|item| item.year),
+        "tags": catalogue.map(|item| item.tags.clone()).unwrap_or_default(),
+        "in_catalogue": catalogue.is_some(),
+        "event_count": table.event_count(number),
+    })))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready once the state is loaded and the first index is built.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.services.get() {
+        Some(services) => {
+            let lag: u64 = services
+                .log
+                .end_offsets()
+                .unwrap_or_default()
+                .iter()
+                .zip(services.processor.committed_offsets())
+                .map(|(end, committed)| end.saturating_sub(committed))
+                .sum();
+            Json(json!({"status": "ready", "processor_lag_events": lag})).into_response()
+        }
+        None => ApiError::NotReady.into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}

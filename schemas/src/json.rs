@@ -1,0 +1,286 @@
+//! Field-by-field decoding of JSON values into [`Event`]s and [`Item`]s.
+//!
+//! serde's derived decoders stop at the first problem with a message that often lacks the field
+//! name; a client posting a batch needs to know which field of which event was wrong. These
+//! decoders check every field by hand, refuse unknown fields, and return a [`FieldError`] that
+//! names the field. The result is then validated with the schema rules.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::event::{Event, EventKind, FieldError};
+use crate::item::Item;
+
+const EVENT_FIELDS: [&str; 7] = [
+    "event_id",
+    "user_id",
+    "item_id",
+    "kind",
+    "value",
+    "timestamp",
+    "context",
+];
+const ITEM_FIELDS: [&str; 5] = ["item_id", "title", "genres", "year", "tags"];
+
+/// Decodes and validates one event. `now_ms` fills an absent timestamp and bounds a present one;
+/// `new_event_id` is called only when the client sent no `event_id`.
+pub fn event_from_json(
+    value: &Value,
+    now_ms: i64,
+    new_event_id: impl FnOnce() -> String,
+) -> Result<Event, FieldError> {
+    let object = as_object(value, "event")?;
+    reject_unknown_fields(object, &EVENT_FIELDS)?;
+    let kind_name = required_string(object, "kind")?;
+    let kind = EventKind::parse(kind_name).ok_or_else(|| {
+        let known: Vec<&str> = EventKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        FieldError::new(
+            "kind",
+            format!(
+                "unknown kind {kind_name:?}, expected one of {}",
+                known.join(", ")
+            ),
+        )
+    })?;
+    let event = Event {
+        event_id: match optional_string(object, "event_id")? {
+            Some(id) => id.to_owned(),
+            None => new_event_id(),
+        },
+        user_id: required_string(object, "user_id")?.to_owned(),
+        item_id: required_string(object, "item_id")?.to_owned(),
+        kind,
+        value: optional_number(object, "value")?.map(|number| number as f32),
+        timestamp: optional_integer(object, "timestamp")?.unwrap_or(now_ms),
+        context: optional_string_map(object, "context")?,
+    };
+    event.validate(now_ms)?;
+    Ok(event)
+}
+
+/// Decodes and validates one catalogue item. `path_item_id`, when given (a `PUT` to
+/// `/v1/items/{item_id}`), fills an absent `item_id` and must equal a present one.
+pub fn item_from_json(value: &Value, path_item_id: Option<&str>) -> Result<Item, FieldError> {
+    let object = as_object(value, "item")?;
+    reject_unknown_fields(object, &ITEM_FIELDS)?;
+    let item_id = match (optional_string(object, "item_id")?, path_item_id) {
+        (Some(body_id), Some(path_id)) if body_id != path_id => {
+            return Err(FieldError::new(
+                "item_id",
+                format!("{body_id:?} differs from the item id in the path, {path_id:?}"),
+            ));
+        }
+        (Some(body_id), _) => body_id.to_owned(),
+        (None, Some(path_id)) => path_id.to_owned(),
+        (None, None) => return Err(FieldError::new("item_id", "is required")),
+    };
+    let year = optional_integer(object, "year")?
+        .map(|year| i32::try_from(year).map_err(|_| FieldError::new("year", "is out of range")))
+        .transpose()?;
+    let item = Item {
+        item_id,
+        title: optional_string(object, "title")?.map(str::to_owned),
+        genres: optional_string_list(object, "genres")?,
+        year,
+        tags: optional_string_list(object, "tags")?,
+    };
+    item.validate()?;
+    Ok(item)
+}
+
+fn as_object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, FieldError> {
+    value.as_object().ok_or_else(|| {
+        FieldError::new(
+            what,
+            format!("must be a JSON object, got {}", type_name(value)),
+        )
+    })
+}
+
+fn reject_unknown_fields(object: &Map<String, Value>, known: &[&str]) -> Result<(), FieldError> {
+    match object.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(unknown) => Err(FieldError::new(
+            unknown.as_str(),
+            format!("unknown field, expected one of {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A field that is absent or `null` counts as absent.
+fn present<'a>(object: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    object.get(field).filter(|value| !value.is_null())
+}
+
+fn required_string<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a str, FieldError> {
+    optional_string(object, field)?.ok_or_else(|| FieldError::new(field, "is required"))
+}
+
+fn optional_string<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, FieldError> {
+    match present(object, field) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("must be a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn optional_number(object: &Map<String, Value>, field: &str) -> Result<Option<f64>, FieldError> {
+    match present(object, field) {
+        None => Ok(None),
+        Some(Value::Number(number)) => Ok(number.as_f64()),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("must be a number, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn optional_integer(object: &Map<String, Value>, field: &str) -> Result<Option<i64>, FieldError> {
+    match present(object, field) {
+        None => Ok(None),
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| FieldError::new(field, format!("must be a whole number, got {number}"))),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("must be a whole number, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn optional_string_list(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<Vec<String>, FieldError> {
+    match present(object, field) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(values)) => values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| match value {
+                Value::String(text) => Ok(text.clone()),
+                other => Err(FieldError::new(
+                    format!("{field}[{index}]"),
+                    format!("must be a string, got {}", type_name(other)),
+                )),
+            })
+            .collect(),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("must be an array of strings, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn optional_string_map(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    match present(object, field) {
+        None => Ok(BTreeMap::new()),
+        Some(Value::Object(entries)) => entries
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(text) => Ok((key.clone(), text.clone())),
+                other => Err(FieldError::new(
+                    format!("{field}.{key}"),
+                    format!("must be a string, got {}", type_name(other)),
+                )),
+            })
+            .collect(),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("must be an object of strings, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn decode(value: Value) -> Result<Event, FieldError> {
+        event_from_json(&value, 1_700_000_000_000, || "generated".to_owned())
+    }
+
+    #[test]
+    fn fills_absent_id_and_timestamp() {
+        let event = decode(json!({"user_id": "u1", "item_id": "m1", "kind": "view"})).unwrap();
+        assert_eq!(event.event_id, "generated");
+        assert_eq!(event.timestamp, 1_700_000_000_000);
+        assert_eq!(event.value, None);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "buy"}),
+                "kind",
+            ),
+            (json!({"user_id": "u1", "item_id": "m1"}), "kind"),
+            (json!({"item_id": "m1", "kind": "view"}), "user_id"),
+            (
+                json!({"user_id": 7, "item_id": "m1", "kind": "view"}),
+                "user_id",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "rating", "value": 7}),
+                "value",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "view", "colour": "red"}),
+                "colour",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "view", "timestamp": 1.5}),
+                "timestamp",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "view", "context": {"a": 1}}),
+                "context.a",
+            ),
+            (json!([1, 2]), "event"),
+        ];
+        for (value, field) in cases {
+            let error = decode(value.clone()).unwrap_err();
+            assert_eq!(error.field, field, "{value}: {error}");
+        }
+    }
+
+    #[test]
+    fn items_take_their_id_from_the_path() {
+        let item = item_from_json(
+            &json!({"title": "Heat", "genres": ["Crime"], "year": 1995}),
+            Some("m7"),
+        )
+        .unwrap();
+        assert_eq!(item.item_id, "m7");
+        let mismatch = item_from_json(&json!({"item_id": "m8"}), Some("m7")).unwrap_err();
+        assert_eq!(mismatch.field, "item_id");
+        let bad_genre =
+            item_from_json(&json!({"item_id": "m8", "genres": ["ok", 3]}), None).unwrap_err();
+        assert_eq!(bad_genre.field, "genres[1]");
+    }
+}

@@ -1,0 +1,210 @@
+//! Layered configuration: defaults, then a TOML file (`--config`), then `MARQUEE_*` environment
+//! variables, then flags (clap reads both of the last two: a flag wins over its variable).
+//!
+//! File keys (all optional; unknown keys are refused):
+//!
+//! ```toml
+//! data_dir = "./data"
+//! listen = "127.0.0.1:8080"
+//! partitions = 4
+//! dedup_window_secs = 604800
+//! block_cache_mb = 256
+//!
+//! [model]
+//! dimension = 32
+//! learning_rate = 0.05
+//! context_window = 10
+//! negatives = 3
+//! history_len = 50
+//! recency_decay = 0.97
+//! popularity_half_life_secs = 604800
+//!
+//! [index]
+//! side_set_bound = 4096
+//! rebuild_after_changes = 1024
+//! rebuild_interval_secs = 30
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use marquee_api::NodeConfig;
+use serde::Deserialize;
+
+/// Node settings shared by `serve` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "MARQUEE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (holds `log/` and `state/`) [default: ./data].
+    #[arg(long, env = "MARQUEE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "MARQUEE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Partitions of a new log [default: 4].
+    #[arg(long, env = "MARQUEE_PARTITIONS")]
+    pub partitions: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    partitions: Option<u32>,
+    dedup_window_secs: Option<u64>,
+    block_cache_mb: Option<usize>,
+    #[serde(default)]
+    model: ModelFile,
+    #[serde(default)]
+    index: IndexFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelFile {
+    dimension: Option<usize>,
+    learning_rate: Option<f32>,
+    context_window: Option<usize>,
+    negatives: Option<usize>,
+    history_len: Option<usize>,
+    recency_decay: Option<f32>,
+    popularity_half_life_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexFile {
+    side_set_bound: Option<usize>,
+    rebuild_after_changes: Option<usize>,
+    rebuild_interval_secs: Option<u64>,
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in the configuration file {}", path.display()))
+}
+
+impl NodeArgs {
+    /// Resolves the layers into a validated node configuration.
+    pub fn resolve(&self, default_data_dir: &str) -> Result<NodeConfig> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(default_data_dir));
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let mut config = NodeConfig::new(data_dir, listen);
+        config.partitions = self.partitions.or(file.partitions).unwrap_or(4);
+        if let Some(seconds) = file.dedup_window_secs {
+            config.dedup_window = Duration::from_secs(seconds);
+        }
+        if let Some(megabytes) = file.block_cache_mb {
+            config.block_cache_bytes = megabytes * 1024 * 1024;
+        }
+        let model = &mut config.model;
+        let overrides = file.model;
+        model.dimension = overrides.dimension.unwrap_or(model.dimension);
+        model.learning_rate = overrides.learning_rate.unwrap_or(model.learning_rate);
+        model.context_window = overrides.context_window.unwrap_or(model.context_window);
+        model.negatives = overrides.negatives.unwrap_or(model.negatives);
+        model.history_len = overrides.history_len.unwrap_or(model.history_len);
+        model.recency_decay = overrides.recency_decay.unwrap_or(model.recency_decay);
+        if let Some(seconds) = overrides.popularity_half_life_secs {
+            model.popularity_half_life = Duration::from_secs(seconds);
+        }
+        let index = &mut config.index;
+        index.side_set_bound = file.index.side_set_bound.unwrap_or(index.side_set_bound);
+        index.rebuild_after_changes = file
+            .index
+            .rebuild_after_changes
+            .unwrap_or(index.rebuild_after_changes);
+        if let Some(seconds) = file.index.rebuild_interval_secs {
+            index.rebuild_interval = Duration::from_secs(seconds);
+        }
+        validate(&config)?;
+        Ok(config)
+    }
+}
+
+fn validate(config: &NodeConfig) -> Result<()> {
+    if !(1..=1024).contains(&config.partitions) {
+        bail!("partitions: must be 1 to 1024, got {}", config.partitions);
+    }
+    if !(2..=1024).contains(&config.model.dimension) {
+        bail!(
+            "model.dimension: must be 2 to 1024, got {}",
+            config.model.dimension
+        );
+    }
+    if !(config.model.learning_rate > 0.0 && config.model.learning_rate < 1.0) {
+        bail!("model.learning_rate: must be in (0, 1)");
+    }
+    if config.model.history_len == 0 {
+        bail!("model.history_len: must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&config.model.recency_decay) {
+        bail!("model.recency_decay: must be in [0, 1]");
+    }
+    if config.model.popularity_half_life.is_zero() {
+        bail!("model.popularity_half_life_secs: must be at least 1");
+    }
+    if config.index.side_set_bound == 0 || config.index.rebuild_after_changes == 0 {
+        bail!("index.side_set_bound and index.rebuild_after_changes: must be at least 1");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>) -> NodeArgs {
+        NodeArgs {
+            config,
+            data_dir: None,
+            listen: None,
+            partitions: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marquee.toml");
+        std::fs::write(
+            &path,
+            "partitions = 8\nlisten = \"127.0.0.1:9000\"\n[model]\ndimension = 16\n",
+        )
+        .unwrap();
+        let mut layered = args(Some(path));
+        layered.partitions = Some(2);
+        let config = layered.resolve("./data").unwrap();
+        assert_eq!(config.partitions, 2);
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.model.dimension, 16);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marquee.toml");
+        std::fs::write(&path, "partitons = 8\n").unwrap();
+        let error = format!("{:#}", args(Some(path)).resolve("./data").unwrap_err());
+        assert!(error.contains("partitons"), "{error}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The `marquee` binary's library: what its commands need beyond the workspace crates.
+//!
+//! - [`config`]: layered configuration — defaults, then a TOML file, then `MARQUEE_*`
+//!   environment variables, then flags — validated into a [`NodeConfig`](marquee_api::NodeConfig).
+//! - [`synthetic`]: the deterministic synthetic catalogue and viewer stream (demo, `generate`,
+//!   tests and benchmarks), with its ground truth of taste clusters.
+//! - [`movielens`]: readers for the MovieLens layouts (ml-latest-small CSV, ml-100k, ml-1m/10m).
+//! - [`client`]: a small HTTP client that sends items and events to a running node, with retries
+//!   and progress.
+
+pub mod client;
+pub mod config;
+pub mod movielens;
+pub mod synthetic;

@@ -1,0 +1,26 @@
+//! The stream processor: consumes the event log and maintains the model state, and the read side
+//! of the same model.
+//!
+//! - [`model`]: the online model — event weights, the streaming item-embedding update, user
+//!   embeddings, popularity. Written down in its module docs.
+//! - [`processor`]: the consumer loop. Reads every partition from its committed offset, applies
+//!   events once (de-duplicating by `event_id`), commits state and offsets in one RocksDB batch,
+//!   then publishes the new vectors to the in-memory table and the index.
+//! - [`query`]: recommendations, similar items and trending, over the same state.
+//! - [`trending`]: the periodically refreshed list of the most popular items.
+//! - [`telemetry`]: every Prometheus metric of Marquee, registered once.
+//! - [`error`]: this crate's error type.
+
+pub mod error;
+pub mod model;
+pub mod processor;
+pub mod query;
+pub mod telemetry;
+pub mod trending;
+
+pub use error::{Error, Result};
+pub use model::ModelConfig;
+pub use processor::{Processor, ProcessorConfig, ProcessorHandle};
+pub use query::{QueryEngine, Recommendation, RecommendationQuery, Strategy, UserSummary};
+pub use telemetry::Metrics;
+pub use trending::Trending;

@@ -1,0 +1,479 @@
+//! The consumer loop.
+//!
+//! One processor thread reads every partition from its committed offset, in batches of at most
+//! [`ProcessorConfig::max_batch_events`] per partition, and for each batch:
+//!
+//! 1. assigns item numbers to items it has not seen (one short write lock on the item table);
+//! 2. applies each event to working copies of the touched users and items, skipping an event
+//!    whose `(user_id, event_id)` was applied before (within the batch, or within the
+//!    de-duplication window on disk);
+//! 3. writes the new user states, seen items, item states, de-duplication keys **and the next
+//!    offsets in one RocksDB write batch**, so state and offsets can never disagree;
+//! 4. only then publishes the new item vectors to the [`ItemTable`] and marks them changed in
+//!    the [`VectorIndex`].
+//!
+//! A crash anywhere before step 3 completes leaves the old offsets with the old state, and the
+//! batch is applied again from the log; after step 3 it is never applied again. Nothing is
+//! published before it is committed, so a failed commit leaves memory and disk consistent, and
+//! the batch is retried after a pause.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use marquee_ingest::{EventLog, LogEntry};
+use marquee_vector_store::{
+    HistoryEntry, ItemTable, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::error::Result;
+use crate::model::{ModelConfig, event_weight, negative_sample, negative_step, positive_pair_step};
+use crate::telemetry::Metrics;
+use crate::trending::{REFRESH_INTERVAL, Trending};
+
+/// Settings of the consumer loop.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Most events read from one partition for one batch.
+    pub max_batch_events: usize,
+    /// Longest wait for new events before re-checking for shutdown.
+    pub idle_wait: Duration,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            max_batch_events: 1000,
+            idle_wait: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What the rest of the node can see of a running processor. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ProcessorHandle {
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    /// Committed (next-to-apply) offset per partition.
+    committed: Vec<AtomicU64>,
+    /// Set while the last attempt to apply a batch failed.
+    failing: AtomicBool,
+}
+
+impl ProcessorHandle {
+    fn new(offsets: &[u64]) -> ProcessorHandle {
+        ProcessorHandle {
+            inner: Arc::new(HandleInner {
+                committed: offsets
+                    .iter()
+                    .map(|&offset| AtomicU64::new(offset))
+                    .collect(),
+                failing: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The committed offsets, per partition.
+    pub fn committed_offsets(&self) -> Vec<u64> {
+        self.inner
+            .committed
+            .iter()
+            .map(|offset| offset.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Whether the processor's last batch failed (it retries).
+    pub fn is_failing(&self) -> bool {
+        self.inner.failing.load(Ordering::Acquire)
+    }
+}
+
+/// Working copy of one item while a batch is applied.
+struct ItemWork {
+    vector: Vec<f32>,
+    popularity: Popularity,
+    event_count: u64,
+}
+
+/// The stream processor over a log `L`.
+pub struct Processor<L: EventLog> {
+    log: L,
+    store: StateStore,
+    items: ItemTable,
+    index: VectorIndex,
+    trending: Trending,
+    model: ModelConfig,
+    metrics: Metrics,
+    config: ProcessorConfig,
+    offsets: Vec<u64>,
+    /// The stream's clock: the latest event timestamp applied.
+    clock: i64,
+    handle: ProcessorHandle,
+    rebuilds_reported: u64,
+}
+
+impl<L: EventLog> Processor<L> {
+    /// Prepares a processor resuming from the offsets committed in `store`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "wiring of the node's shared parts"
+    )]
+    pub fn new(
+        log: L,
+        store: StateStore,
+        items: ItemTable,
+        index: VectorIndex,
+        trending: Trending,
+        model: ModelConfig,
+        metrics: Metrics,
+        config: ProcessorConfig,
+    ) -> Result<Processor<L>> {
+        let offsets = store.offsets(log.partition_count())?;
+        let clock = {
+            let table = items.read();
+            table
+                .numbers()
+                .map(|number| table.popularity(number).at)
+                .max()
+                .unwrap_or(0)
+        };
+        trending.refresh(&items, clock, model.popularity_half_life_ms());
+        info!(?offsets, "processor resumes");
+        let handle = ProcessorHandle::new(&offsets);
+        Ok(Processor {
+            log,
+            store,
+            items,
+            index,
+            trending,
+            model,
+            metrics,
+            config,
+            offsets,
+            clock,
+            handle,
+            rebuilds_reported: 0,
+        })
+    }
+
+    pub fn handle(&self) -> ProcessorHandle {
+        self.handle.clone()
+    }
+
+    /// Runs the loop on a dedicated thread until `cancel` fires; the batch under way completes.
+    pub fn spawn(mut self, cancel: CancellationToken) -> std::thread::JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("processor".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("building the processor runtime");
+                runtime.block_on(self.run(cancel));
+            })
+            .expect("spawning the processor thread")
+    }
+
+    async fn run(&mut self, cancel: CancellationToken) {
+        let mut last_refresh = Instant::now();
+        let mut trending_stale = false;
+        while !cancel.is_cancelled() {
+            match self.step() {
+                Ok(0) => {
+                    if trending_stale {
+                        self.refresh_trending();
+                        trending_stale = false;
+                        last_refresh = Instant::now();
+                    }
+                    self.report_lag();
+                    tokio::select! {
+                        () = self.log.wait_for_append(&self.offsets, self.config.idle_wait) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+                Ok(_) => {
+                    trending_stale = true;
+                    if last_refresh.elapsed() >= REFRESH_INTERVAL {
+                        self.refresh_trending();
+                        trending_stale = false;
+                        last_refresh = Instant::now();
+                    }
+                    self.report_lag();
+                }
+                Err(failure) => {
+                    self.handle.inner.failing.store(true, Ordering::Release);
+                    error!(error = %failure, "processor batch failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+            }
+        }
+        info!(offsets = ?self.offsets, "processor stopped");
+    }
+
+    fn refresh_trending(&self) {
+        self.trending.refresh(
+            &self.items,
+            self.clock,
+            self.model.popularity_half_life_ms(),
+        );
+    }
+
+    fn report_lag(&mut self) {
+        if let Ok(ends) = self.log.end_offsets() {
+            let lag: u64 = ends
+                .iter()
+                .zip(&self.offsets)
+                .map(|(end, committed)| end.saturating_sub(*committed))
+                .sum();
+            self.metrics.processor_lag.set(lag as i64);
+            for (partition, end) in ends.iter().enumerate() {
+                self.metrics
+                    .log_end_offset
+                    .with_label_values(&[partition.to_string().as_str()])
+                    .set(*end as i64);
+            }
+        }
+        let stats = self.index.stats();
+        self.metrics.index_items.set(stats.indexed_items as i64);
+        self.metrics
+            .index_side_set_items
+            .set(stats.side_set_items as i64);
+        if stats.builds > self.rebuilds_reported {
+            self.metrics
+                .index_rebuilds
+                .inc_by(stats.builds - self.rebuilds_reported);
+            self.rebuilds_reported = stats.builds;
+        }
+    }
+
+    /// Reads and applies one batch; returns the number of log entries consumed.
+    pub fn step(&mut self) -> Result<usize> {
+        let mut entries = Vec::new();
+        for partition in 0..self.log.partition_count() {
+            let from = self.offsets[partition as usize];
+            entries.extend(
+                self.log
+                    .read(partition, from, self.config.max_batch_events)?,
+            );
+        }
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let consumed = entries.len();
+        self.apply(entries)?;
+        self.handle.inner.failing.store(false, Ordering::Release);
+        Ok(consumed)
+    }
+
+    fn apply(&mut self, entries: Vec<LogEntry>) -> Result<()> {
+        let started = Instant::now();
+        let model = self.model.clone();
+        let half_life_ms = model.popularity_half_life_ms();
+
+        // 1. Item numbers for items never seen before.
+        let mut new_item_ids = Vec::new();
+        let numbers: Vec<u32> = {
+            let mut table = self.items.write();
+            entries
+                .iter()
+                .map(|entry| {
+                    let (number, created) = table.assign(&entry.event.item_id);
+                    if created {
+                        new_item_ids.push((entry.event.item_id.clone(), number));
+                    }
+                    number
+                })
+                .collect()
+        };
+
+        // 2. Apply to working copies.
+        let mut batch = self.store.batch();
+        let mut users: HashMap<String, UserState> = HashMap::new();
+        let mut seen: HashMap<(String, u32), SeenEntry> = HashMap::new();
+        let mut work: HashMap<u32, ItemWork> = HashMap::new();
+        let mut applied_now: HashSet<(String, String)> = HashSet::new();
+        let mut next_offsets = self.offsets.clone();
+        let mut clock = self.clock;
+        {
+            let table = self.items.read();
+            let load = |number: u32| ItemWork {
+                vector: table.vector(number).to_vec(),
+                popularity: table.popularity(number),
+                event_count: table.event_count(number),
+            };
+            let item_count = table.len();
+            for (entry, &number) in entries.iter().zip(&numbers) {
+                next_offsets[entry.partition as usize] = entry.offset + 1;
+                let event = &entry.event;
+                let kind = event.kind.as_str();
+                let key = (event.user_id.clone(), event.event_id.clone());
+                if applied_now.contains(&key)
+                    || self.store.was_applied(&event.user_id, &event.event_id)?
+                {
+                    self.metrics
+                        .events
+                        .with_label_values(&[kind, "duplicate"])
+                        .inc();
+                    continue;
+                }
+                batch.mark_applied(&event.user_id, &event.event_id);
+                applied_now.insert(key);
+
+                if !users.contains_key(&event.user_id) {
+                    let state = self.store.user(&event.user_id)?.unwrap_or_default();
+                    users.insert(event.user_id.clone(), state);
+                }
+                let user = users.get_mut(&event.user_id).expect("inserted above");
+                let weight = event_weight(event);
+                let step = model.learning_rate * weight.abs();
+
+                let mut target = work.remove(&number).unwrap_or_else(|| load(number));
+                if weight > 0.0 {
+                    let contexts: Vec<u32> = user
+                        .history
+                        .iter()
+                        .rev()
+                        .filter(|past| past.weight > 0.0 && past.item != number)
+                        .map(|past| past.item)
+                        .take(model.context_window)
+                        .collect();
+                    for context_number in contexts {
+                        let context = work
+                            .entry(context_number)
+                            .or_insert_with(|| load(context_number));
+                        positive_pair_step(&mut target.vector, &mut context.vector, step);
+                    }
+                    for k in 0..model.negatives {
+                        let negative = negative_sample(&event.event_id, k, item_count) as u32;
+                        if negative == number || table.id(negative).is_none() {
+                            continue;
+                        }
+                        let negative_vector = match work.get(&negative) {
+                            Some(negative_work) => negative_work.vector.clone(),
+                            None => table.vector(negative).to_vec(),
+                        };
+                        negative_step(&mut target.vector, &negative_vector, model.learning_rate);
+                    }
+                    target.popularity.add(1.0, event.timestamp, half_life_ms);
+                }
+                target.event_count += 1;
+                work.insert(number, target);
+
+                user.event_count += 1;
+                user.last_timestamp = user.last_timestamp.max(event.timestamp);
+                user.history.push(HistoryEntry {
+                    item: number,
+                    weight,
+                    timestamp: event.timestamp,
+                });
+                if user.history.len() > model.history_len {
+                    let excess = user.history.len() - model.history_len;
+                    user.history.drain(..excess);
+                }
+                let mut vector = vec![0.0f32; model.dimension];
+                let mut factor = 1.0f32;
+                for past in user.history.iter().rev() {
+                    let item_vector = match work.get(&past.item) {
+                        Some(item_work) => item_work.vector.as_slice(),
+                        None => table.vector(past.item),
+                    };
+                    let scale = factor * past.weight;
+                    for (component, value) in vector.iter_mut().zip(item_vector) {
+                        *component += scale * value;
+                    }
+                    factor *= model.recency_decay;
+                }
+                user.vector = vector;
+
+                let seen_key = (event.user_id.clone(), number);
+                let previous = match seen.get(&seen_key) {
+                    Some(entry) => Some(*entry),
+                    None => self.store.seen_entry(&event.user_id, number)?,
+                };
+                seen.insert(
+                    seen_key,
+                    SeenEntry {
+                        interactions: previous.map_or(0, |entry| entry.interactions) + 1,
+                        last_weight: weight,
+                        last_timestamp: event.timestamp,
+                    },
+                );
+                clock = clock.max(event.timestamp);
+                self.metrics
+                    .events
+                    .with_label_values(&[kind, "applied"])
+                    .inc();
+            }
+        }
+
+        // 3. One atomic write: state and offsets together.
+        for (user_id, state) in &users {
+            batch.put_user(user_id, state)?;
+        }
+        for ((user_id, number), entry) in &seen {
+            batch.put_seen(user_id, *number, entry)?;
+        }
+        for (item_id, number) in &new_item_ids {
+            batch.put_item_id(item_id, *number);
+        }
+        {
+            let table = self.items.read();
+            for (&number, item_work) in &work {
+                let mut state = table.state(number);
+                state.vector.clone_from(&item_work.vector);
+                state.popularity = item_work.popularity.score;
+                state.popularity_at = item_work.popularity.at;
+                state.event_count = item_work.event_count;
+                batch.put_item(number, &state)?;
+            }
+        }
+        for (partition, offset) in next_offsets.iter().enumerate() {
+            batch.put_offset(partition as u32, *offset);
+        }
+        self.store.commit(batch)?;
+
+        // 4. Publish.
+        {
+            let mut table = self.items.write();
+            for (&number, item_work) in &work {
+                table.vector_mut(number).copy_from_slice(&item_work.vector);
+                *table.popularity_mut(number) = item_work.popularity;
+                *table.event_count_mut(number) = item_work.event_count;
+            }
+        }
+        self.index.mark_changed(work.keys().copied());
+        self.offsets = next_offsets;
+        self.clock = clock;
+        for (partition, offset) in self.offsets.iter().enumerate() {
+            self.handle.inner.committed[partition].store(*offset, Ordering::Release);
+            self.metrics
+                .committed_offset
+                .with_label_values(&[partition.to_string().as_str()])
+                .set(*offset as i64);
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as i64)
+            .unwrap_or(0);
+        for entry in &entries {
+            let seconds = (now_ms - entry.append_ms).max(0) as f64 / 1000.0;
+            self.metrics.freshness.observe(seconds);
+        }
+        self.metrics
+            .batch_duration
+            .observe(started.elapsed().as_secs_f64());
+        if started.elapsed() > Duration::from_secs(1) {
+            warn!(events = entries.len(), "slow processor batch");
+        }
+        Ok(())
+    }
+}

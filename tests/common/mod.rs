@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests: a real node on a temporary data directory and an
+//! HTTP client against it.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use marquee_api::{NodeConfig, RunningNode};
+use marquee_ingest::EventLog;
+use serde_json::Value;
+
+/// How long a test waits for something that should happen in well under a second.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A node configuration for tests: loopback, an ephemeral port, quick index rebuilds.
+pub fn test_config(data_dir: &Path) -> NodeConfig {
+    let mut config = NodeConfig::new(data_dir, "127.0.0.1:0".parse().unwrap());
+    config.index.rebuild_interval = Duration::from_millis(500);
+    config.block_cache_bytes = 32 * 1024 * 1024;
+    config
+}
+
+pub async fn start(config: NodeConfig) -> RunningNode {
+    let node = RunningNode::start(config).await.expect("node starts");
+    node.wait_ready().await.expect("node loads");
+    node
+}
+
+/// Waits until the processor has applied everything appended so far.
+pub async fn caught_up(node: &RunningNode) {
+    let services = node.services().expect("ready");
+    let started = Instant::now();
+    loop {
+        let ends = services.log.end_offsets().unwrap();
+        if services.processor.committed_offsets() == ends {
+            return;
+        }
+        assert!(started.elapsed() < DEADLINE, "processor did not catch up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+pub async fn get_json(url: &str) -> (u16, Value) {
+    let response = http().get(url).send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+pub async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let response = http()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+pub async fn post_json(url: &str, body: &Value) -> (u16, Value) {
+    post(url, "application/json", serde_json::to_vec(body).unwrap()).await
+}
+
+/// Item ids of a recommendation (or similar/trending) answer.
+pub fn item_ids(answer: &Value) -> Vec<String> {
+    answer["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| item["item_id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `check` until it returns `Some`, or fails the test at the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

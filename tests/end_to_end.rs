@@ -1,0 +1,372 @@
+//! Events in, recommendations out: the whole path on a real node over HTTP.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+
+use common::*;
+use marquee::client::Client;
+use marquee::synthetic::{Synthetic, SyntheticConfig};
+use marquee_ingest::EventLog;
+use serde_json::{Value, json};
+
+fn small_world() -> Synthetic {
+    Synthetic::new(SyntheticConfig {
+        seed: 7,
+        users: 600,
+        items: 1200,
+        clusters: 10,
+        events: 80_000,
+        ..SyntheticConfig::default()
+    })
+}
+
+async fn load_world(node: &marquee_api::RunningNode, world: &Synthetic) {
+    let client = Client::new(&node.url()).unwrap();
+    let items: Vec<_> = world.items().collect();
+    client.put_items(&items).await.unwrap();
+    let total = world.config().events;
+    client
+        .send_all_events(world.events(), total, "test events")
+        .await
+        .unwrap();
+    caught_up(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rated_item_leaves_the_list_and_a_taste_shows_up_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(test_config(dir.path())).await;
+    let world = small_world();
+    load_world(&node, &world).await;
+    let base = node.url();
+
+    // The popular list (an unknown user) is not dominated by any one cluster.
+    let (status, popular) = get_json(&format!("{base}/v1/users/nobody/recommendations")).await;
+    assert_eq!(status, 200);
+    assert_eq!(popular["strategy"], "popular");
+    assert_eq!(item_ids(&popular).len(), 10);
+
+    // A new viewer rates ten popular items of one cluster with five stars.
+    let cluster = 3;
+    let liked: Vec<String> = (0..10)
+        .map(|rank| Synthetic::item_id(cluster as u64 + rank * world.config().clusters as u64))
+        .collect();
+    let events: Vec<Value> = liked
+        .iter()
+        .map(|item| json!({"user_id": "newcomer", "item_id": item, "kind": "rating", "value": 5.0}))
+        .collect();
+    let (status, answer) = post_json(&format!("{base}/v1/events"), &Value::Array(events)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 10);
+
+    let in_cluster = |ids: &[String]| {
+        ids.iter()
+            .filter(|id| world.cluster_of_item_id(id) == Some(cluster))
+            .count()
+    };
+    let popular_share = in_cluster(&item_ids(&popular));
+    assert!(
+        popular_share < 7,
+        "popular list already {popular_share}/10 from the cluster"
+    );
+
+    let url = format!("{base}/v1/users/newcomer/recommendations");
+    let list = eventually("a personalised list", || async {
+        let (_, answer) = get_json(&url).await;
+        (answer["strategy"] == "personalised").then(|| item_ids(&answer))
+    })
+    .await;
+    assert_eq!(list.len(), 10);
+    for item in &liked {
+        assert!(
+            !list.contains(item),
+            "rated item {item} is still recommended"
+        );
+    }
+    let share = in_cluster(&list);
+    assert!(
+        share >= 7,
+        "only {share}/10 recommendations from the cluster the user likes: {list:?}"
+    );
+
+    // Rating one more item removes it from the very next list that reflects the event.
+    let next = list[0].clone();
+    let (status, _) = post_json(
+        &format!("{base}/v1/events"),
+        &json!({"user_id": "newcomer", "item_id": next, "kind": "rating", "value": 4.5}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    eventually("the rated item to leave the list", || async {
+        let (_, answer) = get_json(&url).await;
+        (!item_ids(&answer).contains(&next)).then_some(())
+    })
+    .await;
+
+    node.shutdown().await.unwrap();
+}
+
+/// Per-user facts that must survive a restart unchanged.
+async fn user_facts(base: &str, users: &[String]) -> BTreeMap<String, (u64, Vec<String>)> {
+    let mut facts = BTreeMap::new();
+    for user in users {
+        let (status, answer) = get_json(&format!("{base}/v1/users/{user}")).await;
+        assert_eq!(status, 200, "{answer}");
+        let seen = answer["seen_items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap().to_owned())
+            .collect();
+        facts.insert(
+            user.clone(),
+            (answer["event_count"].as_u64().unwrap(), seen),
+        );
+    }
+    facts
+}
+
+async fn recommendation_lists(base: &str, users: &[String]) -> Vec<Vec<String>> {
+    let mut lists = Vec::new();
+    for user in users {
+        let (status, answer) = get_json(&format!("{base}/v1/users/{user}/recommendations")).await;
+        assert_eq!(status, 200);
+        lists.push(item_ids(&answer));
+    }
+    lists
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_without_losing_or_repeating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Synthetic::new(SyntheticConfig {
+        seed: 11,
+        users: 300,
+        items: 800,
+        clusters: 8,
+        events: 30_000,
+        ..SyntheticConfig::default()
+    });
+    let users: Vec<String> = (0..60).map(Synthetic::user_id).collect();
+
+    let node = start(test_config(dir.path())).await;
+    load_world(&node, &world).await;
+    let offsets_before = node.services().unwrap().processor.committed_offsets();
+    let facts_before = user_facts(&node.url(), &users).await;
+    let lists_before = recommendation_lists(&node.url(), &users).await;
+    node.shutdown().await.unwrap();
+
+    let node = start(test_config(dir.path())).await;
+    let services = node.services().unwrap();
+    assert_eq!(services.processor.committed_offsets(), offsets_before);
+    assert_eq!(services.log.end_offsets().unwrap(), offsets_before);
+    let facts_after = user_facts(&node.url(), &users).await;
+    assert_eq!(
+        facts_before, facts_after,
+        "per-user counts or seen items changed"
+    );
+
+    // Every event was applied once: the counts add up to what was sent.
+    let total_events: u64 = offsets_before.iter().sum();
+    assert_eq!(total_events, world.config().events);
+
+    // The HNSW graph is rebuilt at start-up, so lists may differ where the approximate search
+    // does; the documented bound is a mean top-10 overlap of at least 0.9.
+    let lists_after = recommendation_lists(&node.url(), &users).await;
+    let overlap: f64 = lists_before
+        .iter()
+        .zip(&lists_after)
+        .map(|(before, after)| {
+            let before: HashSet<&String> = before.iter().collect();
+            after.iter().filter(|id| before.contains(id)).count() as f64 / 10.0
+        })
+        .sum::<f64>()
+        / users.len() as f64;
+    assert!(
+        overlap >= 0.9,
+        "mean top-10 overlap after restart {overlap}"
+    );
+
+    // Sending the same events again changes nothing: their ids were applied already.
+    let client = Client::new(&node.url()).unwrap();
+    client
+        .send_all_events(world.events().take(5000), 5000, "again")
+        .await
+        .unwrap();
+    caught_up(&node).await;
+    assert_eq!(user_facts(&node.url(), &users).await, facts_before);
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_event_id_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(test_config(dir.path())).await;
+    let base = node.url();
+    let event = json!({"event_id": "e-1", "user_id": "u1", "item_id": "m1", "kind": "like"});
+    let (status, _) = post_json(&format!("{base}/v1/events"), &event).await;
+    assert_eq!(status, 202);
+    // Again on its own, and twice more inside one batch.
+    let (status, _) = post_json(&format!("{base}/v1/events"), &event).await;
+    assert_eq!(status, 202);
+    let (status, _) = post_json(&format!("{base}/v1/events"), &json!([event, event])).await;
+    assert_eq!(status, 202);
+    let other = json!({"event_id": "e-2", "user_id": "u1", "item_id": "m2", "kind": "view"});
+    post_json(&format!("{base}/v1/events"), &other).await;
+    caught_up(&node).await;
+    let (_, user) = get_json(&format!("{base}/v1/users/u1")).await;
+    assert_eq!(user["event_count"], 2, "{user}");
+    assert_eq!(user["seen_items"], json!(["m1", "m2"]));
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_named_problem_and_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(test_config(dir.path())).await;
+    let base = node.url();
+    let events_url = format!("{base}/v1/events");
+    let log = &node.services().unwrap().log;
+    let ends_before = log.end_offsets().unwrap();
+
+    let (status, body) = post(&events_url, "application/json", "{\"user_id\": ").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "malformed_json");
+    assert!(body["error"]["message"].as_str().unwrap().contains("body"));
+
+    let (status, body) = post_json(
+        &events_url,
+        &json!({"user_id": "u1", "item_id": "m1", "kind": "purchase"}),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["accepted"], 0);
+    assert_eq!(body["rejected"][0]["field"], "kind");
+    assert!(
+        body["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("purchase")
+    );
+
+    let (status, body) = post_json(
+        &events_url,
+        &json!({"user_id": "u1", "item_id": "m1", "kind": "rating", "value": 6.0}),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["rejected"][0]["field"], "value");
+    assert!(
+        body["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("0.5 to 5.0")
+    );
+
+    let oversized = vec![b' '; 11 * 1024 * 1024];
+    let (status, body) = post(&events_url, "application/json", oversized).await;
+    assert_eq!(status, 413);
+    assert!(body["error"]["message"].as_str().unwrap().contains("body"));
+
+    let too_many = (0..10_001)
+        .map(|i| format!("{{\"user_id\":\"u{i}\",\"item_id\":\"m1\",\"kind\":\"view\"}}\n"))
+        .collect::<String>();
+    let (status, body) = post(&events_url, "application/x-ndjson", too_many).await;
+    assert_eq!(status, 413);
+    assert!(body["error"]["message"].as_str().unwrap().contains("10000"));
+
+    let (status, body) = post(&events_url, "text/csv", "user_id,item_id\n").await;
+    assert_eq!(status, 415);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("content-type")
+    );
+
+    let (status, body) = get_json(&format!("{base}/v1/users/u1/recommendations?count=1000")).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("count")
+    );
+
+    let (status, body) = get_json(&format!("{base}/v1/nowhere")).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let response = http().delete(&events_url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+
+    assert_eq!(
+        log.end_offsets().unwrap(),
+        ends_before,
+        "a refused request appended events"
+    );
+
+    // A mixed batch: the valid event is appended, the invalid one is reported by index.
+    let ndjson = "{\"user_id\":\"u1\",\"item_id\":\"m1\",\"kind\":\"view\"}\nnot json\n";
+    let (status, body) = post(&events_url, "application/x-ndjson", ndjson).await;
+    assert_eq!(status, 202);
+    assert_eq!(body["accepted"], 1);
+    assert_eq!(body["rejected"][0]["index"], 1);
+    let appended: u64 =
+        log.end_offsets().unwrap().iter().sum::<u64>() - ends_before.iter().sum::<u64>();
+    assert_eq!(appended, 1);
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogue_items_round_trip_and_every_route_is_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(test_config(dir.path())).await;
+    let base = node.url();
+    let response = http()
+        .put(format!("{base}/v1/items/m7"))
+        .json(&json!({"title": "Heat", "genres": ["Crime", "Thriller"], "year": 1995}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, item) = get_json(&format!("{base}/v1/items/m7")).await;
+    assert_eq!(status, 200);
+    assert_eq!(item["title"], "Heat");
+    assert_eq!(item["genres"], json!(["Crime", "Thriller"]));
+    let (status, _) = get_json(&format!("{base}/v1/items/absent")).await;
+    assert_eq!(status, 404);
+
+    let (status, spec) = get_json(&format!("{base}/openapi.json")).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/v1/events",
+        "/v1/items",
+        "/v1/items/{item_id}",
+        "/v1/items/{item_id}/similar",
+        "/v1/users/{user_id}",
+        "/v1/users/{user_id}/recommendations",
+        "/v1/trending",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} is not documented"
+        );
+    }
+    let metrics = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("marquee_http_request_duration_seconds"));
+    assert!(metrics.contains("marquee_events_total"));
+    node.shutdown().await.unwrap();
+}

@@ -1,0 +1,185 @@
+//! The HNSW index against exact search, after most item vectors changed since the first build.
+//!
+//! Vectors are drawn the way item embeddings come out of the model: around taste-cluster
+//! centres, with norms spread tenfold (popular items are longer). On uniformly random vectors
+//! with the same norm spread — the MIPS transform's known worst case, with no structure for the
+//! graph to follow — recall@10 of the same graph is 0.57 at ef = 200 and 0.84 at ef = 800.
+
+use std::collections::HashSet;
+
+use marquee_vector_store::vector::dot;
+use marquee_vector_store::{IndexConfig, ItemTable, VectorIndex};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const ITEMS: usize = 10_000;
+const DIMENSION: usize = 32;
+const QUERIES: usize = 200;
+
+const CLUSTERS: usize = 40;
+
+struct Vectors {
+    centres: Vec<Vec<f32>>,
+}
+
+impl Vectors {
+    fn new(rng: &mut ChaCha8Rng) -> Vectors {
+        let centres = (0..CLUSTERS)
+            .map(|_| {
+                (0..DIMENSION)
+                    .map(|_| rng.random_range(-1.0..1.0f32))
+                    .collect()
+            })
+            .collect();
+        Vectors { centres }
+    }
+
+    /// A vector near a random centre, with a norm factor in 0.2..2.
+    fn item(&self, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let scale = rng.random_range(0.2..2.0f32);
+        self.query(rng).into_iter().map(|x| x * scale).collect()
+    }
+
+    /// A vector near a random centre.
+    fn query(&self, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let centre = &self.centres[rng.random_range(0..CLUSTERS)];
+        centre
+            .iter()
+            .map(|x| x + 0.5 * rng.random_range(-1.0..1.0f32))
+            .collect()
+    }
+}
+
+fn exact_top(items: &ItemTable, query: &[f32], count: usize) -> Vec<u32> {
+    let table = items.read();
+    let mut scored: Vec<(u32, f32)> = table
+        .numbers()
+        .map(|item| (item, dot(query, table.vector(item))))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored
+        .into_iter()
+        .take(count)
+        .map(|(item, _)| item)
+        .collect()
+}
+
+fn recall_at_10(
+    index: &VectorIndex,
+    items: &ItemTable,
+    vectors: &Vectors,
+    rng: &mut ChaCha8Rng,
+) -> f64 {
+    let mut found = 0usize;
+    for _ in 0..QUERIES {
+        let query = vectors.query(rng);
+        let truth: HashSet<u32> = exact_top(items, &query, 10).into_iter().collect();
+        let answer = index.search(&query, 10, |_, _| true);
+        found += answer
+            .iter()
+            .filter(|hit| truth.contains(&hit.item))
+            .count();
+    }
+    found as f64 / (QUERIES * 10) as f64
+}
+
+#[test]
+fn recall_stays_high_after_most_vectors_changed() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let vectors = Vectors::new(&mut rng);
+    let items = ItemTable::new(DIMENSION);
+    {
+        let mut table = items.write();
+        for item in 0..ITEMS {
+            let (number, _) = table.assign(&format!("m{item}"));
+            table
+                .vector_mut(number)
+                .copy_from_slice(&vectors.item(&mut rng));
+        }
+    }
+    let config = IndexConfig {
+        side_set_bound: 2048,
+        ..IndexConfig::default()
+    };
+    let index = VectorIndex::new(items.clone(), config.clone());
+    index.rebuild_now();
+
+    // Change 6,000 of the 10,000 vectors: 4,000, a rebuild (as the worker would do when the side
+    // set fills), then 2,000 more, which stay in the side set.
+    let change = |from: usize, to: usize, rng: &mut ChaCha8Rng| {
+        let mut table = items.write();
+        for item in from..to {
+            table
+                .vector_mut(item as u32)
+                .copy_from_slice(&vectors.item(rng));
+        }
+        drop(table);
+        index.mark_changed((from as u32)..(to as u32));
+    };
+    change(0, 4000, &mut rng);
+    index.rebuild_now();
+    let overflowed_before = index.stats().overflowed_total;
+    change(4000, 6000, &mut rng);
+
+    let stats = index.stats();
+    assert!(stats.side_set_items <= config.side_set_bound);
+    assert_eq!(stats.side_set_items, 2000);
+    assert_eq!(stats.overflowed_total, overflowed_before);
+    let recall = recall_at_10(&index, &items, &vectors, &mut rng);
+    assert!(
+        recall >= 0.95,
+        "recall@10 {recall} with a side set of {}",
+        stats.side_set_items
+    );
+
+    // Beyond the bound, changed items overflow: still found at their old graph position and
+    // rescored fresh, and a rebuild restores full freshness.
+    change(6000, 9000, &mut rng);
+    let stats = index.stats();
+    assert_eq!(stats.side_set_items, config.side_set_bound);
+    assert!(stats.overflowed_total > overflowed_before);
+    index.rebuild_now();
+    assert_eq!(index.stats().side_set_items, 0);
+    let recall = recall_at_10(&index, &items, &vectors, &mut rng);
+    eprintln!("recall@10 {recall} after the rebuild");
+    assert!(recall >= 0.95, "recall@10 {recall} after the rebuild");
+}
+
+#[test]
+fn scores_are_fresh_inner_products() {
+    let items = ItemTable::new(4);
+    {
+        let mut table = items.write();
+        for (id, vector) in [
+            ("a", [1.0, 0.0, 0.0, 0.0]),
+            ("b", [3.0, 0.0, 0.0, 0.0]),
+            ("c", [0.0, 5.0, 0.0, 0.0]),
+        ] {
+            let (number, _) = table.assign(id);
+            table.vector_mut(number).copy_from_slice(&vector);
+        }
+    }
+    let index = VectorIndex::new(items.clone(), IndexConfig::default());
+    index.rebuild_now();
+    let hits = index.search(&[1.0, 0.0, 0.0, 0.0], 2, |_, _| true);
+    assert_eq!(
+        hits.iter().map(|hit| hit.item).collect::<Vec<_>>(),
+        vec![1, 0]
+    );
+    assert_eq!(hits[0].score, 3.0);
+    // The longer vector wins by inner product even though "a" points the same way.
+    items
+        .write()
+        .vector_mut(2)
+        .copy_from_slice(&[4.0, 0.0, 0.0, 0.0]);
+    index.mark_changed([2]);
+    let hits = index.search(&[1.0, 0.0, 0.0, 0.0], 1, |_, _| true);
+    assert_eq!(hits[0].item, 2);
+    assert_eq!(hits[0].score, 4.0);
+    // Filters apply to the graph and the side set alike.
+    let hits = index.search(&[1.0, 0.0, 0.0, 0.0], 3, |_, item| item != 2);
+    assert_eq!(
+        hits.iter().map(|hit| hit.item).collect::<Vec<_>>(),
+        vec![1, 0]
+    );
+}

@@ -1,0 +1,30 @@
+//! Errors of the state store and index.
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("state storage error: {0}")]
+    Storage(#[from] rocksdb::Error),
+    #[error("corrupt {column_family} record for key {key:?}: {source}")]
+    CorruptRecord {
+        column_family: &'static str,
+        key: String,
+        source: marquee_schemas::CodecError,
+    },
+    #[error("cannot encode a {column_family} record: {source}")]
+    Encode {
+        column_family: &'static str,
+        source: marquee_schemas::CodecError,
+    },
+    #[error(
+        "the state at {path} was built with {existing}-dimensional vectors, \
+         but {requested} were configured"
+    )]
+    DimensionMismatch {
+        path: String,
+        existing: usize,
+        requested: usize,
+    },
+}

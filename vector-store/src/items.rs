@@ -1,0 +1,236 @@
+//! [`ItemTable`]: every item's vector, popularity and catalogue entry, in memory.
+//!
+//! Items are numbered densely from 0 in order of first appearance (an event or a catalogue
+//! write); numbers are persisted in the `item_ids` column family and never reused. The table is
+//! behind one `RwLock` (parking_lot: no poisoning, writer-fair): queries take short read locks to
+//! score candidates, the processor takes one write lock per applied batch to publish the new
+//! vectors. A number whose assignment was lost in a crash before it was persisted stays vacant.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use marquee_schemas::Item;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::store::ItemState;
+use crate::vector::seeded_vector;
+
+/// Scale of a new item's seeded vector components.
+pub const INITIAL_VECTOR_SCALE: f32 = 0.05;
+
+/// Time-decayed popularity of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Popularity {
+    /// Score as of `at`.
+    pub score: f32,
+    /// Stream time (ms) of the last update.
+    pub at: i64,
+}
+
+impl Popularity {
+    /// The score decayed to stream time `now` with the given half-life.
+    pub fn decayed(&self, now: i64, half_life_ms: f64) -> f32 {
+        let elapsed = (now - self.at).max(0) as f64;
+        (f64::from(self.score) * (-elapsed / half_life_ms * std::f64::consts::LN_2).exp()) as f32
+    }
+
+    /// Adds `weight` at stream time `now`.
+    pub fn add(&mut self, weight: f32, now: i64, half_life_ms: f64) {
+        let at = now.max(self.at);
+        self.score = self.decayed(at, half_life_ms) + weight;
+        self.at = at;
+    }
+}
+
+/// The in-memory item table. Cheap to clone.
+#[derive(Clone)]
+pub struct ItemTable {
+    inner: Arc<RwLock<Table>>,
+    dimension: usize,
+}
+
+impl std::fmt::Debug for ItemTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemTable")
+            .field("items", &self.inner.read().ids.len())
+            .finish()
+    }
+}
+
+/// The table's contents; reached through [`ItemTable::read`] and [`ItemTable::write`].
+#[derive(Debug, Default)]
+pub struct Table {
+    dimension: usize,
+    /// Item id per number; empty for a vacant number.
+    ids: Vec<Arc<str>>,
+    by_id: HashMap<Arc<str>, u32>,
+    /// Row-major vectors, `dimension` floats per item.
+    vectors: Vec<f32>,
+    popularity: Vec<Popularity>,
+    event_counts: Vec<u64>,
+    catalogue: Vec<Option<Arc<Item>>>,
+}
+
+impl ItemTable {
+    pub fn new(dimension: usize) -> ItemTable {
+        ItemTable {
+            inner: Arc::new(RwLock::new(Table {
+                dimension,
+                ..Table::default()
+            })),
+            dimension,
+        }
+    }
+
+    /// Builds the table from what the state store holds.
+    pub fn load(
+        dimension: usize,
+        item_ids: Vec<(String, u32)>,
+        states: Vec<(u32, ItemState)>,
+        catalogue: Vec<Item>,
+    ) -> ItemTable {
+        let table = ItemTable::new(dimension);
+        {
+            let mut writer = table.write();
+            for (item_id, number) in item_ids {
+                writer.place(&item_id, number);
+            }
+            for (number, state) in states {
+                writer.place(&state.item_id, number);
+                let index = number as usize;
+                if state.vector.len() == dimension {
+                    writer.vectors[index * dimension..(index + 1) * dimension]
+                        .copy_from_slice(&state.vector);
+                }
+                writer.popularity[index] = Popularity {
+                    score: state.popularity,
+                    at: state.popularity_at,
+                };
+                writer.event_counts[index] = state.event_count;
+            }
+            for item in catalogue {
+                let number = writer.assign(&item.item_id).0;
+                writer.catalogue[number as usize] = Some(Arc::new(item));
+            }
+        }
+        table
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Table> {
+        self.inner.read()
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Table> {
+        self.inner.write()
+    }
+}
+
+impl Table {
+    /// Number of item numbers in use (vacant ones included).
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn number(&self, item_id: &str) -> Option<u32> {
+        self.by_id.get(item_id).copied()
+    }
+
+    /// The item id of `number`; `None` for a vacant or unknown number.
+    pub fn id(&self, number: u32) -> Option<&Arc<str>> {
+        self.ids.get(number as usize).filter(|id| !id.is_empty())
+    }
+
+    pub fn vector(&self, number: u32) -> &[f32] {
+        let start = number as usize * self.dimension;
+        &self.vectors[start..start + self.dimension]
+    }
+
+    pub fn vector_mut(&mut self, number: u32) -> &mut [f32] {
+        let start = number as usize * self.dimension;
+        &mut self.vectors[start..start + self.dimension]
+    }
+
+    pub fn popularity(&self, number: u32) -> Popularity {
+        self.popularity[number as usize]
+    }
+
+    pub fn popularity_mut(&mut self, number: u32) -> &mut Popularity {
+        &mut self.popularity[number as usize]
+    }
+
+    pub fn event_count(&self, number: u32) -> u64 {
+        self.event_counts[number as usize]
+    }
+
+    pub fn event_count_mut(&mut self, number: u32) -> &mut u64 {
+        &mut self.event_counts[number as usize]
+    }
+
+    pub fn catalogue(&self, number: u32) -> Option<&Arc<Item>> {
+        self.catalogue.get(number as usize).and_then(Option::as_ref)
+    }
+
+    pub fn set_catalogue(&mut self, number: u32, item: Item) {
+        self.catalogue[number as usize] = Some(Arc::new(item));
+    }
+
+    /// The state record of `number`, for persisting.
+    pub fn state(&self, number: u32) -> ItemState {
+        let popularity = self.popularity(number);
+        ItemState {
+            item_id: self.ids[number as usize].to_string(),
+            vector: self.vector(number).to_vec(),
+            popularity: popularity.score,
+            popularity_at: popularity.at,
+            event_count: self.event_count(number),
+        }
+    }
+
+    /// The number of `item_id`, assigning the next free one (with the item's seeded starting
+    /// vector) when it has none. Returns whether it was assigned now.
+    pub fn assign(&mut self, item_id: &str) -> (u32, bool) {
+        if let Some(number) = self.number(item_id) {
+            return (number, false);
+        }
+        let number = self.ids.len() as u32;
+        self.place(item_id, number);
+        (number, true)
+    }
+
+    /// Puts `item_id` at `number`, growing the table with vacant numbers as needed.
+    fn place(&mut self, item_id: &str, number: u32) {
+        let index = number as usize;
+        while self.ids.len() <= index {
+            self.ids.push(Arc::from(""));
+            self.vectors
+                .extend(std::iter::repeat_n(0.0, self.dimension));
+            self.popularity.push(Popularity::default());
+            self.event_counts.push(0);
+            self.catalogue.push(None);
+        }
+        if self.ids[index].is_empty() {
+            let id: Arc<str> = Arc::from(item_id);
+            self.ids[index] = Arc::clone(&id);
+            self.by_id.insert(id, number);
+            let seeded = seeded_vector(item_id, self.dimension, INITIAL_VECTOR_SCALE);
+            self.vector_mut(number).copy_from_slice(&seeded);
+        }
+    }
+
+    /// Every live item number.
+    pub fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| !id.is_empty())
+            .map(|(number, _)| number as u32)
+    }
+}

@@ -1,0 +1,26 @@
+//! Model state: what the stream processor derives from the log, and what queries read.
+//!
+//! - [`store`]: the state RocksDB instance (`<data-dir>/state`) — every column family, key
+//!   encoding and write option of this crate lives there. Users, seen items, item vectors,
+//!   catalogue, de-duplication keys and consumer offsets.
+//! - [`items`]: [`ItemTable`], the in-memory copy of every item's vector, popularity and
+//!   catalogue entry, indexed by a dense item number.
+//! - [`index`]: [`VectorIndex`], approximate maximum-inner-product search over item vectors: an
+//!   HNSW graph (`hnsw_rs`) rebuilt in the background and swapped atomically, plus exact search
+//!   over a bounded set of items changed since the graph's snapshot.
+//! - [`error`]: this crate's error type.
+//!
+//! The state is a read model of the log: everything here can be rebuilt by replaying events.
+
+pub mod error;
+pub mod index;
+pub mod items;
+pub mod store;
+pub mod vector;
+
+pub use error::{Error, Result};
+pub use index::{IndexConfig, IndexStats, Scored, VectorIndex};
+pub use items::{ItemTable, Popularity, Table};
+pub use store::{
+    HistoryEntry, ItemState, SeenEntry, StateBatch, StateStore, StoreConfig, UserState,
+};

@@ -1,0 +1,503 @@
+//! The state RocksDB instance (`<data-dir>/state`): every column family, key encoding and write
+//! option of the model state.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `users` | user_id | [`UserState`]: event count, embedding, recent history |
+//! | `seen` | user_id ‖ 0x00 ‖ item number (u32 BE) | [`SeenEntry`] |
+//! | `items` | item number (u32 BE) | [`ItemState`]: item id, embedding, popularity |
+//! | `item_ids` | item_id | item number (u32 BE) |
+//! | `catalogue` | item_id | [`Item`] (title, genres, year, tags) |
+//! | `dedup` | user_id ‖ 0x00 ‖ event_id | first application time (i64 BE, ms) |
+//! | `offsets` | partition (u32 BE) | next log offset to apply (u64 BE) |
+//! | `default` | `dimension` | embedding dimension (u32 BE), fixed at creation |
+//!
+//! Ids cannot contain control characters, so 0x00 cleanly ends the user part of a key.
+//!
+//! **Invariant:** the processor writes the state an event batch produced and the consumer offsets
+//! after that batch in one [`StateBatch`], so a restart resumes exactly after the last applied
+//! event. Processor batches are written without `fsync`: after a power loss the state may be
+//! older than the log, and the processor re-applies from the older offsets, which is exact
+//! because offsets and state are always consistent with each other. Catalogue writes come from
+//! the API and are synced before they are acknowledged.
+//!
+//! `dedup` keys older than the de-duplication window are dropped by a compaction filter, so the
+//! window is a lower bound: a repeated `event_id` within it is always recognised.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bincode::{Decode, Encode};
+use marquee_schemas::{Item, decode_record, encode_record};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
+    IteratorMode, Options, WriteBatch, WriteOptions, compaction_filter::Decision,
+};
+
+use crate::error::{Error, Result};
+
+const USERS_CF: &str = "users";
+const SEEN_CF: &str = "seen";
+const ITEMS_CF: &str = "items";
+const ITEM_IDS_CF: &str = "item_ids";
+const CATALOGUE_CF: &str = "catalogue";
+const DEDUP_CF: &str = "dedup";
+const OFFSETS_CF: &str = "offsets";
+const DIMENSION_KEY: &[u8] = b"dimension";
+
+/// One entry of a user's recent history.
+#[derive(Debug, Clone, Copy, PartialEq, Encode, Decode)]
+pub struct HistoryEntry {
+    pub item: u32,
+    /// The event's weight in the model (negative for dislikes and low ratings).
+    pub weight: f32,
+    pub timestamp: i64,
+}
+
+/// What the model keeps per user.
+#[derive(Debug, Clone, PartialEq, Default, Encode, Decode)]
+pub struct UserState {
+    /// Events applied for this user (duplicates excluded).
+    pub event_count: u64,
+    /// Timestamp of the latest applied event.
+    pub last_timestamp: i64,
+    /// The user's embedding; empty until the first event with an item vector.
+    pub vector: Vec<f32>,
+    /// The most recent interactions, oldest first, bounded by the model's history window.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One item a user interacted with.
+#[derive(Debug, Clone, Copy, PartialEq, Encode, Decode)]
+pub struct SeenEntry {
+    pub interactions: u32,
+    pub last_weight: f32,
+    pub last_timestamp: i64,
+}
+
+/// What the model keeps per item.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct ItemState {
+    pub item_id: String,
+    pub vector: Vec<f32>,
+    /// Time-decayed popularity, as of `popularity_at`.
+    pub popularity: f32,
+    pub popularity_at: i64,
+    pub event_count: u64,
+}
+
+/// Settings of the state store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Embedding dimension; fixed when the state is created.
+    pub dimension: usize,
+    /// How long an applied `event_id` is remembered for de-duplication.
+    pub dedup_window: Duration,
+    /// Shared block cache size.
+    pub block_cache_bytes: usize,
+}
+
+/// Handle to the state database. Cheap to clone.
+#[derive(Clone)]
+pub struct StateStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DB,
+    path: PathBuf,
+    dimension: usize,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn base_options(cache: &Cache, bloom: bool) -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_compression_type(DBCompressionType::Lz4);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    if bloom {
+        // Point lookups that mostly miss (de-duplication, unknown users) skip the disk.
+        table.set_bloom_filter(10.0, false);
+    }
+    options.set_block_based_table_factory(&table);
+    options
+}
+
+fn user_prefix(user_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user_id.len() + 5);
+    key.extend_from_slice(user_id.as_bytes());
+    key.push(0);
+    key
+}
+
+fn seen_key(user_id: &str, item: u32) -> Vec<u8> {
+    let mut key = user_prefix(user_id);
+    key.extend_from_slice(&item.to_be_bytes());
+    key
+}
+
+fn dedup_key(user_id: &str, event_id: &str) -> Vec<u8> {
+    let mut key = user_prefix(user_id);
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+impl StateStore {
+    /// Opens (or creates) the state at `path`.
+    pub fn open(path: impl AsRef<Path>, config: &StoreConfig) -> Result<StateStore> {
+        let path = path.as_ref().to_path_buf();
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let mut db_options = base_options(&cache, false);
+        db_options.set_max_background_jobs(2);
+        let window_ms = config.dedup_window.as_millis() as i64;
+        let mut dedup_options = base_options(&cache, true);
+        dedup_options.set_compaction_filter("dedup_window", move |_level, _key, value: &[u8]| {
+            let Ok(bytes) = <[u8; 8]>::try_from(value) else {
+                return Decision::Keep;
+            };
+            let applied_ms = i64::from_be_bytes(bytes);
+            if now_ms().saturating_sub(applied_ms) > window_ms {
+                Decision::Remove
+            } else {
+                Decision::Keep
+            }
+        });
+        let descriptors = vec![
+            ColumnFamilyDescriptor::new(USERS_CF, base_options(&cache, true)),
+            ColumnFamilyDescriptor::new(SEEN_CF, base_options(&cache, false)),
+            ColumnFamilyDescriptor::new(ITEMS_CF, base_options(&cache, false)),
+            ColumnFamilyDescriptor::new(ITEM_IDS_CF, base_options(&cache, true)),
+            ColumnFamilyDescriptor::new(CATALOGUE_CF, base_options(&cache, true)),
+            ColumnFamilyDescriptor::new(DEDUP_CF, dedup_options),
+            ColumnFamilyDescriptor::new(OFFSETS_CF, base_options(&cache, false)),
+        ];
+        let db = DB::open_cf_descriptors(&db_options, &path, descriptors)?;
+        match db.get(DIMENSION_KEY)? {
+            Some(bytes) => {
+                let existing = bytes
+                    .as_slice()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0) as usize;
+                if existing != config.dimension {
+                    return Err(Error::DimensionMismatch {
+                        path: path.display().to_string(),
+                        existing,
+                        requested: config.dimension,
+                    });
+                }
+            }
+            None => {
+                let mut sync = WriteOptions::default();
+                sync.set_sync(true);
+                db.put_opt(
+                    DIMENSION_KEY,
+                    (config.dimension as u32).to_be_bytes(),
+                    &sync,
+                )?;
+            }
+        }
+        Ok(StateStore {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                dimension: config.dimension,
+            }),
+        })
+    }
+
+    /// Embedding dimension of this state.
+    pub fn dimension(&self) -> usize {
+        self.inner.dimension
+    }
+
+    fn cf_handle(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+        self.inner
+            .db
+            .cf_handle(name)
+            .expect("column families are created at open")
+    }
+
+    fn get_record<T: Decode<()>>(&self, cf_name: &'static str, key: &[u8]) -> Result<Option<T>> {
+        let Some(bytes) = self.inner.db.get_pinned_cf(self.cf_handle(cf_name), key)? else {
+            return Ok(None);
+        };
+        decode_record(&bytes)
+            .map(Some)
+            .map_err(|source| Error::CorruptRecord {
+                column_family: cf_name,
+                key: String::from_utf8_lossy(key).into_owned(),
+                source,
+            })
+    }
+
+    /// A user's state, or `None` for a user without applied events.
+    pub fn user(&self, user_id: &str) -> Result<Option<UserState>> {
+        self.get_record(USERS_CF, user_id.as_bytes())
+    }
+
+    /// Every item the user interacted with, by item number.
+    pub fn seen_items(&self, user_id: &str) -> Result<Vec<(u32, SeenEntry)>> {
+        let prefix = user_prefix(user_id);
+        let mut seen = Vec::new();
+        let iterator = self.inner.db.iterator_cf(
+            self.cf_handle(SEEN_CF),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for entry in iterator {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let Some(item_bytes) = key
+                .get(prefix.len()..)
+                .and_then(|rest| rest.try_into().ok())
+            else {
+                continue;
+            };
+            let item = u32::from_be_bytes(item_bytes);
+            let entry: SeenEntry =
+                decode_record(&value).map_err(|source| Error::CorruptRecord {
+                    column_family: SEEN_CF,
+                    key: format!("{user_id}/{item}"),
+                    source,
+                })?;
+            seen.push((item, entry));
+        }
+        Ok(seen)
+    }
+
+    /// What the user did with one item so far, if anything.
+    pub fn seen_entry(&self, user_id: &str, item: u32) -> Result<Option<SeenEntry>> {
+        self.get_record(SEEN_CF, &seen_key(user_id, item))
+    }
+
+    /// Whether `event_id` was already applied for `user_id` within the de-duplication window.
+    pub fn was_applied(&self, user_id: &str, event_id: &str) -> Result<bool> {
+        let key = dedup_key(user_id, event_id);
+        Ok(self
+            .inner
+            .db
+            .get_pinned_cf(self.cf_handle(DEDUP_CF), key)?
+            .is_some())
+    }
+
+    /// The committed consumer offsets (next offset to apply), one per partition.
+    pub fn offsets(&self, partition_count: u32) -> Result<Vec<u64>> {
+        (0..partition_count)
+            .map(|partition| {
+                let value = self
+                    .inner
+                    .db
+                    .get_cf(self.cf_handle(OFFSETS_CF), partition.to_be_bytes())?;
+                Ok(value
+                    .and_then(|bytes| bytes.as_slice().try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0))
+            })
+            .collect()
+    }
+
+    /// Every item state, in item-number order (start-up load).
+    pub fn load_items(&self) -> Result<Vec<(u32, ItemState)>> {
+        let mut items = Vec::new();
+        for entry in self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(ITEMS_CF), IteratorMode::Start)
+        {
+            let (key, value) = entry?;
+            let Ok(number) = <[u8; 4]>::try_from(&key[..]) else {
+                continue;
+            };
+            let number = u32::from_be_bytes(number);
+            let state = decode_record(&value).map_err(|source| Error::CorruptRecord {
+                column_family: ITEMS_CF,
+                key: number.to_string(),
+                source,
+            })?;
+            items.push((number, state));
+        }
+        Ok(items)
+    }
+
+    /// Every item-id mapping, including items the catalogue knows but no event touched yet.
+    pub fn load_item_ids(&self) -> Result<Vec<(String, u32)>> {
+        let mut ids = Vec::new();
+        for entry in self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(ITEM_IDS_CF), IteratorMode::Start)
+        {
+            let (key, value) = entry?;
+            let (Ok(id), Ok(number)) = (
+                String::from_utf8(key.to_vec()),
+                <[u8; 4]>::try_from(&value[..]),
+            ) else {
+                continue;
+            };
+            ids.push((id, u32::from_be_bytes(number)));
+        }
+        Ok(ids)
+    }
+
+    /// Every catalogue entry (start-up load).
+    pub fn load_catalogue(&self) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        for entry in self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(CATALOGUE_CF), IteratorMode::Start)
+        {
+            let (key, value) = entry?;
+            let item = decode_record(&value).map_err(|source| Error::CorruptRecord {
+                column_family: CATALOGUE_CF,
+                key: String::from_utf8_lossy(&key).into_owned(),
+                source,
+            })?;
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// One catalogue entry.
+    pub fn catalogue_item(&self, item_id: &str) -> Result<Option<Item>> {
+        self.get_record(CATALOGUE_CF, item_id.as_bytes())
+    }
+
+    /// Writes catalogue entries and their item numbers durably (synced) in one batch.
+    pub fn put_catalogue(&self, entries: &[(Item, u32)]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (item, number) in entries {
+            let bytes = encode_record(item).map_err(|source| Error::Encode {
+                column_family: CATALOGUE_CF,
+                source,
+            })?;
+            batch.put_cf(self.cf_handle(CATALOGUE_CF), item.item_id.as_bytes(), bytes);
+            batch.put_cf(
+                self.cf_handle(ITEM_IDS_CF),
+                item.item_id.as_bytes(),
+                number.to_be_bytes(),
+            );
+        }
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.inner.db.write_opt(batch, &sync)?;
+        Ok(())
+    }
+
+    /// Starts a batch of processor writes.
+    pub fn batch(&self) -> StateBatch {
+        StateBatch {
+            store: self.clone(),
+            batch: WriteBatch::default(),
+        }
+    }
+
+    /// Writes a processor batch atomically (write-ahead logged, not synced; see the module docs).
+    pub fn commit(&self, batch: StateBatch) -> Result<()> {
+        self.inner.db.write(batch.batch)?;
+        Ok(())
+    }
+
+    /// RocksDB's estimate of live data bytes, for metrics.
+    pub fn live_data_bytes(&self) -> u64 {
+        [
+            USERS_CF,
+            SEEN_CF,
+            ITEMS_CF,
+            ITEM_IDS_CF,
+            CATALOGUE_CF,
+            DEDUP_CF,
+            OFFSETS_CF,
+        ]
+        .iter()
+        .filter_map(|name| {
+            self.inner
+                .db
+                .property_int_value_cf(self.cf_handle(name), "rocksdb.estimate-live-data-size")
+                .ok()
+                .flatten()
+        })
+        .sum()
+    }
+}
+
+/// Writes of one processor batch; applied atomically by [`StateStore::commit`].
+pub struct StateBatch {
+    store: StateStore,
+    batch: WriteBatch,
+}
+
+impl std::fmt::Debug for StateBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateBatch")
+            .field("writes", &self.batch.len())
+            .finish()
+    }
+}
+
+impl StateBatch {
+    fn put_record<T: Encode>(
+        &mut self,
+        cf_name: &'static str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<()> {
+        let bytes = encode_record(value).map_err(|source| Error::Encode {
+            column_family: cf_name,
+            source,
+        })?;
+        let cf = self.store.cf_handle(cf_name);
+        self.batch.put_cf(cf, key, bytes);
+        Ok(())
+    }
+
+    pub fn put_user(&mut self, user_id: &str, state: &UserState) -> Result<()> {
+        self.put_record(USERS_CF, user_id.as_bytes(), state)
+    }
+
+    pub fn put_seen(&mut self, user_id: &str, item: u32, entry: &SeenEntry) -> Result<()> {
+        self.put_record(SEEN_CF, &seen_key(user_id, item), entry)
+    }
+
+    pub fn put_item(&mut self, item: u32, state: &ItemState) -> Result<()> {
+        self.put_record(ITEMS_CF, &item.to_be_bytes(), state)
+    }
+
+    pub fn put_item_id(&mut self, item_id: &str, item: u32) {
+        let cf = self.store.cf_handle(ITEM_IDS_CF);
+        self.batch
+            .put_cf(cf, item_id.as_bytes(), item.to_be_bytes());
+    }
+
+    /// Records that `event_id` was applied for `user_id` now.
+    pub fn mark_applied(&mut self, user_id: &str, event_id: &str) {
+        let cf = self.store.cf_handle(DEDUP_CF);
+        self.batch
+            .put_cf(cf, dedup_key(user_id, event_id), now_ms().to_be_bytes());
+    }
+
+    pub fn put_offset(&mut self, partition: u32, next_offset: u64) {
+        let cf = self.store.cf_handle(OFFSETS_CF);
+        self.batch
+            .put_cf(cf, partition.to_be_bytes(), next_offset.to_be_bytes());
+    }
+}
