@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-cargo build --release --locked
-exec ./target/release/marquee demo "$@"
+# The same (dev) profile as the tests: RocksDB's C++ is compiled once for both README commands.
+# Dependencies are optimised in it (see Cargo.toml).
+cargo build --locked
+exec ./target/debug/marquee demo "$@"

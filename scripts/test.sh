@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The test command: format, lints, then every test of the workspace. One cargo profile (dev)
-# for the build and the tests, so RocksDB's C++ is compiled once.
+# The test command: format, lints, then every test of the workspace, in one cargo profile (dev)
+# so that RocksDB's C++ is compiled once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# Clippy only type-checks: nothing is linked, so it needs RocksDB's bindings but not its C++
+# library. Pointing librocksdb-sys at a library directory makes its build script skip the C++
+# build (about 13 CPU-minutes) for this check; the test build below compiles and links it.
+ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
+  cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked

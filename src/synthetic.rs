@@ -187,9 +187,16 @@ impl Synthetic {
                     genres.push(secondary.to_owned());
                 }
             }
+            // 24 × 24 titles; later films of a title are its sequels.
+            let sequel = item / 576 + 1;
+            let title = if sequel == 1 {
+                format!("The {adjective} {noun}")
+            } else {
+                format!("The {adjective} {noun} {sequel}")
+            };
             Item {
                 item_id: Self::item_id(item),
-                title: Some(format!("The {adjective} {noun} {}", item / 576 + 1)),
+                title: Some(title),
                 genres,
                 year: Some(year),
                 tags: Vec::new(),

@@ -126,6 +126,10 @@ fn recall_stays_high_after_most_vectors_changed() {
     assert_eq!(stats.side_set_items, 2000);
     assert_eq!(stats.overflowed_total, overflowed_before);
     let recall = recall_at_10(&index, &items, &vectors, &mut rng);
+    eprintln!(
+        "recall@10 {recall} with a side set of {}",
+        stats.side_set_items
+    );
     assert!(
         recall >= 0.95,
         "recall@10 {recall} with a side set of {}",
