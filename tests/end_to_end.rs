@@ -85,6 +85,7 @@ async fn a_rated_item_leaves_the_list_and_a_taste_shows_up_in_it() {
         );
     }
     let share = in_cluster(&list);
+    eprintln!("{share}/10 from the liked cluster; popular list {popular_share}/10");
     assert!(
         share >= 7,
         "only {share}/10 recommendations from the cluster the user likes: {list:?}"

@@ -135,7 +135,6 @@ fn load(
         index.clone(),
         trending,
         metrics.clone(),
-        config.model.clone(),
     );
     let processor_thread = processor.spawn(cancel.child_token());
     Ok(Running {

@@ -461,7 +461,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 .zip(services.processor.committed_offsets())
                 .map(|(end, committed)| end.saturating_sub(committed))
                 .sum();
-            Json(json!({"status": "ready", "processor_lag_events": lag})).into_response()
+            Json(json!({
+                "status": "ready",
+                "processor_lag_events": lag,
+                "processor_failing": services.processor.is_failing(),
+            }))
+            .into_response()
         }
         None => ApiError::NotReady.into_response(),
     }

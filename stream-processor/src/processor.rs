@@ -280,18 +280,11 @@ impl<L: EventLog> Processor<L> {
         let half_life_ms = model.popularity_half_life_ms();
 
         // 1. Item numbers for items never seen before.
-        let mut new_item_ids = Vec::new();
         let numbers: Vec<u32> = {
             let mut table = self.items.write();
             entries
                 .iter()
-                .map(|entry| {
-                    let (number, created) = table.assign(&entry.event.item_id);
-                    if created {
-                        new_item_ids.push((entry.event.item_id.clone(), number));
-                    }
-                    number
-                })
+                .map(|entry| table.assign(&entry.event.item_id).0)
                 .collect()
         };
 
@@ -422,13 +415,13 @@ impl<L: EventLog> Processor<L> {
         for ((user_id, number), entry) in &seen {
             batch.put_seen(user_id, *number, entry)?;
         }
-        for (item_id, number) in &new_item_ids {
-            batch.put_item_id(item_id, *number);
-        }
         {
             let table = self.items.read();
             for (&number, item_work) in &work {
                 let mut state = table.state(number);
+                // Every touched item's number is (re)written with its state, including items
+                // numbered by an earlier attempt of this batch that failed before its commit.
+                batch.put_item_id(&state.item_id, number);
                 state.vector.clone_from(&item_work.vector);
                 state.popularity = item_work.popularity.score;
                 state.popularity_at = item_work.popularity.at;

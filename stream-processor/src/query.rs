@@ -14,7 +14,6 @@ use marquee_vector_store::{ItemTable, StateStore, Table, VectorIndex};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::model::ModelConfig;
 use crate::telemetry::Metrics;
 use crate::trending::Trending;
 
@@ -69,7 +68,6 @@ pub struct QueryEngine {
     index: VectorIndex,
     trending: Trending,
     metrics: Metrics,
-    _model: Arc<ModelConfig>,
 }
 
 fn to_recommendation(table: &Table, item: u32, score: f32) -> Option<Recommendation> {
@@ -93,7 +91,6 @@ impl QueryEngine {
         index: VectorIndex,
         trending: Trending,
         metrics: Metrics,
-        model: ModelConfig,
     ) -> QueryEngine {
         QueryEngine {
             store,
@@ -101,7 +98,6 @@ impl QueryEngine {
             index,
             trending,
             metrics,
-            _model: Arc::new(model),
         }
     }
 

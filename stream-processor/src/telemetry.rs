@@ -41,8 +41,6 @@ pub struct Metrics {
     pub index_side_set_items: IntGauge,
     /// `marquee_index_rebuilds_total`.
     pub index_rebuilds: IntCounter,
-    /// `marquee_state_corrupt_records_total`.
-    pub corrupt_records: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -131,11 +129,6 @@ impl Metrics {
             "Completed HNSW graph builds",
         )
         .expect("valid metric");
-        let corrupt_records = IntCounter::new(
-            "marquee_state_corrupt_records_total",
-            "Stored records that failed to decode",
-        )
-        .expect("valid metric");
 
         for collector in [
             Box::new(http_request_duration.clone()) as Box<dyn prometheus::core::Collector>,
@@ -149,7 +142,6 @@ impl Metrics {
             Box::new(index_items.clone()),
             Box::new(index_side_set_items.clone()),
             Box::new(index_rebuilds.clone()),
-            Box::new(corrupt_records.clone()),
         ] {
             registry
                 .register(collector)
@@ -160,6 +152,8 @@ impl Metrics {
                 events.with_label_values(&[kind.as_str(), result]);
             }
         }
+        // Events rejected before their kind could be read.
+        events.with_label_values(&["unknown", "rejected"]);
         for partition in 0..partition_count {
             let label = partition.to_string();
             log_end_offset.with_label_values(&[label.as_str()]);
@@ -181,7 +175,6 @@ impl Metrics {
             index_items,
             index_side_set_items,
             index_rebuilds,
-            corrupt_records,
         }
     }
 
