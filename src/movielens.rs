@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use marquee_schemas::{Event, EventKind, Item};
 
-/// The genre flags of ml-100k's `u.item`, in column order.
-const ML100K_GENRES: [&str; 19] = [
-    "(no genres listed)",
+/// MovieLens' genres, in the column order of ml-100k's genre flags (which start with one more
+/// flag, "unknown").
+pub const GENRES: [&str; 18] = [
     "Action",
     "Adventure",
     "Animation",
@@ -213,13 +213,14 @@ fn read_ml100k_items(path: &Path) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
         let fields: Vec<&str> = line.split('|').collect();
-        if fields.len() < 5 + ML100K_GENRES.len() {
+        if fields.len() < 6 + GENRES.len() {
             bail!("{}: malformed line {line:?}", path.display());
         }
-        let flags = &fields[fields.len() - ML100K_GENRES.len()..];
+        // The "unknown" flag comes first and carries no genre.
+        let flags = &fields[fields.len() - GENRES.len()..];
         let genres = flags
             .iter()
-            .zip(ML100K_GENRES)
+            .zip(GENRES)
             .filter(|(flag, _)| flag.trim() == "1")
             .map(|(_, genre)| genre.to_owned())
             .collect();

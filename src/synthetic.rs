@@ -14,27 +14,8 @@ use marquee_schemas::{Event, EventKind, Item};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Genre names of the clusters (MovieLens' genres).
-pub const GENRES: [&str; 18] = [
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-];
+/// Genre names of the clusters: MovieLens' genres.
+pub use crate::movielens::GENRES;
 
 const ADJECTIVES: [&str; 24] = [
     "Crimson", "Silent", "Last", "Hidden", "Golden", "Broken", "Midnight", "Electric", "Wild",

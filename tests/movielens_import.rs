@@ -4,10 +4,28 @@
 mod common;
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use marquee::movielens;
+
+/// Runs `marquee import movielens DIR --url URL` and checks that it succeeded.
+async fn run_import(dataset_dir: &Path, url: &str) {
+    let dataset_dir = dataset_dir.to_path_buf();
+    let url = url.to_owned();
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_marquee"))
+            .args(["import", "movielens"])
+            .arg(&dataset_dir)
+            .args(["--url", &url])
+            .status()
+            .expect("running marquee import")
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "import failed: {status}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_ratings_drive_recommendations_that_skip_rated_movies() {
@@ -22,19 +40,7 @@ async fn imported_ratings_drive_recommendations_that_skip_rated_movies() {
     let node = start(test_config(dir.path())).await;
     let base = node.url();
 
-    let import_dir = dataset_dir.clone();
-    let url = base.clone();
-    let status = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_marquee"))
-            .args(["import", "movielens"])
-            .arg(&import_dir)
-            .args(["--url", &url])
-            .status()
-            .expect("running marquee import")
-    })
-    .await
-    .unwrap();
-    assert!(status.success(), "import failed: {status}");
+    run_import(&dataset_dir, &base).await;
     caught_up(&node).await;
 
     let dataset = movielens::load(&dataset_dir).unwrap();
@@ -70,18 +76,7 @@ async fn imported_ratings_drive_recommendations_that_skip_rated_movies() {
     );
 
     // Importing again changes nothing: the importer's ids are deterministic.
-    let url = base.clone();
-    let status = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_marquee"))
-            .args(["import", "movielens"])
-            .arg(&dataset_dir)
-            .args(["--url", &url])
-            .status()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(status.success());
+    run_import(&dataset_dir, &base).await;
     caught_up(&node).await;
     let (_, again) = get_json(&format!("{base}/v1/users/1")).await;
     assert_eq!(again["event_count"], user["event_count"]);
