@@ -405,10 +405,3 @@ impl VectorIndex {
         scored
     }
 }
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.wake.notify_all();
-    }
-}
