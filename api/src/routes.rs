@@ -15,12 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use marquee_ingest::{EmbeddedLog, EventLog};
 use marquee_schemas::json::{event_from_json, item_from_json};
-use marquee_schemas::{EventKind, Item, validate_id};
+use marquee_schemas::{EventKind, FieldError, Item, validate_id};
 use marquee_stream_processor::{Metrics, ProcessorHandle, QueryEngine, RecommendationQuery};
 use marquee_vector_store::{ItemTable, StateStore};
 use serde_json::{Value, json};
 
-use crate::decode::{MAX_BODY_BYTES, Rejection, body_format, elements};
+use crate::decode::{Element, MAX_BODY_BYTES, Rejection, body_format, elements};
 use crate::error::ApiError;
 
 /// The OpenAPI document of every route, served at `/openapi.json`.
@@ -132,6 +132,38 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
+/// Reads a whole body into its elements: refuses it (and so appends nothing) when its content
+/// type, size, framing or element count is wrong.
+fn body_elements(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Vec<Element>, ApiError> {
+    let format = body_format(headers)?;
+    let body = read_body(body)?;
+    elements(format, &body)
+}
+
+/// Decodes each element on its own: the valid ones, and a rejection (reported to `on_reject`
+/// too) for each invalid one.
+fn decode_each<T>(
+    elements: &[Element],
+    mut decode: impl FnMut(&Value) -> Result<T, FieldError>,
+    mut on_reject: impl FnMut(&Element),
+) -> (Vec<T>, Vec<Rejection>) {
+    let mut decoded = Vec::with_capacity(elements.len());
+    let mut rejected = Vec::new();
+    for (index, element) in elements.iter().enumerate() {
+        match element.as_ref().map_err(Clone::clone).and_then(&mut decode) {
+            Ok(value) => decoded.push(value),
+            Err(error) => {
+                on_reject(element);
+                rejected.push(Rejection::new(index, &error));
+            }
+        }
+    }
+    (decoded, rejected)
+}
+
 /// `POST /v1/events`: validate each event, append the valid ones durably, then answer 202.
 async fn post_events(
     State(state): State<AppState>,
@@ -139,36 +171,26 @@ async fn post_events(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
-    let format = body_format(&headers)?;
-    let body = read_body(body)?;
-    let elements = elements(format, &body)?;
+    let elements = body_elements(&headers, body)?;
     let now = now_ms();
-    let mut accepted = Vec::with_capacity(elements.len());
-    let mut rejected = Vec::new();
-    for (index, element) in elements.iter().enumerate() {
-        let decoded = element
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|value| event_from_json(value, now, || uuid::Uuid::now_v7().to_string()));
-        match decoded {
-            Ok(event) => accepted.push(event),
-            Err(error) => {
-                let kind = element
-                    .as_ref()
-                    .ok()
-                    .and_then(|value| value.get("kind"))
-                    .and_then(Value::as_str)
-                    .and_then(EventKind::parse)
-                    .map_or("unknown", EventKind::as_str);
-                state
-                    .metrics
-                    .events
-                    .with_label_values(&[kind, "rejected"])
-                    .inc();
-                rejected.push(Rejection::new(index, &error));
-            }
-        }
-    }
+    let (accepted, rejected) = decode_each(
+        &elements,
+        |value| event_from_json(value, now, || uuid::Uuid::now_v7().to_string()),
+        |element| {
+            let kind = element
+                .as_ref()
+                .ok()
+                .and_then(|value| value.get("kind"))
+                .and_then(Value::as_str)
+                .and_then(EventKind::parse)
+                .map_or("unknown", EventKind::as_str);
+            state
+                .metrics
+                .events
+                .with_label_values(&[kind, "rejected"])
+                .inc();
+        },
+    );
     let body = |accepted_count: usize| json!({"accepted": accepted_count, "rejected": rejected});
     if accepted.is_empty() {
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body(0))).into_response());
@@ -398,21 +420,8 @@ async fn post_items(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
-    let format = body_format(&headers)?;
-    let body = read_body(body)?;
-    let elements = elements(format, &body)?;
-    let mut items = Vec::with_capacity(elements.len());
-    let mut rejected = Vec::new();
-    for (index, element) in elements.iter().enumerate() {
-        match element
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|value| item_from_json(value, None))
-        {
-            Ok(item) => items.push(item),
-            Err(error) => rejected.push(Rejection::new(index, &error)),
-        }
-    }
+    let elements = body_elements(&headers, body)?;
+    let (items, rejected) = decode_each(&elements, |value| item_from_json(value, None), |_| {});
     if items.is_empty() {
         let body = json!({"upserted": 0, "rejected": rejected});
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());

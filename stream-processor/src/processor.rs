@@ -116,6 +116,8 @@ pub struct Processor<L: EventLog> {
     clock: i64,
     handle: ProcessorHandle,
     rebuilds_reported: u64,
+    /// Item numbers this processor assigned that no commit has written yet.
+    unpersisted_item_ids: Vec<(String, u32)>,
 }
 
 impl<L: EventLog> Processor<L> {
@@ -159,6 +161,7 @@ impl<L: EventLog> Processor<L> {
             clock,
             handle,
             rebuilds_reported: 0,
+            unpersisted_item_ids: Vec::new(),
         })
     }
 
@@ -279,12 +282,20 @@ impl<L: EventLog> Processor<L> {
         let model = self.model.clone();
         let half_life_ms = model.popularity_half_life_ms();
 
-        // 1. Item numbers for items never seen before.
+        // 1. Item numbers for items never seen before. They stay pending until a commit writes
+        // them, so a batch that fails after numbering its items still persists them on retry.
         let numbers: Vec<u32> = {
             let mut table = self.items.write();
             entries
                 .iter()
-                .map(|entry| table.assign(&entry.event.item_id).0)
+                .map(|entry| {
+                    let (number, created) = table.assign(&entry.event.item_id);
+                    if created {
+                        self.unpersisted_item_ids
+                            .push((entry.event.item_id.clone(), number));
+                    }
+                    number
+                })
                 .collect()
         };
 
@@ -415,13 +426,13 @@ impl<L: EventLog> Processor<L> {
         for ((user_id, number), entry) in &seen {
             batch.put_seen(user_id, *number, entry)?;
         }
+        for (item_id, number) in &self.unpersisted_item_ids {
+            batch.put_item_id(item_id, *number);
+        }
         {
             let table = self.items.read();
             for (&number, item_work) in &work {
                 let mut state = table.state(number);
-                // Every touched item's number is (re)written with its state, including items
-                // numbered by an earlier attempt of this batch that failed before its commit.
-                batch.put_item_id(&state.item_id, number);
                 state.vector.clone_from(&item_work.vector);
                 state.popularity = item_work.popularity.score;
                 state.popularity_at = item_work.popularity.at;
@@ -433,6 +444,7 @@ impl<L: EventLog> Processor<L> {
             batch.put_offset(partition as u32, *offset);
         }
         self.store.commit(batch)?;
+        self.unpersisted_item_ids.clear();
 
         // 4. Publish.
         {
