@@ -10,14 +10,16 @@
 //! dedup_window_secs = 604800
 //! block_cache_mb = 256
 //!
-//! [model]
+//! [model]            # every field of `ModelConfig`; see docs/QUALITY.md for each default
 //! dimension = 32
-//! learning_rate = 0.05
-//! context_window = 10
-//! negatives = 3
-//! history_len = 50
-//! recency_decay = 0.97
+//! history_len = 200
+//! recency_decay = 0.9
+//! pair_window = 20
 //! popularity_half_life_secs = 604800
+//!
+//! [model.weights]    # weight per event kind
+//! rating_neutral = 3.0
+//! click = 0.3
 //!
 //! [index]
 //! side_set_bound = 4096
@@ -32,6 +34,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use marquee_api::NodeConfig;
+use marquee_stream_processor::ModelConfig;
 use serde::Deserialize;
 
 /// Node settings shared by `serve` and `demo`.
@@ -60,21 +63,9 @@ struct FileConfig {
     dedup_window_secs: Option<u64>,
     block_cache_mb: Option<usize>,
     #[serde(default)]
-    model: ModelFile,
+    model: ModelConfig,
     #[serde(default)]
     index: IndexFile,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModelFile {
-    dimension: Option<usize>,
-    learning_rate: Option<f32>,
-    context_window: Option<usize>,
-    negatives: Option<usize>,
-    history_len: Option<usize>,
-    recency_decay: Option<f32>,
-    popularity_half_life_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,17 +106,7 @@ impl NodeArgs {
         if let Some(megabytes) = file.block_cache_mb {
             config.block_cache_bytes = megabytes * 1024 * 1024;
         }
-        let model = &mut config.model;
-        let overrides = file.model;
-        model.dimension = overrides.dimension.unwrap_or(model.dimension);
-        model.learning_rate = overrides.learning_rate.unwrap_or(model.learning_rate);
-        model.context_window = overrides.context_window.unwrap_or(model.context_window);
-        model.negatives = overrides.negatives.unwrap_or(model.negatives);
-        model.history_len = overrides.history_len.unwrap_or(model.history_len);
-        model.recency_decay = overrides.recency_decay.unwrap_or(model.recency_decay);
-        if let Some(seconds) = overrides.popularity_half_life_secs {
-            model.popularity_half_life = Duration::from_secs(seconds);
-        }
+        config.model = file.model;
         let index = &mut config.index;
         index.side_set_bound = file.index.side_set_bound.unwrap_or(index.side_set_bound);
         index.rebuild_after_changes = file
@@ -159,8 +140,26 @@ fn validate(config: &NodeConfig) -> Result<()> {
     if !(0.0..=1.0).contains(&config.model.recency_decay) {
         bail!("model.recency_decay: must be in [0, 1]");
     }
-    if config.model.popularity_half_life.is_zero() {
+    if config.model.popularity_half_life_secs == 0 {
         bail!("model.popularity_half_life_secs: must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&config.model.pair_decay)
+        || !(0.0..=1.0).contains(&config.model.neighbour_exponent)
+    {
+        bail!("model.pair_decay and model.neighbour_exponent: must be in [0, 1]");
+    }
+    if config.model.backward_weight < 0.0
+        || config.model.activity_damping < 0.0
+        || config.model.recency_floor < 0.0
+        || config.model.embedding_weight < 0.0
+    {
+        bail!(
+            "model.backward_weight, model.activity_damping, model.recency_floor and \
+             model.embedding_weight: must not be negative"
+        );
+    }
+    if !(0.5..5.0).contains(&config.model.weights.rating_neutral) {
+        bail!("model.weights.rating_neutral: must be in [0.5, 5)");
     }
     if config.index.side_set_bound == 0 || config.index.rebuild_after_changes == 0 {
         bail!("index.side_set_bound and index.rebuild_after_changes: must be at least 1");

@@ -5,10 +5,13 @@
 //! - [`synthetic`]: the deterministic synthetic catalogue and viewer stream (demo, `generate`,
 //!   tests and benchmarks), with its ground truth of taste clusters.
 //! - [`movielens`]: readers for the MovieLens layouts (ml-latest-small CSV, ml-100k, ml-1m/10m).
+//! - [`eval`]: `marquee eval`, the offline evaluator (Protocols T and P) over the production
+//!   processor and query path, with its reference baselines.
 //! - [`client`]: a small HTTP client that sends items and events to a running node, with retries
 //!   and progress.
 
 pub mod client;
 pub mod config;
+pub mod eval;
 pub mod movielens;
 pub mod synthetic;

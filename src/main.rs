@@ -8,6 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use marquee::client::Client;
 use marquee::config::NodeArgs;
+use marquee::eval::{self as evaluator, EvalOptions, Protocol};
 use marquee::movielens;
 use marquee::synthetic::{Synthetic, SyntheticConfig};
 use marquee_api::RunningNode;
@@ -45,6 +46,28 @@ enum Command {
     Import {
         #[command(subcommand)]
         source: ImportSource,
+    },
+    /// Measure recommendation quality on a MovieLens release (docs/QUALITY.md).
+    Eval {
+        /// T: per-user temporal hold-out; P: prequential (test, then learn).
+        #[arg(long, value_enum)]
+        protocol: Protocol,
+        /// MovieLens directory (ml-latest-small, ml-100k, ml-1m or ml-10m layout).
+        #[arg(long)]
+        data: PathBuf,
+        /// Write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Configuration file; its `[model]` and `[index]` sections are used, as by `serve`.
+        #[arg(long, env = "MARQUEE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Tuning run: Protocol T on the validation split of the training part, Protocol P on
+        /// the first half of the stream.
+        #[arg(long)]
+        tuning: bool,
+        /// Only the `marquee` row, without the reference rows.
+        #[arg(long)]
+        no_baselines: bool,
     },
     /// Print synthetic events (or the catalogue) as NDJSON on standard output.
     Generate {
@@ -118,6 +141,18 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Eval {
+            protocol,
+            data,
+            json,
+            config,
+            tuning,
+            no_baselines,
+        } => tokio::task::spawn_blocking(move || {
+            eval(protocol, data, json, config, tuning, no_baselines)
+        })
+        .await
+        .context("the evaluator stopped")?,
         Command::Serve { node } => serve(node).await,
         Command::Demo {
             node,
@@ -292,4 +327,39 @@ fn generate(synthetic: &SyntheticArgs, events: u64, catalogue: bool) -> Result<(
         }
         Err(error) => Err(error),
     }
+}
+
+fn eval(
+    protocol: Protocol,
+    data: PathBuf,
+    json: Option<PathBuf>,
+    config: Option<PathBuf>,
+    tuning: bool,
+    no_baselines: bool,
+) -> Result<()> {
+    let node = NodeArgs {
+        config,
+        data_dir: None,
+        listen: None,
+        partitions: None,
+    }
+    .resolve("./data")?;
+    let options = EvalOptions {
+        protocol,
+        data,
+        validation: tuning && protocol == Protocol::T,
+        first_half: tuning && protocol == Protocol::P,
+        model: node.model,
+        index: node.index,
+        skip_baselines: no_baselines,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let results = evaluator::run(&options)?;
+    print!("{}", evaluator::table(&results));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&evaluator::json(&results))?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

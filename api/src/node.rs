@@ -109,6 +109,7 @@ fn load(
         config.model.dimension,
         store.load_item_ids().map_err(|error| error.to_string())?,
         store.load_items().map_err(|error| error.to_string())?,
+        store.load_neighbours().map_err(|error| error.to_string())?,
         store.load_catalogue().map_err(|error| error.to_string())?,
     );
     let item_count = items.read().len();
@@ -130,6 +131,7 @@ fn load(
     .map_err(|error| format!("starting the processor: {error}"))?;
     let handle = processor.handle();
     let query = QueryEngine::new(
+        config.model.clone(),
         store.clone(),
         items.clone(),
         index.clone(),

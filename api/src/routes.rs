@@ -16,6 +16,7 @@ use axum::routing::{get, post, put};
 use marquee_ingest::{EmbeddedLog, EventLog};
 use marquee_schemas::json::{event_from_json, item_from_json};
 use marquee_schemas::{EventKind, FieldError, Item, validate_id};
+use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::{Metrics, ProcessorHandle, QueryEngine, RecommendationQuery};
 use marquee_vector_store::{ItemTable, StateStore};
 use serde_json::{Value, json};
@@ -358,29 +359,14 @@ async fn get_user(
 
 /// Stores catalogue entries durably, then publishes them to the item table.
 async fn upsert_items(services: &Services, items: Vec<Item>) -> Result<(), ApiError> {
-    let entries: Vec<(Item, u32)> = {
-        let mut table = services.items.write();
-        items
-            .into_iter()
-            .map(|item| {
-                let number = table.assign(&item.item_id).0;
-                (item, number)
-            })
-            .collect()
-    };
     let store = services.store.clone();
-    let entries =
-        tokio::task::spawn_blocking(move || store.put_catalogue(&entries).map(|()| entries))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|error| ApiError::Unavailable {
-                message: format!("the catalogue cannot be written now: {error}"),
-            })?;
-    let mut table = services.items.write();
-    for (item, number) in entries {
-        table.set_catalogue(number, item);
-    }
-    Ok(())
+    let table = services.items.clone();
+    tokio::task::spawn_blocking(move || upsert_catalogue(&store, &table, items))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|error| ApiError::Unavailable {
+            message: format!("the catalogue cannot be written now: {error}"),
+        })
 }
 
 fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {

@@ -49,6 +49,9 @@ pub struct EmbeddedLogConfig {
     pub partitions: u32,
     /// Append requests that may wait for the writer thread before `append` itself waits.
     pub queue_capacity: usize,
+    /// Sync the write-ahead log before an append returns (durable acknowledgements). Only
+    /// the evaluator, which replays a file it can read again, turns this off.
+    pub sync: bool,
 }
 
 impl Default for EmbeddedLogConfig {
@@ -56,6 +59,7 @@ impl Default for EmbeddedLogConfig {
         EmbeddedLogConfig {
             partitions: 4,
             queue_capacity: 1024,
+            sync: true,
         }
     }
 }
@@ -162,6 +166,7 @@ impl EmbeddedLog {
         let (offsets_sender, offsets_receiver) = watch::channel(end_offsets.clone());
         let (request_sender, request_receiver) = mpsc::channel(config.queue_capacity.max(1));
         let writer_db = Arc::clone(&db);
+        let sync_writes = config.sync;
         let writer = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || {
@@ -171,6 +176,7 @@ impl EmbeddedLog {
                     end_offsets,
                     request_receiver,
                     offsets_sender,
+                    sync_writes,
                 )
             })
             .expect("spawning the log writer thread");
@@ -227,9 +233,10 @@ fn run_writer(
     mut end_offsets: Vec<u64>,
     mut requests: mpsc::Receiver<AppendRequest>,
     published: watch::Sender<Vec<u64>>,
+    sync_writes: bool,
 ) {
     let mut sync = WriteOptions::default();
-    sync.set_sync(true);
+    sync.set_sync(sync_writes);
     while let Some(first) = requests.blocking_recv() {
         let mut group = vec![first];
         let mut queued_events = group[0].events.len();

@@ -1,6 +1,7 @@
 //! The stream processor: consumes the event log and maintains the model state, and the read side
 //! of the same model.
 //!
+//! - [`catalogue`]: item metadata writes, shared by the API and the evaluator.
 //! - [`model`]: the online model — event weights, the streaming item-embedding update, user
 //!   embeddings, popularity. Written down in its module docs.
 //! - [`processor`]: the consumer loop. Reads every partition from its committed offset, applies
@@ -11,6 +12,7 @@
 //! - [`telemetry`]: every Prometheus metric of Marquee, registered once.
 //! - [`error`]: this crate's error type.
 
+pub mod catalogue;
 pub mod error;
 pub mod model;
 pub mod processor;

@@ -1,38 +1,90 @@
 //! The online model.
 //!
+//! Two kinds of state are learned from the stream, both updated event by event in bounded time.
+//!
 //! **Event weights.** Each event gets a weight `w` that says how much it tells about the viewer's
-//! taste: a rating `r` counts `(r − 3) / 2` (5★ → 1, 3★ → 0, 1★ → −1), `like` 1, `dislike` −1,
-//! `add_to_watchlist` 0.7, `watch` the fraction watched minus 0.3, `click` 0.3, `view` 0.15,
-//! `skip` −0.3.
+//! taste ([`EventWeights`], configurable): a rating `r` counts
+//! `(r − n) / (5 − n)` above the neutral rating `n` and `(r − n) / (n − 0.5)` below it
+//! (default `n` = 2: 5★ → 1, 3★ → 0.33, 2★ → 0, 0.5★ → −1; a lukewarm 3★ still says "watched,
+//! and about that kind of film", which measured better than treating it as neutral), `like`
+//! 1, `dislike` −1, `add_to_watchlist` 0.7, `watch` the fraction watched minus 0.3, `click` 0.3,
+//! `view` 0.15, `skip` −0.3. Only events with `w > 0` teach co-occurrence and embeddings; events
+//! with `w < 0` push the neighbours of their item down in the user's ranking.
+//!
+//! **Sequential co-occurrence** (the main ranking signal). When user `u` has a positive event
+//! on item `j`, each of the last [`ModelConfig::pair_window`] positive items `i` of `u` (the
+//! `k`-th most recent, `k` = 0, 1, …) gains the pair weight `c = w · δᵏ / log₂(2 + nᵤ)^ρ` towards
+//! `j` ("`j` came after `i`"), and `j` gains `β·c` towards `i` ("`i` came before `j`"), with
+//! `δ` = [`ModelConfig::pair_decay`], `β` = [`ModelConfig::backward_weight`], `nᵤ` the user's
+//! events so far and `ρ` = [`ModelConfig::activity_damping`] (heavy users do not drown out the
+//! rest). Events with the same timestamp are simultaneous: both directions get `(1 + β)/2 · c`.
+//! Every item keeps its heaviest pairs in a bounded list ([`marquee_vector_store::Neighbours`])
+//! and its mass `mⱼ = Σ w / log₂(2 + nᵤ)^ρ`.
+//!
+//! A user's score for a candidate `j` is
+//! `Σₖ (λᵏ + φ) · wₖ · C[iₖ][j] / ((1 + m_{iₖ})^α · (1 + mⱼ)^{1−α})` over the last
+//! [`ModelConfig::history_len`] events `iₖ` (newest first; `λ` =
+//! [`ModelConfig::recency_decay`], `φ` = [`ModelConfig::recency_floor`], `α` =
+//! [`ModelConfig::neighbour_exponent`]): recent events dominate, older ones still count.
 //!
 //! **Item embeddings** are learned online by skip-gram with negative sampling over each user's
 //! sequence of positive events (item2vec): when user `u` has a positive event on item `i`, `i` is
 //! pulled towards each of the last [`ModelConfig::context_window`] items `u` liked (and they
 //! towards `i`) with step `η·w·(1 − σ(vᵢ·vⱼ))`, and pushed away from
 //! [`ModelConfig::negatives`] items drawn uniformly from the catalogue with step
-//! `η·σ(vᵢ·vₙ)`. Items liked by the same viewers end up close; items that are liked often get
-//! longer vectors. New items start from a small seeded random vector, the same on every node.
-//!
-//! **User embeddings** are recomputed at every event of the user from the bounded history:
-//! `u = Σₖ λᵏ·wₖ·v(itemₖ)` over the last [`ModelConfig::history_len`] events (`k` = 0 for the
-//! newest, `λ` = [`ModelConfig::recency_decay`]). A recommendation is the items with the largest
-//! `u·v`, so a new event changes the very next answer.
+//! `η·σ(vᵢ·vₙ)`. A user's embedding is `Σₖ λᵏ·wₖ·v(itemₖ)` over the same history. The
+//! embeddings feed the HNSW index: similar items, and candidates blended into a user's ranking
+//! with weight [`ModelConfig::embedding_weight`].
 //!
 //! **Popularity** is a time-decayed count of positive events with half-life
-//! [`ModelConfig::popularity_half_life`], on the stream's clock (the latest event timestamp), so
+//! [`ModelConfig::popularity_half_life_secs`], on the stream's clock (the latest event timestamp), so
 //! that a replay of old data gives the same trend as it did live.
 //!
-//! **Cost per event** is `O((history_len + context_window + negatives) · dimension)`,
-//! independent of the number of users and items.
+//! **Cost per event** is `O(pair_window · log C + (history_len + context_window + negatives) ·
+//! dimension)` with `C` the neighbour-list capacity (`O(C)` when a full list takes a new
+//! neighbour), independent of the number of users and items. **Cost per query** is
+//! `O(history_len · C)` plus one index search.
 
-use std::time::Duration;
 
 use marquee_schemas::partition::fnv1a_64;
 use marquee_schemas::{Event, EventKind};
 use marquee_vector_store::vector::dot;
+use serde::{Deserialize, Serialize};
 
-/// Hyper-parameters of the online model.
-#[derive(Debug, Clone)]
+/// Weight of each event kind (see the module docs).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventWeights {
+    /// The rating that says nothing either way; higher ratings are positive.
+    pub rating_neutral: f32,
+    pub like: f32,
+    pub dislike: f32,
+    pub add_to_watchlist: f32,
+    /// Subtracted from the fraction watched.
+    pub watch_offset: f32,
+    pub click: f32,
+    pub view: f32,
+    pub skip: f32,
+}
+
+impl Default for EventWeights {
+    fn default() -> Self {
+        EventWeights {
+            rating_neutral: 2.0,
+            like: 1.0,
+            dislike: -1.0,
+            add_to_watchlist: 0.7,
+            watch_offset: 0.3,
+            click: 0.3,
+            view: 0.15,
+            skip: -0.3,
+        }
+    }
+}
+
+/// Hyper-parameters of the online model. Each default, and why, is in `docs/QUALITY.md`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     /// Embedding dimension (fixed when a state directory is created).
     pub dimension: usize,
@@ -46,8 +98,27 @@ pub struct ModelConfig {
     pub history_len: usize,
     /// Weight factor per step back in a user's history.
     pub recency_decay: f32,
-    /// Half-life of item popularity, on the stream's clock.
-    pub popularity_half_life: Duration,
+    /// Constant added to the recency factor, so old history still counts.
+    pub recency_floor: f32,
+    /// Half-life of item popularity in seconds, on the stream's clock.
+    pub popularity_half_life_secs: u64,
+    /// Weight of each event kind.
+    pub weights: EventWeights,
+    /// Recent positive items each positive event forms co-occurrence pairs with.
+    pub pair_window: usize,
+    /// Pair weight factor per step back in the user's positive history.
+    pub pair_decay: f32,
+    /// Weight of the "came before" direction relative to "came after".
+    pub backward_weight: f32,
+    /// Exponent `ρ` of the user-activity damping `1 / log₂(2 + events)^ρ`.
+    pub activity_damping: f32,
+    /// Exponent `α` splitting the pair normalisation between the history item and the
+    /// candidate: near 1 favours popular candidates, near 0 rare ones.
+    pub neighbour_exponent: f32,
+    /// Weight of the embedding score in a user's ranking (0: co-occurrence only).
+    pub embedding_weight: f32,
+    /// Candidates taken from the index for the embedding part of a ranking.
+    pub embedding_candidates: usize,
 }
 
 impl Default for ModelConfig {
@@ -57,31 +128,56 @@ impl Default for ModelConfig {
             learning_rate: 0.05,
             context_window: 10,
             negatives: 3,
-            history_len: 50,
-            recency_decay: 0.97,
-            popularity_half_life: Duration::from_secs(7 * 24 * 3600),
+            history_len: 500,
+            recency_decay: 0.8,
+            recency_floor: 0.02,
+            popularity_half_life_secs: 7 * 24 * 3600,
+            weights: EventWeights::default(),
+            pair_window: 30,
+            pair_decay: 0.95,
+            backward_weight: 0.3,
+            activity_damping: 1.0,
+            neighbour_exponent: 0.8,
+            embedding_weight: 0.0,
+            embedding_candidates: 50,
         }
     }
 }
 
 impl ModelConfig {
     pub fn popularity_half_life_ms(&self) -> f64 {
-        self.popularity_half_life.as_secs_f64() * 1000.0
+        self.popularity_half_life_secs as f64 * 1000.0
     }
 }
 
 /// How much an event says about the viewer's taste (see the module docs).
-pub fn event_weight(event: &Event) -> f32 {
+pub fn event_weight(event: &Event, weights: &EventWeights) -> f32 {
     match event.kind {
-        EventKind::Rating => (event.value.unwrap_or(3.0) - 3.0) / 2.0,
-        EventKind::Like => 1.0,
-        EventKind::Dislike => -1.0,
-        EventKind::AddToWatchlist => 0.7,
-        EventKind::Watch => event.value.unwrap_or(0.0) - 0.3,
-        EventKind::Click => 0.3,
-        EventKind::View => 0.15,
-        EventKind::Skip => -0.3,
+        EventKind::Rating => {
+            let neutral = weights.rating_neutral;
+            let rating = event.value.unwrap_or(neutral);
+            if rating >= neutral {
+                (rating - neutral) / (5.0 - neutral).max(f32::EPSILON)
+            } else {
+                (rating - neutral) / (neutral - 0.5).max(f32::EPSILON)
+            }
+        }
+        EventKind::Like => weights.like,
+        EventKind::Dislike => weights.dislike,
+        EventKind::AddToWatchlist => weights.add_to_watchlist,
+        EventKind::Watch => event.value.unwrap_or(0.0) - weights.watch_offset,
+        EventKind::Click => weights.click,
+        EventKind::View => weights.view,
+        EventKind::Skip => weights.skip,
     }
+}
+
+/// The damping of a user's pair weights: `1 / log₂(2 + events)^ρ`.
+pub fn activity_damping(user_events: u64, exponent: f32) -> f32 {
+    if exponent == 0.0 {
+        return 1.0;
+    }
+    1.0 / (2.0 + user_events as f32).log2().powf(exponent)
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -143,8 +239,11 @@ mod tests {
             timestamp: 0,
             context: Default::default(),
         };
-        assert_eq!(event_weight(&event), 1.0);
-        event.value = Some(1.0);
-        assert_eq!(event_weight(&event), -1.0);
+        let weights = EventWeights::default();
+        assert_eq!(event_weight(&event, &weights), 1.0);
+        event.value = Some(2.0);
+        assert_eq!(event_weight(&event, &weights), 0.0);
+        event.value = Some(0.5);
+        assert_eq!(event_weight(&event, &weights), -1.0);
     }
 }

@@ -24,13 +24,17 @@ use std::time::{Duration, Instant};
 
 use marquee_ingest::{EventLog, LogEntry};
 use marquee_vector_store::{
-    HistoryEntry, ItemTable, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
+    HistoryEntry, ItemTable, Neighbours, Popularity, SeenEntry, StateStore, UserState,
+    VectorIndex,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::error::Result;
-use crate::model::{ModelConfig, event_weight, negative_sample, negative_step, positive_pair_step};
+use crate::model::{
+    ModelConfig, activity_damping, event_weight, negative_sample, negative_step,
+    positive_pair_step,
+};
 use crate::telemetry::Metrics;
 use crate::trending::{REFRESH_INTERVAL, Trending};
 
@@ -99,6 +103,28 @@ struct ItemWork {
     vector: Vec<f32>,
     popularity: Popularity,
     event_count: u64,
+    mass: f32,
+}
+
+/// Working copies of the co-occurrence lists a batch touches, and the additions to persist,
+/// in the order they were applied.
+#[derive(Default)]
+struct PairWork {
+    lists: HashMap<u32, Neighbours>,
+    additions: HashMap<u32, Vec<(u32, f32)>>,
+}
+
+impl PairWork {
+    fn add(&mut self, table: &marquee_vector_store::Table, from: u32, to: u32, weight: f32) {
+        if weight <= 0.0 {
+            return;
+        }
+        self.lists
+            .entry(from)
+            .or_insert_with(|| table.neighbours(from).clone())
+            .add(to, weight);
+        self.additions.entry(from).or_default().push((to, weight));
+    }
 }
 
 /// The stream processor over a log `L`.
@@ -222,7 +248,9 @@ impl<L: EventLog> Processor<L> {
         info!(offsets = ?self.offsets, "processor stopped");
     }
 
-    fn refresh_trending(&self) {
+    /// Recomputes the trending list from the item table, on the stream clock. The run loop
+    /// calls it at most once a second; the evaluator after each batch it applies.
+    pub fn refresh_trending(&self) {
         self.trending.refresh(
             &self.items,
             self.clock,
@@ -304,6 +332,7 @@ impl<L: EventLog> Processor<L> {
         let mut users: HashMap<String, UserState> = HashMap::new();
         let mut seen: HashMap<(String, u32), SeenEntry> = HashMap::new();
         let mut work: HashMap<u32, ItemWork> = HashMap::new();
+        let mut pairs = PairWork::default();
         let mut applied_now: HashSet<(String, String)> = HashSet::new();
         let mut next_offsets = self.offsets.clone();
         let mut clock = self.clock;
@@ -313,6 +342,7 @@ impl<L: EventLog> Processor<L> {
                 vector: table.vector(number).to_vec(),
                 popularity: table.popularity(number),
                 event_count: table.event_count(number),
+                mass: table.mass(number),
             };
             let item_count = table.len();
             for (entry, &number) in entries.iter().zip(&numbers) {
@@ -337,7 +367,7 @@ impl<L: EventLog> Processor<L> {
                     users.insert(event.user_id.clone(), state);
                 }
                 let user = users.get_mut(&event.user_id).expect("inserted above");
-                let weight = event_weight(event);
+                let weight = event_weight(event, &model.weights);
                 let step = model.learning_rate * weight.abs();
 
                 let mut target = work.remove(&number).unwrap_or_else(|| load(number));
@@ -368,6 +398,31 @@ impl<L: EventLog> Processor<L> {
                         negative_step(&mut target.vector, &negative_vector, model.learning_rate);
                     }
                     target.popularity.add(1.0, event.timestamp, half_life_ms);
+
+                    // Sequential co-occurrence with the user's recent positive items.
+                    let damped =
+                        weight * activity_damping(user.event_count, model.activity_damping);
+                    target.mass += damped;
+                    let mut factor = damped;
+                    for past in user
+                        .history
+                        .iter()
+                        .rev()
+                        .filter(|past| past.weight > 0.0)
+                        .take(model.pair_window)
+                    {
+                        if past.item != number {
+                            let (after, before) = if past.timestamp == event.timestamp {
+                                let both = (1.0 + model.backward_weight) / 2.0 * factor;
+                                (both, both)
+                            } else {
+                                (factor, model.backward_weight * factor)
+                            };
+                            pairs.add(&table, past.item, number, after);
+                            pairs.add(&table, number, past.item, before);
+                        }
+                        factor *= model.pair_decay;
+                    }
                 }
                 target.event_count += 1;
                 work.insert(number, target);
@@ -383,20 +438,14 @@ impl<L: EventLog> Processor<L> {
                     let excess = user.history.len() - model.history_len;
                     user.history.drain(..excess);
                 }
-                let mut vector = vec![0.0f32; model.dimension];
-                let mut factor = 1.0f32;
-                for past in user.history.iter().rev() {
-                    let item_vector = match work.get(&past.item) {
-                        Some(item_work) => item_work.vector.as_slice(),
-                        None => table.vector(past.item),
-                    };
-                    let scale = factor * past.weight;
-                    for (component, value) in vector.iter_mut().zip(item_vector) {
-                        *component += scale * value;
-                    }
-                    factor *= model.recency_decay;
+                // The user's embedding, decayed incrementally: u ← λ·u + w·v(item).
+                let item_vector = &work.get(&number).expect("inserted above").vector;
+                if user.vector.len() != model.dimension {
+                    user.vector = vec![0.0; model.dimension];
                 }
-                user.vector = vector;
+                for (component, value) in user.vector.iter_mut().zip(item_vector) {
+                    *component = model.recency_decay * *component + weight * value;
+                }
 
                 let seen_key = (event.user_id.clone(), number);
                 let previous = match seen.get(&seen_key) {
@@ -426,6 +475,9 @@ impl<L: EventLog> Processor<L> {
         for ((user_id, number), entry) in &seen {
             batch.put_seen(user_id, *number, entry)?;
         }
+        for (&number, additions) in &pairs.additions {
+            batch.add_neighbours(number, additions);
+        }
         for (item_id, number) in &self.unpersisted_item_ids {
             batch.put_item_id(item_id, *number);
         }
@@ -437,6 +489,7 @@ impl<L: EventLog> Processor<L> {
                 state.popularity = item_work.popularity.score;
                 state.popularity_at = item_work.popularity.at;
                 state.event_count = item_work.event_count;
+                state.mass = item_work.mass;
                 batch.put_item(number, &state)?;
             }
         }
@@ -453,6 +506,10 @@ impl<L: EventLog> Processor<L> {
                 table.vector_mut(number).copy_from_slice(&item_work.vector);
                 *table.popularity_mut(number) = item_work.popularity;
                 *table.event_count_mut(number) = item_work.event_count;
+                *table.mass_mut(number) = item_work.mass;
+            }
+            for (number, list) in pairs.lists {
+                *table.neighbours_mut(number) = list;
             }
         }
         self.index.mark_changed(work.keys().copied());

@@ -1,19 +1,26 @@
 //! The read side: recommendations, similar items and trending, over the processor's state.
 //!
-//! A personalised list is the items with the largest inner product with the user's embedding
-//! (from the [`VectorIndex`], scored on fresh vectors), minus what the user has seen, what the
-//! caller excluded, and items outside the requested genre. A user without an embedding (unknown,
-//! or only negative events so far) gets the trending list through the same filters; a
-//! personalised list that comes up short is filled from it too.
+//! A personalised list ranks candidates by the sequential co-occurrence score of the user's
+//! history (see [`crate::model`]), blended with the inner product of the user's embedding when
+//! [`ModelConfig::embedding_weight`] is positive (candidates from the [`VectorIndex`], scored on
+//! fresh vectors); each part is divided by its best score before blending. What the user has
+//! seen, what the caller excluded and items outside the requested genre are filtered out; ties
+//! go to the smaller item number. A user with no positive signal yet (unknown, or only negative
+//! events) gets the trending list through the same filters; a personalised list that comes up
+//! short is filled from it too.
+//!
+//! Similar items use the same ranking with a history of the one item.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use marquee_schemas::Item;
-use marquee_vector_store::{ItemTable, StateStore, Table, VectorIndex};
+use marquee_vector_store::{HistoryEntry, ItemTable, StateStore, Table, VectorIndex};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::model::ModelConfig;
 use crate::telemetry::Metrics;
 use crate::trending::Trending;
 
@@ -63,6 +70,7 @@ pub struct RecommendationQuery {
 /// Answers queries. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct QueryEngine {
+    model: Arc<ModelConfig>,
     store: StateStore,
     items: ItemTable,
     index: VectorIndex,
@@ -84,8 +92,32 @@ fn to_recommendation(table: &Table, item: u32, score: f32) -> Option<Recommendat
     })
 }
 
+/// Per-thread score accumulator: one slot per item number, and the slots in use.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The `count` highest scores, best first; ties go to the smaller item number.
+fn top(mut ranked: Vec<(u32, f32)>, count: usize) -> Vec<(u32, f32)> {
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if ranked.len() > count && count > 0 {
+        ranked.select_nth_unstable_by(count - 1, order);
+        ranked.truncate(count);
+    }
+    ranked.sort_unstable_by(order);
+    ranked.truncate(count);
+    ranked
+}
+
 impl QueryEngine {
     pub fn new(
+        model: ModelConfig,
         store: StateStore,
         items: ItemTable,
         index: VectorIndex,
@@ -93,6 +125,7 @@ impl QueryEngine {
         metrics: Metrics,
     ) -> QueryEngine {
         QueryEngine {
+            model: Arc::new(model),
             store,
             items,
             index,
@@ -129,20 +162,13 @@ impl QueryEngine {
                         .is_some_and(|entry| entry.has_genre(genre))
                 })
         };
-        let user_vector = user
-            .as_ref()
-            .map(|state| state.vector.as_slice())
-            .filter(|vector| vector.iter().any(|x| *x != 0.0));
-        let (strategy, mut ranked) = match user_vector {
-            Some(vector) => (
-                Strategy::Personalised,
-                self.index
-                    .search(vector, query.count, accept)
-                    .into_iter()
-                    .map(|scored| (scored.item, scored.score))
-                    .collect::<Vec<_>>(),
-            ),
-            None => (Strategy::Popular, Vec::new()),
+        let history = user.as_ref().map_or(&[][..], |state| state.history.as_slice());
+        let user_vector = user.as_ref().map_or(&[][..], |state| state.vector.as_slice());
+        let mut ranked = self.rank(history, user_vector, query.count, &accept);
+        let strategy = if ranked.is_empty() {
+            Strategy::Popular
+        } else {
+            Strategy::Personalised
         };
         let table = self.items.read();
         if ranked.len() < query.count {
@@ -167,23 +193,110 @@ impl QueryEngine {
         Ok((strategy, list))
     }
 
-    /// Items whose vectors have the largest inner product with `item_id`'s; `None` when the
-    /// item is unknown.
+    /// Items most like `item_id`: ranked as for a viewer whose only event is a positive one on
+    /// it. `None` when the item is unknown.
     pub fn similar(&self, item_id: &str, count: usize) -> Option<Vec<Recommendation>> {
         let (number, vector) = {
             let table = self.items.read();
             let number = table.number(item_id)?;
             (number, table.vector(number).to_vec())
         };
-        let hits = self
-            .index
-            .search(&vector, count, |_, candidate| candidate != number);
+        let history = [HistoryEntry {
+            item: number,
+            weight: 1.0,
+            timestamp: 0,
+        }];
+        let hits = self.rank(&history, &vector, count, &|_, candidate| {
+            candidate != number
+        });
         let table = self.items.read();
         Some(
             hits.into_iter()
-                .filter_map(|hit| to_recommendation(&table, hit.item, hit.score))
+                .filter_map(|(item, score)| to_recommendation(&table, item, score))
                 .collect(),
         )
+    }
+
+    /// The `count` best items for a history (oldest first) and an embedding, among those
+    /// `accept`s; empty when neither says anything.
+    fn rank(
+        &self,
+        history: &[HistoryEntry],
+        vector: &[f32],
+        count: usize,
+        accept: &dyn Fn(&Table, u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        let model = &self.model;
+        let embedded = if model.embedding_weight > 0.0 && vector.iter().any(|x| *x != 0.0) {
+            self.index
+                .search(vector, model.embedding_candidates.max(count), accept)
+        } else {
+            Vec::new()
+        };
+        let table = self.items.read();
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch { scores, touched } = &mut *scratch;
+            if scores.len() < table.len() {
+                scores.resize(table.len(), 0.0);
+            }
+            let alpha = model.neighbour_exponent;
+            let mut recency = 1.0f32;
+            for past in history.iter().rev().take(model.history_len) {
+                let factor = (recency + model.recency_floor) * past.weight
+                    / (1.0 + table.mass(past.item)).powf(alpha);
+                recency *= model.recency_decay;
+                if factor == 0.0 {
+                    continue;
+                }
+                for &(candidate, weight) in table.neighbours(past.item).entries() {
+                    let slot = &mut scores[candidate as usize];
+                    if *slot == 0.0 {
+                        touched.push(candidate);
+                    }
+                    *slot += factor * weight;
+                }
+            }
+            let mut ranked: Vec<(u32, f32)> = Vec::with_capacity(touched.len());
+            for &candidate in touched.iter() {
+                let raw = std::mem::take(&mut scores[candidate as usize]);
+                if raw > 0.0 && accept(&table, candidate) {
+                    let score = raw / (1.0 + table.mass(candidate)).powf(1.0 - alpha);
+                    ranked.push((candidate, score));
+                }
+            }
+            touched.clear();
+            if !embedded.is_empty() {
+                let best = ranked.iter().map(|(_, score)| *score).fold(0.0, f32::max);
+                let best_embedded = embedded.iter().map(|hit| hit.score).fold(0.0, f32::max);
+                if best > 0.0 {
+                    for (_, score) in &mut ranked {
+                        *score /= best;
+                    }
+                }
+                if best_embedded > 0.0 {
+                    let mut position: std::collections::HashMap<u32, usize> = ranked
+                        .iter()
+                        .enumerate()
+                        .map(|(at, (item, _))| (*item, at))
+                        .collect();
+                    for hit in &embedded {
+                        if hit.score <= 0.0 {
+                            continue;
+                        }
+                        let part = model.embedding_weight * hit.score / best_embedded;
+                        match position.get(&hit.item) {
+                            Some(&at) => ranked[at].1 += part,
+                            None => {
+                                position.insert(hit.item, ranked.len());
+                                ranked.push((hit.item, part));
+                            }
+                        }
+                    }
+                }
+            }
+            top(ranked, count)
+        })
     }
 
     /// The most popular items now, optionally within a genre.

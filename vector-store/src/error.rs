@@ -18,6 +18,8 @@ pub enum Error {
         column_family: &'static str,
         source: marquee_schemas::CodecError,
     },
+    #[error("corrupt co-occurrence list for item {item}")]
+    CorruptNeighbours { item: u32 },
     #[error(
         "the state at {path} was built with {existing}-dimensional vectors, \
          but {requested} were configured"

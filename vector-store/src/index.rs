@@ -58,6 +58,9 @@ pub struct IndexConfig {
     pub rebuild_after_changes: usize,
     /// Age after which a graph with any changed item is rebuilt.
     pub rebuild_interval: Duration,
+    /// Insert into a new graph from several threads (faster; the graph then depends on
+    /// thread timing). Off, a build is deterministic: the evaluator needs that.
+    pub parallel_build: bool,
 }
 
 impl Default for IndexConfig {
@@ -69,6 +72,7 @@ impl Default for IndexConfig {
             side_set_bound: 4096,
             rebuild_after_changes: 1024,
             rebuild_interval: Duration::from_secs(30),
+            parallel_build: true,
         }
     }
 }
@@ -234,6 +238,19 @@ impl VectorIndex {
         }
     }
 
+    /// Whether enough has changed (or enough time passed) since the last build for another.
+    pub fn rebuild_due(&self) -> bool {
+        self.rebuild_due_locked(&self.inner.side.lock())
+    }
+
+    fn rebuild_due_locked(&self, side: &SideState) -> bool {
+        let age = side.graph.as_ref().map(|graph| graph.built_at.elapsed());
+        side.changed.len() >= self.inner.config.rebuild_after_changes
+            || side.overflowed_since_build
+            || (!side.changed.is_empty()
+                && age.is_none_or(|age| age >= self.inner.config.rebuild_interval))
+    }
+
     /// Builds a graph from the current vectors and swaps it in, on the calling thread.
     pub fn rebuild_now(&self) {
         let _building = self.inner.build_lock.lock();
@@ -294,7 +311,13 @@ impl VectorIndex {
             .zip(&numbers)
             .map(|(vector, &number)| (vector.as_slice(), number as usize))
             .collect();
-        hnsw.parallel_insert_slice(&points);
+        if config.parallel_build {
+            hnsw.parallel_insert_slice(&points);
+        } else {
+            for (vector, number) in &points {
+                hnsw.insert_slice((vector, *number));
+            }
+        }
         let mut hnsw = hnsw;
         hnsw.set_searching_mode(true);
         Some(Graph {
@@ -313,12 +336,7 @@ impl VectorIndex {
                     if self.inner.stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    let age = side.graph.as_ref().map(|graph| graph.built_at.elapsed());
-                    let due = side.changed.len() >= self.inner.config.rebuild_after_changes
-                        || side.overflowed_since_build
-                        || (!side.changed.is_empty()
-                            && age.is_none_or(|age| age >= self.inner.config.rebuild_interval));
-                    if due {
+                    if self.rebuild_due_locked(&side) {
                         break;
                     }
                     self.inner

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use marquee_schemas::Item;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::neighbours::Neighbours;
 use crate::store::ItemState;
 use crate::vector::seeded_vector;
 
@@ -68,6 +69,8 @@ pub struct Table {
     vectors: Vec<f32>,
     popularity: Vec<Popularity>,
     event_counts: Vec<u64>,
+    masses: Vec<f32>,
+    neighbours: Vec<Neighbours>,
     catalogue: Vec<Option<Arc<Item>>>,
 }
 
@@ -87,6 +90,7 @@ impl ItemTable {
         dimension: usize,
         item_ids: Vec<(String, u32)>,
         states: Vec<(u32, ItemState)>,
+        neighbours: Vec<(u32, Neighbours)>,
         catalogue: Vec<Item>,
     ) -> ItemTable {
         let table = ItemTable::new(dimension);
@@ -107,6 +111,12 @@ impl ItemTable {
                     at: state.popularity_at,
                 };
                 writer.event_counts[index] = state.event_count;
+                writer.masses[index] = state.mass;
+            }
+            for (number, list) in neighbours {
+                if let Some(slot) = writer.neighbours.get_mut(number as usize) {
+                    *slot = list;
+                }
             }
             for item in catalogue {
                 let number = writer.assign(&item.item_id).0;
@@ -174,6 +184,23 @@ impl Table {
         &mut self.event_counts[number as usize]
     }
 
+    /// Total positive weight the co-occurrence model counted for `number`.
+    pub fn mass(&self, number: u32) -> f32 {
+        self.masses[number as usize]
+    }
+
+    pub fn mass_mut(&mut self, number: u32) -> &mut f32 {
+        &mut self.masses[number as usize]
+    }
+
+    pub fn neighbours(&self, number: u32) -> &Neighbours {
+        &self.neighbours[number as usize]
+    }
+
+    pub fn neighbours_mut(&mut self, number: u32) -> &mut Neighbours {
+        &mut self.neighbours[number as usize]
+    }
+
     pub fn catalogue(&self, number: u32) -> Option<&Arc<Item>> {
         self.catalogue.get(number as usize).and_then(Option::as_ref)
     }
@@ -191,6 +218,7 @@ impl Table {
             popularity: popularity.score,
             popularity_at: popularity.at,
             event_count: self.event_count(number),
+            mass: self.mass(number),
         }
     }
 
@@ -214,6 +242,8 @@ impl Table {
                 .extend(std::iter::repeat_n(0.0, self.dimension));
             self.popularity.push(Popularity::default());
             self.event_counts.push(0);
+            self.masses.push(0.0);
+            self.neighbours.push(Neighbours::default());
             self.catalogue.push(None);
         }
         if self.ids[index].is_empty() {

@@ -4,7 +4,9 @@
 //!   encoding and write option of this crate lives there. Users, seen items, item vectors,
 //!   catalogue, de-duplication keys and consumer offsets.
 //! - [`items`]: [`ItemTable`], the in-memory copy of every item's vector, popularity and
-//!   catalogue entry, indexed by a dense item number.
+//!   catalogue entry and co-occurrence list, indexed by a dense item number.
+//! - [`neighbours`]: [`Neighbours`], an item's bounded co-occurrence list, persisted through a
+//!   RocksDB merge operator.
 //! - [`index`]: [`VectorIndex`], approximate maximum-inner-product search over item vectors: an
 //!   HNSW graph (`hnsw_rs`) rebuilt in the background and swapped atomically, plus exact search
 //!   over a bounded set of items changed since the graph's snapshot.
@@ -15,12 +17,14 @@
 pub mod error;
 pub mod index;
 pub mod items;
+pub mod neighbours;
 pub mod store;
 pub mod vector;
 
 pub use error::{Error, Result};
 pub use index::{IndexConfig, IndexStats, Scored, VectorIndex};
 pub use items::{ItemTable, Popularity, Table};
+pub use neighbours::Neighbours;
 pub use store::{
     HistoryEntry, ItemState, SeenEntry, StateBatch, StateStore, StoreConfig, UserState,
 };

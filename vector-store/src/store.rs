@@ -32,10 +32,11 @@ use bincode::{Decode, Encode};
 use marquee_schemas::{Item, decode_record, encode_record};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
-    IteratorMode, Options, WriteBatch, WriteOptions, compaction_filter::Decision,
+    IteratorMode, MergeOperands, Options, WriteBatch, WriteOptions, compaction_filter::Decision,
 };
 
 use crate::error::{Error, Result};
+use crate::neighbours::{Neighbours, encode_pairs};
 
 const USERS_CF: &str = "users";
 const SEEN_CF: &str = "seen";
@@ -44,6 +45,7 @@ const ITEM_IDS_CF: &str = "item_ids";
 const CATALOGUE_CF: &str = "catalogue";
 const DEDUP_CF: &str = "dedup";
 const OFFSETS_CF: &str = "offsets";
+const NEIGHBOURS_CF: &str = "neighbours";
 const DIMENSION_KEY: &[u8] = b"dimension";
 
 /// One entry of a user's recent history.
@@ -85,6 +87,8 @@ pub struct ItemState {
     pub popularity: f32,
     pub popularity_at: i64,
     pub event_count: u64,
+    /// Total weight of the positive events on this item, as the co-occurrence model counts it.
+    pub mass: f32,
 }
 
 /// Settings of the state store.
@@ -179,6 +183,17 @@ impl StateStore {
                 Decision::Keep
             }
         });
+        let mut neighbours_options = base_options(&cache, false);
+        neighbours_options.set_merge_operator(
+            "neighbour_additions",
+            |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
+                crate::neighbours::merge(existing, operands.iter())
+            },
+            |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
+                // Additions are replayed in order, so consecutive operands concatenate.
+                Some(operands.iter().flatten().copied().collect())
+            },
+        );
         let descriptors = vec![
             ColumnFamilyDescriptor::new(USERS_CF, base_options(&cache, true)),
             ColumnFamilyDescriptor::new(SEEN_CF, base_options(&cache, false)),
@@ -187,6 +202,7 @@ impl StateStore {
             ColumnFamilyDescriptor::new(CATALOGUE_CF, base_options(&cache, true)),
             ColumnFamilyDescriptor::new(DEDUP_CF, dedup_options),
             ColumnFamilyDescriptor::new(OFFSETS_CF, base_options(&cache, false)),
+            ColumnFamilyDescriptor::new(NEIGHBOURS_CF, neighbours_options),
         ];
         let db = DB::open_cf_descriptors(&db_options, &path, descriptors)?;
         match db.get(DIMENSION_KEY)? {
@@ -338,6 +354,27 @@ impl StateStore {
         Ok(items)
     }
 
+    /// Every item's co-occurrence list (start-up load).
+    pub fn load_neighbours(&self) -> Result<Vec<(u32, Neighbours)>> {
+        let mut lists = Vec::new();
+        for entry in self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(NEIGHBOURS_CF), IteratorMode::Start)
+        {
+            let (key, value) = entry?;
+            let Ok(number) = <[u8; 4]>::try_from(&key[..]) else {
+                continue;
+            };
+            let number = u32::from_be_bytes(number);
+            let list = Neighbours::decode(&value).ok_or_else(|| Error::CorruptNeighbours {
+                item: number,
+            })?;
+            lists.push((number, list));
+        }
+        Ok(lists)
+    }
+
     /// Every item-id mapping, including items the catalogue knows but no event touched yet.
     pub fn load_item_ids(&self) -> Result<Vec<(String, u32)>> {
         let mut ids = Vec::new();
@@ -480,6 +517,14 @@ impl StateBatch {
 
     pub fn put_item(&mut self, item: u32, state: &ItemState) -> Result<()> {
         self.put_record(ITEMS_CF, &item.to_be_bytes(), state)
+    }
+
+    /// Appends `additions` (in the order they were applied in memory) to `item`'s
+    /// co-occurrence list.
+    pub fn add_neighbours(&mut self, item: u32, additions: &[(u32, f32)]) {
+        let cf = self.store.cf_handle(NEIGHBOURS_CF);
+        self.batch
+            .merge_cf(cf, item.to_be_bytes(), encode_pairs(additions));
     }
 
     pub fn put_item_id(&mut self, item_id: &str, item: u32) {

@@ -1,0 +1,178 @@
+//! Bounded item-to-item co-occurrence lists.
+//!
+//! Each item keeps at most [`NEIGHBOUR_CAPACITY`] `(neighbour, weight)` entries, sorted by
+//! neighbour number. Adding to a neighbour already listed adds to its weight; a new neighbour
+//! takes a free slot, or, when the list is full, replaces the lightest entry if the new weight
+//! is at least as large (ties: the entry with the larger number goes). Heavy pairs therefore
+//! stay, and the tail of light, one-off pairs churns. An addition costs `O(log C)` when the
+//! neighbour is listed and `O(C)` when it is not (`C` the capacity).
+//!
+//! Lists are persisted through a RocksDB merge operator: a write batch carries, per touched
+//! item, the additions in the order they were applied in memory, and the merge replays them
+//! with the same [`Neighbours::add`], so the stored list always equals the one in memory.
+
+/// Most neighbours kept per item.
+pub const NEIGHBOUR_CAPACITY: usize = 256;
+
+/// One item's co-occurrence list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Neighbours {
+    entries: Vec<(u32, f32)>,
+}
+
+impl Neighbours {
+    /// Adds `weight` to the pair with `item` (see the module docs for a full list).
+    pub fn add(&mut self, item: u32, weight: f32) {
+        match self.entries.binary_search_by_key(&item, |entry| entry.0) {
+            Ok(position) => self.entries[position].1 += weight,
+            Err(position) if self.entries.len() < NEIGHBOUR_CAPACITY => {
+                self.entries.insert(position, (item, weight));
+            }
+            Err(_) => {
+                let (lightest, &(_, lightest_weight)) = self
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.1.total_cmp(&b.1.1).then(b.1.0.cmp(&a.1.0)))
+                    .expect("a full list is not empty");
+                if weight >= lightest_weight {
+                    self.entries.remove(lightest);
+                    let position = self
+                        .entries
+                        .binary_search_by_key(&item, |entry| entry.0)
+                        .unwrap_err();
+                    self.entries.insert(position, (item, weight));
+                }
+            }
+        }
+    }
+
+    /// The entries, by neighbour number.
+    pub fn entries(&self) -> &[(u32, f32)] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Fixed-width little-endian encoding: `(u32, f32)` per entry.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_pairs(&self.entries)
+    }
+
+    /// Decodes [`Neighbours::encode`]'s output; `None` when the length is not a whole number
+    /// of entries or the entries are not in order.
+    pub fn decode(bytes: &[u8]) -> Option<Neighbours> {
+        let entries = decode_pairs(bytes)?;
+        let ordered = entries.windows(2).all(|pair| pair[0].0 < pair[1].0);
+        (ordered && entries.len() <= NEIGHBOUR_CAPACITY).then_some(Neighbours { entries })
+    }
+}
+
+/// Encodes a sequence of `(item, weight)` pairs: a stored list, or the additions of a batch.
+pub fn encode_pairs(pairs: &[(u32, f32)]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(pairs.len() * 8);
+    for (item, weight) in pairs {
+        bytes.extend_from_slice(&item.to_le_bytes());
+        bytes.extend_from_slice(&weight.to_le_bytes());
+    }
+    bytes
+}
+
+/// Decodes [`encode_pairs`]'s output; `None` when the length is not a multiple of 8.
+pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(u32, f32)>> {
+    if bytes.len() % 8 != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(8)
+            .map(|chunk| {
+                let item = u32::from_le_bytes(chunk[..4].try_into().expect("4 bytes"));
+                let weight = f32::from_le_bytes(chunk[4..].try_into().expect("4 bytes"));
+                (item, weight)
+            })
+            .collect(),
+    )
+}
+
+/// The merge: the stored list (if any), then every operand's additions in order. A corrupt
+/// stored value or operand fails the merge, which RocksDB reports as an error on read, rather
+/// than dropping data silently.
+pub(crate) fn merge<'a>(
+    existing: Option<&[u8]>,
+    operands: impl Iterator<Item = &'a [u8]>,
+) -> Option<Vec<u8>> {
+    let mut list = match existing {
+        Some(bytes) => Neighbours::decode(bytes)?,
+        None => Neighbours::default(),
+    };
+    for operand in operands {
+        for (item, weight) in decode_pairs(operand)? {
+            list.add(item, weight);
+        }
+    }
+    Some(list.encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_accumulate_and_stay_sorted() {
+        let mut list = Neighbours::default();
+        list.add(7, 1.0);
+        list.add(3, 0.5);
+        list.add(7, 0.25);
+        assert_eq!(list.entries(), &[(3, 0.5), (7, 1.25)]);
+    }
+
+    #[test]
+    fn a_full_list_keeps_its_heaviest_pairs() {
+        let mut list = Neighbours::default();
+        for item in 0..NEIGHBOUR_CAPACITY as u32 {
+            list.add(item, 2.0);
+        }
+        list.add(5, 1.0);
+        // Lighter than every entry: refused.
+        list.add(10_000, 1.0);
+        assert!(list.entries().iter().all(|entry| entry.0 != 10_000));
+        // As heavy as the lightest: replaces it (the larger number among equals goes first).
+        list.add(10_001, 2.0);
+        assert_eq!(list.len(), NEIGHBOUR_CAPACITY);
+        assert!(list.entries().contains(&(10_001, 2.0)));
+        assert!(!list.entries().iter().any(|entry| entry.0 == 255));
+        assert!(list.entries().contains(&(5, 3.0)));
+    }
+
+    #[test]
+    fn merging_operands_equals_applying_them_in_memory() {
+        let mut memory = Neighbours::default();
+        let first: Vec<(u32, f32)> = (0..300).map(|k| (k * 7 % 311, 1.0 + k as f32)).collect();
+        let second: Vec<(u32, f32)> = (0..300).map(|k| (k * 13 % 307, 0.5)).collect();
+        for (item, weight) in first.iter().chain(&second) {
+            memory.add(*item, *weight);
+        }
+        let stored = merge(None, [encode_pairs(&first).as_slice()].into_iter()).unwrap();
+        let merged = merge(
+            Some(&stored),
+            [encode_pairs(&second).as_slice()].into_iter(),
+        )
+        .unwrap();
+        assert_eq!(Neighbours::decode(&merged).unwrap(), memory);
+    }
+
+    #[test]
+    fn corrupt_bytes_are_refused() {
+        assert!(Neighbours::decode(&[1, 2, 3]).is_none());
+        let unordered = encode_pairs(&[(5, 1.0), (2, 1.0)]);
+        assert!(Neighbours::decode(&unordered).is_none());
+        assert!(merge(Some(&[0u8; 3]), std::iter::empty()).is_none());
+    }
+}
