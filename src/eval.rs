@@ -38,7 +38,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
-use marquee_schemas::{Event, Item};
+use marquee_schemas::{Event, EventKind, Item};
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::{
     Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, RecommendationQuery, Trending,
@@ -47,6 +47,7 @@ use marquee_vector_store::{IndexConfig, ItemTable, StateStore, StoreConfig, Vect
 use serde::Serialize;
 
 use crate::movielens;
+use crate::synthetic::{Synthetic, SyntheticConfig};
 
 /// Cut-off of every list.
 pub const K: usize = 10;
@@ -56,6 +57,8 @@ pub const POSITIVE: f32 = 3.5;
 pub const STREAM_KNN_HISTORY: usize = 50;
 /// Catalogue size above which the dense item-kNN baselines are skipped.
 const KNN_MAX_ITEMS: usize = 20_000;
+/// Events applied between two refreshes of the trending list.
+const TRENDING_EVERY: usize = 1_000;
 /// Events appended per log write when streaming a training part.
 const APPEND_CHUNK: usize = 5_000;
 
@@ -66,11 +69,22 @@ pub enum Protocol {
     P,
 }
 
+/// Where the ratings come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A MovieLens release directory.
+    MovieLens(PathBuf),
+    /// The synthetic stream of `marquee generate` (seed 42, 100,000 users, 20,000 items, 50
+    /// clusters) with this many events. Every event is applied; only its ratings are
+    /// evaluated. For measuring the evaluator's speed on a long stream.
+    Synthetic(u64),
+}
+
 /// What to evaluate.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     pub protocol: Protocol,
-    pub data: PathBuf,
+    pub data: Source,
     /// Protocol T: evaluate on the validation split of the training part (tuning).
     pub validation: bool,
     /// Protocol P: replay only the first half of the stream (tuning).
@@ -184,12 +198,55 @@ fn prepare(dir: &Path) -> Result<Prepared> {
     })
 }
 
+fn prepare_synthetic(events: u64) -> Prepared {
+    let world = Synthetic::new(SyntheticConfig {
+        seed: 42,
+        users: 100_000,
+        items: 20_000,
+        clusters: 50,
+        events,
+        ..SyntheticConfig::default()
+    });
+    let catalogue: Vec<Item> = world.items().collect();
+    let index: HashMap<String, u32> = catalogue
+        .iter()
+        .enumerate()
+        .map(|(at, item)| (item.item_id.clone(), at as u32))
+        .collect();
+    let mut user_numbers: HashMap<String, u32> = HashMap::new();
+    let mut stream = world.events();
+    let mut ratings = Vec::with_capacity(events as usize);
+    while let Some(event) = stream.next_event() {
+        let next = user_numbers.len() as u32;
+        let user = *user_numbers.entry(event.user_id.clone()).or_insert(next);
+        ratings.push(Rating {
+            user,
+            item: index[&event.item_id],
+            value: match event.kind {
+                EventKind::Rating => event.value.unwrap_or(0.0),
+                _ => 0.0,
+            },
+            timestamp: event.timestamp,
+            event,
+        });
+    }
+    Prepared {
+        name: format!("synthetic-{events}"),
+        catalogue,
+        ratings,
+        users: user_numbers.len(),
+    }
+}
+
 /// Runs the protocol and returns one row per model: the reference rows first, then `marquee`.
 pub fn run(options: &EvalOptions) -> Result<Vec<ModelResult>> {
-    let data = prepare(&options.data)
-        .with_context(|| format!("reading MovieLens data from {}", options.data.display()))?;
+    let data = match &options.data {
+        Source::MovieLens(dir) => prepare(dir)
+            .with_context(|| format!("reading MovieLens data from {}", dir.display()))?,
+        Source::Synthetic(events) => prepare_synthetic(*events),
+    };
     if data.ratings.is_empty() {
-        bail!("{} holds no ratings", options.data.display());
+        bail!("the data holds no ratings");
     }
     match options.protocol {
         Protocol::T => protocol_t(&data, options),
@@ -347,11 +404,7 @@ fn protocol_t(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelResult>
             .iter()
             .map(|(_, seen, _)| top_k(&counts, seen))
             .collect();
-        results.push(report(
-            "popularity",
-            lists,
-            started.elapsed().as_secs_f64(),
-        ));
+        results.push(report("popularity", lists, started.elapsed().as_secs_f64()));
 
         if items <= KNN_MAX_ITEMS {
             let started = Instant::now();
@@ -397,6 +450,7 @@ fn protocol_t(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelResult>
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    system.processor.refresh_trending();
     system.before_queries();
     let bar = progress(options, split.test_users.len(), "marquee: queries");
     let mut lists = Vec::with_capacity(split.test_users.len());
@@ -405,11 +459,7 @@ fn protocol_t(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelResult>
         bar.inc(1);
     }
     bar.finish_and_clear();
-    results.push(report(
-        "marquee",
-        lists,
-        started.elapsed().as_secs_f64(),
-    ));
+    results.push(report("marquee", lists, started.elapsed().as_secs_f64()));
     Ok(results)
 }
 
@@ -462,8 +512,8 @@ fn steps(ratings: &[Rating]) -> Vec<Vec<usize>> {
             end += 1;
         }
         let mut by_user: Vec<(u32, Vec<usize>)> = Vec::new();
-        for position in start..end {
-            let user = ratings[position].user;
+        for (position, rating) in ratings.iter().enumerate().take(end).skip(start) {
+            let user = rating.user;
             match by_user.iter_mut().find(|(other, _)| *other == user) {
                 Some((_, positions)) => positions.push(position),
                 None => by_user.push((user, vec![position])),
@@ -629,7 +679,9 @@ fn protocol_p(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelResult>
 // ---------------------------------------------------------------------------------------------
 // The production system, in-process
 
-struct System {
+/// The production processor and query engine wired as `serve` wires them, on a scratch data
+/// directory, driven from the caller's thread (see the module docs). Also used by the benches.
+pub struct System {
     _dir: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
     log: EmbeddedLog,
@@ -637,6 +689,8 @@ struct System {
     processor: Processor<EmbeddedLog>,
     query: QueryEngine,
     uses_index: bool,
+    /// Events applied since the trending list was last refreshed.
+    since_refresh: usize,
     /// Catalogue index per item id.
     numbers: HashMap<String, u32>,
     /// User id per evaluator user number.
@@ -645,6 +699,25 @@ struct System {
 
 impl System {
     fn open(data: &Prepared, options: &EvalOptions) -> Result<System> {
+        let mut system = System::with_catalogue(
+            data.catalogue.clone(),
+            options.model.clone(),
+            options.index.clone(),
+        )?;
+        system.user_ids = data
+            .ratings
+            .iter()
+            .map(|rating| (rating.user, rating.event.user_id.clone()))
+            .collect();
+        Ok(system)
+    }
+
+    /// A fresh system whose catalogue is `catalogue`, numbered in that order.
+    pub fn with_catalogue(
+        catalogue: Vec<Item>,
+        model: ModelConfig,
+        index: IndexConfig,
+    ) -> Result<System> {
         let dir = tempfile::Builder::new()
             .prefix("marquee-eval-")
             .tempdir()
@@ -664,17 +737,22 @@ impl System {
         let store = StateStore::open(
             dir.path().join("state"),
             &StoreConfig {
-                dimension: options.model.dimension,
+                dimension: model.dimension,
                 dedup_window: std::time::Duration::from_secs(365 * 24 * 3600),
                 block_cache_bytes: 64 * 1024 * 1024,
             },
         )?;
-        let items = ItemTable::new(options.model.dimension);
-        upsert_catalogue(&store, &items, data.catalogue.clone())?;
+        let items = ItemTable::new(model.dimension);
+        let numbers = catalogue
+            .iter()
+            .enumerate()
+            .map(|(at, item)| (item.item_id.clone(), at as u32))
+            .collect();
+        upsert_catalogue(&store, &items, catalogue)?;
         let index_config = IndexConfig {
             parallel_build: false,
             rebuild_interval: std::time::Duration::MAX,
-            ..options.index.clone()
+            ..index
         };
         let index = VectorIndex::new(items.clone(), index_config);
         let trending = Trending::default();
@@ -685,7 +763,7 @@ impl System {
             items.clone(),
             index.clone(),
             trending.clone(),
-            options.model.clone(),
+            model.clone(),
             metrics.clone(),
             ProcessorConfig {
                 max_batch_events: APPEND_CHUNK,
@@ -693,24 +771,13 @@ impl System {
             },
         )?;
         let query = QueryEngine::new(
-            options.model.clone(),
+            model.clone(),
             store,
             items,
             index.clone(),
             trending,
             metrics,
         );
-        let numbers = data
-            .catalogue
-            .iter()
-            .enumerate()
-            .map(|(at, item)| (item.item_id.clone(), at as u32))
-            .collect();
-        let user_ids = data
-            .ratings
-            .iter()
-            .map(|rating| (rating.user, rating.event.user_id.clone()))
-            .collect();
         Ok(System {
             _dir: dir,
             runtime,
@@ -718,19 +785,35 @@ impl System {
             index,
             processor,
             query,
-            uses_index: options.model.embedding_weight > 0.0,
+            uses_index: model.embedding_weight > 0.0,
+            since_refresh: 0,
             numbers,
-            user_ids,
+            user_ids: HashMap::new(),
         })
     }
 
     /// Appends `ratings` to the log and applies everything appended.
     fn apply(&mut self, ratings: &[Rating]) -> Result<()> {
-        let events = ratings.iter().map(|rating| rating.event.clone()).collect();
+        self.apply_events(ratings.iter().map(|rating| rating.event.clone()).collect())
+    }
+
+    /// Appends `events` to the log and applies everything appended, in order.
+    pub fn apply_events(&mut self, events: Vec<Event>) -> Result<()> {
+        self.since_refresh += events.len();
         self.runtime.block_on(self.log.append(events))?;
         while self.processor.step()? > 0 {}
-        self.processor.refresh_trending();
+        // The server refreshes at most once a second of wall-clock time; here every
+        // TRENDING_EVERY events, so that runs repeat exactly.
+        if self.since_refresh >= TRENDING_EVERY {
+            self.processor.refresh_trending();
+            self.since_refresh = 0;
+        }
         Ok(())
+    }
+
+    /// The query engine over this system's state.
+    pub fn query(&self) -> &QueryEngine {
+        &self.query
     }
 
     /// What the index worker would have done by now.
@@ -766,7 +849,11 @@ pub fn table(results: &[ModelResult]) -> String {
     let Some(first) = results.first() else {
         return String::new();
     };
-    let metric_names: Vec<&str> = first.metrics.iter().map(|(name, _)| name.as_str()).collect();
+    let metric_names: Vec<&str> = first
+        .metrics
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
     let mut out = format!(
         "Protocol {} ({}, {})\n",
         first.split, first.dataset, "K = 10"
@@ -775,7 +862,10 @@ pub fn table(results: &[ModelResult]) -> String {
     for name in &metric_names {
         out.push_str(&format!(" {name:>18}"));
     }
-    out.push_str(&format!(" {:>10} {:>10} {:>9}\n", "events", "evaluated", "seconds"));
+    out.push_str(&format!(
+        " {:>10} {:>10} {:>9}\n",
+        "events", "evaluated", "seconds"
+    ));
     for result in results {
         out.push_str(&format!("{:<32}", result.model));
         for (_, value) in &result.metrics {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use marquee::client::Client;
 use marquee::config::NodeArgs;
-use marquee::eval::{self as evaluator, EvalOptions, Protocol};
+use marquee::eval::{self as evaluator, EvalOptions, Protocol, Source};
 use marquee::movielens;
 use marquee::synthetic::{Synthetic, SyntheticConfig};
 use marquee_api::RunningNode;
@@ -53,8 +53,11 @@ enum Command {
         #[arg(long, value_enum)]
         protocol: Protocol,
         /// MovieLens directory (ml-latest-small, ml-100k, ml-1m or ml-10m layout).
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "synthetic_events")]
+        data: Option<PathBuf>,
+        /// Instead of MovieLens: this many events of the synthetic stream (speed runs).
+        #[arg(long, conflicts_with = "data")]
+        synthetic_events: Option<u64>,
         /// Write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -144,12 +147,18 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             protocol,
             data,
+            synthetic_events,
             json,
             config,
             tuning,
             no_baselines,
         } => tokio::task::spawn_blocking(move || {
-            eval(protocol, data, json, config, tuning, no_baselines)
+            let source = match (data, synthetic_events) {
+                (Some(dir), _) => Source::MovieLens(dir),
+                (None, Some(events)) => Source::Synthetic(events),
+                (None, None) => return Err(anyhow!("--data or --synthetic-events: give one")),
+            };
+            eval(protocol, source, json, config, tuning, no_baselines)
         })
         .await
         .context("the evaluator stopped")?,
@@ -331,7 +340,7 @@ fn generate(synthetic: &SyntheticArgs, events: u64, catalogue: bool) -> Result<(
 
 fn eval(
     protocol: Protocol,
-    data: PathBuf,
+    data: Source,
     json: Option<PathBuf>,
     config: Option<PathBuf>,
     tuning: bool,

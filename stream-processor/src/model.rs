@@ -36,6 +36,14 @@
 //! embeddings feed the HNSW index: similar items, and candidates blended into a user's ranking
 //! with weight [`ModelConfig::embedding_weight`].
 //!
+//! **Content** (cold items). An item catalogued with genres and tags but without a positive
+//! event yet has no pairs and a seeded vector; it reaches viewers through its labels instead.
+//! A user's content profile sums `λᵏ · wₖ` over the labels of their last
+//! [`ModelConfig::content_history`] positive items; an item without positive events scores the
+//! profile weight of its labels divided by `√(labels)`, and joins the ranking with weight
+//! [`ModelConfig::content_weight`] relative to the best co-occurrence score. Once it has events,
+//! co-occurrence takes over.
+//!
 //! **Popularity** is a time-decayed count of positive events with half-life
 //! [`ModelConfig::popularity_half_life_secs`], on the stream's clock (the latest event timestamp), so
 //! that a replay of old data gives the same trend as it did live.
@@ -44,7 +52,6 @@
 //! dimension)` with `C` the neighbour-list capacity (`O(C)` when a full list takes a new
 //! neighbour), independent of the number of users and items. **Cost per query** is
 //! `O(history_len · C)` plus one index search.
-
 
 use marquee_schemas::partition::fnv1a_64;
 use marquee_schemas::{Event, EventKind};
@@ -119,6 +126,11 @@ pub struct ModelConfig {
     pub embedding_weight: f32,
     /// Candidates taken from the index for the embedding part of a ranking.
     pub embedding_candidates: usize,
+    /// Weight of the content part: items with no positive event yet whose genres and tags
+    /// match the user's recent positive items (0: off).
+    pub content_weight: f32,
+    /// Recent positive items whose genres and tags form the user's content profile.
+    pub content_history: usize,
 }
 
 impl Default for ModelConfig {
@@ -140,6 +152,8 @@ impl Default for ModelConfig {
             neighbour_exponent: 0.8,
             embedding_weight: 0.0,
             embedding_candidates: 50,
+            content_weight: 0.1,
+            content_history: 20,
         }
     }
 }

@@ -24,16 +24,14 @@ use std::time::{Duration, Instant};
 
 use marquee_ingest::{EventLog, LogEntry};
 use marquee_vector_store::{
-    HistoryEntry, ItemTable, Neighbours, Popularity, SeenEntry, StateStore, UserState,
-    VectorIndex,
+    HistoryEntry, ItemTable, Neighbours, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::error::Result;
 use crate::model::{
-    ModelConfig, activity_damping, event_weight, negative_sample, negative_step,
-    positive_pair_step,
+    ModelConfig, activity_damping, event_weight, negative_sample, negative_step, positive_pair_step,
 };
 use crate::telemetry::Metrics;
 use crate::trending::{REFRESH_INTERVAL, Trending};

@@ -12,11 +12,13 @@
 //! Similar items use the same ranking with a history of the one item.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use marquee_schemas::Item;
-use marquee_vector_store::{HistoryEntry, ItemTable, StateStore, Table, VectorIndex};
+use marquee_vector_store::{
+    HistoryEntry, ItemTable, StateStore, Table, VectorIndex, content_labels,
+};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -103,6 +105,48 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// Content scores of items without positive events, from the labels of the user's recent
+/// positive items (see [`crate::model`]).
+fn content_scores(
+    table: &Table,
+    history: &[HistoryEntry],
+    model: &ModelConfig,
+    accept: &dyn Fn(&Table, u32) -> bool,
+) -> Vec<(u32, f32)> {
+    // Ordered maps: the sums are then added in the same order on every run.
+    let mut profile: BTreeMap<String, f32> = BTreeMap::new();
+    let mut recency = 1.0f32;
+    for past in history
+        .iter()
+        .rev()
+        .filter(|past| past.weight > 0.0)
+        .take(model.content_history)
+    {
+        if let Some(entry) = table.catalogue(past.item) {
+            for label in content_labels(entry) {
+                *profile.entry(label).or_default() += recency * past.weight;
+            }
+        }
+        recency *= model.recency_decay;
+    }
+    let mut scores: BTreeMap<u32, f32> = BTreeMap::new();
+    for (label, weight) in &profile {
+        for item in table.cold_items(label) {
+            if table.mass(item) == 0.0 {
+                *scores.entry(item).or_default() += weight;
+            }
+        }
+    }
+    scores
+        .into_iter()
+        .filter(|(item, _)| accept(table, *item))
+        .filter_map(|(item, score)| {
+            let labels = content_labels(table.catalogue(item)?).count().max(1);
+            Some((item, score / (labels as f32).sqrt()))
+        })
+        .collect()
+}
+
 /// The `count` highest scores, best first; ties go to the smaller item number.
 fn top(mut ranked: Vec<(u32, f32)>, count: usize) -> Vec<(u32, f32)> {
     let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
@@ -162,8 +206,12 @@ impl QueryEngine {
                         .is_some_and(|entry| entry.has_genre(genre))
                 })
         };
-        let history = user.as_ref().map_or(&[][..], |state| state.history.as_slice());
-        let user_vector = user.as_ref().map_or(&[][..], |state| state.vector.as_slice());
+        let history = user
+            .as_ref()
+            .map_or(&[][..], |state| state.history.as_slice());
+        let user_vector = user
+            .as_ref()
+            .map_or(&[][..], |state| state.vector.as_slice());
         let mut ranked = self.rank(history, user_vector, query.count, &accept);
         let strategy = if ranked.is_empty() {
             Strategy::Popular
@@ -266,32 +314,45 @@ impl QueryEngine {
                 }
             }
             touched.clear();
-            if !embedded.is_empty() {
-                let best = ranked.iter().map(|(_, score)| *score).fold(0.0, f32::max);
-                let best_embedded = embedded.iter().map(|hit| hit.score).fold(0.0, f32::max);
-                if best > 0.0 {
-                    for (_, score) in &mut ranked {
-                        *score /= best;
-                    }
+            let blended = !embedded.is_empty() || model.content_weight > 0.0;
+            let best = ranked.iter().map(|(_, score)| *score).fold(0.0, f32::max);
+            if blended && best > 0.0 {
+                for (_, score) in &mut ranked {
+                    *score /= best;
                 }
-                if best_embedded > 0.0 {
-                    let mut position: std::collections::HashMap<u32, usize> = ranked
-                        .iter()
-                        .enumerate()
-                        .map(|(at, (item, _))| (*item, at))
-                        .collect();
-                    for hit in &embedded {
-                        if hit.score <= 0.0 {
-                            continue;
-                        }
-                        let part = model.embedding_weight * hit.score / best_embedded;
-                        match position.get(&hit.item) {
-                            Some(&at) => ranked[at].1 += part,
-                            None => {
-                                position.insert(hit.item, ranked.len());
-                                ranked.push((hit.item, part));
-                            }
-                        }
+            }
+            let mut position: HashMap<u32, usize> = HashMap::new();
+            if blended {
+                position.extend(ranked.iter().enumerate().map(|(at, (item, _))| (*item, at)));
+            }
+            let mut blend =
+                |ranked: &mut Vec<(u32, f32)>, item: u32, part: f32| match position.get(&item) {
+                    Some(&at) => ranked[at].1 += part,
+                    None => {
+                        position.insert(item, ranked.len());
+                        ranked.push((item, part));
+                    }
+                };
+            let best_embedded = embedded.iter().map(|hit| hit.score).fold(0.0, f32::max);
+            if best_embedded > 0.0 {
+                for hit in embedded.iter().filter(|hit| hit.score > 0.0) {
+                    blend(
+                        &mut ranked,
+                        hit.item,
+                        model.embedding_weight * hit.score / best_embedded,
+                    );
+                }
+            }
+            if model.content_weight > 0.0 {
+                let content = content_scores(&table, history, model, accept);
+                let best_content = content.iter().map(|(_, score)| *score).fold(0.0, f32::max);
+                if best_content > 0.0 {
+                    for (item, score) in content {
+                        blend(
+                            &mut ranked,
+                            item,
+                            model.content_weight * score / best_content,
+                        );
                     }
                 }
             }

@@ -6,7 +6,7 @@
 //! score candidates, the processor takes one write lock per applied batch to publish the new
 //! vectors. A number whose assignment was lost in a crash before it was persisted stays vacant.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use marquee_schemas::Item;
@@ -72,6 +72,22 @@ pub struct Table {
     masses: Vec<f32>,
     neighbours: Vec<Neighbours>,
     catalogue: Vec<Option<Arc<Item>>>,
+    /// Per content label (genre or tag, see [`content_labels`]): the latest items catalogued
+    /// with it before any positive event, newest last, at most [`COLD_ITEMS_PER_LABEL`].
+    cold_by_label: HashMap<String, VecDeque<u32>>,
+}
+
+/// Items without events remembered per content label, for content-based recommendations.
+pub const COLD_ITEMS_PER_LABEL: usize = 256;
+
+/// The content labels of a catalogue entry: its genres and tags, lower-cased, tags prefixed
+/// with `tag:`.
+pub fn content_labels(item: &Item) -> impl Iterator<Item = String> + '_ {
+    item.genres.iter().map(|genre| genre.to_lowercase()).chain(
+        item.tags
+            .iter()
+            .map(|tag| format!("tag:{}", tag.to_lowercase())),
+    )
 }
 
 impl ItemTable {
@@ -120,7 +136,7 @@ impl ItemTable {
             }
             for item in catalogue {
                 let number = writer.assign(&item.item_id).0;
-                writer.catalogue[number as usize] = Some(Arc::new(item));
+                writer.set_catalogue(number, item);
             }
         }
         table
@@ -205,8 +221,27 @@ impl Table {
         self.catalogue.get(number as usize).and_then(Option::as_ref)
     }
 
+    /// Sets the catalogue entry of `number`; an item with no positive event yet is listed
+    /// under its content labels for content-based recommendations.
     pub fn set_catalogue(&mut self, number: u32, item: Item) {
+        if self.mass(number) == 0.0 {
+            for label in content_labels(&item) {
+                let list = self.cold_by_label.entry(label).or_default();
+                if !list.contains(&number) {
+                    if list.len() == COLD_ITEMS_PER_LABEL {
+                        list.pop_front();
+                    }
+                    list.push_back(number);
+                }
+            }
+        }
         self.catalogue[number as usize] = Some(Arc::new(item));
+    }
+
+    /// Items catalogued with `label` that had no positive event when they were listed (the
+    /// caller checks [`Table::mass`] for events since), newest last.
+    pub fn cold_items(&self, label: &str) -> impl Iterator<Item = u32> + '_ {
+        self.cold_by_label.get(label).into_iter().flatten().copied()
     }
 
     /// The state record of `number`, for persisting.

@@ -23,7 +23,7 @@ pub mod vector;
 
 pub use error::{Error, Result};
 pub use index::{IndexConfig, IndexStats, Scored, VectorIndex};
-pub use items::{ItemTable, Popularity, Table};
+pub use items::{ItemTable, Popularity, Table, content_labels};
 pub use neighbours::Neighbours;
 pub use store::{
     HistoryEntry, ItemState, SeenEntry, StateBatch, StateStore, StoreConfig, UserState,

@@ -367,9 +367,8 @@ impl StateStore {
                 continue;
             };
             let number = u32::from_be_bytes(number);
-            let list = Neighbours::decode(&value).ok_or_else(|| Error::CorruptNeighbours {
-                item: number,
-            })?;
+            let list =
+                Neighbours::decode(&value).ok_or(Error::CorruptNeighbours { item: number })?;
             lists.push((number, list));
         }
         Ok(lists)

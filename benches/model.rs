@@ -1,0 +1,84 @@
+//! Per-event and per-query cost of the model, on the production processor and query engine.
+//!
+//! `cargo bench --bench model`. The state is a synthetic world (20,000 users, 10,000 items,
+//! 200,000 events applied before measuring); each processing sample applies the next 5,000
+//! events of the same stream (new event ids) through the log, the processor and a RocksDB
+//! commit, so the figure per element is the full per-event cost. `cargo test --all-targets`
+//! runs each bench once, as a check that it works.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use marquee::eval::System;
+use marquee::synthetic::{Synthetic, SyntheticConfig};
+use marquee_stream_processor::{ModelConfig, RecommendationQuery};
+use marquee_vector_store::IndexConfig;
+
+const WARM_EVENTS: u64 = 200_000;
+const BATCH: usize = 5_000;
+
+fn world() -> Synthetic {
+    Synthetic::new(SyntheticConfig {
+        seed: 5,
+        users: 20_000,
+        items: 10_000,
+        clusters: 20,
+        events: u64::MAX,
+        ..SyntheticConfig::default()
+    })
+}
+
+fn model(c: &mut Criterion) {
+    let world = world();
+    let mut system = System::with_catalogue(
+        world.items().collect(),
+        ModelConfig::default(),
+        IndexConfig::default(),
+    )
+    .expect("a scratch system");
+    let mut events = world.events();
+    let mut next = |count: usize| -> Vec<_> {
+        (0..count)
+            .map(|_| events.next_event().expect("an endless stream"))
+            .collect()
+    };
+    let mut warm = WARM_EVENTS as usize;
+    while warm > 0 {
+        let chunk = warm.min(BATCH);
+        system.apply_events(next(chunk)).expect("applied");
+        warm -= chunk;
+    }
+
+    let mut group = c.benchmark_group("processor");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(10);
+    group.bench_function("apply 5,000 events", |b| {
+        b.iter_batched(
+            || next(BATCH),
+            |batch| system.apply_events(batch).expect("applied"),
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("query");
+    let mut user = 0u64;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("recommend 10", |b| {
+        b.iter(|| {
+            user = (user + 7919) % world.config().users;
+            system
+                .query()
+                .recommend(&RecommendationQuery {
+                    user_id: Synthetic::user_id(user),
+                    count: 10,
+                    exclude_seen: true,
+                    genre: None,
+                    exclude: Vec::new(),
+                })
+                .expect("answered")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, model);
+criterion_main!(benches);
