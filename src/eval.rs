@@ -41,9 +41,9 @@ use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use marquee_schemas::{Event, EventKind, Item};
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::{
-    Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, RecommendationQuery, Trending,
+    Engine, Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, RecommendationQuery,
 };
-use marquee_vector_store::{IndexConfig, ItemTable, StateStore, StoreConfig, VectorIndex};
+use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 use serde::Serialize;
 
 use crate::movielens;
@@ -574,13 +574,18 @@ fn protocol_p(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelResult>
             dataset: data.name.clone(),
             split: split_name.into(),
             model: model.into(),
-            metrics: vec![
-                ("hr@10".into(), ratio(hits.hits, hits.evaluated)),
-                (
-                    "hr@10_second_half".into(),
-                    ratio(hits.second_hits, hits.second_evaluated),
-                ),
-            ],
+            metrics: if options.first_half {
+                // The first half has no second half to report.
+                vec![("hr@10".into(), ratio(hits.hits, hits.evaluated))]
+            } else {
+                vec![
+                    ("hr@10".into(), ratio(hits.hits, hits.evaluated)),
+                    (
+                        "hr@10_second_half".into(),
+                        ratio(hits.second_hits, hits.second_evaluated),
+                    ),
+                ]
+            },
             events: ratings.len(),
             users: data.users,
             evaluated: hits.evaluated,
@@ -742,42 +747,33 @@ impl System {
                 block_cache_bytes: 64 * 1024 * 1024,
             },
         )?;
-        let items = ItemTable::new(model.dimension);
         let numbers = catalogue
             .iter()
             .enumerate()
             .map(|(at, item)| (item.item_id.clone(), at as u32))
             .collect();
-        upsert_catalogue(&store, &items, catalogue)?;
-        let index_config = IndexConfig {
-            parallel_build: false,
-            rebuild_interval: std::time::Duration::MAX,
-            ..index
-        };
-        let index = VectorIndex::new(items.clone(), index_config);
-        let trending = Trending::default();
-        let metrics = Metrics::new(1);
-        let processor = Processor::new(
+        let uses_index = model.embedding_weight > 0.0;
+        let Engine {
+            items,
+            index,
+            processor,
+            query,
+        } = Engine::open(
             log.clone(),
             store.clone(),
-            items.clone(),
-            index.clone(),
-            trending.clone(),
-            model.clone(),
-            metrics.clone(),
+            model,
+            IndexConfig {
+                parallel_build: false,
+                rebuild_interval: std::time::Duration::MAX,
+                ..index
+            },
             ProcessorConfig {
                 max_batch_events: APPEND_CHUNK,
                 ..ProcessorConfig::default()
             },
+            Metrics::new(1),
         )?;
-        let query = QueryEngine::new(
-            model.clone(),
-            store,
-            items,
-            index.clone(),
-            trending,
-            metrics,
-        );
+        upsert_catalogue(&store, &items, catalogue)?;
         Ok(System {
             _dir: dir,
             runtime,
@@ -785,7 +781,7 @@ impl System {
             index,
             processor,
             query,
-            uses_index: model.embedding_weight > 0.0,
+            uses_index,
             since_refresh: 0,
             numbers,
             user_ids: HashMap::new(),

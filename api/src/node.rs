@@ -16,10 +16,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig};
-use marquee_stream_processor::{
-    Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, Trending,
-};
-use marquee_vector_store::{IndexConfig, ItemTable, StateStore, StoreConfig, VectorIndex};
+use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig};
+use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -105,39 +103,25 @@ fn load(
         },
     )
     .map_err(|error| format!("opening the state: {error}"))?;
-    let items = ItemTable::load(
-        config.model.dimension,
-        store.load_item_ids().map_err(|error| error.to_string())?,
-        store.load_items().map_err(|error| error.to_string())?,
-        store.load_neighbours().map_err(|error| error.to_string())?,
-        store.load_catalogue().map_err(|error| error.to_string())?,
-    );
-    let item_count = items.read().len();
-    info!(items = item_count, "state loaded");
-    let index = VectorIndex::new(items.clone(), config.index.clone());
-    index.rebuild_now();
-    index.start_worker();
-    let trending = Trending::default();
-    let processor = Processor::new(
+    let Engine {
+        items,
+        index,
+        processor,
+        query,
+    } = Engine::open(
         log.clone(),
         store.clone(),
-        items.clone(),
-        index.clone(),
-        trending.clone(),
         config.model.clone(),
-        metrics.clone(),
+        config.index.clone(),
         config.processor.clone(),
-    )
-    .map_err(|error| format!("starting the processor: {error}"))?;
-    let handle = processor.handle();
-    let query = QueryEngine::new(
-        config.model.clone(),
-        store.clone(),
-        items.clone(),
-        index.clone(),
-        trending,
         metrics.clone(),
-    );
+    )
+    .map_err(|error| format!("loading the state: {error}"))?;
+    let item_count = items.read().len();
+    info!(items = item_count, "state loaded");
+    index.rebuild_now();
+    index.start_worker();
+    let handle = processor.handle();
     let processor_thread = processor.spawn(cancel.child_token());
     Ok(Running {
         services: Services {

@@ -2,6 +2,7 @@
 //! of the same model.
 //!
 //! - [`catalogue`]: item metadata writes, shared by the API and the evaluator.
+//! - [`engine`]: [`Engine`], the processor and query engine wired over one log and state.
 //! - [`model`]: the online model — event weights, the streaming item-embedding update, user
 //!   embeddings, popularity. Written down in its module docs.
 //! - [`processor`]: the consumer loop. Reads every partition from its committed offset, applies
@@ -13,6 +14,7 @@
 //! - [`error`]: this crate's error type.
 
 pub mod catalogue;
+pub mod engine;
 pub mod error;
 pub mod model;
 pub mod processor;
@@ -20,6 +22,7 @@ pub mod query;
 pub mod telemetry;
 pub mod trending;
 
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use model::ModelConfig;
 pub use processor::{Processor, ProcessorConfig, ProcessorHandle};

@@ -1,0 +1,68 @@
+//! The model's moving parts wired together over one log and one state store: the one place
+//! that does it, for `serve` and for the evaluator alike.
+
+use marquee_ingest::EventLog;
+use marquee_vector_store::{IndexConfig, ItemTable, StateStore, VectorIndex};
+
+use crate::error::Result;
+use crate::model::ModelConfig;
+use crate::processor::{Processor, ProcessorConfig};
+use crate::query::QueryEngine;
+use crate::telemetry::Metrics;
+use crate::trending::Trending;
+
+/// A processor and a query engine sharing the item table, the index and the trending list.
+pub struct Engine<L: EventLog> {
+    pub items: ItemTable,
+    /// Not built yet: the caller builds the first graph (and starts the worker, if any).
+    pub index: VectorIndex,
+    pub processor: Processor<L>,
+    pub query: QueryEngine,
+}
+
+impl<L: EventLog> Engine<L> {
+    /// Loads every item of `store` into memory and prepares the processor to resume from the
+    /// offsets committed there.
+    pub fn open(
+        log: L,
+        store: StateStore,
+        model: ModelConfig,
+        index: IndexConfig,
+        processor: ProcessorConfig,
+        metrics: Metrics,
+    ) -> Result<Engine<L>> {
+        let items = ItemTable::load(
+            model.dimension,
+            store.load_item_ids()?,
+            store.load_items()?,
+            store.load_neighbours()?,
+            store.load_catalogue()?,
+        );
+        let index = VectorIndex::new(items.clone(), index);
+        let trending = Trending::default();
+        let processor = Processor::new(
+            log,
+            store.clone(),
+            items.clone(),
+            index.clone(),
+            trending.clone(),
+            model.clone(),
+            metrics.clone(),
+            processor,
+        )?;
+        let query = QueryEngine::new(
+            model,
+            store,
+            items.clone(),
+            index.clone(),
+            trending,
+            metrics,
+        );
+        Ok(Engine {
+            items,
+            index,
+            processor,
+            query,
+        })
+    }
+}
