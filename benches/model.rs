@@ -1,10 +1,11 @@
 //! Per-event and per-query cost of the model, on the production processor and query engine.
 //!
-//! `cargo bench --bench model`. The state is a synthetic world (20,000 users, 10,000 items,
-//! 200,000 events applied before measuring); each processing sample applies the next 5,000
-//! events of the same stream (new event ids) through the log, the processor and a RocksDB
-//! commit, so the figure per element is the full per-event cost. `cargo test --all-targets`
-//! runs each bench once, as a check that it works.
+//! `cargo bench --profile dev --bench model` (the dev profile is the project's one build
+//! profile; the default bench profile would compile RocksDB a second time). The state is a
+//! synthetic world (20,000 users, 10,000 items, 200,000 events applied before measuring); each
+//! processing sample applies the next 5,000 events of the same stream (new event ids) through
+//! the log, the processor and a RocksDB commit, so the figure per element is the full per-event
+//! cost. `cargo test --all-targets` runs each bench once, as a check that it works.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use marquee::eval::System;

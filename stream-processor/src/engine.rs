@@ -38,6 +38,9 @@ impl<L: EventLog> Engine<L> {
             store.load_neighbours()?,
             store.load_catalogue()?,
         );
+        items
+            .write()
+            .set_neighbour_exponent(model.neighbour_exponent);
         let index = VectorIndex::new(items.clone(), index);
         let trending = Trending::default();
         let processor = Processor::new(

@@ -184,7 +184,8 @@ impl QueryEngine {
         query: &RecommendationQuery,
     ) -> Result<(Strategy, Vec<Recommendation>)> {
         let user = self.store.user(&query.user_id)?;
-        let mut excluded: HashSet<u32> = HashSet::new();
+        // Sorted, for binary search: cheaper per candidate than hashing.
+        let mut excluded: Vec<u32> = Vec::new();
         if query.exclude_seen {
             excluded.extend(
                 self.store
@@ -197,9 +198,11 @@ impl QueryEngine {
             let table = self.items.read();
             excluded.extend(query.exclude.iter().filter_map(|id| table.number(id)));
         }
+        excluded.sort_unstable();
+        excluded.dedup();
         let genre = query.genre.as_deref();
         let accept = |table: &Table, item: u32| {
-            !excluded.contains(&item)
+            excluded.binary_search(&item).is_err()
                 && genre.is_none_or(|genre| {
                     table
                         .catalogue(item)
@@ -288,11 +291,10 @@ impl QueryEngine {
             if scores.len() < table.len() {
                 scores.resize(table.len(), 0.0);
             }
-            let alpha = model.neighbour_exponent;
             let mut recency = 1.0f32;
             for past in history.iter().rev().take(model.history_len) {
-                let factor = (recency + model.recency_floor) * past.weight
-                    / (1.0 + table.mass(past.item)).powf(alpha);
+                let factor =
+                    (recency + model.recency_floor) * past.weight * table.normalisers(past.item).0;
                 recency *= model.recency_decay;
                 if factor == 0.0 {
                     continue;
@@ -309,7 +311,7 @@ impl QueryEngine {
             for &candidate in touched.iter() {
                 let raw = std::mem::take(&mut scores[candidate as usize]);
                 if raw > 0.0 && accept(&table, candidate) {
-                    let score = raw / (1.0 + table.mass(candidate)).powf(1.0 - alpha);
+                    let score = raw * table.normalisers(candidate).1;
                     ranked.push((candidate, score));
                 }
             }

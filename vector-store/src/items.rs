@@ -70,11 +70,21 @@ pub struct Table {
     popularity: Vec<Popularity>,
     event_counts: Vec<u64>,
     masses: Vec<f32>,
+    /// Per item, `((1 + mass)^−α, (1 + mass)^(α−1))`: the co-occurrence normalisation as a
+    /// history item and as a candidate, kept with the mass so queries only multiply.
+    normalisers: Vec<(f32, f32)>,
+    /// The exponent `α` of [`Table::normalisers`].
+    neighbour_exponent: f32,
     neighbours: Vec<Neighbours>,
     catalogue: Vec<Option<Arc<Item>>>,
     /// Per content label (genre or tag, see [`content_labels`]): the latest items catalogued
     /// with it before any positive event, newest last, at most [`COLD_ITEMS_PER_LABEL`].
     cold_by_label: HashMap<String, VecDeque<u32>>,
+}
+
+fn normalisers(mass: f32, exponent: f32) -> (f32, f32) {
+    let base = 1.0 + mass.max(0.0);
+    (base.powf(-exponent), base.powf(exponent - 1.0))
 }
 
 /// Items without events remembered per content label, for content-based recommendations.
@@ -127,7 +137,7 @@ impl ItemTable {
                     at: state.popularity_at,
                 };
                 writer.event_counts[index] = state.event_count;
-                writer.masses[index] = state.mass;
+                writer.set_mass(number, state.mass);
             }
             for (number, list) in neighbours {
                 if let Some(slot) = writer.neighbours.get_mut(number as usize) {
@@ -205,8 +215,23 @@ impl Table {
         self.masses[number as usize]
     }
 
-    pub fn mass_mut(&mut self, number: u32) -> &mut f32 {
-        &mut self.masses[number as usize]
+    /// Sets the mass of `number` and its normalisers.
+    pub fn set_mass(&mut self, number: u32, mass: f32) {
+        self.masses[number as usize] = mass;
+        self.normalisers[number as usize] = normalisers(mass, self.neighbour_exponent);
+    }
+
+    /// `((1 + mass)^−α, (1 + mass)^(α−1))` of `number`.
+    pub fn normalisers(&self, number: u32) -> (f32, f32) {
+        self.normalisers[number as usize]
+    }
+
+    /// Sets the exponent `α` of the normalisers and recomputes them all.
+    pub fn set_neighbour_exponent(&mut self, exponent: f32) {
+        self.neighbour_exponent = exponent;
+        for (slot, mass) in self.normalisers.iter_mut().zip(&self.masses) {
+            *slot = normalisers(*mass, exponent);
+        }
     }
 
     pub fn neighbours(&self, number: u32) -> &Neighbours {
@@ -278,6 +303,8 @@ impl Table {
             self.popularity.push(Popularity::default());
             self.event_counts.push(0);
             self.masses.push(0.0);
+            self.normalisers
+                .push(normalisers(0.0, self.neighbour_exponent));
             self.neighbours.push(Neighbours::default());
             self.catalogue.push(None);
         }

@@ -15,9 +15,19 @@
 pub const NEIGHBOUR_CAPACITY: usize = 256;
 
 /// One item's co-occurrence list.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Neighbours {
     entries: Vec<(u32, f32)>,
+    /// A lower bound of the lightest weight once the list is full: a new neighbour lighter
+    /// than this is refused without scanning. Weights only grow and evictions remove the
+    /// lightest entry, so a bound stays a bound; a scan makes it exact again.
+    floor: f32,
+}
+
+impl PartialEq for Neighbours {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl Neighbours {
@@ -28,6 +38,7 @@ impl Neighbours {
             Err(position) if self.entries.len() < NEIGHBOUR_CAPACITY => {
                 self.entries.insert(position, (item, weight));
             }
+            Err(_) if weight < self.floor => {}
             Err(_) => {
                 let (lightest, &(_, lightest_weight)) = self
                     .entries
@@ -42,6 +53,13 @@ impl Neighbours {
                         .binary_search_by_key(&item, |entry| entry.0)
                         .unwrap_err();
                     self.entries.insert(position, (item, weight));
+                    self.floor = self
+                        .entries
+                        .iter()
+                        .map(|entry| entry.1)
+                        .fold(f32::INFINITY, f32::min);
+                } else {
+                    self.floor = lightest_weight;
                 }
             }
         }
@@ -70,7 +88,10 @@ impl Neighbours {
     pub fn decode(bytes: &[u8]) -> Option<Neighbours> {
         let entries = decode_pairs(bytes)?;
         let ordered = entries.windows(2).all(|pair| pair[0].0 < pair[1].0);
-        (ordered && entries.len() <= NEIGHBOUR_CAPACITY).then_some(Neighbours { entries })
+        (ordered && entries.len() <= NEIGHBOUR_CAPACITY).then_some(Neighbours {
+            entries,
+            floor: 0.0,
+        })
     }
 }
 

@@ -196,7 +196,7 @@ impl StateStore {
         );
         let descriptors = vec![
             ColumnFamilyDescriptor::new(USERS_CF, base_options(&cache, true)),
-            ColumnFamilyDescriptor::new(SEEN_CF, base_options(&cache, false)),
+            ColumnFamilyDescriptor::new(SEEN_CF, base_options(&cache, true)),
             ColumnFamilyDescriptor::new(ITEMS_CF, base_options(&cache, false)),
             ColumnFamilyDescriptor::new(ITEM_IDS_CF, base_options(&cache, true)),
             ColumnFamilyDescriptor::new(CATALOGUE_CF, base_options(&cache, true)),
