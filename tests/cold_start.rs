@@ -155,7 +155,7 @@ async fn a_new_item_with_only_metadata_reaches_viewers_of_its_genre() {
             ("stargazer".into(), space[0].clone(), 5.0),
             ("stargazer".into(), space[1].clone(), 5.0),
         ],
-        1_700_000_000,
+        1_600_100_000,
     )
     .await;
     caught_up(&node).await;
@@ -174,6 +174,21 @@ async fn a_new_item_with_only_metadata_reaches_viewers_of_its_genre() {
     if let Some(love) = list.iter().position(|item| item == "new-love-story") {
         assert!(love > epic.unwrap(), "{list:?}");
     }
+
+    // "More like this" on the new film: films of its genre, not the romances (from the
+    // trending list, which the processor refreshes once it is idle).
+    let url = format!("{base}/v1/items/new-space-epic/similar?count=5");
+    let similar = eventually("five similar items", || async {
+        let (status, answer) = get_json(&url).await;
+        assert_eq!(status, 200, "{answer}");
+        let similar = item_ids(&answer);
+        (similar.len() == 5).then_some(similar)
+    })
+    .await;
+    assert!(
+        similar.iter().all(|item| space.contains(item)),
+        "{similar:?}"
+    );
 
     node.shutdown().await.unwrap();
 }

@@ -9,7 +9,8 @@
 //! events) gets the trending list through the same filters; a personalised list that comes up
 //! short is filled from it too.
 //!
-//! Similar items use the same ranking with a history of the one item.
+//! Similar items use the same ranking with a history of the one item; an item with too few
+//! pairs yet (a new one) is completed with trending items sharing a genre or tag with it.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -257,10 +258,31 @@ impl QueryEngine {
             weight: 1.0,
             timestamp: 0,
         }];
-        let hits = self.rank(&history, &vector, count, &|_, candidate| {
+        let mut hits = self.rank(&history, &vector, count, &|_, candidate| {
             candidate != number
         });
         let table = self.items.read();
+        // Too few pairs yet (a new item): fill with the trending items that share a genre or
+        // tag with it.
+        if hits.len() < count
+            && let Some(entry) = table.catalogue(number)
+        {
+            let labels: HashSet<String> = content_labels(entry).collect();
+            let already: HashSet<u32> = hits.iter().map(|(item, _)| *item).collect();
+            let trending = self.trending.current();
+            let fill: Vec<(u32, f32)> = trending
+                .iter()
+                .filter(|(item, _)| *item != number && !already.contains(item))
+                .filter(|(item, _)| {
+                    table
+                        .catalogue(*item)
+                        .is_some_and(|other| content_labels(other).any(|l| labels.contains(&l)))
+                })
+                .take(count - hits.len())
+                .map(|(item, _)| (*item, 0.0))
+                .collect();
+            hits.extend(fill);
+        }
         Some(
             hits.into_iter()
                 .filter_map(|(item, score)| to_recommendation(&table, item, score))
