@@ -10,15 +10,15 @@
 //! dedup_window_secs = 604800
 //! block_cache_mb = 256
 //!
-//! [model]            # every field of `ModelConfig`; see docs/QUALITY.md for each default
+//! [model]            # any field of `ModelConfig` (defaults shown); docs/QUALITY.md says why
 //! dimension = 32
-//! history_len = 200
-//! recency_decay = 0.9
-//! pair_window = 20
+//! history_len = 500
+//! recency_decay = 0.8
+//! pair_window = 30
 //! popularity_half_life_secs = 604800
 //!
 //! [model.weights]    # weight per event kind
-//! rating_neutral = 3.0
+//! rating_neutral = 2.0
 //! click = 0.3
 //!
 //! [index]
