@@ -57,8 +57,9 @@ pub struct HistoryEntry {
     pub timestamp: i64,
 }
 
-/// What the model keeps per user.
-#[derive(Debug, Clone, PartialEq, Default, Encode, Decode)]
+/// What the model keeps per user. Its record packs the history into fixed-width bytes (see the
+/// `Encode` impl): decoding a long history is a copy, not a varint per field.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct UserState {
     /// Events applied for this user (duplicates excluded).
     pub event_count: u64,
@@ -68,6 +69,57 @@ pub struct UserState {
     pub vector: Vec<f32>,
     /// The most recent interactions, oldest first, bounded by the model's history window.
     pub history: Vec<HistoryEntry>,
+}
+
+/// Bytes of one packed history entry: item `u32`, weight `f32`, timestamp `i64`, little-endian.
+const PACKED_HISTORY_ENTRY: usize = 16;
+
+impl Encode for UserState {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.event_count.encode(encoder)?;
+        self.last_timestamp.encode(encoder)?;
+        self.vector.encode(encoder)?;
+        let mut packed = Vec::with_capacity(self.history.len() * PACKED_HISTORY_ENTRY);
+        for entry in &self.history {
+            packed.extend_from_slice(&entry.item.to_le_bytes());
+            packed.extend_from_slice(&entry.weight.to_le_bytes());
+            packed.extend_from_slice(&entry.timestamp.to_le_bytes());
+        }
+        packed.encode(encoder)
+    }
+}
+
+impl<Context> Decode<Context> for UserState {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let event_count = u64::decode(decoder)?;
+        let last_timestamp = i64::decode(decoder)?;
+        let vector = Vec::<f32>::decode(decoder)?;
+        let packed = Vec::<u8>::decode(decoder)?;
+        if packed.len() % PACKED_HISTORY_ENTRY != 0 {
+            return Err(bincode::error::DecodeError::Other(
+                "user history: length is not a whole number of entries",
+            ));
+        }
+        let history = packed
+            .chunks_exact(PACKED_HISTORY_ENTRY)
+            .map(|chunk| HistoryEntry {
+                item: u32::from_le_bytes(chunk[0..4].try_into().expect("4 bytes")),
+                weight: f32::from_le_bytes(chunk[4..8].try_into().expect("4 bytes")),
+                timestamp: i64::from_le_bytes(chunk[8..16].try_into().expect("8 bytes")),
+            })
+            .collect();
+        Ok(UserState {
+            event_count,
+            last_timestamp,
+            vector,
+            history,
+        })
+    }
 }
 
 /// One item a user interacted with.
@@ -543,5 +595,44 @@ impl StateBatch {
         let cf = self.store.cf_handle(OFFSETS_CF);
         self.batch
             .put_cf(cf, partition.to_be_bytes(), next_offset.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_record_round_trips_with_its_packed_history() {
+        let state = UserState {
+            event_count: 3,
+            last_timestamp: -5,
+            vector: vec![0.5, -1.25],
+            history: vec![
+                HistoryEntry {
+                    item: 7,
+                    weight: -0.75,
+                    timestamp: 1_700_000_000_123,
+                },
+                HistoryEntry {
+                    item: u32::MAX,
+                    weight: 1.0,
+                    timestamp: i64::MIN,
+                },
+            ],
+        };
+        let bytes = encode_record(&state).unwrap();
+        assert_eq!(decode_record::<UserState>(&bytes).unwrap(), state);
+        // A history that is not a whole number of entries is an error, not a shorter history:
+        // one entry's 16 bytes, cut to 15, with the length prefix (one byte) saying 15.
+        let mut cut = UserState::default();
+        cut.history.push(state.history[0]);
+        let mut bytes = encode_record(&cut).unwrap();
+        bytes.pop();
+        let length_at = bytes.len() - 16;
+        assert_eq!(bytes[length_at], 16);
+        bytes[length_at] = 15;
+        let error = decode_record::<UserState>(&bytes).unwrap_err().to_string();
+        assert!(error.contains("whole number of entries"), "{error}");
     }
 }
