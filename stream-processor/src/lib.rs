@@ -3,8 +3,8 @@
 //!
 //! - [`catalogue`]: item metadata writes, shared by the API and the evaluator.
 //! - [`engine`]: [`Engine`], the processor and query engine wired over one log and state.
-//! - [`model`]: the online model — event weights, the streaming item-embedding update, user
-//!   embeddings, popularity. Written down in its module docs.
+//! - [`model`]: the online model — event weights, sequential item co-occurrence, item and user
+//!   embeddings, content labels, popularity. Written down in its module docs.
 //! - [`processor`]: the consumer loop. Reads every partition from its committed offset, applies
 //!   events once (de-duplicating by `event_id`), commits state and offsets in one RocksDB batch,
 //!   then publishes the new vectors to the in-memory table and the index.

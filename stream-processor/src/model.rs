@@ -32,7 +32,8 @@
 //! pulled towards each of the last [`ModelConfig::context_window`] items `u` liked (and they
 //! towards `i`) with step `η·w·(1 − σ(vᵢ·vⱼ))`, and pushed away from
 //! [`ModelConfig::negatives`] items drawn uniformly from the catalogue with step
-//! `η·σ(vᵢ·vₙ)`. A user's embedding is `Σₖ λᵏ·wₖ·v(itemₖ)` over the same history. The
+//! `η·σ(vᵢ·vₙ)`. A user's embedding is kept as a decayed sum, `u ← λ·u + w·v(item)` at each
+//! event, with the item's vector as it was then (`O(dimension)`, whatever the history). The
 //! embeddings feed the HNSW index: similar items, and candidates blended into a user's ranking
 //! with weight [`ModelConfig::embedding_weight`].
 //!
@@ -45,12 +46,12 @@
 //! co-occurrence takes over.
 //!
 //! **Popularity** is a time-decayed count of positive events with half-life
-//! [`ModelConfig::popularity_half_life_secs`], on the stream's clock (the latest event timestamp), so
-//! that a replay of old data gives the same trend as it did live.
+//! [`ModelConfig::popularity_half_life_secs`], on the stream's clock (the latest event
+//! timestamp), so that a replay of old data gives the same trend as it did live.
 //!
-//! **Cost per event** is `O(pair_window · log C + (history_len + context_window + negatives) ·
-//! dimension)` with `C` the neighbour-list capacity (`O(C)` when a full list takes a new
-//! neighbour), independent of the number of users and items. **Cost per query** is
+//! **Cost per event** is `O(pair_window · log C + (context_window + negatives) · dimension)`
+//! with `C` the neighbour-list capacity (`O(C)` when a full list takes a new neighbour heavier
+//! than its lightest), independent of the number of users and items. **Cost per query** is
 //! `O(history_len · C)` plus one index search.
 
 use marquee_schemas::partition::fnv1a_64;

@@ -31,7 +31,7 @@ use crate::trending::Trending;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
-    /// Ranked by the user's embedding.
+    /// Ranked from the user's own events (co-occurrence, content, optionally the embedding).
     Personalised,
     /// The trending list, for a user the model knows nothing positive about yet.
     Popular,
