@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Installs the build prerequisites on a Debian machine: RocksDB's bindings need libclang, and
-# its C++ sources need a C++ compiler. Idempotent; does nothing when everything is present.
+# Installs the build and test prerequisites on a Debian machine: RocksDB's bindings need
+# libclang, its C++ sources need a C++ compiler, the observability test needs Prometheus.
+# Idempotent; does nothing when everything is present.
 set -euo pipefail
 missing=()
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v clang >/dev/null 2>&1 || missing+=(clang)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# Prometheus and promtool: the observability test runs the shipped configuration, alert rules
+# and dashboard queries against a real Prometheus.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   sudo_cmd=""
   if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || {
   echo "cargo not found: install Rust (https://rustup.rs) and run this again" >&2

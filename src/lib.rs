@@ -7,11 +7,13 @@
 //! - [`movielens`]: readers for the MovieLens layouts (ml-latest-small CSV, ml-100k, ml-1m/10m).
 //! - [`eval`]: `marquee eval`, the offline evaluator (Protocols T and P) over the production
 //!   processor and query path, with its reference baselines.
+//! - [`logging`]: log lines (JSON or text) and the optional OTLP trace export.
 //! - [`client`]: a small HTTP client that sends items and events to a running node, with retries
 //!   and progress.
 
 pub mod client;
 pub mod config;
 pub mod eval;
+pub mod logging;
 pub mod movielens;
 pub mod synthetic;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use marquee::client::Client;
 use marquee::config::NodeArgs;
 use marquee::eval::{self as evaluator, EvalOptions, Protocol, Source};
+use marquee::logging::{self, LogFormat};
 use marquee::movielens;
 use marquee::synthetic::{Synthetic, SyntheticConfig};
 use marquee_api::RunningNode;
@@ -19,6 +20,18 @@ use tracing::info;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as JSON or text; `auto` writes JSON unless standard error is a terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "MARQUEE_LOG_FORMAT",
+        value_enum,
+        default_value = "auto"
+    )]
+    log_format: LogFormat,
+    /// Export traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318).
+    #[arg(long, global = true, env = "MARQUEE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,24 +139,20 @@ impl SyntheticArgs {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MARQUEE_LOG")
-                .unwrap_or_else(|_| "info,hnsw_rs=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let telemetry = logging::init(cli.log_format, cli.otlp_endpoint.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(cli))
+    let outcome = runtime.block_on(run(cli.command));
+    drop(runtime);
+    telemetry.shutdown();
+    outcome
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::Eval {
             protocol,
             data,

@@ -190,5 +190,23 @@ async fn a_new_item_with_only_metadata_reaches_viewers_of_its_genre() {
         "{similar:?}"
     );
 
+    // A viewer whose only event is on the new film: nothing co-occurs with it yet, so the list
+    // comes from its genre and tag alone, and says so.
+    rate(
+        &base,
+        &[("early-adopter".into(), "new-space-epic".into(), 5.0)],
+        1_600_200_000,
+    )
+    .await;
+    caught_up(&node).await;
+    let (status, answer) = get_json(&format!(
+        "{base}/v1/users/early-adopter/recommendations?count=5"
+    ))
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["strategy"], "cold_start", "{answer}");
+    let list = item_ids(&answer);
+    assert!(list.iter().all(|item| space.contains(item)), "{list:?}");
+
     node.shutdown().await.unwrap();
 }

@@ -130,6 +130,7 @@ fn load(
             items,
             query,
             processor: handle,
+            index: index.clone(),
         },
         index,
         processor: processor_thread,

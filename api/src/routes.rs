@@ -17,9 +17,12 @@ use marquee_ingest::{EmbeddedLog, EventLog};
 use marquee_schemas::json::{event_from_json, item_from_json};
 use marquee_schemas::{EventKind, FieldError, Item, validate_id};
 use marquee_stream_processor::catalogue::upsert_catalogue;
+use marquee_stream_processor::telemetry::{StorageFigures, UNKNOWN_KIND};
 use marquee_stream_processor::{Metrics, ProcessorHandle, QueryEngine, RecommendationQuery};
-use marquee_vector_store::{ItemTable, StateStore};
+use marquee_vector_store::{ItemTable, StateStore, VectorIndex};
 use serde_json::{Value, json};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 
 use crate::decode::{Element, MAX_BODY_BYTES, Rejection, body_format, elements};
 use crate::error::ApiError;
@@ -38,6 +41,7 @@ pub struct Services {
     pub items: ItemTable,
     pub query: QueryEngine,
     pub processor: ProcessorHandle,
+    pub index: VectorIndex,
 }
 
 /// Router state: the services once loaded, and the metrics from the start.
@@ -53,8 +57,27 @@ impl AppState {
     }
 }
 
+/// Every route pattern, as the `route` label of the request metrics (initialised at start-up).
+pub const ROUTES: [&str; 13] = [
+    "/v1/events",
+    "/v1/items",
+    "/v1/items/{item_id}",
+    "/v1/items/{item_id}/similar",
+    "/v1/users/{user_id}",
+    "/v1/users/{user_id}/recommendations",
+    "/v1/trending",
+    "/v1/admin/processor",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    // Requests that matched no route.
+    "unmatched",
+];
+
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
+    state.metrics.initialise_routes(ROUTES);
     Router::new()
         .route("/v1/events", post(post_events))
         .route("/v1/items", post(post_items))
@@ -66,6 +89,10 @@ pub fn router(state: AppState) -> Router {
             get(get_recommendations),
         )
         .route("/v1/trending", get(get_trending))
+        .route(
+            "/v1/admin/processor",
+            get(get_processor).post(post_processor),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -77,7 +104,53 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             record_metrics,
         ))
+        // Outermost last: a request id is set (the client's `x-request-id`, or a new UUID),
+        // every log line of the request carries it through the span, and the response
+        // returns it.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The span of one request: its id, method and path, in every log line emitted while serving it.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
+
+/// Decrements the in-flight gauge when a request ends, also when its connection drops first.
+struct InFlight(prometheus::IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The `reason` of `marquee_http_requests_rejected_total` for a refused request's status.
+fn rejection_reason(status: StatusCode) -> Option<&'static str> {
+    match status.as_u16() {
+        401 | 403 => Some("auth"),
+        429 => Some("limit"),
+        400 | 405 | 413 | 415 | 422 => Some("validation"),
+        _ => None,
+    }
 }
 
 async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -87,8 +160,11 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         .map_or("unmatched", |path| path.as_str())
         .to_owned();
     let started = Instant::now();
+    state.metrics.http_in_flight.inc();
+    let _in_flight = InFlight(state.metrics.http_in_flight.clone());
     let response = next.run(request).await;
-    let status_class = match response.status().as_u16() {
+    let status = response.status();
+    let status_class = match status.as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",
         300..=399 => "3xx",
@@ -100,6 +176,13 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         .http_request_duration
         .with_label_values(&[route.as_str(), status_class])
         .observe(started.elapsed().as_secs_f64());
+    if let Some(reason) = rejection_reason(status) {
+        state
+            .metrics
+            .http_rejected
+            .with_label_values(&[reason])
+            .inc();
+    }
     response
 }
 
@@ -178,17 +261,21 @@ async fn post_events(
         &elements,
         |value| event_from_json(value, now, || uuid::Uuid::now_v7().to_string()),
         |element| {
-            let kind = element
-                .as_ref()
-                .ok()
-                .and_then(|value| value.get("kind"))
-                .and_then(Value::as_str)
-                .and_then(EventKind::parse)
-                .map_or("unknown", EventKind::as_str);
+            let (kind, reason) = match element {
+                Ok(value) => (
+                    value
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .and_then(EventKind::parse)
+                        .map_or(UNKNOWN_KIND, EventKind::as_str),
+                    "invalid",
+                ),
+                Err(_) => (UNKNOWN_KIND, "malformed"),
+            };
             state
                 .metrics
-                .events
-                .with_label_values(&[kind, "rejected"])
+                .events_rejected
+                .with_label_values(&[kind, reason])
                 .inc();
         },
     );
@@ -198,20 +285,20 @@ async fn post_events(
     }
     let kinds: Vec<EventKind> = accepted.iter().map(|event| event.kind).collect();
     let count = accepted.len();
-    services
-        .log
-        .append(accepted)
-        .await
-        .map_err(|error| ApiError::Unavailable {
-            message: format!("the event log cannot take events now: {error}"),
-        })?;
+    let outcome = services.log.append(accepted).await;
+    let (counter, reason) = match &outcome {
+        Ok(_) => (&state.metrics.events_accepted, None),
+        Err(_) => (&state.metrics.events_rejected, Some("unavailable")),
+    };
     for kind in kinds {
-        state
-            .metrics
-            .events
-            .with_label_values(&[kind.as_str(), "accepted"])
-            .inc();
+        match reason {
+            Some(reason) => counter.with_label_values(&[kind.as_str(), reason]).inc(),
+            None => counter.with_label_values(&[kind.as_str()]).inc(),
+        }
     }
+    outcome.map_err(|error| ApiError::Unavailable {
+        message: format!("the event log cannot take events now: {error}"),
+    })?;
     Ok((StatusCode::ACCEPTED, Json(body(count))).into_response())
 }
 
@@ -467,12 +554,99 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `GET /metrics`: sets the gauges that describe state (storage sizes, index age, offsets and
+/// lag) and renders every metric.
 async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(services) = state.services.get() {
+        let services = services.clone();
+        let metrics = state.metrics.clone();
+        // RocksDB property reads take its mutexes: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || {
+            metrics.set_storage(
+                "log",
+                storage_figures(|name| services.log.property_sum(name)),
+            );
+            metrics.set_storage(
+                "state",
+                storage_figures(|name| services.store.property_sum(name)),
+            );
+            metrics.set_index(&services.index.stats());
+            // Read here rather than trusted to the processor loop, so a stuck processor shows
+            // as a growing lag.
+            if let Ok(ends) = services.log.end_offsets() {
+                metrics.set_offsets(&ends, &services.processor.committed_offsets());
+            }
+        })
+        .await;
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// The RocksDB figures of one database, from its integer properties.
+fn storage_figures(property: impl Fn(&str) -> u64) -> StorageFigures {
+    StorageFigures {
+        live_data_bytes: property("rocksdb.estimate-live-data-size"),
+        pending_compaction_bytes: property("rocksdb.estimate-pending-compaction-bytes"),
+        sst_files_bytes: property("rocksdb.total-sst-files-size"),
+    }
+}
+
+/// The processor's state, for `GET /v1/admin/processor` and the answer to a change.
+fn processor_status(services: &Services) -> Value {
+    let ends = services.log.end_offsets().unwrap_or_default();
+    let committed = services.processor.committed_offsets();
+    let lag: u64 = ends
+        .iter()
+        .zip(&committed)
+        .map(|(end, committed)| end.saturating_sub(*committed))
+        .sum();
+    json!({
+        "paused": services.processor.is_paused(),
+        "failing": services.processor.is_failing(),
+        "lag_events": lag,
+        "log_end_offsets": ends,
+        "committed_offsets": committed,
+    })
+}
+
+/// `GET /v1/admin/processor`: paused or running, failing or not, and the lag per partition.
+async fn get_processor(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(processor_status(state.services()?)))
+}
+
+/// `POST /v1/admin/processor` with `{"paused": true|false}`: pauses the processor (ingest goes
+/// on, the lag grows) or resumes it. Not persisted: a restarted node runs its processor.
+async fn post_processor(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?;
+    let value = json_body(&headers, body)?;
+    let object = value.as_object().ok_or_else(|| ApiError::Unprocessable {
+        message: "body: expected an object such as {\"paused\": true}".into(),
+    })?;
+    if let Some(unknown) = object.keys().find(|key| key.as_str() != "paused") {
+        return Err(ApiError::Unprocessable {
+            message: format!("{unknown}: unknown field (expected only \"paused\")"),
+        });
+    }
+    let paused = object
+        .get("paused")
+        .ok_or_else(|| ApiError::Unprocessable {
+            message: "paused: required (true or false)".into(),
+        })?
+        .as_bool()
+        .ok_or_else(|| ApiError::Unprocessable {
+            message: "paused: expected true or false".into(),
+        })?;
+    services.processor.set_paused(paused);
+    tracing::info!(paused, "processor pause changed by an operator");
+    Ok(Json(processor_status(services)))
 }
 
 async fn openapi() -> Response {

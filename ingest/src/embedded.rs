@@ -129,6 +129,22 @@ fn events_cf_options() -> Options {
 }
 
 impl EmbeddedLog {
+    /// An integer RocksDB property (`rocksdb.estimate-live-data-size`, …) summed over the log's
+    /// column families; 0 where RocksDB does not know it.
+    pub fn property_sum(&self, property: &str) -> u64 {
+        [rocksdb::DEFAULT_COLUMN_FAMILY_NAME, EVENTS_CF]
+            .iter()
+            .filter_map(|name| self.inner.db.cf_handle(name))
+            .filter_map(|cf| {
+                self.inner
+                    .db
+                    .property_int_value_cf(cf, property)
+                    .ok()
+                    .flatten()
+            })
+            .sum()
+    }
+
     /// Opens the log at `path`, creating it with `config.partitions` partitions when absent.
     pub fn open(path: impl AsRef<Path>, config: EmbeddedLogConfig) -> Result<EmbeddedLog> {
         let path = path.as_ref().to_path_buf();

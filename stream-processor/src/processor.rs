@@ -33,8 +33,11 @@ use crate::error::Result;
 use crate::model::{
     ModelConfig, activity_damping, event_weight, negative_sample, negative_step, positive_pair_step,
 };
-use crate::telemetry::Metrics;
+use crate::telemetry::{KindCounts, Metrics};
 use crate::trending::{REFRESH_INTERVAL, Trending};
+
+/// How often a paused processor looks whether it was resumed.
+const PAUSED_POLL: Duration = Duration::from_millis(100);
 
 /// Settings of the consumer loop.
 #[derive(Debug, Clone)]
@@ -66,6 +69,8 @@ struct HandleInner {
     committed: Vec<AtomicU64>,
     /// Set while the last attempt to apply a batch failed.
     failing: AtomicBool,
+    /// Set by an operator: the loop applies nothing until it is cleared.
+    paused: AtomicBool,
 }
 
 impl ProcessorHandle {
@@ -77,6 +82,7 @@ impl ProcessorHandle {
                     .map(|&offset| AtomicU64::new(offset))
                     .collect(),
                 failing: AtomicBool::new(false),
+                paused: AtomicBool::new(false),
             }),
         }
     }
@@ -93,6 +99,18 @@ impl ProcessorHandle {
     /// Whether the processor's last batch failed (it retries).
     pub fn is_failing(&self) -> bool {
         self.inner.failing.load(Ordering::Acquire)
+    }
+
+    /// Pauses or resumes the processor. Paused, it finishes the batch under way and then
+    /// applies nothing: ingest goes on, the lag grows, and queries answer from the state as it
+    /// was. For maintenance, and to check that lag alerts fire.
+    pub fn set_paused(&self, paused: bool) {
+        self.inner.paused.store(paused, Ordering::Release);
+    }
+
+    /// Whether an operator paused the processor.
+    pub fn is_paused(&self) -> bool {
+        self.inner.paused.load(Ordering::Acquire)
     }
 }
 
@@ -234,6 +252,16 @@ impl<L: EventLog> Processor<L> {
         let mut last_refresh = Instant::now();
         let mut trending_stale = false;
         while !cancel.is_cancelled() {
+            let paused = self.handle.is_paused();
+            self.metrics.processor_paused.set(i64::from(paused));
+            if paused {
+                self.report_lag();
+                tokio::select! {
+                    () = tokio::time::sleep(PAUSED_POLL) => {}
+                    () = cancel.cancelled() => {}
+                }
+                continue;
+            }
             match self.step() {
                 Ok(0) => {
                     if trending_stale {
@@ -258,6 +286,7 @@ impl<L: EventLog> Processor<L> {
                 }
                 Err(failure) => {
                     self.handle.inner.failing.store(true, Ordering::Release);
+                    self.metrics.processor_failing.set(1);
                     error!(error = %failure, "processor batch failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -281,25 +310,14 @@ impl<L: EventLog> Processor<L> {
 
     fn report_lag(&mut self) {
         if let Ok(ends) = self.log.end_offsets() {
-            let lag: u64 = ends
-                .iter()
-                .zip(&self.offsets)
-                .map(|(end, committed)| end.saturating_sub(*committed))
-                .sum();
-            self.metrics.processor_lag.set(lag as i64);
-            for (partition, end) in ends.iter().enumerate() {
-                self.metrics
-                    .log_end_offset
-                    .with_label_values(&[partition.to_string().as_str()])
-                    .set(*end as i64);
-            }
+            self.metrics.set_offsets(&ends, &self.offsets);
         }
         let stats = self.index.stats();
-        self.metrics.index_items.set(stats.indexed_items as i64);
-        self.metrics
-            .index_side_set_items
-            .set(stats.side_set_items as i64);
+        self.metrics.set_index(&stats);
         if stats.builds > self.rebuilds_reported {
+            self.metrics
+                .index_build_duration
+                .observe(stats.last_build_seconds);
             self.metrics
                 .index_rebuilds
                 .inc_by(stats.builds - self.rebuilds_reported);
@@ -323,6 +341,7 @@ impl<L: EventLog> Processor<L> {
         let consumed = entries.len();
         self.apply(entries)?;
         self.handle.inner.failing.store(false, Ordering::Release);
+        self.metrics.processor_failing.set(0);
         Ok(consumed)
     }
 
@@ -355,6 +374,8 @@ impl<L: EventLog> Processor<L> {
         let mut work: NumberMap<ItemWork> = NumberMap::default();
         let mut pairs = PairWork::default();
         let mut applied_now: HashSet<(String, String)> = HashSet::new();
+        let mut applied = KindCounts::default();
+        let mut duplicates = KindCounts::default();
         let mut next_offsets = self.offsets.clone();
         let mut clock = self.clock;
         {
@@ -369,15 +390,11 @@ impl<L: EventLog> Processor<L> {
             for (entry, &number) in entries.iter().zip(&numbers) {
                 next_offsets[entry.partition as usize] = entry.offset + 1;
                 let event = &entry.event;
-                let kind = event.kind.as_str();
                 let key = (event.user_id.clone(), event.event_id.clone());
                 if applied_now.contains(&key)
                     || self.store.was_applied(&event.user_id, &event.event_id)?
                 {
-                    self.metrics
-                        .events
-                        .with_label_values(&[kind, "duplicate"])
-                        .inc();
+                    duplicates.add(event.kind);
                     continue;
                 }
                 applied_now.insert(key);
@@ -481,10 +498,7 @@ impl<L: EventLog> Processor<L> {
                     },
                 );
                 clock = clock.max(event.timestamp);
-                self.metrics
-                    .events
-                    .with_label_values(&[kind, "applied"])
-                    .inc();
+                applied.add(event.kind);
             }
         }
 
@@ -549,15 +563,13 @@ impl<L: EventLog> Processor<L> {
         self.clock = clock;
         for (partition, offset) in self.offsets.iter().enumerate() {
             self.handle.inner.committed[partition].store(*offset, Ordering::Release);
-            self.metrics
-                .committed_offset
-                .with_label_values(&[partition.to_string().as_str()])
-                .set(*offset as i64);
         }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_millis() as i64)
             .unwrap_or(0);
+        applied.publish(&self.metrics.events_applied);
+        duplicates.publish(&self.metrics.events_duplicate);
         for entry in &entries {
             let seconds = (now_ms - entry.append_ms).max(0) as f64 / 1000.0;
             self.metrics.freshness.observe(seconds);

@@ -5,9 +5,12 @@
 //! [`ModelConfig::embedding_weight`] is positive (candidates from the [`VectorIndex`], scored on
 //! fresh vectors); each part is divided by its best score before blending. What the user has
 //! seen, what the caller excluded and items outside the requested genre are filtered out; ties
-//! go to the smaller item number. A user with no positive signal yet (unknown, or only negative
-//! events) gets the trending list through the same filters; a personalised list that comes up
-//! short is filled from it too.
+//! go to the smaller item number. A list that only the content part could rank (the user's
+//! items have no co-occurrence pairs yet) is labelled `cold_start`; so is a list of trending
+//! items sharing a genre or tag with the user's positive items, when even the content part has
+//! nothing (every item the user touched is new, and no cold item shares its labels). A user with no positive
+//! signal yet (unknown, or only negative events) gets the trending list (`popular`) through the
+//! same filters; a shorter list is filled from it too.
 //!
 //! Similar items use the same ranking with a history of the one item; an item with too few
 //! pairs yet (a new one) is completed with trending items sharing a genre or tag with it.
@@ -27,25 +30,43 @@ use crate::model::ModelConfig;
 use crate::telemetry::Metrics;
 use crate::trending::Trending;
 
-/// Which method produced a list. The same values label `marquee_recommendations_total`.
+/// Which method produced a list: the API's `strategy` field, and the values of the `strategy`
+/// label of `marquee_recommendations_total` (one set, documented in `docs/METRICS.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
-    /// Ranked from the user's own events (co-occurrence, content, optionally the embedding).
+    /// Ranked from what viewers did after the items the user engaged with (co-occurrence,
+    /// optionally the embedding), blended with the content part.
     Personalised,
+    /// Ranked from content only: the user's positive items have no co-occurrence pairs yet
+    /// (new items, or a new catalogue), so items sharing their genres and tags are ranked.
+    ColdStart,
     /// The trending list, for a user the model knows nothing positive about yet.
     Popular,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 2] = [Strategy::Personalised, Strategy::Popular];
+    pub const ALL: [Strategy; 3] = [
+        Strategy::Personalised,
+        Strategy::ColdStart,
+        Strategy::Popular,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::Personalised => "personalised",
+            Strategy::ColdStart => "cold_start",
             Strategy::Popular => "popular",
         }
     }
+}
+
+/// What [`QueryEngine::rank`] found.
+struct Ranked {
+    /// The best items, best first.
+    items: Vec<(u32, f32)>,
+    /// Whether co-occurrence or the embedding produced candidates (else only content did).
+    behavioural: bool,
 }
 
 /// One recommended item.
@@ -216,13 +237,32 @@ impl QueryEngine {
         let user_vector = user
             .as_ref()
             .map_or(&[][..], |state| state.vector.as_slice());
-        let mut ranked = self.rank(history, user_vector, query.count, &accept);
+        let Ranked {
+            items: mut ranked,
+            behavioural,
+        } = self.rank(history, user_vector, query.count, &accept);
+        let table = self.items.read();
+        if ranked.is_empty() {
+            // The user's positive items have no pairs and no cold neighbours yet (new items):
+            // trending items sharing their genres or tags come before the plain trending list.
+            let labels: HashSet<String> = history
+                .iter()
+                .rev()
+                .filter(|past| past.weight > 0.0)
+                .take(self.model.content_history)
+                .filter_map(|past| table.catalogue(past.item))
+                .flat_map(|entry| content_labels(entry))
+                .collect();
+            ranked =
+                self.trending_sharing(&table, &labels, query.count, &|item| accept(&table, item));
+        }
         let strategy = if ranked.is_empty() {
             Strategy::Popular
-        } else {
+        } else if behavioural {
             Strategy::Personalised
+        } else {
+            Strategy::ColdStart
         };
-        let table = self.items.read();
         if ranked.len() < query.count {
             let already: HashSet<u32> = ranked.iter().map(|(item, _)| *item).collect();
             let trending = self.trending.current();
@@ -258,9 +298,11 @@ impl QueryEngine {
             weight: 1.0,
             timestamp: 0,
         }];
-        let mut hits = self.rank(&history, &vector, count, &|_, candidate| {
-            candidate != number
-        });
+        let mut hits = self
+            .rank(&history, &vector, count, &|_, candidate| {
+                candidate != number
+            })
+            .items;
         let table = self.items.read();
         // Too few pairs yet (a new item): fill with the trending items that share a genre or
         // tag with it.
@@ -269,18 +311,9 @@ impl QueryEngine {
         {
             let labels: HashSet<String> = content_labels(entry).collect();
             let already: HashSet<u32> = hits.iter().map(|(item, _)| *item).collect();
-            let trending = self.trending.current();
-            let fill: Vec<(u32, f32)> = trending
-                .iter()
-                .filter(|(item, _)| *item != number && !already.contains(item))
-                .filter(|(item, _)| {
-                    table
-                        .catalogue(*item)
-                        .is_some_and(|other| content_labels(other).any(|l| labels.contains(&l)))
-                })
-                .take(count - hits.len())
-                .map(|(item, _)| (*item, 0.0))
-                .collect();
+            let fill = self.trending_sharing(&table, &labels, count - hits.len(), &|item| {
+                item != number && !already.contains(&item)
+            });
             hits.extend(fill);
         }
         Some(
@@ -288,6 +321,32 @@ impl QueryEngine {
                 .filter_map(|(item, score)| to_recommendation(&table, item, score))
                 .collect(),
         )
+    }
+
+    /// Up to `count` trending items, in trending order with score 0, that share one of `labels`
+    /// and that `accept` takes.
+    fn trending_sharing(
+        &self,
+        table: &Table,
+        labels: &HashSet<String>,
+        count: usize,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        if labels.is_empty() || count == 0 {
+            return Vec::new();
+        }
+        self.trending
+            .current()
+            .iter()
+            .filter(|(item, _)| accept(*item))
+            .filter(|(item, _)| {
+                table
+                    .catalogue(*item)
+                    .is_some_and(|other| content_labels(other).any(|l| labels.contains(&l)))
+            })
+            .take(count)
+            .map(|(item, _)| (*item, 0.0))
+            .collect()
     }
 
     /// The `count` best items for a history (oldest first) and an embedding, among those
@@ -298,7 +357,7 @@ impl QueryEngine {
         vector: &[f32],
         count: usize,
         accept: &dyn Fn(&Table, u32) -> bool,
-    ) -> Vec<(u32, f32)> {
+    ) -> Ranked {
         let model = &self.model;
         let embedded = if model.embedding_weight > 0.0 && vector.iter().any(|x| *x != 0.0) {
             self.index
@@ -338,6 +397,7 @@ impl QueryEngine {
                 }
             }
             touched.clear();
+            let behavioural = !ranked.is_empty() || !embedded.is_empty();
             let blended = !embedded.is_empty() || model.content_weight > 0.0;
             let best = ranked.iter().map(|(_, score)| *score).fold(0.0, f32::max);
             if blended && best > 0.0 {
@@ -380,7 +440,10 @@ impl QueryEngine {
                     }
                 }
             }
-            top(ranked, count)
+            Ranked {
+                items: top(ranked, count),
+                behavioural,
+            }
         })
     }
 

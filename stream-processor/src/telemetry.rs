@@ -1,7 +1,15 @@
-//! Every Prometheus metric of Marquee, defined and registered in one place.
+//! Every Prometheus metric of Marquee, defined and registered in one place; the catalogue is
+//! `docs/METRICS.md`.
 //!
-//! Handles are created once at start-up; label sets that always exist (event kinds, results,
-//! strategies, partitions) are initialised then, so queries find them before the first event.
+//! Handles are created once at start-up. Label sets that always exist (routes and status
+//! classes, event kinds and reasons, strategies, partitions, databases) are initialised then,
+//! so a query finds them, at zero, before the first request or event: a dashboard panel or an
+//! alert over a rate is never empty merely because nothing has happened yet.
+//!
+//! Gauges that describe a state rather than count events (index age, RocksDB sizes) are set by
+//! the `/metrics` handler just before rendering, through [`Metrics::set_storage`] and
+//! [`Metrics::set_index`]; process figures (resident memory, CPU, file descriptors) come from
+//! the `prometheus` crate's process collector, read from `/proc` at each scrape.
 
 use marquee_schemas::EventKind;
 use prometheus::{
@@ -11,8 +19,24 @@ use prometheus::{
 
 use crate::query::Strategy;
 
-/// Results an event can have, as the `result` label of `marquee_events_total`.
-pub const EVENT_RESULTS: [&str; 4] = ["accepted", "rejected", "applied", "duplicate"];
+/// Status classes of `marquee_http_request_duration_seconds`, initialised for every route.
+pub const STATUS_CLASSES: [&str; 3] = ["2xx", "4xx", "5xx"];
+
+/// Reasons of `marquee_http_requests_rejected_total`: a missing or wrong key (401, 403), a
+/// rate or concurrency limit (429, or 503 when shedding load), a request that cannot be read
+/// or failed validation (400, 405, 413, 415, 422).
+pub const REJECTION_REASONS: [&str; 3] = ["auth", "limit", "validation"];
+
+/// Reasons of `marquee_ingest_events_rejected_total`: an element that is not a JSON object,
+/// one with a field that failed validation (the response names the field), and events that
+/// were valid but could not be appended (the log was unavailable; the client retries).
+pub const INGEST_REJECTION_REASONS: [&str; 3] = ["malformed", "invalid", "unavailable"];
+
+/// The `kind` label of events rejected before their kind could be read.
+pub const UNKNOWN_KIND: &str = "unknown";
+
+/// The `db` label of the RocksDB gauges: the event log and the state store.
+pub const DATABASES: [&str; 2] = ["log", "state"];
 
 /// All metric handles. Cheap to clone (prometheus handles are `Arc`s).
 #[derive(Clone)]
@@ -20,16 +44,30 @@ pub struct Metrics {
     pub registry: Registry,
     /// `marquee_http_request_duration_seconds{route,status}`.
     pub http_request_duration: HistogramVec,
-    /// `marquee_events_total{kind,result}`: accepted/rejected at ingest, applied/duplicate in the
-    /// processor.
-    pub events: IntCounterVec,
+    /// `marquee_http_requests_in_flight`.
+    pub http_in_flight: IntGauge,
+    /// `marquee_http_requests_rejected_total{reason}`.
+    pub http_rejected: IntCounterVec,
+    /// `marquee_ingest_events_accepted_total{kind}`: appended to the log and acknowledged.
+    pub events_accepted: IntCounterVec,
+    /// `marquee_ingest_events_rejected_total{kind,reason}`.
+    pub events_rejected: IntCounterVec,
+    /// `marquee_processor_events_applied_total{kind}`.
+    pub events_applied: IntCounterVec,
+    /// `marquee_processor_duplicate_events_total{kind}`: skipped by `event_id`.
+    pub events_duplicate: IntCounterVec,
     /// `marquee_log_end_offset{partition}`.
     pub log_end_offset: IntGaugeVec,
     /// `marquee_processor_committed_offset{partition}`.
     pub committed_offset: IntGaugeVec,
     /// `marquee_processor_lag_events`: events appended but not yet applied, all partitions.
     pub processor_lag: IntGauge,
-    /// `marquee_event_freshness_seconds`: from append to the commit that makes it visible.
+    /// `marquee_processor_paused`: 1 while an operator paused the processor.
+    pub processor_paused: IntGauge,
+    /// `marquee_processor_failing`: 1 while the last batch failed (the processor retries).
+    pub processor_failing: IntGauge,
+    /// `marquee_event_freshness_seconds`: from an event's acknowledgement to the commit that
+    /// makes it visible to queries.
     pub freshness: Histogram,
     /// `marquee_processor_batch_seconds`: time to apply and commit one batch.
     pub batch_duration: Histogram,
@@ -41,6 +79,16 @@ pub struct Metrics {
     pub index_side_set_items: IntGauge,
     /// `marquee_index_rebuilds_total`.
     pub index_rebuilds: IntCounter,
+    /// `marquee_index_build_duration_seconds`.
+    pub index_build_duration: Histogram,
+    /// `marquee_index_graph_age_seconds`: seconds since the current graph was swapped in.
+    pub index_graph_age: prometheus::Gauge,
+    /// `marquee_rocksdb_live_data_bytes{db}`.
+    pub rocksdb_live_data: IntGaugeVec,
+    /// `marquee_rocksdb_pending_compaction_bytes{db}`.
+    pub rocksdb_pending_compaction: IntGaugeVec,
+    /// `marquee_rocksdb_sst_files_bytes{db}`.
+    pub rocksdb_sst_files: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -54,128 +102,272 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Index build buckets from 100 ms to 10 minutes.
+const BUILD_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0, 600.0];
+
+/// RocksDB figures of one database, for [`Metrics::set_storage`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StorageFigures {
+    pub live_data_bytes: u64,
+    pub pending_compaction_bytes: u64,
+    pub sst_files_bytes: u64,
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("valid metric")
+}
+
+fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .expect("valid metric")
+}
+
 impl Metrics {
     /// Creates and registers every metric; `partition_count` initialises the per-partition sets.
     pub fn new(partition_count: u32) -> Metrics {
         let registry = Registry::new();
-        let http_request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "marquee_http_request_duration_seconds",
-                "HTTP request duration by route and status class",
+        let metrics = Metrics {
+            http_request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "marquee_http_request_duration_seconds",
+                    "HTTP request duration by route and status class",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["route", "status"],
             )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route", "status"],
-        )
-        .expect("valid metric");
-        let events = IntCounterVec::new(
-            Opts::new("marquee_events_total", "Events by kind and result"),
-            &["kind", "result"],
-        )
-        .expect("valid metric");
-        let log_end_offset = IntGaugeVec::new(
-            Opts::new(
+            .expect("valid metric"),
+            http_in_flight: gauge(
+                "marquee_http_requests_in_flight",
+                "HTTP requests being served",
+            ),
+            http_rejected: counter_vec(
+                "marquee_http_requests_rejected_total",
+                "HTTP requests refused, by reason (auth, limit, validation)",
+                &["reason"],
+            ),
+            events_accepted: counter_vec(
+                "marquee_ingest_events_accepted_total",
+                "Events appended to the log and acknowledged, by kind",
+                &["kind"],
+            ),
+            events_rejected: counter_vec(
+                "marquee_ingest_events_rejected_total",
+                "Events refused at ingest, by kind and reason",
+                &["kind", "reason"],
+            ),
+            events_applied: counter_vec(
+                "marquee_processor_events_applied_total",
+                "Events applied to the state, by kind",
+                &["kind"],
+            ),
+            events_duplicate: counter_vec(
+                "marquee_processor_duplicate_events_total",
+                "Events skipped because their event_id was applied before, by kind",
+                &["kind"],
+            ),
+            log_end_offset: gauge_vec(
                 "marquee_log_end_offset",
                 "Next offset of each log partition",
+                &["partition"],
             ),
-            &["partition"],
-        )
-        .expect("valid metric");
-        let committed_offset = IntGaugeVec::new(
-            Opts::new(
+            committed_offset: gauge_vec(
                 "marquee_processor_committed_offset",
                 "Next offset the processor will apply, per partition",
+                &["partition"],
             ),
-            &["partition"],
-        )
-        .expect("valid metric");
-        let processor_lag = IntGauge::new(
-            "marquee_processor_lag_events",
-            "Events appended to the log and not yet applied",
-        )
-        .expect("valid metric");
-        let freshness = Histogram::with_opts(
-            HistogramOpts::new(
+            processor_lag: gauge(
+                "marquee_processor_lag_events",
+                "Events appended to the log and not yet applied",
+            ),
+            processor_paused: gauge(
+                "marquee_processor_paused",
+                "1 while the processor is paused by an operator",
+            ),
+            processor_failing: gauge(
+                "marquee_processor_failing",
+                "1 while the processor's last batch failed (it retries)",
+            ),
+            freshness: histogram(
                 "marquee_event_freshness_seconds",
-                "Time from an event's append to the commit that makes it visible",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .expect("valid metric");
-        let batch_duration = Histogram::with_opts(
-            HistogramOpts::new(
+                "Time from an event's acknowledgement to the commit that makes it visible",
+                &LATENCY_BUCKETS,
+            ),
+            batch_duration: histogram(
                 "marquee_processor_batch_seconds",
                 "Time to apply and commit one processor batch",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .expect("valid metric");
-        let recommendations = IntCounterVec::new(
-            Opts::new(
+                &LATENCY_BUCKETS,
+            ),
+            recommendations: counter_vec(
                 "marquee_recommendations_total",
                 "Recommendation responses by strategy",
+                &["strategy"],
             ),
-            &["strategy"],
-        )
-        .expect("valid metric");
-        let index_items =
-            IntGauge::new("marquee_index_items", "Items in the current HNSW graph").expect("valid");
-        let index_side_set_items = IntGauge::new(
-            "marquee_index_side_set_items",
-            "Changed items scored exactly beside the graph",
-        )
-        .expect("valid metric");
-        let index_rebuilds = IntCounter::new(
-            "marquee_index_rebuilds_total",
-            "Completed HNSW graph builds",
-        )
-        .expect("valid metric");
+            index_items: gauge("marquee_index_items", "Items in the current HNSW graph"),
+            index_side_set_items: gauge(
+                "marquee_index_side_set_items",
+                "Changed items scored exactly beside the graph",
+            ),
+            index_rebuilds: IntCounter::new(
+                "marquee_index_rebuilds_total",
+                "Completed HNSW graph builds",
+            )
+            .expect("valid metric"),
+            index_build_duration: histogram(
+                "marquee_index_build_duration_seconds",
+                "Duration of HNSW graph builds",
+                &BUILD_BUCKETS,
+            ),
+            index_graph_age: prometheus::Gauge::new(
+                "marquee_index_graph_age_seconds",
+                "Seconds since the current HNSW graph was swapped in",
+            )
+            .expect("valid metric"),
+            rocksdb_live_data: gauge_vec(
+                "marquee_rocksdb_live_data_bytes",
+                "Estimated live data in RocksDB, by database",
+                &["db"],
+            ),
+            rocksdb_pending_compaction: gauge_vec(
+                "marquee_rocksdb_pending_compaction_bytes",
+                "Estimated bytes RocksDB still has to compact, by database",
+                &["db"],
+            ),
+            rocksdb_sst_files: gauge_vec(
+                "marquee_rocksdb_sst_files_bytes",
+                "Size of all SST files, by database",
+                &["db"],
+            ),
+            registry,
+        };
+        metrics.register_all();
+        metrics.initialise_labels(partition_count);
+        metrics
+    }
 
-        for collector in [
-            Box::new(http_request_duration.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(events.clone()),
-            Box::new(log_end_offset.clone()),
-            Box::new(committed_offset.clone()),
-            Box::new(processor_lag.clone()),
-            Box::new(freshness.clone()),
-            Box::new(batch_duration.clone()),
-            Box::new(recommendations.clone()),
-            Box::new(index_items.clone()),
-            Box::new(index_side_set_items.clone()),
-            Box::new(index_rebuilds.clone()),
-        ] {
-            registry
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.http_request_duration.clone()),
+            Box::new(self.http_in_flight.clone()),
+            Box::new(self.http_rejected.clone()),
+            Box::new(self.events_accepted.clone()),
+            Box::new(self.events_rejected.clone()),
+            Box::new(self.events_applied.clone()),
+            Box::new(self.events_duplicate.clone()),
+            Box::new(self.log_end_offset.clone()),
+            Box::new(self.committed_offset.clone()),
+            Box::new(self.processor_lag.clone()),
+            Box::new(self.processor_paused.clone()),
+            Box::new(self.processor_failing.clone()),
+            Box::new(self.freshness.clone()),
+            Box::new(self.batch_duration.clone()),
+            Box::new(self.recommendations.clone()),
+            Box::new(self.index_items.clone()),
+            Box::new(self.index_side_set_items.clone()),
+            Box::new(self.index_rebuilds.clone()),
+            Box::new(self.index_build_duration.clone()),
+            Box::new(self.index_graph_age.clone()),
+            Box::new(self.rocksdb_live_data.clone()),
+            Box::new(self.rocksdb_pending_compaction.clone()),
+            Box::new(self.rocksdb_sst_files.clone()),
+            Box::new(prometheus::process_collector::ProcessCollector::new(
+                std::process::id() as i32,
+                "marquee",
+            )),
+        ];
+        for collector in collectors {
+            self.registry
                 .register(collector)
                 .expect("metric names are unique");
         }
+    }
+
+    fn initialise_labels(&self, partition_count: u32) {
+        for reason in REJECTION_REASONS {
+            self.http_rejected.with_label_values(&[reason]);
+        }
         for kind in EventKind::ALL {
-            for result in EVENT_RESULTS {
-                events.with_label_values(&[kind.as_str(), result]);
+            let kind = kind.as_str();
+            self.events_accepted.with_label_values(&[kind]);
+            self.events_applied.with_label_values(&[kind]);
+            self.events_duplicate.with_label_values(&[kind]);
+            for reason in INGEST_REJECTION_REASONS {
+                self.events_rejected.with_label_values(&[kind, reason]);
             }
         }
-        // Events rejected before their kind could be read.
-        events.with_label_values(&["unknown", "rejected"]);
+        for reason in INGEST_REJECTION_REASONS {
+            self.events_rejected
+                .with_label_values(&[UNKNOWN_KIND, reason]);
+        }
         for partition in 0..partition_count {
             let label = partition.to_string();
-            log_end_offset.with_label_values(&[label.as_str()]);
-            committed_offset.with_label_values(&[label.as_str()]);
+            self.log_end_offset.with_label_values(&[label.as_str()]);
+            self.committed_offset.with_label_values(&[label.as_str()]);
         }
         for strategy in Strategy::ALL {
-            recommendations.with_label_values(&[strategy.as_str()]);
+            self.recommendations.with_label_values(&[strategy.as_str()]);
         }
-        Metrics {
-            registry,
-            http_request_duration,
-            events,
-            log_end_offset,
-            committed_offset,
-            processor_lag,
-            freshness,
-            batch_duration,
-            recommendations,
-            index_items,
-            index_side_set_items,
-            index_rebuilds,
+        for db in DATABASES {
+            self.rocksdb_live_data.with_label_values(&[db]);
+            self.rocksdb_pending_compaction.with_label_values(&[db]);
+            self.rocksdb_sst_files.with_label_values(&[db]);
         }
+    }
+
+    /// Initialises the request histogram for every route (the matched pattern) and status
+    /// class; the router calls it with its route list.
+    pub fn initialise_routes<'a>(&self, routes: impl IntoIterator<Item = &'a str>) {
+        for route in routes {
+            for status in STATUS_CLASSES {
+                self.http_request_duration
+                    .with_label_values(&[route, status]);
+            }
+        }
+    }
+
+    /// Sets the RocksDB gauges of database `db` (one of [`DATABASES`]).
+    pub fn set_storage(&self, db: &str, figures: StorageFigures) {
+        let as_gauge = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.rocksdb_live_data
+            .with_label_values(&[db])
+            .set(as_gauge(figures.live_data_bytes));
+        self.rocksdb_pending_compaction
+            .with_label_values(&[db])
+            .set(as_gauge(figures.pending_compaction_bytes));
+        self.rocksdb_sst_files
+            .with_label_values(&[db])
+            .set(as_gauge(figures.sst_files_bytes));
+    }
+
+    /// Sets the offset gauges and the lag from the log's end offsets and the processor's
+    /// committed offsets (both per partition).
+    pub fn set_offsets(&self, ends: &[u64], committed: &[u64]) {
+        let mut lag = 0u64;
+        for (partition, (end, committed)) in ends.iter().zip(committed).enumerate() {
+            let label = partition.to_string();
+            self.log_end_offset
+                .with_label_values(&[label.as_str()])
+                .set(*end as i64);
+            self.committed_offset
+                .with_label_values(&[label.as_str()])
+                .set(*committed as i64);
+            lag += end.saturating_sub(*committed);
+        }
+        self.processor_lag.set(lag as i64);
+    }
+
+    /// Sets the index gauges from its statistics.
+    pub fn set_index(&self, stats: &marquee_vector_store::IndexStats) {
+        self.index_items.set(stats.indexed_items as i64);
+        self.index_side_set_items.set(stats.side_set_items as i64);
+        self.index_graph_age.set(stats.graph_age_seconds);
     }
 
     /// Renders every metric in the Prometheus text format.
@@ -184,5 +376,29 @@ impl Metrics {
         encoder
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+/// Per-kind event counts gathered during a batch and added to a counter after its commit, so a
+/// batch that fails and is retried is not counted twice.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KindCounts([u64; EventKind::ALL.len()]);
+
+impl KindCounts {
+    pub fn add(&mut self, kind: EventKind) {
+        let slot = EventKind::ALL
+            .iter()
+            .position(|candidate| *candidate == kind)
+            .expect("every kind is in ALL");
+        self.0[slot] += 1;
+    }
+
+    /// Adds the counts to `counter` (labelled by kind).
+    pub fn publish(&self, counter: &IntCounterVec) {
+        for (kind, count) in EventKind::ALL.iter().zip(self.0) {
+            if count > 0 {
+                counter.with_label_values(&[kind.as_str()]).inc_by(count);
+            }
+        }
     }
 }

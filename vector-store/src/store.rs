@@ -215,7 +215,36 @@ fn dedup_key(user_id: &str, event_id: &str) -> Vec<u8> {
     key
 }
 
+/// Every column family of the state, for figures summed over all of them.
+const ALL_CFS: [&str; 9] = [
+    rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
+    USERS_CF,
+    SEEN_CF,
+    ITEMS_CF,
+    ITEM_IDS_CF,
+    CATALOGUE_CF,
+    DEDUP_CF,
+    OFFSETS_CF,
+    NEIGHBOURS_CF,
+];
+
 impl StateStore {
+    /// An integer RocksDB property (`rocksdb.estimate-live-data-size`, …) summed over every
+    /// column family; 0 where RocksDB does not know it.
+    pub fn property_sum(&self, property: &str) -> u64 {
+        ALL_CFS
+            .iter()
+            .filter_map(|name| self.inner.db.cf_handle(name))
+            .filter_map(|cf| {
+                self.inner
+                    .db
+                    .property_int_value_cf(cf, property)
+                    .ok()
+                    .flatten()
+            })
+            .sum()
+    }
+
     /// Opens (or creates) the state at `path`.
     pub fn open(path: impl AsRef<Path>, config: &StoreConfig) -> Result<StateStore> {
         let path = path.as_ref().to_path_buf();
