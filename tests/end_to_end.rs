@@ -357,14 +357,7 @@ async fn catalogue_items_round_trip_and_every_route_is_documented() {
     .await;
     assert_eq!(status, 202, "{answer}");
     caught_up(&node).await;
-    let metrics = http()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&format!("{base}/metrics")).await;
     assert!(metrics.contains("marquee_http_request_duration_seconds"));
     let sum_of = |family: &str| -> f64 {
         metrics

@@ -417,22 +417,9 @@ async fn a_real_prometheus_finds_every_dashboard_query_and_alert_metric_and_the_
 
     // Every metric an alert rule names exists (a healthy system returns nothing for an alert
     // condition itself, so the names are what can be checked).
-    let rules = http()
-        .get(format!("{url}/api/v1/rules"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    let exposition = http()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, rules) = get_json(&format!("{url}/api/v1/rules")).await;
+    assert_eq!(status, 200, "{rules}");
+    let exposition = get_text(&format!("{base}/metrics")).await;
     let families: BTreeSet<&str> = exposition
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))

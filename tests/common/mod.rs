@@ -52,6 +52,11 @@ pub async fn get_json(url: &str) -> (u16, Value) {
     (status, body)
 }
 
+pub async fn get_text(url: &str) -> String {
+    let response = http().get(url).send().await.expect("request sent");
+    response.text().await.expect("a text body")
+}
+
 pub async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
     let response = http()
         .post(url)

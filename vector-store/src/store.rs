@@ -533,28 +533,6 @@ impl StateStore {
         self.inner.db.write(batch.batch)?;
         Ok(())
     }
-
-    /// RocksDB's estimate of live data bytes, for metrics.
-    pub fn live_data_bytes(&self) -> u64 {
-        [
-            USERS_CF,
-            SEEN_CF,
-            ITEMS_CF,
-            ITEM_IDS_CF,
-            CATALOGUE_CF,
-            DEDUP_CF,
-            OFFSETS_CF,
-        ]
-        .iter()
-        .filter_map(|name| {
-            self.inner
-                .db
-                .property_int_value_cf(self.cf_handle(name), "rocksdb.estimate-live-data-size")
-                .ok()
-                .flatten()
-        })
-        .sum()
-    }
 }
 
 /// Writes of one processor batch; applied atomically by [`StateStore::commit`].
