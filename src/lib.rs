@@ -8,9 +8,12 @@
 //! - [`eval`]: `marquee eval`, the offline evaluator (Protocols T and P) over the production
 //!   processor and query path, with its reference baselines.
 //! - [`logging`]: log lines (JSON or text) and the optional OTLP trace export.
+//! - [`bench`]: load harnesses for the benchmarks that are not criterion micro-benchmarks
+//!   (processor catch-up).
 //! - [`client`]: a small HTTP client that sends items and events to a running node, with retries
 //!   and progress.
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod eval;

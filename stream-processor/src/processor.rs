@@ -4,7 +4,9 @@
 //! [`ProcessorConfig::max_batch_events`] per partition, and for each batch:
 //!
 //! 1. assigns item numbers to items it has not seen (one short write lock on the item table);
-//! 2. applies each event to working copies of the touched users and items, skipping an event
+//! 2. reads what the batch needs from the state in one RocksDB `MultiGet` per column family
+//!    (whether each event was applied before, the users' states and their seen entries), then
+//!    applies each event to working copies of the touched users and items, skipping an event
 //!    whose `(user_id, event_id)` was applied before (within the batch, or within the
 //!    de-duplication window on disk);
 //! 3. writes the new user states, seen items, item states, de-duplication keys **and the next
@@ -149,8 +151,13 @@ type NumberMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<NumberHasher>>
 /// in the order they were applied.
 #[derive(Default)]
 struct PairWork {
-    lists: NumberMap<Neighbours>,
-    additions: NumberMap<Vec<(u32, f32)>>,
+    lists: NumberMap<PairList>,
+}
+
+/// One item's list as the batch changed it, and the additions that changed it.
+struct PairList {
+    list: Neighbours,
+    additions: Vec<(u32, f32)>,
 }
 
 impl PairWork {
@@ -158,11 +165,12 @@ impl PairWork {
         if weight <= 0.0 {
             return;
         }
-        self.lists
-            .entry(from)
-            .or_insert_with(|| table.neighbours(from).clone())
-            .add(to, weight);
-        self.additions.entry(from).or_default().push((to, weight));
+        let work = self.lists.entry(from).or_insert_with(|| PairList {
+            list: table.neighbours(from).clone(),
+            additions: Vec::new(),
+        });
+        work.list.add(to, weight);
+        work.additions.push((to, weight));
     }
 }
 
@@ -367,13 +375,51 @@ impl<L: EventLog> Processor<L> {
                 .collect()
         };
 
-        // 2. Apply to working copies.
-        let mut batch = self.store.batch();
+        // 2. Read what the batch needs from the store, in one MultiGet per column family:
+        // whether each event was applied before, the users' states, their seen entries.
+        let applied_before = {
+            let keys: Vec<(&str, &str)> = entries
+                .iter()
+                .map(|entry| (entry.event.user_id.as_str(), entry.event.event_id.as_str()))
+                .collect();
+            self.store.applied(&keys)?
+        };
         let mut users: HashMap<String, UserState> = HashMap::new();
-        let mut seen: HashMap<(String, u32), SeenEntry> = HashMap::new();
+        {
+            let mut unique: HashSet<&str> = HashSet::new();
+            let ids: Vec<&str> = entries
+                .iter()
+                .zip(&applied_before)
+                .filter(|(entry, before)| !**before && unique.insert(&entry.event.user_id))
+                .map(|(entry, _)| entry.event.user_id.as_str())
+                .collect();
+            for (id, state) in ids.iter().zip(self.store.users(&ids)?) {
+                users.insert((*id).to_owned(), state.unwrap_or_default());
+            }
+        }
+        let stored_seen: HashMap<(&str, u32), SeenEntry> = {
+            let mut unique: HashSet<(&str, u32)> = HashSet::new();
+            let pairs: Vec<(&str, u32)> = entries
+                .iter()
+                .zip(&numbers)
+                .zip(&applied_before)
+                .filter(|(_, before)| !**before)
+                .map(|((entry, number), _)| (entry.event.user_id.as_str(), *number))
+                .filter(|pair| unique.insert(*pair))
+                .collect();
+            pairs
+                .iter()
+                .zip(self.store.seen_entries(&pairs)?)
+                .filter_map(|(pair, entry)| Some((*pair, entry?)))
+                .collect()
+        };
+
+        // 3. Apply to working copies.
+        let mut batch = self.store.batch();
+        let mut seen: HashMap<(&str, u32), SeenEntry> = HashMap::new();
         let mut work: NumberMap<ItemWork> = NumberMap::default();
         let mut pairs = PairWork::default();
-        let mut applied_now: HashSet<(String, String)> = HashSet::new();
+        let mut applied_now: HashSet<(&str, &str)> = HashSet::new();
         let mut applied = KindCounts::default();
         let mut duplicates = KindCounts::default();
         let mut next_offsets = self.offsets.clone();
@@ -387,23 +433,17 @@ impl<L: EventLog> Processor<L> {
                 mass: table.mass(number),
             };
             let item_count = table.len();
-            for (entry, &number) in entries.iter().zip(&numbers) {
+            for ((entry, &number), &before) in entries.iter().zip(&numbers).zip(&applied_before) {
                 next_offsets[entry.partition as usize] = entry.offset + 1;
                 let event = &entry.event;
-                let key = (event.user_id.clone(), event.event_id.clone());
-                if applied_now.contains(&key)
-                    || self.store.was_applied(&event.user_id, &event.event_id)?
-                {
+                if before || !applied_now.insert((&event.user_id, &event.event_id)) {
                     duplicates.add(event.kind);
                     continue;
                 }
-                applied_now.insert(key);
 
-                if !users.contains_key(&event.user_id) {
-                    let state = self.store.user(&event.user_id)?.unwrap_or_default();
-                    users.insert(event.user_id.clone(), state);
-                }
-                let user = users.get_mut(&event.user_id).expect("inserted above");
+                let user = users
+                    .get_mut(&event.user_id)
+                    .expect("read for every event not applied before");
                 let weight = event_weight(event, &model.weights);
                 let step = model.learning_rate * weight.abs();
 
@@ -484,10 +524,10 @@ impl<L: EventLog> Processor<L> {
                     *component = model.recency_decay * *component + weight * value;
                 }
 
-                let seen_key = (event.user_id.clone(), number);
+                let seen_key = (event.user_id.as_str(), number);
                 let previous = match seen.get(&seen_key) {
                     Some(entry) => Some(*entry),
-                    None => self.store.seen_entry(&event.user_id, number)?,
+                    None => stored_seen.get(&seen_key).copied(),
                 };
                 seen.insert(
                     seen_key,
@@ -502,9 +542,9 @@ impl<L: EventLog> Processor<L> {
             }
         }
 
-        // 3. One atomic write: state and offsets together.
+        // 4. One atomic write: state and offsets together.
         // Written in key order: RocksDB's memtable inserts sorted keys much faster.
-        let mut applied_keys: Vec<&(String, String)> = applied_now.iter().collect();
+        let mut applied_keys: Vec<&(&str, &str)> = applied_now.iter().collect();
         applied_keys.sort_unstable();
         for (user_id, event_id) in applied_keys {
             batch.mark_applied(user_id, event_id);
@@ -514,15 +554,15 @@ impl<L: EventLog> Processor<L> {
         for (user_id, state) in &users {
             batch.put_user(user_id, state)?;
         }
-        let mut seen: Vec<((String, u32), SeenEntry)> = seen.into_iter().collect();
+        let mut seen: Vec<((&str, u32), SeenEntry)> = seen.into_iter().collect();
         seen.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for ((user_id, number), entry) in &seen {
             batch.put_seen(user_id, *number, entry)?;
         }
-        let mut additions: Vec<(&u32, &Vec<(u32, f32)>)> = pairs.additions.iter().collect();
+        let mut additions: Vec<(&u32, &PairList)> = pairs.lists.iter().collect();
         additions.sort_unstable_by_key(|(number, _)| **number);
-        for (&number, additions) in additions {
-            batch.add_neighbours(number, additions);
+        for (&number, work) in additions {
+            batch.add_neighbours(number, &work.additions);
         }
         for (item_id, number) in &self.unpersisted_item_ids {
             batch.put_item_id(item_id, *number);
@@ -545,7 +585,7 @@ impl<L: EventLog> Processor<L> {
         self.store.commit(batch)?;
         self.unpersisted_item_ids.clear();
 
-        // 4. Publish.
+        // 5. Publish.
         {
             let mut table = self.items.write();
             for (&number, item_work) in &work {
@@ -554,8 +594,8 @@ impl<L: EventLog> Processor<L> {
                 *table.event_count_mut(number) = item_work.event_count;
                 table.set_mass(number, item_work.mass);
             }
-            for (number, list) in pairs.lists {
-                *table.neighbours_mut(number) = list;
+            for (number, work) in pairs.lists {
+                *table.neighbours_mut(number) = work.list;
             }
         }
         self.index.mark_changed(work.keys().copied());

@@ -1,0 +1,60 @@
+//! Processor catch-up: state rebuilt from a filled log (docs/PERFORMANCE.md).
+//!
+//! `cargo run --profile dev --example catch_up -- --events 1000000 [--json FILE]`
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Parser;
+use marquee::bench::{CatchUpOptions, catch_up};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Events in the log.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Synthetic users.
+    #[arg(long, default_value_t = 100_000)]
+    users: u64,
+    /// Synthetic items.
+    #[arg(long, default_value_t = 20_000)]
+    items: u64,
+    /// Log partitions.
+    #[arg(long, default_value_t = 4)]
+    partitions: u32,
+    /// Directory for the log and the state (a temporary one when absent).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let scratch = tempfile::tempdir()?;
+    let dir = args.dir.unwrap_or_else(|| scratch.path().to_path_buf());
+    let report = catch_up(
+        &dir,
+        &CatchUpOptions {
+            events: args.events,
+            users: args.users,
+            items: args.items,
+            partitions: args.partitions,
+            ..CatchUpOptions::default()
+        },
+    )?;
+    println!(
+        "catch-up: {} events in {:.2} s = {:.0} events/s ({} batches; log filled in {:.1} s; state {:.1} MiB)",
+        report.events,
+        report.catch_up_seconds,
+        report.events_per_second,
+        report.batches,
+        report.fill_seconds,
+        report.state_bytes as f64 / (1024.0 * 1024.0)
+    );
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
