@@ -164,6 +164,8 @@ struct Inner {
     db: DB,
     path: PathBuf,
     dimension: usize,
+    /// Serialized write batches, kept while recording (benchmarks only).
+    recorded: parking_lot::Mutex<Option<Vec<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -316,6 +318,7 @@ impl StateStore {
                 db,
                 path,
                 dimension: config.dimension,
+                recorded: parking_lot::Mutex::new(None),
             }),
         })
     }
@@ -594,7 +597,28 @@ impl StateStore {
 
     /// Writes a processor batch atomically (write-ahead logged, not synced; see the module docs).
     pub fn commit(&self, batch: StateBatch) -> Result<()> {
+        if let Some(recorded) = self.inner.recorded.lock().as_mut() {
+            recorded.push(batch.batch.data().to_vec());
+        }
         self.inner.db.write(batch.batch)?;
+        Ok(())
+    }
+
+    /// Starts keeping a copy of every committed batch, for [`StateStore::take_recorded`]. For
+    /// the storage-ceiling benchmark: the same records, written raw to another store.
+    pub fn record_commits(&self) {
+        *self.inner.recorded.lock() = Some(Vec::new());
+    }
+
+    /// The batches committed since [`StateStore::record_commits`], serialized; stops recording.
+    pub fn take_recorded(&self) -> Vec<Vec<u8>> {
+        self.inner.recorded.lock().take().unwrap_or_default()
+    }
+
+    /// Writes a serialized batch (from [`StateStore::take_recorded`] of a store with the same
+    /// column families) as it is: RocksDB's cost alone, for the ceiling benchmark.
+    pub fn write_raw(&self, data: &[u8]) -> Result<()> {
+        self.inner.db.write(rocksdb::WriteBatch::from_data(data))?;
         Ok(())
     }
 }
