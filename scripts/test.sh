@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The test command: format, lints, then every test of the workspace, in one cargo profile (dev)
-# so that RocksDB's C++ is compiled once.
+# The test command: prerequisites, format, lints, then every test of the workspace, in one cargo
+# profile (dev) so that RocksDB's C++ is compiled once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Build and test prerequisites (libclang, a C++ compiler, Prometheus); does nothing when present.
+./scripts/setup.sh
 cargo fmt --all -- --check
 # Clippy only type-checks: nothing is linked, so it needs RocksDB's bindings but not its C++
 # library. Pointing librocksdb-sys at a library directory makes its build script skip the C++
