@@ -1,6 +1,9 @@
 //! Load harnesses behind the benchmarks in `docs/PERFORMANCE.md` that are not criterion
 //! micro-benchmarks.
 //!
+//! [`freshness`]: from the 202 of a new user's first event to the first recommendations that
+//! reflect it, on a node started in-process, with background ingest.
+//!
 //! [`catch_up`]: processor catch-up. A log is filled with a synthetic stream (not timed, not
 //! synced), then a processor starts on an empty state, exactly as a node rebuilding its state
 //! from the log does (same [`Engine`] wiring, same batch size as `serve`), and applies every
@@ -189,6 +192,27 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn freshness_measures_every_trial() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = freshness(
+            dir.path(),
+            &FreshnessOptions {
+                trials: 5,
+                warmup_events: 20_000,
+                background_rate: 1_000,
+                users: 500,
+                items: 300,
+                seed: 3,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.timeouts, 0);
+        assert!(report.p50_ms.is_finite() && report.p50_ms <= report.p99_ms);
+        assert!(report.polls_per_trial >= 1.0);
+    }
+
     #[test]
     fn catch_up_applies_every_event_of_the_filled_log() {
         let dir = tempfile::tempdir().unwrap();
@@ -207,4 +231,220 @@ mod tests {
         assert!(report.state_bytes > 0);
         assert!(report.batch_bytes > 0);
     }
+}
+
+/// What a freshness run is made of.
+#[derive(Debug, Clone)]
+pub struct FreshnessOptions {
+    /// Trials: one new user, one five-star rating, polled until the list reflects it.
+    pub trials: usize,
+    /// Events ingested before the trials (through HTTP, as the demo does).
+    pub warmup_events: u64,
+    /// Background ingest during the trials, events per second.
+    pub background_rate: u64,
+    pub users: u64,
+    pub items: u64,
+    pub seed: u64,
+}
+
+impl Default for FreshnessOptions {
+    fn default() -> Self {
+        FreshnessOptions {
+            trials: 1_000,
+            warmup_events: 200_000,
+            background_rate: 10_000,
+            users: 20_000,
+            items: 5_000,
+            seed: 42,
+        }
+    }
+}
+
+/// The figures of one freshness run, in milliseconds from the 202 to the first list that
+/// holds one of the rated item's top-20 similar items.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreshnessReport {
+    pub trials: usize,
+    /// Trials that saw no such list within 10 s.
+    pub timeouts: usize,
+    pub background_rate: u64,
+    /// Background events acknowledged during the trials, per second.
+    pub background_achieved: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Recommendation requests per trial, on average (the polling).
+    pub polls_per_trial: f64,
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[at]
+}
+
+/// Freshness on a node started here: see `docs/PERFORMANCE.md`. Each trial takes X's top 20
+/// similar items, posts a five-star rating of X by a brand-new user, and from its 202 polls
+/// that user's recommendations until one of them appears, while background ingest runs.
+pub async fn freshness(dir: &Path, options: &FreshnessOptions) -> Result<FreshnessReport> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+
+    let node = marquee_api::RunningNode::start(marquee_api::NodeConfig::new(
+        dir,
+        "127.0.0.1:0".parse().expect("an address"),
+    ))
+    .await
+    .context("starting the node")?;
+    node.wait_ready()
+        .await
+        .map_err(|error| anyhow::anyhow!(error))?;
+    let base = node.url();
+    let world = Synthetic::new(SyntheticConfig {
+        seed: options.seed,
+        users: options.users,
+        items: options.items,
+        events: u64::MAX,
+        ..SyntheticConfig::default()
+    });
+    let client = crate::client::Client::new(&base)?;
+    let items: Vec<_> = world.items().collect();
+    client.put_items(&items).await?;
+    let mut events = world.events();
+    client
+        .send_all_events(
+            (0..options.warmup_events).map_while(|_| events.next_event()),
+            options.warmup_events,
+            "warm-up",
+        )
+        .await?;
+
+    // The trials start on a caught-up processor.
+    loop {
+        let ready: serde_json::Value = reqwest::get(format!("{base}/readyz")).await?.json().await?;
+        if ready["processor_lag_events"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Background ingest: batches of 100 every 100/rate seconds, new ids, timestamps now.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let background = {
+        let stop = stop.clone();
+        let sent = sent.clone();
+        let client = crate::client::Client::new(&base)?;
+        let mut stream: Vec<_> = (0..500_000).map_while(|_| events.next_event()).collect();
+        let rate = options.background_rate.max(1);
+        tokio::spawn(async move {
+            let period = Duration::from_secs_f64(100.0 / rate as f64);
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut at = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                ticker.tick().await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|elapsed| elapsed.as_millis() as i64)
+                    .unwrap_or(0);
+                let mut batch = Vec::with_capacity(100);
+                for _ in 0..100 {
+                    let mut event = stream[at % stream.len()].clone();
+                    event.event_id = uuid::Uuid::now_v7().to_string();
+                    event.timestamp = now;
+                    batch.push(event);
+                    at += 1;
+                }
+                if let Ok(answer) = client.send_events(&batch).await {
+                    sent.fetch_add(answer.accepted as u64, Ordering::Relaxed);
+                }
+            }
+            stream.clear();
+        })
+    };
+
+    let http = reqwest::Client::new();
+    let ids = |answer: &serde_json::Value| -> Vec<String> {
+        answer["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item["item_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut latencies = Vec::with_capacity(options.trials);
+    let mut timeouts = 0usize;
+    let mut polls = 0u64;
+    let started = Instant::now();
+    let sent_before = sent.load(Ordering::Relaxed);
+    let mut candidate = 0u64;
+    for trial in 0..options.trials {
+        // An item with a full top 20 (nearly every one after the warm-up).
+        let (item, similar) = loop {
+            candidate += 1;
+            let item = items[((candidate * 7_919) % items.len() as u64) as usize]
+                .item_id
+                .clone();
+            let answer: serde_json::Value = http
+                .get(format!("{base}/v1/items/{item}/similar?count=20"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let similar = ids(&answer);
+            if similar.len() == 20 {
+                break (item, similar);
+            }
+        };
+        let user = format!("fresh-{}-{trial}", options.seed);
+        let event =
+            serde_json::json!({"user_id": user, "item_id": item, "kind": "rating", "value": 5});
+        let response = http
+            .post(format!("{base}/v1/events"))
+            .json(&event)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 202, "the rating was not accepted");
+        let acknowledged = Instant::now();
+        let url = format!("{base}/v1/users/{user}/recommendations?count=10");
+        loop {
+            polls += 1;
+            let answer: serde_json::Value = http.get(&url).send().await?.json().await?;
+            if ids(&answer).iter().any(|id| similar.contains(id)) {
+                latencies.push(acknowledged.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            if acknowledged.elapsed() > Duration::from_secs(10) {
+                timeouts += 1;
+                break;
+            }
+        }
+    }
+    let background_achieved =
+        (sent.load(Ordering::Relaxed) - sent_before) as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    background.await?;
+    node.shutdown()
+        .await
+        .map_err(|error| anyhow::anyhow!(error))?;
+    latencies.sort_by(f64::total_cmp);
+    Ok(FreshnessReport {
+        trials: options.trials,
+        timeouts,
+        background_rate: options.background_rate,
+        background_achieved,
+        p50_ms: quantile(&latencies, 0.5),
+        p90_ms: quantile(&latencies, 0.9),
+        p99_ms: quantile(&latencies, 0.99),
+        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        polls_per_trial: polls as f64 / options.trials.max(1) as f64,
+    })
 }
