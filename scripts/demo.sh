@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-# The same (dev) profile as the tests: RocksDB's C++ is compiled once for both README commands.
-# Dependencies are optimised in it (see Cargo.toml).
-cargo build --locked
+# The same (dev) profile and the same targets as the tests (`--all-targets` brings in the
+# dev-dependencies, so features unify exactly as in `cargo test --all-targets`): RocksDB's C++
+# is compiled once for both README commands. Dependencies are optimised in it (see Cargo.toml).
+cargo build --locked --all-targets
 exec ./target/debug/marquee demo "$@"

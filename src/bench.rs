@@ -204,6 +204,7 @@ mod tests {
                 users: 500,
                 items: 300,
                 seed: 3,
+                index: IndexConfig::default(),
             },
         )
         .await
@@ -245,6 +246,8 @@ pub struct FreshnessOptions {
     pub users: u64,
     pub items: u64,
     pub seed: u64,
+    /// The node's index settings (the defaults of `serve` unless changed).
+    pub index: IndexConfig,
 }
 
 impl Default for FreshnessOptions {
@@ -256,6 +259,7 @@ impl Default for FreshnessOptions {
             users: 20_000,
             items: 5_000,
             seed: 42,
+            index: IndexConfig::default(),
         }
     }
 }
@@ -276,6 +280,22 @@ pub struct FreshnessReport {
     pub max_ms: f64,
     /// Recommendation requests per trial, on average (the polling).
     pub polls_per_trial: f64,
+    /// Processor batches during the trials, their mean size and duration (from `/metrics`).
+    pub batches: f64,
+    pub mean_batch_events: f64,
+    pub mean_batch_ms: f64,
+}
+
+/// Sums the samples of one metric family (all label sets) in a Prometheus text exposition.
+fn metric_sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -294,12 +314,11 @@ pub async fn freshness(dir: &Path, options: &FreshnessOptions) -> Result<Freshne
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::Duration;
 
-    let node = marquee_api::RunningNode::start(marquee_api::NodeConfig::new(
-        dir,
-        "127.0.0.1:0".parse().expect("an address"),
-    ))
-    .await
-    .context("starting the node")?;
+    let mut config = marquee_api::NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
+    config.index = options.index.clone();
+    let node = marquee_api::RunningNode::start(config)
+        .await
+        .context("starting the node")?;
     node.wait_ready()
         .await
         .map_err(|error| anyhow::anyhow!(error))?;
@@ -380,6 +399,18 @@ pub async fn freshness(dir: &Path, options: &FreshnessOptions) -> Result<Freshne
             })
             .unwrap_or_default()
     };
+    let processor_figures = || async {
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await?
+            .text()
+            .await?;
+        anyhow::Ok((
+            metric_sum(&text, "marquee_processor_batch_seconds_count"),
+            metric_sum(&text, "marquee_processor_batch_seconds_sum"),
+            metric_sum(&text, "marquee_processor_events_applied_total"),
+        ))
+    };
+    let (batches_before, batch_seconds_before, applied_before) = processor_figures().await?;
     let mut latencies = Vec::with_capacity(options.trials);
     let mut timeouts = 0usize;
     let mut polls = 0u64;
@@ -430,6 +461,8 @@ pub async fn freshness(dir: &Path, options: &FreshnessOptions) -> Result<Freshne
     }
     let background_achieved =
         (sent.load(Ordering::Relaxed) - sent_before) as f64 / started.elapsed().as_secs_f64();
+    let (batches_after, batch_seconds_after, applied_after) = processor_figures().await?;
+    let batches = batches_after - batches_before;
     stop.store(true, Ordering::Relaxed);
     background.await?;
     node.shutdown()
@@ -446,5 +479,8 @@ pub async fn freshness(dir: &Path, options: &FreshnessOptions) -> Result<Freshne
         p99_ms: quantile(&latencies, 0.99),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
         polls_per_trial: polls as f64 / options.trials.max(1) as f64,
+        batches,
+        mean_batch_events: (applied_after - applied_before) / batches.max(1.0),
+        mean_batch_ms: 1000.0 * (batch_seconds_after - batch_seconds_before) / batches.max(1.0),
     })
 }

@@ -25,6 +25,7 @@
 //! side_set_bound = 4096
 //! rebuild_after_changes = 1024
 //! rebuild_interval_secs = 30
+//! rest_after_build = 4.0   # wait this multiple of the last build's duration between builds
 //! ```
 
 use std::net::SocketAddr;
@@ -74,6 +75,7 @@ struct IndexFile {
     side_set_bound: Option<usize>,
     rebuild_after_changes: Option<usize>,
     rebuild_interval_secs: Option<u64>,
+    rest_after_build: Option<f64>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -116,6 +118,10 @@ impl NodeArgs {
         if let Some(seconds) = file.index.rebuild_interval_secs {
             index.rebuild_interval = Duration::from_secs(seconds);
         }
+        index.rest_after_build = file
+            .index
+            .rest_after_build
+            .unwrap_or(index.rest_after_build);
         validate(&config)?;
         Ok(config)
     }
@@ -163,6 +169,9 @@ fn validate(config: &NodeConfig) -> Result<()> {
     }
     if config.index.side_set_bound == 0 || config.index.rebuild_after_changes == 0 {
         bail!("index.side_set_bound and index.rebuild_after_changes: must be at least 1");
+    }
+    if !(config.index.rest_after_build.is_finite() && config.index.rest_after_build >= 0.0) {
+        bail!("index.rest_after_build: must be a number ≥ 0");
     }
     Ok(())
 }

@@ -765,6 +765,7 @@ impl System {
             IndexConfig {
                 parallel_build: false,
                 rebuild_interval: std::time::Duration::MAX,
+                rest_after_build: 0.0,
                 ..index
             },
             ProcessorConfig {

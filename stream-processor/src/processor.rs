@@ -9,10 +9,12 @@
 //!    applies each event to working copies of the touched users and items, skipping an event
 //!    whose `(user_id, event_id)` was applied before (within the batch, or within the
 //!    de-duplication window on disk);
-//! 3. writes the new user states, seen items, item states, de-duplication keys **and the next
-//!    offsets in one RocksDB write batch**, so state and offsets can never disagree;
-//! 4. only then publishes the new item vectors to the [`ItemTable`] and marks them changed in
-//!    the [`VectorIndex`].
+//! 3. writes the new user states, seen items, item states, co-occurrence additions (merge
+//!    operands), de-duplication keys **and the next offsets in one RocksDB write batch**, so
+//!    state and offsets can never disagree;
+//! 4. only then publishes the new item vectors to the [`ItemTable`], applies the co-occurrence
+//!    additions to the lists in memory (a bounded number of lists per write-lock hold), and
+//!    marks the items changed in the [`VectorIndex`].
 //!
 //! A crash anywhere before step 3 completes leaves the old offsets with the old state, and the
 //! batch is applied again from the log; after step 3 it is never applied again. Nothing is
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use marquee_ingest::{EventLog, LogEntry};
 use marquee_vector_store::{
-    HistoryEntry, ItemTable, Neighbours, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
+    HistoryEntry, ItemTable, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -151,30 +153,25 @@ impl std::hash::Hasher for NumberHasher {
 
 type NumberMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<NumberHasher>>;
 
-/// Working copies of the co-occurrence lists a batch touches, and the additions to persist,
-/// in the order they were applied.
+/// The co-occurrence additions of a batch, per item, in the order they were made. Nothing reads
+/// a list while a batch is applied, so no working copy is needed: the additions are committed
+/// as merge operands and then applied, in the same order, to the lists in memory — the same
+/// operation RocksDB's merge operator performs on disk, so both end equal.
 #[derive(Default)]
 struct PairWork {
-    lists: NumberMap<PairList>,
+    additions: NumberMap<Vec<(u32, f32)>>,
 }
 
-/// One item's list as the batch changed it, and the additions that changed it.
-struct PairList {
-    list: Neighbours,
-    additions: Vec<(u32, f32)>,
-}
+/// Lists updated per write-lock hold when a batch's pairs are published: queries wait at most
+/// for this many lists, not for a whole batch.
+const PUBLISH_LISTS_PER_LOCK: usize = 256;
 
 impl PairWork {
-    fn add(&mut self, table: &marquee_vector_store::Table, from: u32, to: u32, weight: f32) {
+    fn add(&mut self, from: u32, to: u32, weight: f32) {
         if weight <= 0.0 {
             return;
         }
-        let work = self.lists.entry(from).or_insert_with(|| PairList {
-            list: table.neighbours(from).clone(),
-            additions: Vec::new(),
-        });
-        work.list.add(to, weight);
-        work.additions.push((to, weight));
+        self.additions.entry(from).or_default().push((to, weight));
     }
 }
 
@@ -499,8 +496,8 @@ impl<L: EventLog> Processor<L> {
                             } else {
                                 (factor, model.backward_weight * factor)
                             };
-                            pairs.add(&table, past.item, number, after);
-                            pairs.add(&table, number, past.item, before);
+                            pairs.add(past.item, number, after);
+                            pairs.add(number, past.item, before);
                         }
                         factor *= model.pair_decay;
                     }
@@ -563,10 +560,10 @@ impl<L: EventLog> Processor<L> {
         for ((user_id, number), entry) in &seen {
             batch.put_seen(user_id, *number, entry)?;
         }
-        let mut additions: Vec<(&u32, &PairList)> = pairs.lists.iter().collect();
-        additions.sort_unstable_by_key(|(number, _)| **number);
-        for (&number, work) in additions {
-            batch.add_neighbours(number, &work.additions);
+        let mut additions: Vec<(u32, Vec<(u32, f32)>)> = pairs.additions.into_iter().collect();
+        additions.sort_unstable_by_key(|(number, _)| *number);
+        for (number, added) in &additions {
+            batch.add_neighbours(*number, added);
         }
         for (item_id, number) in &self.unpersisted_item_ids {
             batch.put_item_id(item_id, *number);
@@ -598,8 +595,16 @@ impl<L: EventLog> Processor<L> {
                 *table.event_count_mut(number) = item_work.event_count;
                 table.set_mass(number, item_work.mass);
             }
-            for (number, work) in pairs.lists {
-                *table.neighbours_mut(number) = work.list;
+        }
+        // The pairs, a bounded number of lists per lock hold (a batch is committed already;
+        // a query in between sees some of its lists updated and the rest a moment later).
+        for chunk in additions.chunks(PUBLISH_LISTS_PER_LOCK) {
+            let mut table = self.items.write();
+            for (number, added) in chunk {
+                let list = table.neighbours_mut(*number);
+                for &(to, weight) in added {
+                    list.add(to, weight);
+                }
             }
         }
         self.index.mark_changed(work.keys().copied());
