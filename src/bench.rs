@@ -1,6 +1,9 @@
 //! Load harnesses behind the benchmarks in `docs/PERFORMANCE.md` that are not criterion
 //! micro-benchmarks.
 //!
+//! [`ingest`]: HTTP ingest of NDJSON batches, acknowledged durably, on a node started
+//! in-process.
+//!
 //! [`freshness`]: from the 202 of a new user's first event to the first recommendations that
 //! reflect it, on a node started in-process, with background ingest.
 //!
@@ -191,6 +194,24 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ingest_acknowledges_every_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = IngestOptions {
+            events: 5_000,
+            batch: 500,
+            connections: 3,
+            seed: 4,
+        };
+        let report = ingest(dir.path(), &options).await.unwrap();
+        assert_eq!(report.events, 5_000);
+        assert!(report.p50_ms <= report.p99_ms);
+        // Every acknowledged event is in the log.
+        let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedLogConfig::default()).unwrap();
+        assert_eq!(log.end_offsets().unwrap().iter().sum::<u64>(), 5_000);
+        log.close();
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn freshness_measures_every_trial() {
@@ -482,5 +503,127 @@ pub async fn freshness(dir: &Path, options: &FreshnessOptions) -> Result<Freshne
         batches,
         mean_batch_events: (applied_after - applied_before) / batches.max(1.0),
         mean_batch_ms: 1000.0 * (batch_seconds_after - batch_seconds_before) / batches.max(1.0),
+    })
+}
+
+/// What an HTTP ingest run is made of.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub events: u64,
+    /// Events per request (NDJSON).
+    pub batch: usize,
+    /// Requests in flight at once.
+    pub connections: usize,
+    pub seed: u64,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            events: 1_000_000,
+            batch: 1_000,
+            connections: 8,
+            seed: 42,
+        }
+    }
+}
+
+/// The figures of one HTTP ingest run.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    pub events: u64,
+    pub batch: usize,
+    pub connections: usize,
+    pub seconds: f64,
+    pub events_per_second: f64,
+    /// Request latency (POST to 202), milliseconds.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// HTTP ingest on a node started here with the `serve` defaults (the log syncs before each
+/// 202; concurrent requests share a sync through group commit): `connections` clients post
+/// NDJSON batches of synthetic events, encoded before the clock starts, until all are
+/// acknowledged.
+pub async fn ingest(dir: &Path, options: &IngestOptions) -> Result<IngestReport> {
+    use std::sync::Arc;
+
+    let config = marquee_api::NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
+    let node = marquee_api::RunningNode::start(config)
+        .await
+        .context("starting the node")?;
+    node.wait_ready()
+        .await
+        .map_err(|error| anyhow::anyhow!(error))?;
+    let base = node.url();
+    let world = Synthetic::new(SyntheticConfig {
+        seed: options.seed,
+        events: options.events,
+        ..SyntheticConfig::default()
+    });
+    let mut events = world.events();
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut body = Vec::with_capacity(options.batch * 160);
+        let mut count = 0;
+        while count < options.batch {
+            let Some(event) = events.next_event() else {
+                break;
+            };
+            serde_json::to_writer(&mut body, &event)?;
+            body.push(b'\n');
+            count += 1;
+        }
+        if count == 0 {
+            break;
+        }
+        bodies.push(body);
+    }
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..options.connections.max(1) {
+        let bodies = bodies.clone();
+        let next = next.clone();
+        let url = format!("{base}/v1/events");
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            loop {
+                let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(at) else {
+                    break;
+                };
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(response.status() == 202, "status {}", response.status());
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    node.shutdown()
+        .await
+        .map_err(|error| anyhow::anyhow!(error))?;
+    latencies.sort_by(f64::total_cmp);
+    Ok(IngestReport {
+        events: options.events,
+        batch: options.batch,
+        connections: options.connections,
+        seconds,
+        events_per_second: options.events as f64 / seconds,
+        p50_ms: quantile(&latencies, 0.5),
+        p99_ms: quantile(&latencies, 0.99),
     })
 }
