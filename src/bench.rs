@@ -319,6 +319,18 @@ fn metric_sum(exposition: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// Starts a node and waits until it is ready; returns it and its base URL.
+async fn start_node(config: marquee_api::NodeConfig) -> Result<(marquee_api::RunningNode, String)> {
+    let node = marquee_api::RunningNode::start(config)
+        .await
+        .context("starting the node")?;
+    node.wait_ready()
+        .await
+        .map_err(|error| anyhow::anyhow!(error))?;
+    let base = node.url();
+    Ok((node, base))
+}
+
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -337,13 +349,7 @@ pub async fn freshness(dir: &Path, options: &FreshnessOptions) -> Result<Freshne
 
     let mut config = marquee_api::NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
     config.index = options.index.clone();
-    let node = marquee_api::RunningNode::start(config)
-        .await
-        .context("starting the node")?;
-    node.wait_ready()
-        .await
-        .map_err(|error| anyhow::anyhow!(error))?;
-    let base = node.url();
+    let (node, base) = start_node(config).await?;
     let world = Synthetic::new(SyntheticConfig {
         seed: options.seed,
         users: options.users,
@@ -549,13 +555,7 @@ pub async fn ingest(dir: &Path, options: &IngestOptions) -> Result<IngestReport>
     use std::sync::Arc;
 
     let config = marquee_api::NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
-    let node = marquee_api::RunningNode::start(config)
-        .await
-        .context("starting the node")?;
-    node.wait_ready()
-        .await
-        .map_err(|error| anyhow::anyhow!(error))?;
-    let base = node.url();
+    let (node, base) = start_node(config).await?;
     let world = Synthetic::new(SyntheticConfig {
         seed: options.seed,
         events: options.events,

@@ -348,13 +348,10 @@ impl StateStore {
             })
     }
 
-    /// Records of many keys of one column family in one RocksDB `MultiGet` (cheaper than as
-    /// many point reads: one pass over the memtable and the files for the sorted keys).
-    fn get_records<T: Decode<()>>(
-        &self,
-        cf_name: &'static str,
-        keys: &[Vec<u8>],
-    ) -> Result<Vec<Option<T>>> {
+    /// Values of many keys of one column family in one RocksDB `MultiGet` (cheaper than as
+    /// many point reads: one pass over the memtable and the files for the sorted keys), in the
+    /// order asked.
+    fn multi_get(&self, cf_name: &'static str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_unstable_by(|a, b| keys[*a].cmp(&keys[*b]));
         let sorted: Vec<&[u8]> = order.iter().map(|at| keys[*at].as_slice()).collect();
@@ -362,18 +359,34 @@ impl StateStore {
             .inner
             .db
             .batched_multi_get_cf(self.cf_handle(cf_name), &sorted, true);
-        let mut records: Vec<Option<T>> = (0..keys.len()).map(|_| None).collect();
+        let mut answers: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
         for (at, value) in order.into_iter().zip(values) {
-            if let Some(bytes) = value? {
-                let record = decode_record(&bytes).map_err(|source| Error::CorruptRecord {
-                    column_family: cf_name,
-                    key: String::from_utf8_lossy(&keys[at]).into_owned(),
-                    source,
-                })?;
-                records[at] = Some(record);
-            }
+            answers[at] = value?.map(|bytes| bytes.to_vec());
         }
-        Ok(records)
+        Ok(answers)
+    }
+
+    /// Records of many keys of one column family (one `MultiGet`), in the order asked.
+    fn get_records<T: Decode<()>>(
+        &self,
+        cf_name: &'static str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<T>>> {
+        self.multi_get(cf_name, keys)?
+            .into_iter()
+            .zip(keys)
+            .map(|(value, key)| {
+                value
+                    .map(|bytes| {
+                        decode_record(&bytes).map_err(|source| Error::CorruptRecord {
+                            column_family: cf_name,
+                            key: String::from_utf8_lossy(key).into_owned(),
+                            source,
+                        })
+                    })
+                    .transpose()
+            })
+            .collect()
     }
 
     /// The states of many users (one `MultiGet`), in the order asked.
@@ -398,18 +411,11 @@ impl StateStore {
             .iter()
             .map(|(user_id, event_id)| dedup_key(user_id, event_id))
             .collect();
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_unstable_by(|a, b| keys[*a].cmp(&keys[*b]));
-        let sorted: Vec<&[u8]> = order.iter().map(|at| keys[*at].as_slice()).collect();
-        let values = self
-            .inner
-            .db
-            .batched_multi_get_cf(self.cf_handle(DEDUP_CF), &sorted, true);
-        let mut applied = vec![false; keys.len()];
-        for (at, value) in order.into_iter().zip(values) {
-            applied[at] = value?.is_some();
-        }
-        Ok(applied)
+        Ok(self
+            .multi_get(DEDUP_CF, &keys)?
+            .iter()
+            .map(Option::is_some)
+            .collect())
     }
 
     /// A user's state, or `None` for a user without applied events.
