@@ -49,8 +49,8 @@ pub struct ProcessorConfig {
     /// Most events read from one partition for one batch. A batch holds what the log has, so
     /// a caught-up processor applies small batches (freshness); a backlog (a restart, a
     /// rebuild, a burst) is worked off in large ones, where a user or an item touched many
-    /// times is read and written once per batch (catch-up: about 30,000 events/s with batches
-    /// of 1,000 per partition, 45,000 with 10,000; `docs/PERFORMANCE.md`).
+    /// times is read and written once per batch (the catch-up figures by batch size are in
+    /// `docs/PERFORMANCE.md`).
     pub max_batch_events: usize,
     /// Longest wait for new events before re-checking for shutdown.
     pub idle_wait: Duration,
