@@ -350,6 +350,13 @@ async fn catalogue_items_round_trip_and_every_route_is_documented() {
             "{path} is not documented"
         );
     }
+    // And every documented path is in the route list the request metrics are initialised from.
+    for path in spec["paths"].as_object().unwrap().keys() {
+        assert!(
+            marquee_api::routes::ROUTES.contains(&path.as_str()),
+            "{path} is missing from routes::ROUTES"
+        );
+    }
     let (status, answer) = post_json(
         &format!("{base}/v1/events"),
         &json!({"user_id": "u1", "item_id": "m7", "kind": "like"}),
