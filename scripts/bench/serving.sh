@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Serving benchmark (docs/PERFORMANCE.md): a node on 127.0.0.1 filled through the real ingest
+# path with a synthetic catalogue and event stream, then `wrk` on
+# GET /v1/users/{random user}/recommendations?count=10 and on GET /healthz in the same run.
+#
+#   scripts/bench/serving.sh [USERS] [ITEMS] [EVENTS] [CONNECTIONS] [SECONDS]
+#   (defaults: 1000000 100000 5000000 64 30)
+#
+# Installs Debian's wrk when absent. Everything runs on loopback and stops by itself; the data
+# directory is temporary. Results go to standard output and to target/bench/serving.txt.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+users=${1:-1000000}
+items=${2:-100000}
+events=${3:-5000000}
+connections=${4:-64}
+seconds=${5:-30}
+port=${MARQUEE_BENCH_PORT:-18480}
+base="http://127.0.0.1:$port"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+cargo build --locked --all-targets
+marquee=./target/debug/marquee
+work=$(mktemp -d)
+node_pid=""
+cleanup() {
+  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$marquee" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --log-format json \
+  2>"$work/node.log" &
+node_pid=$!
+until curl -sf "$base/readyz" >/dev/null; do sleep 0.2; done
+
+# Catalogue and events through the HTTP ingest path, 1,000 per request, 4 requests at a time.
+"$marquee" generate --users "$users" --items "$items" --catalogue \
+  | split -l 1000 - "$work/items-"
+for file in "$work"/items-*; do
+  # NDJSON lines to one JSON array.
+  { printf '['; paste -sd, "$file"; printf ']'; } \
+    | curl -sf -o /dev/null -H 'content-type: application/json' --data-binary @- "$base/v1/items"
+done
+started=$(date +%s.%N)
+"$marquee" generate --users "$users" --items "$items" --events "$events" \
+  | split -l 1000 - "$work/events-"
+ls "$work"/events-* | xargs -P 4 -I{} curl -sf -o /dev/null \
+  -H 'content-type: application/x-ndjson' --data-binary @{} "$base/v1/events"
+rm -f "$work"/events-*
+until [ "$(curl -sf "$base/readyz" | grep -o '"processor_lag_events":[0-9]*' | cut -d: -f2)" = "0" ]; do
+  sleep 1
+done
+loaded=$(date +%s.%N)
+
+cat >"$work/users.lua" <<LUA
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", "/v1/users/u" .. math.random(0, $users - 1) .. "/recommendations?count=10")
+end
+LUA
+mkdir -p target/bench
+{
+  echo "serving benchmark $(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+  echo "state: $users users, $items items, $events events, loaded and applied in $(echo "$loaded - $started" | bc) s"
+  echo "== recommendations, $connections connections, ${seconds}s"
+  wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/users.lua" "$base"
+  echo "== /healthz, $connections connections, ${seconds}s"
+  wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz"
+  echo "== node: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB, data $(du -sh "$work/data" | cut -f1)"
+} | tee target/bench/serving.txt
