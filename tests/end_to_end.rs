@@ -41,11 +41,16 @@ async fn a_rated_item_leaves_the_list_and_a_taste_shows_up_in_it() {
     load_world(&node, &world).await;
     let base = node.url();
 
-    // The popular list (an unknown user) is not dominated by any one cluster.
-    let (status, popular) = get_json(&format!("{base}/v1/users/nobody/recommendations")).await;
-    assert_eq!(status, 200);
-    assert_eq!(popular["strategy"], "popular");
-    assert_eq!(item_ids(&popular).len(), 10);
+    // The popular list (an unknown user) is not dominated by any one cluster. The trending
+    // list is refreshed by the processor once it has caught up (at most once a second while it
+    // is busy), so it may take a moment to fill.
+    let popular = eventually("a full popular list", || async {
+        let (status, popular) = get_json(&format!("{base}/v1/users/nobody/recommendations")).await;
+        assert_eq!(status, 200);
+        assert_eq!(popular["strategy"], "popular");
+        (item_ids(&popular).len() == 10).then_some(popular)
+    })
+    .await;
 
     // A new viewer rates ten popular items of one cluster with five stars.
     let cluster = 3;
