@@ -264,7 +264,7 @@ impl<L: EventLog> Processor<L> {
             let paused = self.handle.is_paused();
             self.metrics.processor_paused.set(i64::from(paused));
             if paused {
-                self.report_lag();
+                self.report_index_builds();
                 tokio::select! {
                     () = tokio::time::sleep(PAUSED_POLL) => {}
                     () = cancel.cancelled() => {}
@@ -278,7 +278,7 @@ impl<L: EventLog> Processor<L> {
                         trending_stale = false;
                         last_refresh = Instant::now();
                     }
-                    self.report_lag();
+                    self.report_index_builds();
                     tokio::select! {
                         () = self.log.wait_for_append(&self.offsets, self.config.idle_wait) => {}
                         () = cancel.cancelled() => {}
@@ -291,7 +291,7 @@ impl<L: EventLog> Processor<L> {
                         trending_stale = false;
                         last_refresh = Instant::now();
                     }
-                    self.report_lag();
+                    self.report_index_builds();
                 }
                 Err(failure) => {
                     self.handle.inner.failing.store(true, Ordering::Release);
@@ -317,12 +317,10 @@ impl<L: EventLog> Processor<L> {
         );
     }
 
-    fn report_lag(&mut self) {
-        if let Ok(ends) = self.log.end_offsets() {
-            self.metrics.set_offsets(&ends, &self.offsets);
-        }
+    /// Counts the index builds completed since the last report (offsets, lag and the index's
+    /// size are gauges of state, set from their sources when `/metrics` is scraped).
+    fn report_index_builds(&mut self) {
         let stats = self.index.stats();
-        self.metrics.set_index(&stats);
         if stats.builds > self.rebuilds_reported {
             self.metrics
                 .index_build_duration

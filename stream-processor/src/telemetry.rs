@@ -6,9 +6,9 @@
 //! so a query finds them, at zero, before the first request or event: a dashboard panel or an
 //! alert over a rate is never empty merely because nothing has happened yet.
 //!
-//! Gauges that describe a state rather than count events (index age, RocksDB sizes) are set by
-//! the `/metrics` handler just before rendering, through [`Metrics::set_storage`] and
-//! [`Metrics::set_index`]; process figures (resident memory, CPU, file descriptors) come from
+//! Gauges that describe a state rather than count events (offsets and lag, index size and age,
+//! RocksDB sizes) are set by the `/metrics` handler just before rendering, through
+//! [`Metrics::set_offsets`], [`Metrics::set_index`] and [`Metrics::set_storage`]; process figures (resident memory, CPU, file descriptors) come from
 //! the `prometheus` crate's process collector, read from `/proc` at each scrape.
 
 use marquee_schemas::EventKind;

@@ -454,21 +454,6 @@ impl StateStore {
         Ok(seen)
     }
 
-    /// What the user did with one item so far, if anything.
-    pub fn seen_entry(&self, user_id: &str, item: u32) -> Result<Option<SeenEntry>> {
-        self.get_record(SEEN_CF, &seen_key(user_id, item))
-    }
-
-    /// Whether `event_id` was already applied for `user_id` within the de-duplication window.
-    pub fn was_applied(&self, user_id: &str, event_id: &str) -> Result<bool> {
-        let key = dedup_key(user_id, event_id);
-        Ok(self
-            .inner
-            .db
-            .get_pinned_cf(self.cf_handle(DEDUP_CF), key)?
-            .is_some())
-    }
-
     /// The committed consumer offsets (next offset to apply), one per partition.
     pub fn offsets(&self, partition_count: u32) -> Result<Vec<u64>> {
         (0..partition_count)
