@@ -3,7 +3,9 @@
 //! Events are sent as NDJSON batches, one request at a time so that a user's events keep their
 //! order. A batch answered 5xx or not answered at all is retried with exponential backoff (the
 //! events carry ids, so a retry of a batch that was in fact appended is de-duplicated by the
-//! processor); a 4xx is reported and stops the command.
+//! processor); a 429 waits for its `Retry-After` and retries; another 4xx is reported and stops
+//! the command. With an API key (`--api-key`, `MARQUEE_API_KEY`), every request carries it as
+//! `Authorization: Bearer KEY`.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -35,8 +37,21 @@ pub struct Client {
 
 impl Client {
     pub fn new(base_url: &str) -> Result<Client> {
+        Client::with_api_key(base_url, None)
+    }
+
+    /// A client that sends `api_key` with every request.
+    pub fn with_api_key(base_url: &str, api_key: Option<&str>) -> Result<Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = api_key {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+                .context("--api-key: not a valid header value")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            .default_headers(headers)
             .build()
             .context("building the HTTP client")?;
         Ok(Client {
@@ -84,6 +99,17 @@ impl Client {
                 Ok(response) if response.status().is_success() => {
                     return response.text().await.context("reading the answer");
                 }
+                Ok(response)
+                    if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
+                        && attempt < MAX_ATTEMPTS =>
+                {
+                    let wait = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+                        .unwrap_or(1);
+                    tokio::time::sleep(Duration::from_secs(wait.min(60))).await;
+                }
                 Ok(response) if response.status().is_client_error() => {
                     let status = response.status();
                     let text = response.text().await.unwrap_or_default();
@@ -105,6 +131,29 @@ impl Client {
             }
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// Posts a JSON body (no retry: for admin calls that must not run twice) and returns the
+    /// JSON answer; a non-2xx answer is an error carrying the server's message.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let url = format!("{}{path}", self.base_url);
+        let response = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("sending to {url}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{url} answered {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("reading the answer of {url}"))
     }
 
     /// Upserts catalogue items in chunks.

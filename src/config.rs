@@ -9,6 +9,20 @@
 //! partitions = 4
 //! dedup_window_secs = 604800
 //! block_cache_mb = 256
+//! auth = "auto"      # auto: API keys needed unless listening on loopback; "on"; "off"
+//!
+//! [limits]           # docs/OPERATIONS.md says what each refusal looks like
+//! rate_per_second = 1000        # per key, unless the key has a rate of its own
+//! rate_burst_seconds = 2
+//! max_body_bytes = 10485760
+//! max_header_bytes = 16384
+//! max_uri_bytes = 8192
+//! request_timeout_secs = 10.0
+//! max_concurrent_requests = 2048
+//!
+//! [tls]              # serve HTTPS (PEM files)
+//! cert = "/etc/marquee/cert.pem"
+//! key = "/etc/marquee/key.pem"
 //!
 //! [model]            # any field of `ModelConfig` (defaults shown); docs/QUALITY.md says why
 //! dimension = 32
@@ -34,7 +48,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use marquee_api::NodeConfig;
+use marquee_api::guard::{AuthMode, Limits};
+use marquee_api::{NodeConfig, TlsFiles};
 use marquee_stream_processor::ModelConfig;
 use serde::Deserialize;
 
@@ -53,6 +68,33 @@ pub struct NodeArgs {
     /// Partitions of a new log [default: 4].
     #[arg(long, env = "MARQUEE_PARTITIONS")]
     pub partitions: Option<u32>,
+    /// API keys: `auto` needs them unless listening on loopback [default: auto].
+    #[arg(long, env = "MARQUEE_AUTH", value_enum)]
+    pub auth: Option<AuthArg>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "MARQUEE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "MARQUEE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthArg {
+    Auto,
+    On,
+    Off,
+}
+
+impl From<AuthArg> for AuthMode {
+    fn from(arg: AuthArg) -> AuthMode {
+        match arg {
+            AuthArg::Auto => AuthMode::Auto,
+            AuthArg::On => AuthMode::On,
+            AuthArg::Off => AuthMode::Off,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,10 +105,21 @@ struct FileConfig {
     partitions: Option<u32>,
     dedup_window_secs: Option<u64>,
     block_cache_mb: Option<usize>,
+    auth: Option<AuthMode>,
+    #[serde(default)]
+    limits: Limits,
+    tls: Option<TlsFile>,
     #[serde(default)]
     model: ModelConfig,
     #[serde(default)]
     index: IndexFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +162,23 @@ impl NodeArgs {
             config.block_cache_bytes = megabytes * 1024 * 1024;
         }
         config.model = file.model;
+        config.auth = self
+            .auth
+            .map(AuthMode::from)
+            .or(file.auth)
+            .unwrap_or_default();
+        config.limits = file.limits;
+        config.tls = match (&self.tls_cert, &self.tls_key, file.tls) {
+            (Some(cert), Some(key), _) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (_, _, Some(tls)) => Some(TlsFiles {
+                cert: tls.cert,
+                key: tls.key,
+            }),
+            _ => None,
+        };
         let index = &mut config.index;
         index.side_set_bound = file.index.side_set_bound.unwrap_or(index.side_set_bound);
         index.rebuild_after_changes = file
@@ -167,6 +237,7 @@ fn validate(config: &NodeConfig) -> Result<()> {
     if !(0.5..5.0).contains(&config.model.weights.rating_neutral) {
         bail!("model.weights.rating_neutral: must be in [0.5, 5)");
     }
+    config.limits.validate().map_err(anyhow::Error::msg)?;
     if config.index.side_set_bound == 0 || config.index.rebuild_after_changes == 0 {
         bail!("index.side_set_bound and index.rebuild_after_changes: must be at least 1");
     }
@@ -186,6 +257,9 @@ mod tests {
             data_dir: None,
             listen: None,
             partitions: None,
+            auth: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 

@@ -13,6 +13,7 @@ use marquee::logging::{self, LogFormat};
 use marquee::movielens;
 use marquee::synthetic::{Synthetic, SyntheticConfig};
 use marquee_api::RunningNode;
+use marquee_api::keys::{KeySet, Scope, keys_path};
 use tracing::info;
 
 #[derive(Debug, Parser)]
@@ -85,6 +86,39 @@ enum Command {
         #[arg(long)]
         no_baselines: bool,
     },
+    /// Take an online, consistent backup of a running node into DIR (on the node's machine).
+    Backup {
+        /// A new (absent or empty) directory.
+        dir: PathBuf,
+        /// Base URL of the node.
+        #[arg(long, env = "MARQUEE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An `admin` API key (needed when the node has auth on).
+        #[arg(long, env = "MARQUEE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
+    /// Restore a backup into a data directory that holds no log and no state (node stopped).
+    Restore {
+        /// The backup directory (holds manifest.json).
+        backup: PathBuf,
+        /// The data directory to restore into.
+        #[arg(long, env = "MARQUEE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Create, list and revoke API keys (the keys file of a data directory; a running server
+    /// picks changes up within a second).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        /// Data directory holding `keys.json`.
+        #[arg(
+            long,
+            global = true,
+            env = "MARQUEE_DATA_DIR",
+            default_value = "./data"
+        )]
+        data_dir: PathBuf,
+    },
     /// Print synthetic events (or the catalogue) as NDJSON on standard output.
     Generate {
         #[command(flatten)]
@@ -106,7 +140,30 @@ enum ImportSource {
         /// Base URL of the node.
         #[arg(long, env = "MARQUEE_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// An API key with the `admin` scope (catalogue and events), when the node has auth on.
+        #[arg(long, env = "MARQUEE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Create a key and print it (once: only its hash is stored).
+    Create {
+        /// Scopes, comma-separated: ingest (POST events only), read (queries), admin (all).
+        #[arg(long, value_delimiter = ',', required = true)]
+        scope: Vec<String>,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Requests per second for this key (default: the server's `limits.rate_per_second`).
+        #[arg(long)]
+        rate: Option<u32>,
+    },
+    /// List the keys (ids, names, scopes; never the keys).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -179,13 +236,16 @@ async fn run(command: Command) -> Result<()> {
             rate,
         } => demo(node, synthetic, warmup_events, rate).await,
         Command::Import {
-            source: ImportSource::Movielens { dir, url },
-        } => import_movielens(&dir, &url).await,
+            source: ImportSource::Movielens { dir, url, api_key },
+        } => import_movielens(&dir, &url, api_key.as_deref()).await,
+        Command::Backup { dir, url, api_key } => backup(&dir, &url, api_key.as_deref()).await,
+        Command::Restore { backup, data_dir } => restore(&backup, &data_dir),
         Command::Generate {
             synthetic,
             events,
             catalogue,
         } => generate(&synthetic, events, catalogue),
+        Command::Keys { action, data_dir } => keys(action, &data_dir),
     }
 }
 
@@ -296,7 +356,7 @@ async fn feed_demo(
     Ok(())
 }
 
-async fn import_movielens(dir: &std::path::Path, url: &str) -> Result<()> {
+async fn import_movielens(dir: &std::path::Path, url: &str, api_key: Option<&str>) -> Result<()> {
     let dataset = movielens::load(dir)?;
     eprintln!(
         "{}: {} movies, {} ratings ({:?} layout)",
@@ -305,7 +365,7 @@ async fn import_movielens(dir: &std::path::Path, url: &str) -> Result<()> {
         dataset.ratings.len(),
         dataset.layout
     );
-    let client = Client::new(url)?;
+    let client = Client::with_api_key(url, api_key)?;
     client
         .wait_ready(Duration::from_secs(30))
         .await
@@ -317,6 +377,95 @@ async fn import_movielens(dir: &std::path::Path, url: &str) -> Result<()> {
         .send_all_events(dataset.ratings.into_iter(), total, "ratings")
         .await?;
     eprintln!("import done: {accepted} of {total} ratings accepted");
+    Ok(())
+}
+
+async fn backup(dir: &std::path::Path, url: &str, api_key: Option<&str>) -> Result<()> {
+    let dir = std::path::absolute(dir).context("dir: cannot be made absolute")?;
+    let client = Client::with_api_key(url, api_key)?;
+    let started = std::time::Instant::now();
+    let answer = client
+        .post_json("/v1/admin/backups", &serde_json::json!({"dir": dir}))
+        .await?;
+    let manifest = &answer["manifest"];
+    eprintln!(
+        "backup taken in {:.1} s into {} ({} bytes; recovery point {} ms since the epoch)",
+        started.elapsed().as_secs_f64(),
+        dir.display(),
+        manifest["bytes"],
+        manifest["created_ms"]
+    );
+    Ok(())
+}
+
+fn restore(backup: &std::path::Path, data_dir: &std::path::Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    let manifest = marquee_api::backup::restore(backup, data_dir)?;
+    eprintln!(
+        "restored {} into {} in {:.1} s (recovery point {} ms since the epoch); start the node \
+         with --data-dir {}",
+        backup.display(),
+        data_dir.display(),
+        started.elapsed().as_secs_f64(),
+        manifest.created_ms,
+        data_dir.display()
+    );
+    Ok(())
+}
+
+fn keys(action: KeysAction, data_dir: &std::path::Path) -> Result<()> {
+    let path = keys_path(data_dir);
+    let mut set = KeySet::load(&path)?;
+    match action {
+        KeysAction::Create { scope, name, rate } => {
+            let scopes = scope
+                .iter()
+                .map(|text| {
+                    Scope::parse(text.trim()).ok_or_else(|| {
+                        anyhow!("--scope: {text:?} is not a scope; use ingest, read or admin")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if rate == Some(0) {
+                return Err(anyhow!("--rate: must be at least 1"));
+            }
+            let (key, record) = set.create(&name, &scopes, rate)?;
+            set.save(&path)?;
+            let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
+            eprintln!(
+                "created key {} (scopes: {}) in {}; it is shown once, store it now:",
+                record.id,
+                scopes.join(","),
+                path.display()
+            );
+            println!("{key}");
+        }
+        KeysAction::List => {
+            println!(
+                "{:<10} {:<20} {:<18} {:>8}  created",
+                "id", "name", "scopes", "rate/s"
+            );
+            for record in set.records() {
+                let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
+                let rate = record
+                    .rate_per_second
+                    .map_or_else(|| "default".to_owned(), |rate| rate.to_string());
+                println!(
+                    "{:<10} {:<20} {:<18} {:>8}  {}",
+                    record.id,
+                    record.name,
+                    scopes.join(","),
+                    rate,
+                    record.created_ms
+                );
+            }
+        }
+        KeysAction::Revoke { id } => {
+            let record = set.revoke(&id)?;
+            set.save(&path)?;
+            eprintln!("revoked key {} ({})", record.id, record.name);
+        }
+    }
     Ok(())
 }
 
@@ -360,6 +509,9 @@ fn eval(
         data_dir: None,
         listen: None,
         partitions: None,
+        auth: None,
+        tls_cert: None,
+        tls_key: None,
     }
     .resolve("./data")?;
     let options = EvalOptions {

@@ -1,7 +1,7 @@
 //! [`ApiError`]: every error the API returns, and its one mapping to HTTP.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::error;
@@ -24,6 +24,25 @@ pub enum ApiError {
     /// Every element of the request failed validation.
     #[error("{message}")]
     Unprocessable { message: String },
+    /// No valid API key.
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// A valid key without the scope the route needs.
+    #[error("{message}")]
+    Forbidden { message: String },
+    /// The key's rate limit is spent.
+    #[error("rate limit: too many requests for this key; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The concurrency limit is reached: shed at once rather than queued.
+    #[error("overloaded: too many requests in progress; retry shortly")]
+    Overloaded,
+    /// The request was not answered within the request timeout.
+    #[error("timeout: the request was not answered within {after:?}")]
+    Timeout { after: std::time::Duration },
+    #[error("{message}")]
+    UriTooLong { message: String },
+    #[error("{message}")]
+    HeadersTooLarge { message: String },
     /// The node is still loading its state.
     #[error("the node is starting: state is still loading")]
     NotReady,
@@ -72,12 +91,48 @@ impl ApiError {
             ApiError::Unprocessable { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             }
+            ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ApiError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+
+    /// Why the request was refused, for `marquee_http_requests_rejected_total{reason}`; `None`
+    /// for errors that are not a refusal of the request (not found, not ready, a failure).
+    pub fn rejection_reason(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => Some("auth"),
+            ApiError::RateLimited { .. } => Some("rate_limit"),
+            ApiError::Overloaded => Some("overload"),
+            ApiError::Timeout { .. } => Some("timeout"),
+            ApiError::PayloadTooLarge { .. }
+            | ApiError::UriTooLong { .. }
+            | ApiError::HeadersTooLarge { .. } => Some("size"),
+            ApiError::BadRequest { .. }
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::UnsupportedMediaType { .. }
+            | ApiError::Unprocessable { .. } => Some("validation"),
+            ApiError::NotFound { .. }
+            | ApiError::NotReady
+            | ApiError::Unavailable { .. }
+            | ApiError::Internal { .. } => None,
+        }
+    }
 }
+
+/// The reason a response refused its request, set by [`ApiError`]'s response for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RejectionReason(pub &'static str);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -86,7 +141,27 @@ impl IntoResponse for ApiError {
             error!(%cause, "internal error");
         }
         let body = json!({"error": {"code": code, "message": self.to_string()}});
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthorized { .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"marquee\""),
+                );
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Overloaded | ApiError::NotReady => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            }
+            _ => {}
+        }
+        if let Some(reason) = self.rejection_reason() {
+            response.extensions_mut().insert(RejectionReason(reason));
+        }
+        response
     }
 }
 

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use crate::guard::{AuthMode, Guard, Limits, watch_keys};
 use crate::routes::{AppState, Services, router};
 
 /// Everything a node needs to start.
@@ -38,6 +39,18 @@ pub struct NodeConfig {
     /// How long an applied `event_id` is remembered.
     pub dedup_window: Duration,
     pub block_cache_bytes: usize,
+    /// Whether requests need an API key ([`AuthMode::Auto`]: unless listening on loopback).
+    pub auth: AuthMode,
+    pub limits: Limits,
+    /// Serve HTTPS with this certificate chain and key (PEM files) instead of HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl NodeConfig {
@@ -52,6 +65,9 @@ impl NodeConfig {
             processor: ProcessorConfig::default(),
             dedup_window: Duration::from_secs(7 * 24 * 3600),
             block_cache_bytes: 256 * 1024 * 1024,
+            auth: AuthMode::Auto,
+            limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -66,6 +82,7 @@ struct Running {
 /// A started node.
 pub struct RunningNode {
     pub addr: SocketAddr,
+    tls: bool,
     cancel: CancellationToken,
     state: AppState,
     server: JoinHandle<()>,
@@ -131,6 +148,7 @@ fn load(
             query,
             processor: handle,
             index: index.clone(),
+            data_dir: config.data_dir.clone(),
         },
         index,
         processor: processor_thread,
@@ -140,25 +158,64 @@ fn load(
 impl RunningNode {
     /// Binds `config.listen`, starts serving, and loads the state in the background.
     pub async fn start(config: NodeConfig) -> std::io::Result<RunningNode> {
+        // Read the certificate first: a wrong path fails the start, not the first client.
+        let tls = match &config.tls {
+            Some(files) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(|error| {
+                        std::io::Error::new(
+                            error.kind(),
+                            format!(
+                                "tls: reading {} and {}: {error}",
+                                files.cert.display(),
+                                files.key.display()
+                            ),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let config_tls = tls.is_some();
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let metrics = Metrics::new(config.partitions);
+        let auth = config.auth.enabled(addr);
+        let guard = Arc::new(Guard::new(&config.data_dir, auth, config.limits.clone()));
         let state = AppState {
             services: Arc::new(OnceLock::new()),
             metrics: metrics.clone(),
+            guard: guard.clone(),
         };
         let cancel = CancellationToken::new();
+        tokio::spawn(watch_keys(guard, cancel.clone()));
         let app = router(state.clone());
         let server_cancel = cancel.clone();
-        let server = tokio::spawn(async move {
-            let shutdown = server_cancel.clone();
-            if let Err(serve_error) = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-            {
-                error!(error = %serve_error, "http server failed");
+        let server = match tls {
+            None => tokio::spawn(async move {
+                let shutdown = server_cancel.clone();
+                if let Err(serve_error) = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+                {
+                    error!(error = %serve_error, "http server failed");
+                }
+            }),
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, tls)?
+                    .handle(handle.clone());
+                tokio::spawn(async move {
+                    server_cancel.cancelled().await;
+                    handle.graceful_shutdown(Some(Duration::from_secs(10)));
+                });
+                tokio::spawn(async move {
+                    if let Err(serve_error) = server.serve(app.into_make_service()).await {
+                        error!(error = %serve_error, "https server failed");
+                    }
+                })
             }
-        });
+        };
         let loader_state = state.clone();
         let loader_cancel = cancel.clone();
         let loader = tokio::task::spawn_blocking(move || {
@@ -172,9 +229,10 @@ impl RunningNode {
             }
             running
         });
-        info!(addr = %addr, "listening");
+        info!(addr = %addr, auth, "listening");
         Ok(RunningNode {
             addr,
+            tls: config_tls,
             cancel,
             state,
             server,
@@ -182,9 +240,10 @@ impl RunningNode {
         })
     }
 
-    /// The base URL, `http://ADDR`.
+    /// The base URL, `http://ADDR` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Whether the state is loaded.

@@ -24,8 +24,9 @@ use serde_json::{Value, json};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 
-use crate::decode::{Element, MAX_BODY_BYTES, Rejection, body_format, elements};
-use crate::error::ApiError;
+use crate::decode::{Element, Rejection, body_format, elements};
+use crate::error::{ApiError, RejectionReason};
+use crate::guard::{self, Guard};
 
 /// The OpenAPI document of every route, served at `/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -42,6 +43,8 @@ pub struct Services {
     pub query: QueryEngine,
     pub processor: ProcessorHandle,
     pub index: VectorIndex,
+    /// The node's data directory (the keys file, backups' source).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Router state: the services once loaded, and the metrics from the start.
@@ -49,6 +52,7 @@ pub struct Services {
 pub struct AppState {
     pub services: Arc<OnceLock<Services>>,
     pub metrics: Metrics,
+    pub guard: Arc<Guard>,
 }
 
 impl AppState {
@@ -58,7 +62,7 @@ impl AppState {
 }
 
 /// Every route pattern, as the `route` label of the request metrics (initialised at start-up).
-pub const ROUTES: [&str; 13] = [
+pub const ROUTES: [&str; 14] = [
     "/v1/events",
     "/v1/items",
     "/v1/items/{item_id}",
@@ -67,6 +71,7 @@ pub const ROUTES: [&str; 13] = [
     "/v1/users/{user_id}/recommendations",
     "/v1/trending",
     "/v1/admin/processor",
+    "/v1/admin/backups",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -93,13 +98,15 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/processor",
             get(get_processor).post(post_processor),
         )
+        .route("/v1/admin/backups", post(post_backup))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(state.guard.limits().max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
@@ -143,12 +150,17 @@ impl Drop for InFlight {
     }
 }
 
-/// The `reason` of `marquee_http_requests_rejected_total` for a refused request's status.
-fn rejection_reason(status: StatusCode) -> Option<&'static str> {
-    match status.as_u16() {
+/// The `reason` of `marquee_http_requests_rejected_total` for a refused request: the one its
+/// [`ApiError`] set, else (a refusal of axum's own extractors) the one its status implies.
+fn rejection_reason(response: &Response) -> Option<&'static str> {
+    if let Some(RejectionReason(reason)) = response.extensions().get::<RejectionReason>() {
+        return Some(reason);
+    }
+    match response.status().as_u16() {
         401 | 403 => Some("auth"),
-        429 => Some("limit"),
-        400 | 405 | 413 | 415 | 422 => Some("validation"),
+        429 => Some("rate_limit"),
+        413 | 414 | 431 => Some("size"),
+        400 | 405 | 415 | 422 => Some("validation"),
         _ => None,
     }
 }
@@ -176,7 +188,7 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         .http_request_duration
         .with_label_values(&[route.as_str(), status_class])
         .observe(started.elapsed().as_secs_f64());
-    if let Some(reason) = rejection_reason(status) {
+    if let Some(reason) = rejection_reason(&response) {
         state
             .metrics
             .http_rejected
@@ -204,11 +216,11 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge {
-                message: format!("body: larger than {MAX_BODY_BYTES} bytes"),
+                message: format!("body: larger than {limit} bytes"),
             }
         } else {
             ApiError::bad_request("unreadable_body", format!("body: {rejection}"))
@@ -219,11 +231,12 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
 /// Reads a whole body into its elements: refuses it (and so appends nothing) when its content
 /// type, size, framing or element count is wrong.
 fn body_elements(
+    state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Vec<Element>, ApiError> {
     let format = body_format(headers)?;
-    let body = read_body(body)?;
+    let body = read_body(body, state.guard.limits().max_body_bytes)?;
     elements(format, &body)
 }
 
@@ -255,7 +268,7 @@ async fn post_events(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
-    let elements = body_elements(&headers, body)?;
+    let elements = body_elements(&state, &headers, body)?;
     let now = now_ms();
     let (accepted, rejected) = decode_each(
         &elements,
@@ -456,14 +469,18 @@ async fn upsert_items(services: &Services, items: Vec<Item>) -> Result<(), ApiEr
         })
 }
 
-fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+fn json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
     let format = body_format(headers)?;
     if format != crate::decode::BodyFormat::Json {
         return Err(ApiError::UnsupportedMediaType {
             message: "content-type: send application/json".into(),
         });
     }
-    let body = read_body(body)?;
+    let body = read_body(body, state.guard.limits().max_body_bytes)?;
     serde_json::from_slice(&body).map_err(|error| {
         ApiError::bad_request("malformed_json", format!("body: malformed JSON: {error}"))
     })
@@ -478,7 +495,7 @@ async fn put_item(
 ) -> Result<Json<Value>, ApiError> {
     let services = state.services()?;
     check_path_id("item_id", &item_id)?;
-    let value = json_body(&headers, body)?;
+    let value = json_body(&state, &headers, body)?;
     let item = item_from_json(&value, Some(&item_id)).map_err(|error| ApiError::Unprocessable {
         message: error.to_string(),
     })?;
@@ -493,7 +510,7 @@ async fn post_items(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
-    let elements = body_elements(&headers, body)?;
+    let elements = body_elements(&state, &headers, body)?;
     let (items, rejected) = decode_each(&elements, |value| item_from_json(value, None), |_| {});
     if items.is_empty() {
         let body = json!({"upserted": 0, "rejected": rejected});
@@ -626,7 +643,7 @@ async fn post_processor(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let services = state.services()?;
-    let value = json_body(&headers, body)?;
+    let value = json_body(&state, &headers, body)?;
     let object = value.as_object().ok_or_else(|| ApiError::Unprocessable {
         message: "body: expected an object such as {\"paused\": true}".into(),
     })?;
@@ -647,6 +664,58 @@ async fn post_processor(
     services.processor.set_paused(paused);
     tracing::info!(paused, "processor pause changed by an operator");
     Ok(Json(processor_status(services)))
+}
+
+/// `POST /v1/admin/backups` with `{"dir": "/absolute/path"}`: an online, consistent backup of
+/// the state and the log into a new directory on the server (see [`crate::backup`]).
+async fn post_backup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let services = state.services()?.clone();
+    let value = json_body(&state, &headers, body)?;
+    let object = value.as_object().ok_or_else(|| ApiError::Unprocessable {
+        message: "body: expected an object such as {\"dir\": \"/var/backups/marquee/1\"}".into(),
+    })?;
+    if let Some(unknown) = object.keys().find(|key| key.as_str() != "dir") {
+        return Err(ApiError::Unprocessable {
+            message: format!("{unknown}: unknown field (expected only \"dir\")"),
+        });
+    }
+    let dir = object
+        .get("dir")
+        .and_then(Value::as_str)
+        .filter(|dir| !dir.is_empty())
+        .ok_or_else(|| ApiError::Unprocessable {
+            message: "dir: required, an absolute path on the server".into(),
+        })?;
+    let dir = std::path::PathBuf::from(dir);
+    let started = Instant::now();
+    let manifest = tokio::task::spawn_blocking(move || {
+        crate::backup::create(&services, &services.data_dir, &dir).map(|manifest| (manifest, dir))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match manifest {
+        Ok((manifest, dir)) => {
+            tracing::info!(dir = %dir.display(), bytes = manifest.bytes, seconds = started.elapsed().as_secs_f64(), "backup taken");
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({"dir": dir, "manifest": manifest})),
+            )
+                .into_response())
+        }
+        Err(
+            error @ (crate::backup::BackupError::NotEmpty(_)
+            | crate::backup::BackupError::NotAbsolute(_)),
+        ) => Err(ApiError::Unprocessable {
+            message: error.to_string(),
+        }),
+        Err(error) => Err(ApiError::Unavailable {
+            message: format!("backup failed: {error}"),
+        }),
+    }
 }
 
 async fn openapi() -> Response {

@@ -208,6 +208,14 @@ impl EmbeddedLog {
         })
     }
 
+    /// Writes a consistent copy of the log to `dir` (which must not exist): a RocksDB
+    /// checkpoint, hard links to the immutable files where `dir` is on the same filesystem. Every
+    /// append acknowledged before the call is in it.
+    pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        rocksdb::checkpoint::Checkpoint::new(&self.inner.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
+
     /// Stops the writer after the requests already queued; later appends fail with
     /// [`Error::Closed`]. Idempotent.
     pub fn close(&self) {

@@ -22,10 +22,18 @@ use crate::query::Strategy;
 /// Status classes of `marquee_http_request_duration_seconds`, initialised for every route.
 pub const STATUS_CLASSES: [&str; 3] = ["2xx", "4xx", "5xx"];
 
-/// Reasons of `marquee_http_requests_rejected_total`: a missing or wrong key (401, 403), a
-/// rate or concurrency limit (429, or 503 when shedding load), a request that cannot be read
-/// or failed validation (400, 405, 413, 415, 422).
-pub const REJECTION_REASONS: [&str; 3] = ["auth", "limit", "validation"];
+/// Reasons of `marquee_http_requests_rejected_total`: a missing or wrong key (401, 403), a key's
+/// rate limit (429), load shedding at the concurrency limit (503), the request timeout (503), a
+/// body, header or URI over its size limit (413, 431, 414), a request that cannot be read or
+/// failed validation (400, 405, 415, 422).
+pub const REJECTION_REASONS: [&str; 6] = [
+    "auth",
+    "rate_limit",
+    "overload",
+    "timeout",
+    "size",
+    "validation",
+];
 
 /// Reasons of `marquee_ingest_events_rejected_total`: an element that is not a JSON object,
 /// one with a field that failed validation (the response names the field), and events that

@@ -323,6 +323,13 @@ impl StateStore {
         })
     }
 
+    /// Writes a consistent copy of the state to `dir` (which must not exist): a RocksDB
+    /// checkpoint, so the consumer offsets in it are exactly those of the state in it.
+    pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        rocksdb::checkpoint::Checkpoint::new(&self.inner.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
+
     /// Embedding dimension of this state.
     pub fn dimension(&self) -> usize {
         self.inner.dimension
