@@ -11,6 +11,10 @@
 //! block_cache_mb = 256
 //! auth = "auto"      # auto: API keys needed unless listening on loopback; "on"; "off"
 //!
+//! [privacy]          # docs/PRIVACY.md
+//! pseudonymise_user_ids = false   # store a keyed hash instead of each user id
+//! event_retention_days = 0        # drop applied log events older than this; 0 keeps them
+//!
 //! [limits]           # docs/OPERATIONS.md says what each refusal looks like
 //! rate_per_second = 1000        # per key, unless the key has a rate of its own
 //! rate_burst_seconds = 2
@@ -110,9 +114,20 @@ struct FileConfig {
     limits: Limits,
     tls: Option<TlsFile>,
     #[serde(default)]
+    privacy: PrivacyFile,
+    #[serde(default)]
     model: ModelConfig,
     #[serde(default)]
     index: IndexFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrivacyFile {
+    #[serde(default)]
+    pseudonymise_user_ids: bool,
+    #[serde(default)]
+    event_retention_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +183,9 @@ impl NodeArgs {
             .or(file.auth)
             .unwrap_or_default();
         config.limits = file.limits;
+        config.pseudonymise_user_ids = file.privacy.pseudonymise_user_ids;
+        config.event_retention = (file.privacy.event_retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(file.privacy.event_retention_days) * 24 * 3600));
         config.tls = match (&self.tls_cert, &self.tls_key, file.tls) {
             (Some(cert), Some(key), _) => Some(TlsFiles {
                 cert: cert.clone(),

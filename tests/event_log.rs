@@ -46,12 +46,14 @@ async fn conformance<L: EventLog>(log: &L) {
     // Reads return the events, in order, from any offset, bounded by max_records.
     for partition in 0..partitions {
         let from = start[partition as usize];
-        let entries = log.read(partition, from, 1000).unwrap();
+        let read = log.read(partition, from, 1000).unwrap();
+        let entries = read.entries;
         let wanted: Vec<&Event> = batch
             .iter()
             .filter(|event| partition_for_user(&event.user_id, partitions) == partition)
             .collect();
         assert_eq!(entries.len(), wanted.len());
+        assert_eq!(read.next_offset, from + wanted.len() as u64);
         for (offset, (entry, event)) in entries.iter().zip(&wanted).enumerate() {
             assert_eq!(entry.offset, from + offset as u64);
             assert_eq!(&entry.event, *event);
@@ -59,11 +61,14 @@ async fn conformance<L: EventLog>(log: &L) {
         }
         if entries.len() > 1 {
             let tail = log.read(partition, from + 1, 1).unwrap();
-            assert_eq!(tail.len(), 1);
-            assert_eq!(tail[0].offset, from + 1);
+            assert_eq!(tail.entries.len(), 1);
+            assert_eq!(tail.entries[0].offset, from + 1);
+            assert_eq!(tail.next_offset, from + 2);
         }
         let end = expected_next[partition as usize];
-        assert!(log.read(partition, end, 10).unwrap().is_empty());
+        let at_end = log.read(partition, end, 10).unwrap();
+        assert!(at_end.entries.is_empty());
+        assert_eq!(at_end.next_offset, end);
     }
 
     // An empty append appends nothing.
@@ -80,6 +85,110 @@ async fn conformance<L: EventLog>(log: &L) {
     };
     let ((), late) = tokio::join!(waiting, append);
     assert_eq!(late.len(), 1);
+}
+
+/// Erasure: a user's events are found, erased for good, and skipped by reads that still cover
+/// their offsets; other users' events and every offset stay.
+async fn erasure_conformance<L: EventLog>(log: &L) {
+    let partitions = log.partition_count();
+    let batch: Vec<Event> = (0..60)
+        .map(|i| event(&format!("eraser{}", i % 3), 1000 + i))
+        .collect();
+    log.append(batch).await.unwrap();
+    let ends = log.end_offsets().unwrap();
+    let victim = log.user_entries("eraser1").unwrap();
+    assert_eq!(victim.len(), 20);
+    assert!(victim.iter().all(|entry| entry.event.user_id == "eraser1"));
+    assert!(
+        victim
+            .windows(2)
+            .all(|pair| pair[0].offset < pair[1].offset)
+    );
+    let positions: Vec<(u32, u64)> = victim
+        .iter()
+        .map(|entry| (entry.partition, entry.offset))
+        .collect();
+    match log.erase(&positions) {
+        Err(marquee_ingest::Error::Unsupported(_)) => {
+            eprintln!("skipped: this backend cannot erase (it relies on the erasure list)");
+            return;
+        }
+        outcome => outcome.unwrap(),
+    }
+    assert!(log.user_entries("eraser1").unwrap().is_empty());
+    assert_eq!(log.user_entries("eraser0").unwrap().len(), 20);
+    assert_eq!(log.end_offsets().unwrap(), ends, "offsets do not move");
+    let partition = victim[0].partition;
+    let read = log.read(partition, 0, 100_000).unwrap();
+    assert_eq!(read.next_offset, ends[partition as usize]);
+    assert!(
+        read.entries
+            .iter()
+            .all(|entry| entry.event.user_id != "eraser1")
+    );
+    // A read that covers only erased offsets returns nothing and still moves on.
+    let first = victim[0].offset;
+    let only_erased = log.read(partition, first, 1).unwrap();
+    assert!(only_erased.entries.is_empty());
+    assert_eq!(only_erased.next_offset, first + 1);
+    assert!(partitions > 0);
+}
+
+#[tokio::test]
+async fn embedded_log_erases_a_users_events_without_moving_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), EmbeddedLogConfig::default()).unwrap();
+    erasure_conformance(&log).await;
+}
+
+#[tokio::test]
+async fn retention_drops_old_applied_entries_and_reads_pass_over_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), EmbeddedLogConfig::default()).unwrap();
+    let users: Vec<String> = (0..8).map(|n| format!("r{n}")).collect();
+    let old: Vec<Event> = (0..40)
+        .map(|i| event(&users[(i % 8) as usize], i))
+        .collect();
+    log.append(old).await.unwrap();
+    let middle = log.end_offsets().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cutoff = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let recent: Vec<Event> = (40..80)
+        .map(|i| event(&users[(i % 8) as usize], i))
+        .collect();
+    log.append(recent).await.unwrap();
+    let ends = log.end_offsets().unwrap();
+
+    // Nothing past the committed offsets goes, however old.
+    let nothing_applied = vec![0; ends.len()];
+    assert_eq!(log.trim_before(cutoff, &nothing_applied).unwrap(), 0);
+    // Everything older than the cutoff and applied goes; the rest stays.
+    let deleted = log.trim_before(cutoff, &ends).unwrap();
+    assert_eq!(deleted, 40);
+    assert_eq!(log.end_offsets().unwrap(), ends, "offsets do not move");
+    for partition in 0..log.partition_count() {
+        let read = log.read(partition, 0, 100_000).unwrap();
+        assert_eq!(read.next_offset, ends[partition as usize]);
+        let from_middle = middle[partition as usize];
+        assert!(read.entries.iter().all(|entry| entry.offset >= from_middle));
+        assert_eq!(
+            read.entries.len() as u64,
+            ends[partition as usize] - from_middle
+        );
+        // A read inside the trimmed range covers it and moves on.
+        if from_middle > 0 {
+            let trimmed = log.read(partition, 0, 1).unwrap();
+            assert!(trimmed.entries.is_empty());
+            assert_eq!(trimmed.next_offset, 1);
+        }
+    }
+    // Appends go on after the trimmed range.
+    let appended = log.append(vec![event("r0", 99)]).await.unwrap();
+    assert_eq!(appended[0].offset, ends[appended[0].partition as usize]);
 }
 
 #[tokio::test]
@@ -111,7 +220,7 @@ async fn embedded_log_keeps_acknowledged_events_across_reopen() {
     let reopened = EmbeddedLog::open(dir.path(), EmbeddedLogConfig::default()).unwrap();
     assert_eq!(reopened.end_offsets().unwrap(), ends);
     let total: usize = (0..reopened.partition_count())
-        .map(|partition| reopened.read(partition, 0, 10_000).unwrap().len())
+        .map(|partition| reopened.read(partition, 0, 10_000).unwrap().entries.len())
         .sum();
     assert_eq!(total, 400);
     // Each writer's events stay in order within their partition.
@@ -121,6 +230,7 @@ async fn embedded_log_keeps_acknowledged_events_across_reopen() {
         let sequence: Vec<String> = reopened
             .read(partition, 0, 10_000)
             .unwrap()
+            .entries
             .into_iter()
             .filter(|entry| entry.event.user_id == user)
             .map(|entry| entry.event.event_id)

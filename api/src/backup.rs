@@ -1,8 +1,10 @@
 //! Online backups and offline restore of a data directory.
 //!
 //! A backup is a directory holding `state/` and `log/` (RocksDB checkpoints: hard links to the
-//! immutable SST files where the backup is on the same filesystem, copies otherwise), a copy of
-//! `keys.json` when there is one, and `manifest.json`. The state is checkpointed first, then the
+//! immutable SST files where the backup is on the same filesystem, copies otherwise), copies of
+//! `keys.json`, `erasure.key` (the erasure list in the state is keyed with it) and
+//! `pseudonym.key` (when user ids are pseudonymised), and
+//! `manifest.json`. The state is checkpointed first, then the
 //! log, so the log copy holds every event the state copy applied: the consumer offsets travel
 //! inside the state checkpoint with the state they describe, and a restored node resumes its
 //! processor from them over the restored log. Nothing is paused; serving and ingest go on.
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::KEYS_FILE;
+use crate::node::{ERASURE_KEY_FILE, PSEUDONYM_KEY_FILE};
 use crate::routes::Services;
 
 /// The manifest file of a backup.
@@ -111,9 +114,11 @@ pub fn create(services: &Services, data_dir: &Path, dir: &Path) -> Result<Manife
         .map_err(|error| BackupError::Checkpoint(format!("log: {error}")))?;
     let log_end_offsets = marquee_ingest::EventLog::end_offsets(&services.log)
         .map_err(|error| BackupError::Checkpoint(format!("log: {error}")))?;
-    let keys = data_dir.join(KEYS_FILE);
-    if keys.exists() {
-        std::fs::copy(&keys, dir.join(KEYS_FILE)).map_err(io(&keys))?;
+    for file in [KEYS_FILE, ERASURE_KEY_FILE, PSEUDONYM_KEY_FILE] {
+        let source = data_dir.join(file);
+        if source.exists() {
+            std::fs::copy(&source, dir.join(file)).map_err(io(&source))?;
+        }
     }
     let mut manifest = Manifest {
         format: 1,
@@ -182,9 +187,11 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Manifest, BackupError> 
         let from = data_dir.join(format!("{part}.restoring"));
         std::fs::rename(&from, data_dir.join(part)).map_err(io(&from))?;
     }
-    let keys = backup.join(KEYS_FILE);
-    if keys.exists() && !data_dir.join(KEYS_FILE).exists() {
-        std::fs::copy(&keys, data_dir.join(KEYS_FILE)).map_err(io(&keys))?;
+    for file in [KEYS_FILE, ERASURE_KEY_FILE, PSEUDONYM_KEY_FILE] {
+        let source = backup.join(file);
+        if source.exists() && !data_dir.join(file).exists() {
+            std::fs::copy(&source, data_dir.join(file)).map_err(io(&source))?;
+        }
     }
     Ok(manifest)
 }

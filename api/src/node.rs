@@ -44,6 +44,13 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Serve HTTPS with this certificate chain and key (PEM files) instead of HTTP.
     pub tls: Option<TlsFiles>,
+    /// Replace user ids by a keyed hash (key in `<data-dir>/pseudonym.key`) before anything is
+    /// stored. Fixed for the life of a data directory: turning it on or off later splits every
+    /// user in two.
+    pub pseudonymise_user_ids: bool,
+    /// Drop log entries older than this (once applied); `None` keeps the log forever. State
+    /// derived from dropped events stays, but can no longer be rebuilt from the log.
+    pub event_retention: Option<Duration>,
 }
 
 /// The PEM files of a TLS listener.
@@ -68,6 +75,8 @@ impl NodeConfig {
             auth: AuthMode::Auto,
             limits: Limits::default(),
             tls: None,
+            pseudonymise_user_ids: false,
+            event_retention: None,
         }
     }
 }
@@ -97,6 +106,42 @@ impl std::fmt::Debug for RunningNode {
     }
 }
 
+/// The key of the erasure list's hashes: `<data-dir>/erasure.key` (32 random bytes, mode
+/// 0600), created on first start. It is copied into backups with the state.
+pub fn erasure_key(data_dir: &std::path::Path) -> Result<[u8; 32], String> {
+    secret_key(data_dir, ERASURE_KEY_FILE)
+}
+
+/// The pseudonymisation key's file name in the data directory.
+pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
+
+/// A 32-byte key kept in `<data-dir>/<name>` (mode 0600), created at first use.
+pub fn secret_key(data_dir: &std::path::Path, name: &str) -> Result<[u8; 32], String> {
+    let path = data_dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            format!(
+                "{}: expected 32 bytes, found {}",
+                path.display(),
+                bytes.len()
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+            std::fs::create_dir_all(data_dir)
+                .map_err(|error| format!("{}: {error}", data_dir.display()))?;
+            crate::keys::write_private(&path, &key)
+                .map_err(|error| format!("{}: {error}", path.display()))?;
+            Ok(key)
+        }
+        Err(error) => Err(format!("{}: {error}", path.display())),
+    }
+}
+
+/// The erasure key's file name in the data directory.
+pub const ERASURE_KEY_FILE: &str = "erasure.key";
+
 /// Opens everything; runs on a blocking thread.
 fn load(
     config: &NodeConfig,
@@ -120,6 +165,8 @@ fn load(
         },
     )
     .map_err(|error| format!("opening the state: {error}"))?;
+    let mut processor_config = config.processor.clone();
+    processor_config.erasure_key = erasure_key(&config.data_dir)?;
     let Engine {
         items,
         index,
@@ -130,7 +177,7 @@ fn load(
         store.clone(),
         config.model.clone(),
         config.index.clone(),
-        config.processor.clone(),
+        processor_config,
         metrics.clone(),
     )
     .map_err(|error| format!("loading the state: {error}"))?;
@@ -140,6 +187,9 @@ fn load(
     index.start_worker();
     let handle = processor.handle();
     let processor_thread = processor.spawn(cancel.child_token());
+    if let Some(retention) = config.event_retention {
+        spawn_retention(log.clone(), handle.clone(), retention, cancel.child_token());
+    }
     Ok(Running {
         services: Services {
             log,
@@ -153,6 +203,41 @@ fn load(
         index,
         processor: processor_thread,
     })
+}
+
+/// How often retention looks for entries to drop.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Drops log entries older than `retention` (and applied) at start and every ten minutes.
+fn spawn_retention(
+    log: EmbeddedLog,
+    processor: marquee_stream_processor::ProcessorHandle,
+    retention: Duration,
+    cancel: CancellationToken,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("log-retention".into())
+        .spawn(move || {
+            while !cancel.is_cancelled() {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|elapsed| elapsed.as_millis() as i64)
+                    .unwrap_or(0);
+                let cutoff = now - retention.as_millis() as i64;
+                match log.trim_before(cutoff, &processor.committed_offsets()) {
+                    Ok(0) => {}
+                    Ok(deleted) => info!(deleted, cutoff, "log retention dropped old events"),
+                    Err(failure) => error!(error = %failure, "log retention failed"),
+                }
+                let started = std::time::Instant::now();
+                while started.elapsed() < RETENTION_INTERVAL && !cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        });
+    if let Err(failure) = spawned {
+        error!(error = %failure, "could not start log retention");
+    }
 }
 
 impl RunningNode {
@@ -182,10 +267,18 @@ impl RunningNode {
         let metrics = Metrics::new(config.partitions);
         let auth = config.auth.enabled(addr);
         let guard = Arc::new(Guard::new(&config.data_dir, auth, config.limits.clone()));
+        let pseudonym_key = if config.pseudonymise_user_ids {
+            let key =
+                secret_key(&config.data_dir, PSEUDONYM_KEY_FILE).map_err(std::io::Error::other)?;
+            Some(Arc::new(key))
+        } else {
+            None
+        };
         let state = AppState {
             services: Arc::new(OnceLock::new()),
             metrics: metrics.clone(),
             guard: guard.clone(),
+            pseudonym_key,
         };
         let cancel = CancellationToken::new();
         tokio::spawn(watch_keys(guard, cancel.clone()));

@@ -53,21 +53,50 @@ pub struct AppState {
     pub services: Arc<OnceLock<Services>>,
     pub metrics: Metrics,
     pub guard: Arc<Guard>,
+    /// With pseudonymisation on, the key of the keyed hash that replaces user ids at the edge.
+    pub pseudonym_key: Option<Arc<[u8; 32]>>,
 }
 
 impl AppState {
     fn services(&self) -> Result<&Services, ApiError> {
         self.services.get().ok_or(ApiError::NotReady)
     }
+
+    /// Validates a user id from a request and returns the id it is stored under: itself, or
+    /// with pseudonymisation on, its keyed hash (so the raw id never reaches the log or the
+    /// state).
+    fn stored_user_id(&self, user_id: &str) -> Result<String, ApiError> {
+        check_path_id("user_id", user_id)?;
+        Ok(self.pseudonym(user_id))
+    }
+
+    fn pseudonym(&self, user_id: &str) -> String {
+        match &self.pseudonym_key {
+            Some(key) => pseudonymise(key, user_id),
+            None => user_id.to_owned(),
+        }
+    }
+}
+
+/// The pseudonym of `user_id` under `key`: `p_` and 32 hex digits of HMAC-SHA-256 (128 bits).
+pub fn pseudonymise(key: &[u8; 32], user_id: &str) -> String {
+    let hash = marquee_stream_processor::erasure_hash(key, user_id);
+    let mut pseudonym = String::with_capacity(34);
+    pseudonym.push_str("p_");
+    for byte in &hash[..16] {
+        pseudonym.push_str(&format!("{byte:02x}"));
+    }
+    pseudonym
 }
 
 /// Every route pattern, as the `route` label of the request metrics (initialised at start-up).
-pub const ROUTES: [&str; 14] = [
+pub const ROUTES: [&str; 15] = [
     "/v1/events",
     "/v1/items",
     "/v1/items/{item_id}",
     "/v1/items/{item_id}/similar",
     "/v1/users/{user_id}",
+    "/v1/users/{user_id}/export",
     "/v1/users/{user_id}/recommendations",
     "/v1/trending",
     "/v1/admin/processor",
@@ -88,7 +117,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items", post(post_items))
         .route("/v1/items/{item_id}", put(put_item).get(get_item))
         .route("/v1/items/{item_id}/similar", get(get_similar))
-        .route("/v1/users/{user_id}", get(get_user))
+        .route("/v1/users/{user_id}", get(get_user).delete(delete_user))
+        .route("/v1/users/{user_id}/export", get(get_export))
         .route(
             "/v1/users/{user_id}/recommendations",
             get(get_recommendations),
@@ -292,6 +322,12 @@ async fn post_events(
                 .inc();
         },
     );
+    let mut accepted = accepted;
+    if state.pseudonym_key.is_some() {
+        for event in &mut accepted {
+            event.user_id = state.pseudonym(&event.user_id);
+        }
+    }
     let body = |accepted_count: usize| json!({"accepted": accepted_count, "rejected": rejected});
     if accepted.is_empty() {
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body(0))).into_response());
@@ -357,7 +393,7 @@ async fn get_recommendations(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let services = state.services()?;
-    check_path_id("user_id", &user_id)?;
+    let stored_id = state.stored_user_id(&user_id)?;
     reject_unknown_params(&params, &["count", "exclude_seen", "genre", "exclude"])?;
     let count = parse_count(&params)?;
     let exclude_seen = match params.get("exclude_seen").map(String::as_str) {
@@ -391,7 +427,7 @@ async fn get_recommendations(
         ));
     }
     let query = RecommendationQuery {
-        user_id: user_id.clone(),
+        user_id: stored_id,
         count,
         exclude_seen,
         genre,
@@ -447,14 +483,115 @@ async fn get_user(
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let services = state.services()?;
-    check_path_id("user_id", &user_id)?;
+    let lookup_id = state.stored_user_id(&user_id)?;
     let engine = services.query.clone();
-    let lookup_id = user_id.clone();
-    let summary = tokio::task::spawn_blocking(move || engine.user_summary(&lookup_id))
+    let mut summary = tokio::task::spawn_blocking(move || engine.user_summary(&lookup_id))
         .await
         .map_err(ApiError::internal)??
         .ok_or_else(|| ApiError::not_found(format!("user_id: no events for user {user_id:?}")))?;
+    summary.user_id = user_id;
     Ok(Json(json!(summary)))
+}
+
+/// `GET /v1/users/{user_id}/export`: everything stored about a user — their events as the log
+/// holds them, their state, seen items and applied event ids — as JSON (right of access).
+async fn get_export(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?.clone();
+    let lookup_id = state.stored_user_id(&user_id)?;
+    let export = tokio::task::spawn_blocking(move || export_user(&services, &lookup_id))
+        .await
+        .map_err(ApiError::internal)??;
+    let mut export = export
+        .ok_or_else(|| ApiError::not_found(format!("user_id: nothing stored for {user_id:?}")))?;
+    export["user_id"] = json!(user_id);
+    Ok(Json(export))
+}
+
+fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiError> {
+    let entries = services
+        .log
+        .user_entries(user_id)
+        .map_err(ApiError::internal)?;
+    let user = services.store.user(user_id)?;
+    if entries.is_empty() && user.is_none() {
+        return Ok(None);
+    }
+    let seen = services.store.seen_items(user_id)?;
+    let applied = services.store.applied_events(user_id)?;
+    let table = services.items.read();
+    let item_id = |number: u32| table.id(number).map(|id| id.to_string());
+    let events: Vec<Value> = entries
+        .iter()
+        .map(|entry| {
+            json!({
+                "partition": entry.partition,
+                "offset": entry.offset,
+                "append_ms": entry.append_ms,
+                "event": entry.event,
+            })
+        })
+        .collect();
+    let state = user.map(|user| {
+        json!({
+            "event_count": user.event_count,
+            "last_timestamp": user.last_timestamp,
+            "vector": user.vector,
+            "history": user.history.iter().map(|entry| json!({
+                "item_id": item_id(entry.item),
+                "weight": entry.weight,
+                "timestamp": entry.timestamp,
+            })).collect::<Vec<_>>(),
+        })
+    });
+    let seen: Vec<Value> = seen
+        .iter()
+        .map(|(number, entry)| {
+            json!({
+                "item_id": item_id(*number),
+                "interactions": entry.interactions,
+                "last_weight": entry.last_weight,
+                "last_timestamp": entry.last_timestamp,
+            })
+        })
+        .collect();
+    let applied: Vec<Value> = applied
+        .iter()
+        .map(|(event_id, applied_ms)| json!({"event_id": event_id, "applied_ms": applied_ms}))
+        .collect();
+    Ok(Some(json!({
+        "user_id": user_id,
+        "exported_ms": now_ms(),
+        "events": events,
+        "state": state,
+        "seen": seen,
+        "applied_events": applied,
+    })))
+}
+
+/// `DELETE /v1/users/{user_id}`: erases the user (right to erasure; see
+/// `marquee_stream_processor::Processor::erase`). Answers once the erasure is durable.
+async fn delete_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?;
+    let stored_id = state.stored_user_id(&user_id)?;
+    let erasure = services
+        .processor
+        .erase_user(&stored_id)
+        .await
+        .map_err(|error| ApiError::Unavailable {
+            message: format!("the erasure did not complete, retry: {error}"),
+        })?;
+    if erasure.log_events == 0 && !erasure.had_state {
+        return Err(ApiError::not_found(format!(
+            "user_id: nothing stored for {user_id:?}"
+        )));
+    }
+    Ok(Json(json!({"user_id": user_id, "erased": erasure})))
 }
 
 /// Stores catalogue entries durably, then publishes them to the item table.

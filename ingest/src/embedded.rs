@@ -12,7 +12,12 @@
 //! the synced write returned, so an acknowledged event is durable. The queue in front of the
 //! writer is bounded ([`EmbeddedLogConfig::queue_capacity`]); when it is full, `append` waits.
 //!
-//! The log is never trimmed: it is the source of truth that replay rebuilds state from.
+//! The log is the source of truth that replay rebuilds state from; it is trimmed only by the
+//! retention the operator configures ([`EmbeddedLog::trim_before`]: entries older than the
+//! retention, and already applied, are deleted; reads pass over the gap) and by erasure (a user's right to be forgotten): an erased entry's value is replaced by
+//! the one-byte marker [`ERASED`] (a format version no record has), so offsets stay dense, reads
+//! skip it, and the original bytes leave the files when RocksDB compacts them —
+//! [`EventLog::erase`] asks for that compaction of the erased range at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,9 +33,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
 use crate::error::{Error, Result};
-use crate::log::{Appended, EventLog, LogEntry};
+use crate::log::{Appended, EventLog, LogEntry, LogRead};
 
 const EVENTS_CF: &str = "events";
+/// The value of an erased entry.
+pub const ERASED: &[u8] = &[0xff];
 const PARTITION_COUNT_KEY: &[u8] = b"partition_count";
 /// Upper bound of events written in one group commit; bounds the memory of one batch.
 const MAX_EVENTS_PER_COMMIT: usize = 50_000;
@@ -114,8 +121,15 @@ fn db_options() -> Options {
     options.create_missing_column_families(true);
     options.set_compression_type(DBCompressionType::Lz4);
     options.set_max_background_jobs(2);
+    // The MANIFEST names the first and last key of every file, so an erased user's id can stay
+    // in it as the boundary of a file long compacted away; a small limit makes RocksDB rewrite
+    // it (with only the live files) often, besides at every start.
+    options.set_max_manifest_file_size(MAX_MANIFEST_BYTES);
     options
 }
+
+/// See `db_options`.
+const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 fn events_cf_options() -> Options {
     let mut options = db_options();
@@ -216,6 +230,88 @@ impl EmbeddedLog {
         Ok(())
     }
 
+    /// Retention: deletes, per partition, the entries appended before `cutoff_ms`, but never at
+    /// or past `keep_from[partition]` (the processor's committed offsets: nothing unapplied is
+    /// dropped). Offsets do not move; reads pass over the trimmed range. Returns the entries
+    /// deleted. The bytes leave the files at RocksDB's next compaction of them, which this
+    /// starts.
+    pub fn trim_before(&self, cutoff_ms: i64, keep_from: &[u64]) -> Result<u64> {
+        let db = &self.inner.db;
+        let cf = db
+            .cf_handle(EVENTS_CF)
+            .expect("events column family exists");
+        let mut deleted = 0;
+        for partition in 0..self.inner.partition_count {
+            let limit = keep_from.get(partition as usize).copied().unwrap_or(0);
+            let mut first_kept = None;
+            let mut first_present = None;
+            for item in db.iterator_cf(
+                &cf,
+                IteratorMode::From(&entry_key(partition, 0), Direction::Forward),
+            ) {
+                let (key, value) = item?;
+                let Some((found_partition, offset)) = parse_offset(&key) else {
+                    break;
+                };
+                if found_partition != partition {
+                    break;
+                }
+                first_present.get_or_insert(offset);
+                if offset >= limit {
+                    first_kept = Some(offset);
+                    break;
+                }
+                if value.as_ref() == ERASED {
+                    continue;
+                }
+                let stored: StoredEntry =
+                    decode_record(&value).map_err(|source| Error::CorruptRecord {
+                        partition,
+                        offset,
+                        source,
+                    })?;
+                if stored.append_ms >= cutoff_ms {
+                    first_kept = Some(offset);
+                    break;
+                }
+            }
+            let (Some(start), Some(end)) = (first_present, first_kept.or(Some(limit))) else {
+                continue;
+            };
+            if end <= start {
+                continue;
+            }
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            let mut batch = WriteBatch::default();
+            batch.delete_range_cf(&cf, entry_key(partition, start), entry_key(partition, end));
+            db.write_opt(batch, &sync)?;
+            db.compact_range_cf(
+                &cf,
+                Some(entry_key(partition, start)),
+                Some(entry_key(partition, end)),
+            );
+            deleted += end - start;
+        }
+        Ok(deleted)
+    }
+
+    /// Compacts the whole log now, dropping every overwritten or erased value from the files
+    /// (used by tests and by operators who need erased bytes gone at once).
+    pub fn compact_all(&self) -> Result<()> {
+        let db = &self.inner.db;
+        db.flush()?;
+        let mut options = rocksdb::CompactOptions::default();
+        options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        for name in [rocksdb::DEFAULT_COLUMN_FAMILY_NAME, EVENTS_CF] {
+            if let Some(cf) = db.cf_handle(name) {
+                db.flush_cf(&cf)?;
+                db.compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &options);
+            }
+        }
+        Ok(())
+    }
+
     /// Stops the writer after the requests already queued; later appends fail with
     /// [`Error::Closed`]. Idempotent.
     pub fn close(&self) {
@@ -233,6 +329,24 @@ impl Drop for Inner {
             let _ = writer.join();
         }
     }
+}
+
+/// Decodes a stored value: `None` for an erased entry.
+fn decode_entry(partition: u32, offset: u64, value: &[u8]) -> Result<Option<LogEntry>> {
+    if value == ERASED {
+        return Ok(None);
+    }
+    let stored: StoredEntry = decode_record(value).map_err(|source| Error::CorruptRecord {
+        partition,
+        offset,
+        source,
+    })?;
+    Ok(Some(LogEntry {
+        partition,
+        offset,
+        append_ms: stored.append_ms,
+        event: stored.event,
+    }))
 }
 
 /// The offset after the last stored entry of `partition`.
@@ -358,7 +472,7 @@ impl EventLog for EmbeddedLog {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    fn read(&self, partition: u32, from_offset: u64, max_records: usize) -> Result<Vec<LogEntry>> {
+    fn read(&self, partition: u32, from_offset: u64, max_records: usize) -> Result<LogRead> {
         if partition >= self.inner.partition_count {
             return Err(Error::NoSuchPartition {
                 partition,
@@ -366,41 +480,113 @@ impl EventLog for EmbeddedLog {
             });
         }
         let end = self.inner.end_offsets.borrow()[partition as usize];
+        let mut read = LogRead {
+            entries: Vec::new(),
+            next_offset: from_offset,
+        };
         if from_offset >= end || max_records == 0 {
-            return Ok(Vec::new());
+            return Ok(read);
         }
         let db = &self.inner.db;
         let cf = db
             .cf_handle(EVENTS_CF)
             .expect("events column family exists");
         let start = entry_key(partition, from_offset);
-        let wanted = max_records.min((end - from_offset) as usize);
-        let mut entries = Vec::with_capacity(wanted);
+        let last = from_offset + (max_records as u64).min(end - from_offset);
+        read.entries.reserve((last - from_offset) as usize);
         for item in db.iterator_cf(&cf, IteratorMode::From(&start, Direction::Forward)) {
             let (key, value) = item?;
             let Some((found_partition, offset)) = parse_offset(&key) else {
                 break;
             };
-            if found_partition != partition || offset >= end {
+            if found_partition != partition || offset >= last {
                 break;
             }
-            let stored: StoredEntry =
-                decode_record(&value).map_err(|source| Error::CorruptRecord {
-                    partition,
-                    offset,
-                    source,
-                })?;
-            entries.push(LogEntry {
-                partition,
-                offset,
-                append_ms: stored.append_ms,
-                event: stored.event,
-            });
-            if entries.len() == wanted {
-                break;
+            if let Some(entry) = decode_entry(partition, offset, &value)? {
+                read.entries.push(entry);
             }
         }
-        Ok(entries)
+        // Every offset below the end was written; one without a key was trimmed by retention.
+        read.next_offset = last;
+        Ok(read)
+    }
+
+    fn user_entries(&self, user_id: &str) -> Result<Vec<LogEntry>> {
+        let partition = partition_for_user(user_id, self.inner.partition_count);
+        let end = self.inner.end_offsets.borrow()[partition as usize];
+        let db = &self.inner.db;
+        let cf = db
+            .cf_handle(EVENTS_CF)
+            .expect("events column family exists");
+        let start = entry_key(partition, 0);
+        let mut found = Vec::new();
+        for item in db.iterator_cf(&cf, IteratorMode::From(&start, Direction::Forward)) {
+            let (key, value) = item?;
+            match parse_offset(&key) {
+                Some((found_partition, offset)) if found_partition == partition && offset < end => {
+                    if let Some(entry) = decode_entry(partition, offset, &value)?
+                        && entry.event.user_id == user_id
+                    {
+                        found.push(entry);
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    fn erase(&self, positions: &[(u32, u64)]) -> Result<()> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let db = &self.inner.db;
+        let cf = db
+            .cf_handle(EVENTS_CF)
+            .expect("events column family exists");
+        let mut batch = WriteBatch::default();
+        for &(partition, offset) in positions {
+            batch.put_cf(&cf, entry_key(partition, offset), ERASED);
+        }
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        db.write_opt(batch, &sync)?;
+        // Out of the memtables and so out of the write-ahead log files, which RocksDB deletes
+        // once every column family with data in them is flushed.
+        db.flush_cf(&cf)?;
+        db.flush()?;
+        let mut by_partition: Vec<(u32, u64, u64)> = Vec::new();
+        for &(partition, offset) in positions {
+            match by_partition.iter_mut().find(|range| range.0 == partition) {
+                Some(range) => {
+                    range.1 = range.1.min(offset);
+                    range.2 = range.2.max(offset);
+                }
+                None => by_partition.push((partition, offset, offset)),
+            }
+        }
+        // Out of the SST files: a compaction of the erased ranges, in the background (it may
+        // rewrite much of a partition, and the erasure is already in force).
+        let db = Arc::clone(db);
+        std::thread::Builder::new()
+            .name("log-erase-compaction".into())
+            .spawn(move || {
+                let cf = db
+                    .cf_handle(EVENTS_CF)
+                    .expect("events column family exists");
+                let mut options = rocksdb::CompactOptions::default();
+                options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+                for (partition, first, last) in by_partition {
+                    db.compact_range_cf_opt(
+                        &cf,
+                        Some(entry_key(partition, first)),
+                        Some(entry_key(partition, last + 1)),
+                        &options,
+                    );
+                }
+            })
+            .map_err(|_| Error::Closed)?;
+        Ok(())
     }
 
     fn end_offsets(&self) -> Result<Vec<u64>> {

@@ -31,6 +31,8 @@ pub enum Error {
     },
     #[error("the log is closed")]
     Closed,
+    #[error("this log backend cannot {0}")]
+    Unsupported(&'static str),
 }
 
 impl Error {
@@ -42,7 +44,8 @@ impl Error {
             Error::CorruptRecord { .. }
             | Error::Encode(_)
             | Error::PartitionCountMismatch { .. }
-            | Error::NoSuchPartition { .. } => false,
+            | Error::NoSuchPartition { .. }
+            | Error::Unsupported(_) => false,
         }
     }
 }

@@ -13,4 +13,4 @@ mod log;
 
 pub use embedded::{EmbeddedLog, EmbeddedLogConfig};
 pub use error::{Error, Result};
-pub use log::{Appended, EventLog, LogEntry};
+pub use log::{Appended, EventLog, LogEntry, LogRead};

@@ -25,6 +25,16 @@ pub struct LogEntry {
     pub event: Event,
 }
 
+/// What one [`EventLog::read`] returned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogRead {
+    /// The events read, in offset order; erased offsets are left out.
+    pub entries: Vec<LogEntry>,
+    /// The offset the next read of this partition starts from: one past the last offset this
+    /// read covered, erased ones included. Equal to `from_offset` at the end of the partition.
+    pub next_offset: u64,
+}
+
 /// A durable, partitioned, append-only log of events.
 ///
 /// Contract, which every backend passes in the conformance suite (`tests/event_log.rs`):
@@ -38,11 +48,17 @@ pub struct LogEntry {
 /// - **Offsets.** Offsets of a partition start at 0 and grow by one per event, without gaps. A
 ///   batch's events keep their relative order within each partition; the returned vector has one
 ///   entry per input event, in input order.
-/// - **Reads.** [`read`](EventLog::read) returns up to `max_records` consecutive entries of one
-///   partition starting at `from_offset`, and an empty vector when `from_offset` is at (or past)
-///   the end. It never waits; [`wait_for_append`](EventLog::wait_for_append) does.
+/// - **Reads.** [`read`](EventLog::read) covers up to `max_records` consecutive offsets of one
+///   partition starting at `from_offset` and returns their events, leaving out erased ones, with
+///   the offset to read from next; it covers nothing when `from_offset` is at (or past) the end.
+///   It never waits; [`wait_for_append`](EventLog::wait_for_append) does.
+/// - **Erasure.** [`erase`](EventLog::erase) makes events unreadable for good without moving
+///   any offset (a user's right to erasure). A backend whose history is immutable returns
+///   [`Error::Unsupported`](crate::Error::Unsupported) and relies on retention and on the
+///   processor's erasure list instead.
 /// - **End offsets.** [`end_offsets`](EventLog::end_offsets) is, per partition, the offset the next
-///   append will get; every offset below it is readable.
+///   append will get; every offset below it was written (retention may have dropped the
+///   oldest, and erasure some; reads pass over them).
 pub trait EventLog: Send + Sync + 'static {
     /// Number of partitions, fixed for the life of the log.
     fn partition_count(&self) -> u32;
@@ -50,8 +66,15 @@ pub trait EventLog: Send + Sync + 'static {
     /// Appends `events` durably and returns where each landed, in input order.
     fn append(&self, events: Vec<Event>) -> impl Future<Output = Result<Vec<Appended>>> + Send;
 
-    /// Reads up to `max_records` entries of `partition` from `from_offset` on, without waiting.
-    fn read(&self, partition: u32, from_offset: u64, max_records: usize) -> Result<Vec<LogEntry>>;
+    /// Reads up to `max_records` offsets of `partition` from `from_offset` on, without waiting.
+    fn read(&self, partition: u32, from_offset: u64, max_records: usize) -> Result<LogRead>;
+
+    /// Every readable event of `user_id`, oldest first (a scan of the user's partition).
+    fn user_entries(&self, user_id: &str) -> Result<Vec<LogEntry>>;
+
+    /// Erases the events at `positions` (`(partition, offset)`) durably: later reads leave them
+    /// out, and their bytes leave the storage at its next compaction of them.
+    fn erase(&self, positions: &[(u32, u64)]) -> Result<()>;
 
     /// The next offset of every partition, indexed by partition.
     fn end_offsets(&self) -> Result<Vec<u64>>;

@@ -9,4 +9,6 @@ pub enum Error {
     Log(#[from] marquee_ingest::Error),
     #[error(transparent)]
     State(#[from] marquee_vector_store::Error),
+    #[error("the processor stopped before the request ran")]
+    Stopped,
 }

@@ -25,7 +25,7 @@ pub mod trending;
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use model::ModelConfig;
-pub use processor::{Processor, ProcessorConfig, ProcessorHandle};
+pub use processor::{Erasure, Processor, ProcessorConfig, ProcessorHandle, erasure_hash};
 pub use query::{QueryEngine, Recommendation, RecommendationQuery, Strategy, UserSummary};
 pub use telemetry::Metrics;
 pub use trending::Trending;

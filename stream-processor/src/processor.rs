@@ -54,6 +54,9 @@ pub struct ProcessorConfig {
     pub max_batch_events: usize,
     /// Longest wait for new events before re-checking for shutdown.
     pub idle_wait: Duration,
+    /// Key of the erasure list's hashes (HMAC-SHA-256 of erased user ids). A node reads it from
+    /// `<data-dir>/erasure.key`; the all-zero default is for in-process runs that erase nothing.
+    pub erasure_key: [u8; 32],
 }
 
 impl Default for ProcessorConfig {
@@ -61,6 +64,7 @@ impl Default for ProcessorConfig {
         ProcessorConfig {
             max_batch_events: 10_000,
             idle_wait: Duration::from_millis(200),
+            erasure_key: [0; 32],
         }
     }
 }
@@ -79,6 +83,42 @@ struct HandleInner {
     failing: AtomicBool,
     /// Set by an operator: the loop applies nothing until it is cleared.
     paused: AtomicBool,
+    /// Erasures waiting for the loop, which runs them between batches.
+    erasures: parking_lot::Mutex<Vec<ErasureRequest>>,
+    /// Wakes the loop for an erasure.
+    wake: tokio::sync::Notify,
+}
+
+/// A user erasure handed to the processor loop.
+struct ErasureRequest {
+    user_id: String,
+    reply: tokio::sync::oneshot::Sender<Result<Erasure>>,
+}
+
+impl std::fmt::Debug for ErasureRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErasureRequest").finish_non_exhaustive()
+    }
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Erasure {
+    /// Events of the user found in the log and erased from it (or, on a log that cannot erase,
+    /// left to the erasure list).
+    pub log_events: usize,
+    /// Of those, events the model had applied, whose contributions were taken back.
+    pub applied_events: usize,
+    /// Whether the user had state (counts, seen items, history).
+    pub had_state: bool,
+    /// Items whose popularity, counts and co-occurrence lists changed.
+    pub items_adjusted: usize,
+    /// Whether the log itself erased the events (false: the backend keeps history; replay and
+    /// the processor skip them through the erasure list).
+    pub log_erased: bool,
+    /// Time of the erasure, ms since the Unix epoch: events of this user appended before it are
+    /// never applied again.
+    pub erased_ms: i64,
 }
 
 impl ProcessorHandle {
@@ -91,6 +131,8 @@ impl ProcessorHandle {
                     .collect(),
                 failing: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
+                erasures: parking_lot::Mutex::new(Vec::new()),
+                wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -120,12 +162,82 @@ impl ProcessorHandle {
     pub fn is_paused(&self) -> bool {
         self.inner.paused.load(Ordering::Acquire)
     }
+
+    /// Erases a user (see [`Processor::erase`]); the loop runs it between two batches, also
+    /// while paused. Resolves when the erasure is durable.
+    pub async fn erase_user(&self, user_id: &str) -> Result<Erasure> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner.erasures.lock().push(ErasureRequest {
+            user_id: user_id.to_owned(),
+            reply,
+        });
+        self.inner.wake.notify_one();
+        answer.await.map_err(|_| crate::Error::Stopped)?
+    }
+}
+
+/// The keyed hash of a user id in the erasure list.
+pub fn erasure_hash(key: &[u8; 32], user_id: &str) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(user_id.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The sequential co-occurrence pairs an event on `number` at `timestamp`, of weight `damped`,
+/// forms with the user's recent positive items (`history`, oldest first): `emit(from, to,
+/// weight)` for each. The one definition shared by applying an event and erasing it.
+fn sequential_pairs(
+    history: &[HistoryEntry],
+    number: u32,
+    timestamp: i64,
+    damped: f32,
+    model: &ModelConfig,
+    mut emit: impl FnMut(u32, u32, f32),
+) {
+    let mut factor = damped;
+    for past in history
+        .iter()
+        .rev()
+        .filter(|past| past.weight > 0.0)
+        .take(model.pair_window)
+    {
+        if past.item != number {
+            let (after, before) = if past.timestamp == timestamp {
+                let both = (1.0 + model.backward_weight) / 2.0 * factor;
+                (both, both)
+            } else {
+                (factor, model.backward_weight * factor)
+            };
+            emit(past.item, number, after);
+            emit(number, past.item, before);
+        }
+        factor *= model.pair_decay;
+    }
+}
+
+/// Appends to a user's history, keeping the newest `history_len` entries.
+fn push_history(history: &mut Vec<HistoryEntry>, entry: HistoryEntry, history_len: usize) {
+    history.push(entry);
+    if history.len() > history_len {
+        let excess = history.len() - history_len;
+        history.drain(..excess);
+    }
 }
 
 /// Working copy of one item while a batch is applied.
 struct ItemWork {
     vector: Vec<f32>,
     popularity: Popularity,
+    event_count: u64,
+    mass: f32,
+}
+
+/// What an erased user's applied events added to one item.
+#[derive(Default)]
+struct ItemRemoval {
+    /// Stream times of the popularity additions (each of weight 1).
+    popularity_at: Vec<i64>,
     event_count: u64,
     mass: f32,
 }
@@ -192,6 +304,8 @@ pub struct Processor<L: EventLog> {
     rebuilds_reported: u64,
     /// Item numbers this processor assigned that no commit has written yet.
     unpersisted_item_ids: Vec<(String, u32)>,
+    /// The erasure list (keyed hash of a user id → erasure time), from the state.
+    erasures: HashMap<[u8; 32], i64>,
 }
 
 impl<L: EventLog> Processor<L> {
@@ -222,6 +336,7 @@ impl<L: EventLog> Processor<L> {
         trending.refresh(&items, clock, model.popularity_half_life_ms());
         info!(?offsets, "processor resumes");
         let handle = ProcessorHandle::new(&offsets);
+        let erasures = store.load_erasures()?.into_iter().collect();
         Ok(Processor {
             log,
             store,
@@ -236,6 +351,7 @@ impl<L: EventLog> Processor<L> {
             handle,
             rebuilds_reported: 0,
             unpersisted_item_ids: Vec::new(),
+            erasures,
         })
     }
 
@@ -261,12 +377,14 @@ impl<L: EventLog> Processor<L> {
         let mut last_refresh = Instant::now();
         let mut trending_stale = false;
         while !cancel.is_cancelled() {
+            self.run_erasures();
             let paused = self.handle.is_paused();
             self.metrics.processor_paused.set(i64::from(paused));
             if paused {
                 self.report_index_builds();
                 tokio::select! {
                     () = tokio::time::sleep(PAUSED_POLL) => {}
+                    () = self.handle.inner.wake.notified() => {}
                     () = cancel.cancelled() => {}
                 }
                 continue;
@@ -281,6 +399,7 @@ impl<L: EventLog> Processor<L> {
                     self.report_index_builds();
                     tokio::select! {
                         () = self.log.wait_for_append(&self.offsets, self.config.idle_wait) => {}
+                        () = self.handle.inner.wake.notified() => {}
                         () = cancel.cancelled() => {}
                     }
                 }
@@ -305,6 +424,176 @@ impl<L: EventLog> Processor<L> {
             }
         }
         info!(offsets = ?self.offsets, "processor stopped");
+    }
+
+    /// Runs the erasures queued through [`ProcessorHandle::erase_user`].
+    fn run_erasures(&mut self) {
+        let requests = std::mem::take(&mut *self.handle.inner.erasures.lock());
+        for request in requests {
+            let outcome = self.erase(&request.user_id);
+            match &outcome {
+                Ok(erasure) => info!(
+                    log_events = erasure.log_events,
+                    applied_events = erasure.applied_events,
+                    items_adjusted = erasure.items_adjusted,
+                    "user erased"
+                ),
+                Err(failure) => error!(error = %failure, "user erasure failed"),
+            }
+            let _ = request.reply.send(outcome);
+        }
+    }
+
+    /// Erases `user_id`: the user's state, seen items and applied event ids are deleted; what the
+    /// user's applied events added to items (popularity, event counts, co-occurrence mass and
+    /// pairs) is taken back, recomputed by replaying those events from the log with the same
+    /// code that applied them; the user's hash joins the erasure list, so no event of theirs
+    /// appended before now is applied again (a replay, a log that cannot erase); then the log
+    /// erases the events. Learned item vectors keep the user's influence until the state is
+    /// rebuilt from the log.
+    ///
+    /// Order makes a crash safe: the state changes and the erasure list commit in one synced
+    /// batch first; a crash before the log erasure leaves events the list already blocks, and a
+    /// repeated erasure (the user now has no state) erases them from the log without taking
+    /// anything back twice.
+    ///
+    /// Cost: one scan of the user's partition of the log, plus a bounded amount of work per
+    /// event of the user.
+    pub fn erase(&mut self, user_id: &str) -> Result<Erasure> {
+        let erased_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as i64)
+            .unwrap_or(0);
+        let hash = erasure_hash(&self.config.erasure_key, user_id);
+        let previous = self.erasures.get(&hash).copied();
+        let entries = self.log.user_entries(user_id)?;
+        let had_state = self.store.user(user_id)?.is_some();
+        let model = self.model.clone();
+        let half_life_ms = model.popularity_half_life_ms();
+
+        // The contributions of the events the model applied: before the committed offset, not
+        // blocked by an earlier erasure, each event id once.
+        let mut applied_events = 0;
+        let mut removals: NumberMap<ItemRemoval> = NumberMap::default();
+        let mut pair_removals: NumberMap<Vec<(u32, f32)>> = NumberMap::default();
+        if had_state {
+            let table = self.items.read();
+            let mut ids: HashSet<&str> = HashSet::new();
+            let mut history: Vec<HistoryEntry> = Vec::new();
+            let mut event_count = 0u64;
+            for entry in &entries {
+                let event = &entry.event;
+                let applied = entry.offset < self.offsets[entry.partition as usize]
+                    && previous.is_none_or(|at| entry.append_ms > at);
+                if !applied || !ids.insert(&event.event_id) {
+                    continue;
+                }
+                let Some(number) = table.number(&event.item_id) else {
+                    continue;
+                };
+                applied_events += 1;
+                let weight = event_weight(event, &model.weights);
+                let removal = removals.entry(number).or_default();
+                if weight > 0.0 {
+                    removal.popularity_at.push(event.timestamp);
+                    let damped = weight * activity_damping(event_count, model.activity_damping);
+                    removal.mass += damped;
+                    sequential_pairs(
+                        &history,
+                        number,
+                        event.timestamp,
+                        damped,
+                        &model,
+                        |from, to, pair_weight| {
+                            if pair_weight > 0.0 {
+                                pair_removals
+                                    .entry(from)
+                                    .or_default()
+                                    .push((to, -pair_weight));
+                            }
+                        },
+                    );
+                }
+                removal.event_count += 1;
+                event_count += 1;
+                push_history(
+                    &mut history,
+                    HistoryEntry {
+                        item: number,
+                        weight,
+                        timestamp: event.timestamp,
+                    },
+                    model.history_len,
+                );
+            }
+        }
+
+        // One synced batch: the user's rows, the items' counts and pairs, the erasure list.
+        let mut batch = self.store.batch();
+        batch.delete_user(user_id);
+        let mut updated: Vec<(u32, Popularity, u64, f32)> = Vec::with_capacity(removals.len());
+        {
+            let table = self.items.read();
+            for (&number, removal) in &removals {
+                let mut state = table.state(number);
+                let mut popularity = table.popularity(number);
+                for &at in &removal.popularity_at {
+                    popularity.remove(1.0, at, half_life_ms);
+                }
+                state.popularity = popularity.score;
+                state.popularity_at = popularity.at;
+                state.event_count = state.event_count.saturating_sub(removal.event_count);
+                state.mass = (state.mass - removal.mass).max(0.0);
+                batch.put_item(number, &state)?;
+                updated.push((number, popularity, state.event_count, state.mass));
+            }
+        }
+        let mut pair_removals: Vec<(u32, Vec<(u32, f32)>)> = pair_removals.into_iter().collect();
+        pair_removals.sort_unstable_by_key(|(number, _)| *number);
+        for (number, removed) in &pair_removals {
+            batch.add_neighbours(*number, removed);
+        }
+        batch.put_erasure(&hash, erased_ms);
+        self.store.commit_synced(batch)?;
+        self.erasures.insert(hash, erased_ms);
+
+        // Publish, as a batch would.
+        {
+            let mut table = self.items.write();
+            for (number, popularity, event_count, mass) in updated {
+                *table.popularity_mut(number) = popularity;
+                *table.event_count_mut(number) = event_count;
+                table.set_mass(number, mass);
+            }
+            for (number, removed) in &pair_removals {
+                let list = table.neighbours_mut(*number);
+                for &(to, weight) in removed {
+                    list.add(to, weight);
+                }
+            }
+        }
+
+        // The log, then the write-ahead logs that still hold the user's rows.
+        let positions: Vec<(u32, u64)> = entries
+            .iter()
+            .map(|entry| (entry.partition, entry.offset))
+            .collect();
+        let log_erased = match self.log.erase(&positions) {
+            Ok(()) => true,
+            Err(marquee_ingest::Error::Unsupported(_)) => false,
+            Err(failure) => return Err(failure.into()),
+        };
+        self.store.flush_all()?;
+        self.store.compact_user_in_background(user_id);
+        self.refresh_trending();
+        Ok(Erasure {
+            log_events: entries.len(),
+            applied_events,
+            had_state,
+            items_adjusted: removals.len(),
+            log_erased,
+            erased_ms,
+        })
     }
 
     /// Recomputes the trending list from the item table, on the stream clock. The run loop
@@ -335,24 +624,31 @@ impl<L: EventLog> Processor<L> {
     /// Reads and applies one batch; returns the number of log entries consumed.
     pub fn step(&mut self) -> Result<usize> {
         let mut entries = Vec::new();
+        let mut next_offsets = self.offsets.clone();
         for partition in 0..self.log.partition_count() {
             let from = self.offsets[partition as usize];
-            entries.extend(
-                self.log
-                    .read(partition, from, self.config.max_batch_events)?,
-            );
+            let read = self
+                .log
+                .read(partition, from, self.config.max_batch_events)?;
+            entries.extend(read.entries);
+            next_offsets[partition as usize] = read.next_offset;
         }
-        if entries.is_empty() {
+        let consumed: u64 = next_offsets
+            .iter()
+            .zip(&self.offsets)
+            .map(|(next, from)| next - from)
+            .sum();
+        if consumed == 0 {
             return Ok(0);
         }
-        let consumed = entries.len();
-        self.apply(entries)?;
+        self.apply(entries, next_offsets)?;
         self.handle.inner.failing.store(false, Ordering::Release);
         self.metrics.processor_failing.set(0);
-        Ok(consumed)
+        Ok(consumed as usize)
     }
 
-    fn apply(&mut self, entries: Vec<LogEntry>) -> Result<()> {
+    /// Applies `entries` and commits `next_offsets` with them (past erased offsets too).
+    fn apply(&mut self, entries: Vec<LogEntry>, next_offsets: Vec<u64>) -> Result<()> {
         let started = Instant::now();
         let model = self.model.clone();
         let half_life_ms = model.popularity_half_life_ms();
@@ -374,6 +670,25 @@ impl<L: EventLog> Processor<L> {
                 .collect()
         };
 
+        // Events of erased users appended before their erasure are skipped (a replay, a log
+        // that cannot erase); with an empty erasure list this costs nothing.
+        let blocked: Vec<bool> = if self.erasures.is_empty() {
+            vec![false; entries.len()]
+        } else {
+            let mut erased_at: HashMap<&str, Option<i64>> = HashMap::new();
+            entries
+                .iter()
+                .map(|entry| {
+                    let user_id = entry.event.user_id.as_str();
+                    let at = *erased_at.entry(user_id).or_insert_with(|| {
+                        let hash = erasure_hash(&self.config.erasure_key, user_id);
+                        self.erasures.get(&hash).copied()
+                    });
+                    at.is_some_and(|at| entry.append_ms <= at)
+                })
+                .collect()
+        };
+
         // 2. Read what the batch needs from the store, in one MultiGet per column family:
         // whether each event was applied before, the users' states, their seen entries.
         let applied_before = {
@@ -389,8 +704,11 @@ impl<L: EventLog> Processor<L> {
             let ids: Vec<&str> = entries
                 .iter()
                 .zip(&applied_before)
-                .filter(|(entry, before)| !**before && unique.insert(&entry.event.user_id))
-                .map(|(entry, _)| entry.event.user_id.as_str())
+                .zip(&blocked)
+                .filter(|((entry, before), blocked)| {
+                    !**before && !**blocked && unique.insert(&entry.event.user_id)
+                })
+                .map(|((entry, _), _)| entry.event.user_id.as_str())
                 .collect();
             for (id, state) in ids.iter().zip(self.store.users(&ids)?) {
                 users.insert((*id).to_owned(), state.unwrap_or_default());
@@ -402,8 +720,9 @@ impl<L: EventLog> Processor<L> {
                 .iter()
                 .zip(&numbers)
                 .zip(&applied_before)
-                .filter(|(_, before)| !**before)
-                .map(|((entry, number), _)| (entry.event.user_id.as_str(), *number))
+                .zip(&blocked)
+                .filter(|((_, before), blocked)| !**before && !**blocked)
+                .map(|(((entry, number), _), _)| (entry.event.user_id.as_str(), *number))
                 .filter(|pair| unique.insert(*pair))
                 .collect();
             pairs
@@ -421,7 +740,6 @@ impl<L: EventLog> Processor<L> {
         let mut applied_now: HashSet<(&str, &str)> = HashSet::new();
         let mut applied = KindCounts::default();
         let mut duplicates = KindCounts::default();
-        let mut next_offsets = self.offsets.clone();
         let mut clock = self.clock;
         {
             let table = self.items.read();
@@ -432,9 +750,17 @@ impl<L: EventLog> Processor<L> {
                 mass: table.mass(number),
             };
             let item_count = table.len();
-            for ((entry, &number), &before) in entries.iter().zip(&numbers).zip(&applied_before) {
-                next_offsets[entry.partition as usize] = entry.offset + 1;
+            for (((entry, &number), &before), &blocked) in entries
+                .iter()
+                .zip(&numbers)
+                .zip(&applied_before)
+                .zip(&blocked)
+            {
                 let event = &entry.event;
+                if blocked {
+                    // Appended before this user was erased: never applied again.
+                    continue;
+                }
                 if before || !applied_now.insert((&event.user_id, &event.event_id)) {
                     duplicates.add(event.kind);
                     continue;
@@ -479,41 +805,29 @@ impl<L: EventLog> Processor<L> {
                     let damped =
                         weight * activity_damping(user.event_count, model.activity_damping);
                     target.mass += damped;
-                    let mut factor = damped;
-                    for past in user
-                        .history
-                        .iter()
-                        .rev()
-                        .filter(|past| past.weight > 0.0)
-                        .take(model.pair_window)
-                    {
-                        if past.item != number {
-                            let (after, before) = if past.timestamp == event.timestamp {
-                                let both = (1.0 + model.backward_weight) / 2.0 * factor;
-                                (both, both)
-                            } else {
-                                (factor, model.backward_weight * factor)
-                            };
-                            pairs.add(past.item, number, after);
-                            pairs.add(number, past.item, before);
-                        }
-                        factor *= model.pair_decay;
-                    }
+                    sequential_pairs(
+                        &user.history,
+                        number,
+                        event.timestamp,
+                        damped,
+                        &model,
+                        |from, to, pair_weight| pairs.add(from, to, pair_weight),
+                    );
                 }
                 target.event_count += 1;
                 work.insert(number, target);
 
                 user.event_count += 1;
                 user.last_timestamp = user.last_timestamp.max(event.timestamp);
-                user.history.push(HistoryEntry {
-                    item: number,
-                    weight,
-                    timestamp: event.timestamp,
-                });
-                if user.history.len() > model.history_len {
-                    let excess = user.history.len() - model.history_len;
-                    user.history.drain(..excess);
-                }
+                push_history(
+                    &mut user.history,
+                    HistoryEntry {
+                        item: number,
+                        weight,
+                        timestamp: event.timestamp,
+                    },
+                    model.history_len,
+                );
                 // The user's embedding, decayed incrementally: u ← λ·u + w·v(item).
                 let item_vector = &work.get(&number).expect("inserted above").vector;
                 if user.vector.len() != model.dimension {

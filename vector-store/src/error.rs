@@ -18,6 +18,8 @@ pub enum Error {
         column_family: &'static str,
         source: marquee_schemas::CodecError,
     },
+    #[error("corrupt {column_family} entry (wrong key or value length)")]
+    CorruptKey { column_family: &'static str },
     #[error("corrupt co-occurrence list for item {item}")]
     CorruptNeighbours { item: u32 },
     #[error(

@@ -41,6 +41,15 @@ impl Popularity {
         self.score = self.decayed(at, half_life_ms) + weight;
         self.at = at;
     }
+
+    /// Takes back what [`Popularity::add`] of `weight` at stream time `then` contributed (decayed
+    /// to the score's own time), never below zero.
+    pub fn remove(&mut self, weight: f32, then: i64, half_life_ms: f64) {
+        let elapsed = (self.at - then).max(0) as f64;
+        let contribution =
+            f64::from(weight) * (-elapsed / half_life_ms * std::f64::consts::LN_2).exp();
+        self.score = (f64::from(self.score) - contribution).max(0.0) as f32;
+    }
 }
 
 /// The in-memory item table. Cheap to clone.

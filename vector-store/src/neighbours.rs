@@ -7,9 +7,15 @@
 //! stay, and the tail of light, one-off pairs churns. An addition costs `O(log C)` when the
 //! neighbour is listed and `O(C)` when it is not (`C` the capacity).
 //!
+//! A negative addition takes weight back from a listed pair (erasure of a user's contribution)
+//! and drops the pair when nothing is left; it never adds a pair.
+//!
 //! Lists are persisted through a RocksDB merge operator: a write batch carries, per touched
 //! item, the additions in the order they were applied in memory, and the merge replays them
 //! with the same [`Neighbours::add`], so the stored list always equals the one in memory.
+
+/// A pair whose weight falls to this or below after a removal is dropped.
+const REMOVED_BELOW: f32 = 1e-6;
 
 /// Most neighbours kept per item.
 pub const NEIGHBOUR_CAPACITY: usize = 256;
@@ -24,6 +30,29 @@ pub struct Neighbours {
     floor: f32,
 }
 
+impl Neighbours {
+    /// Takes `weight` back from the pair with `item` (an erased user's contribution): only a
+    /// listed pair changes, and it leaves the list when nothing is left of it. Additions are
+    /// never negative, so a negative addition in a merge operand is a removal.
+    fn remove_weight(&mut self, item: u32, weight: f32) {
+        if let Ok(position) = self.entries.binary_search_by_key(&item, |entry| entry.0) {
+            self.entries[position].1 -= weight;
+            if self.entries[position].1 <= REMOVED_BELOW {
+                self.entries.remove(position);
+            }
+            // Weights no longer only grow: make the floor exact again.
+            self.floor = self
+                .entries
+                .iter()
+                .map(|entry| entry.1)
+                .fold(f32::INFINITY, f32::min);
+            if self.entries.len() < NEIGHBOUR_CAPACITY {
+                self.floor = 0.0;
+            }
+        }
+    }
+}
+
 impl PartialEq for Neighbours {
     fn eq(&self, other: &Self) -> bool {
         self.entries == other.entries
@@ -33,6 +62,10 @@ impl PartialEq for Neighbours {
 impl Neighbours {
     /// Adds `weight` to the pair with `item` (see the module docs for a full list).
     pub fn add(&mut self, item: u32, weight: f32) {
+        if weight < 0.0 {
+            self.remove_weight(item, -weight);
+            return;
+        }
         match self.entries.binary_search_by_key(&item, |entry| entry.0) {
             Ok(position) => self.entries[position].1 += weight,
             Err(position) if self.entries.len() < NEIGHBOUR_CAPACITY => {
@@ -144,6 +177,20 @@ pub(crate) fn merge<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removal_takes_weight_back_and_drops_an_emptied_pair() {
+        let mut list = Neighbours::default();
+        list.add(7, 1.0);
+        list.add(3, 0.5);
+        list.add(7, -0.25);
+        assert_eq!(list.entries(), &[(3, 0.5), (7, 0.75)]);
+        list.add(3, -0.5);
+        assert_eq!(list.entries(), &[(7, 0.75)]);
+        // Removing from a pair that is not listed adds nothing.
+        list.add(9, -1.0);
+        assert_eq!(list.entries(), &[(7, 0.75)]);
+    }
 
     #[test]
     fn adds_accumulate_and_stay_sorted() {

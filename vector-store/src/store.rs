@@ -10,6 +10,7 @@
 //! | `catalogue` | item_id | [`Item`] (title, genres, year, tags) |
 //! | `dedup` | user_id ‖ 0x00 ‖ event_id | first application time (i64 BE, ms) |
 //! | `offsets` | partition (u32 BE) | next log offset to apply (u64 BE) |
+//! | `erased` | keyed hash of an erased user_id (HMAC-SHA-256, 32 bytes) | erasure time (i64 BE, ms) |
 //! | `default` | `dimension` | embedding dimension (u32 BE), fixed at creation |
 //!
 //! Ids cannot contain control characters, so 0x00 cleanly ends the user part of a key.
@@ -46,6 +47,7 @@ const CATALOGUE_CF: &str = "catalogue";
 const DEDUP_CF: &str = "dedup";
 const OFFSETS_CF: &str = "offsets";
 const NEIGHBOURS_CF: &str = "neighbours";
+const ERASED_CF: &str = "erased";
 const DIMENSION_KEY: &[u8] = b"dimension";
 
 /// One entry of a user's recent history.
@@ -218,7 +220,7 @@ fn dedup_key(user_id: &str, event_id: &str) -> Vec<u8> {
 }
 
 /// Every column family of the state, for figures summed over all of them.
-const ALL_CFS: [&str; 9] = [
+const ALL_CFS: [&str; 10] = [
     rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
     USERS_CF,
     SEEN_CF,
@@ -228,6 +230,7 @@ const ALL_CFS: [&str; 9] = [
     DEDUP_CF,
     OFFSETS_CF,
     NEIGHBOURS_CF,
+    ERASED_CF,
 ];
 
 impl StateStore {
@@ -253,6 +256,9 @@ impl StateStore {
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
         let mut db_options = base_options(&cache, false);
         db_options.set_max_background_jobs(2);
+        // As in the log: an erased user's id may be a file boundary in the MANIFEST, which
+        // RocksDB rewrites at every start and when it reaches this size.
+        db_options.set_max_manifest_file_size(4 << 20);
         let window_ms = config.dedup_window.as_millis() as i64;
         let mut dedup_options = base_options(&cache, true);
         dedup_options.set_compaction_filter("dedup_window", move |_level, _key, value: &[u8]| {
@@ -286,6 +292,7 @@ impl StateStore {
             ColumnFamilyDescriptor::new(DEDUP_CF, dedup_options),
             ColumnFamilyDescriptor::new(OFFSETS_CF, base_options(&cache, false)),
             ColumnFamilyDescriptor::new(NEIGHBOURS_CF, neighbours_options),
+            ColumnFamilyDescriptor::new(ERASED_CF, base_options(&cache, false)),
         ];
         let db = DB::open_cf_descriptors(&db_options, &path, descriptors)?;
         match db.get(DIMENSION_KEY)? {
@@ -585,6 +592,118 @@ impl StateStore {
         Ok(())
     }
 
+    /// The erasure list: keyed hashes of erased user ids and when each was erased.
+    pub fn load_erasures(&self) -> Result<Vec<([u8; 32], i64)>> {
+        self.inner
+            .db
+            .iterator_cf(self.cf_handle(ERASED_CF), IteratorMode::Start)
+            .map(|item| {
+                let (key, value) = item?;
+                let hash = <[u8; 32]>::try_from(key.as_ref());
+                let at = <[u8; 8]>::try_from(value.as_ref()).map(i64::from_be_bytes);
+                match (hash, at) {
+                    (Ok(hash), Ok(at)) => Ok((hash, at)),
+                    _ => Err(Error::CorruptKey {
+                        column_family: ERASED_CF,
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// The `event_id`s applied for `user_id` and when, within the de-duplication window.
+    pub fn applied_events(&self, user_id: &str) -> Result<Vec<(String, i64)>> {
+        let prefix = user_prefix(user_id);
+        let mut found = Vec::new();
+        for item in self.inner.db.iterator_cf(
+            self.cf_handle(DEDUP_CF),
+            IteratorMode::From(&prefix, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let event_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let at = <[u8; 8]>::try_from(value.as_ref())
+                .map(i64::from_be_bytes)
+                .unwrap_or(0);
+            found.push((event_id, at));
+        }
+        Ok(found)
+    }
+
+    /// Writes a batch atomically and syncs it before returning (erasures, which are answered
+    /// as done).
+    pub fn commit_synced(&self, batch: StateBatch) -> Result<()> {
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.inner.db.write_opt(batch.batch, &sync)?;
+        Ok(())
+    }
+
+    /// Flushes every column family and compacts each fully, so overwritten and deleted values
+    /// (an erased user's) leave the files now. Seconds to minutes on a large state: for
+    /// erasures that must be physical at once, and for tests.
+    pub fn compact_all(&self) -> Result<()> {
+        let db = &self.inner.db;
+        let mut options = rocksdb::CompactOptions::default();
+        options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        for name in ALL_CFS {
+            if let Some(cf) = db.cf_handle(name) {
+                db.flush_cf(cf)?;
+                db.compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
+            }
+        }
+        Ok(())
+    }
+
+    /// Compacts the key ranges of `user_id` in `users`, `seen` and `dedup` in the background, so
+    /// the bytes of an erased user's rows leave the SST files within seconds.
+    pub fn compact_user_in_background(&self, user_id: &str) {
+        let prefix = user_prefix(user_id);
+        let mut end = prefix.clone();
+        *end.last_mut().expect("the prefix ends with its separator") += 1;
+        let mut user_end = user_id.as_bytes().to_vec();
+        user_end.push(0);
+        let store = self.clone();
+        let user_start = user_id.as_bytes().to_vec();
+        let spawned = std::thread::Builder::new()
+            .name("state-erase-compaction".into())
+            .spawn(move || {
+                let db = &store.inner.db;
+                let mut options = rocksdb::CompactOptions::default();
+                options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+                db.compact_range_cf_opt(
+                    store.cf_handle(USERS_CF),
+                    Some(&user_start),
+                    Some(&user_end),
+                    &options,
+                );
+                for cf_name in [SEEN_CF, DEDUP_CF] {
+                    db.compact_range_cf_opt(
+                        store.cf_handle(cf_name),
+                        Some(&prefix),
+                        Some(&end),
+                        &options,
+                    );
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "could not start the erasure compaction; RocksDB will compact later");
+        }
+    }
+
+    /// Flushes every column family: a user's erased rows leave the memtables and so the
+    /// write-ahead log files, which RocksDB then deletes.
+    pub fn flush_all(&self) -> Result<()> {
+        for name in ALL_CFS {
+            if let Some(cf) = self.inner.db.cf_handle(name) {
+                self.inner.db.flush_cf(cf)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts a batch of processor writes.
     pub fn batch(&self) -> StateBatch {
         StateBatch {
@@ -682,6 +801,28 @@ impl StateBatch {
         let cf = self.store.cf_handle(DEDUP_CF);
         self.batch
             .put_cf(cf, dedup_key(user_id, event_id), now_ms().to_be_bytes());
+    }
+
+    /// Deletes everything stored under `user_id`: its state, seen items and applied event ids.
+    pub fn delete_user(&mut self, user_id: &str) {
+        let prefix = user_prefix(user_id);
+        let mut end = prefix.clone();
+        *end.last_mut().expect("the prefix ends with its separator") += 1;
+        self.batch
+            .delete_cf(self.store.cf_handle(USERS_CF), user_id.as_bytes());
+        for cf_name in [SEEN_CF, DEDUP_CF] {
+            self.batch
+                .delete_range_cf(self.store.cf_handle(cf_name), &prefix, &end);
+        }
+    }
+
+    /// Adds a keyed hash of an erased user id to the erasure list.
+    pub fn put_erasure(&mut self, hash: &[u8; 32], erased_ms: i64) {
+        self.batch.put_cf(
+            self.store.cf_handle(ERASED_CF),
+            hash,
+            erased_ms.to_be_bytes(),
+        );
     }
 
     pub fn put_offset(&mut self, partition: u32, next_offset: u64) {
