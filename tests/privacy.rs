@@ -305,6 +305,20 @@ async fn events_not_yet_applied_are_erased_too_and_a_paused_processor_still_eras
     let (status, _) = get_json(&format!("{base}/v1/users/{VICTIM}")).await;
     assert_eq!(status, 404);
     assert_eq!(item_figures(&node)["m29"].0, before);
+
+    // A backfill of the erased user's history is refused, naming the field; a new event is a
+    // new start.
+    let old = json!({"event_id": "old-1", "user_id": VICTIM, "item_id": "m1", "kind": "like",
+                     "timestamp": 1_700_000_000_000i64});
+    let (status, answer) = common::post_json(&format!("{base}/v1/events"), &old).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["rejected"][0]["field"], "user_id", "{answer}");
+    let new = json!({"event_id": "new-1", "user_id": VICTIM, "item_id": "m1", "kind": "like"});
+    let (status, answer) = common::post_json(&format!("{base}/v1/events"), &new).await;
+    assert_eq!(status, 202, "{answer}");
+    caught_up(&node).await;
+    let (status, user) = get_json(&format!("{base}/v1/users/{VICTIM}")).await;
+    assert_eq!((status, &user["event_count"]), (200, &json!(1)));
     node.shutdown().await.unwrap();
 }
 

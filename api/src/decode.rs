@@ -7,24 +7,17 @@
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use marquee_schemas::FieldError;
+use marquee_schemas::json::{BodyError, MAX_ELEMENTS_PER_BODY, body_elements};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::error::ApiError;
 
 /// Most elements one request may carry.
-pub const MAX_ELEMENTS_PER_REQUEST: usize = 10_000;
+pub const MAX_ELEMENTS_PER_REQUEST: usize = MAX_ELEMENTS_PER_BODY;
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// How a body is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// `application/json`: one object or an array of objects.
-    Json,
-    /// `application/x-ndjson`: one object per line.
-    Ndjson,
-}
+pub use marquee_schemas::json::BodyFormat;
 
 /// The format named by the `Content-Type` header.
 pub fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
@@ -56,55 +49,19 @@ pub fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
 }
 
 /// One element of a body: a JSON value, or the reason its NDJSON line did not parse.
-pub type Element = Result<Value, FieldError>;
+pub type Element = marquee_schemas::json::Element;
 
-/// Splits a body into its elements.
+/// Splits a body into its elements (`marquee_schemas::json::body_elements`), refusing a body
+/// that cannot be read as a whole.
 pub fn elements(format: BodyFormat, body: &[u8]) -> Result<Vec<Element>, ApiError> {
-    let elements: Vec<Element> = match format {
-        BodyFormat::Json => {
-            let value: Value = serde_json::from_slice(body).map_err(|error| {
-                ApiError::bad_request("malformed_json", format!("body: malformed JSON: {error}"))
-            })?;
-            match value {
-                Value::Array(values) => values.into_iter().map(Ok).collect(),
-                Value::Object(_) => vec![Ok(value)],
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "malformed_json",
-                        "body: must be a JSON object or an array of objects",
-                    ));
-                }
-            }
-        }
-        BodyFormat::Ndjson => {
-            let text = std::str::from_utf8(body).map_err(|error| {
-                ApiError::bad_request("malformed_ndjson", format!("body: not UTF-8: {error}"))
-            })?;
-            text.lines()
-                .filter(|line| !line.trim().is_empty())
-                .map(|line| {
-                    serde_json::from_str::<Value>(line).map_err(|error| {
-                        FieldError::new("line", format!("malformed JSON: {error}"))
-                    })
-                })
-                .collect()
-        }
-    };
-    if elements.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
-            "body: contains no elements",
-        ));
-    }
-    if elements.len() > MAX_ELEMENTS_PER_REQUEST {
-        return Err(ApiError::PayloadTooLarge {
+    body_elements(format, body).map_err(|error| match error {
+        BodyError::Malformed { code, message } => ApiError::bad_request(code, message),
+        BodyError::TooManyElements { count } => ApiError::PayloadTooLarge {
             message: format!(
-                "body: {} elements, at most {MAX_ELEMENTS_PER_REQUEST} are accepted per request",
-                elements.len()
+                "body: {count} elements, at most {MAX_ELEMENTS_PER_REQUEST} are accepted per request"
             ),
-        });
-    }
-    Ok(elements)
+        },
+    })
 }
 
 /// One refused element of a request.

@@ -49,10 +49,17 @@ pub enum ApiError {
     /// A dependency (the log, the state store) cannot take the request now.
     #[error("{message}")]
     Unavailable { message: String },
+    /// A stored record that does not decode; the cause is logged, the metric counted.
+    #[error("internal error: a stored record is corrupt (see the log)")]
+    Corrupt { db: &'static str, cause: String },
     /// A bug or an unexpected failure; the cause is logged, not returned.
     #[error("internal error")]
     Internal { cause: String },
 }
+
+/// The database of a corrupt record a response met, set for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct CorruptRecord(pub &'static str);
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -103,6 +110,7 @@ impl ApiError {
             ),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Corrupt { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_record"),
             ApiError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -125,6 +133,7 @@ impl ApiError {
             ApiError::NotFound { .. }
             | ApiError::NotReady
             | ApiError::Unavailable { .. }
+            | ApiError::Corrupt { .. }
             | ApiError::Internal { .. } => None,
         }
     }
@@ -139,6 +148,9 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         if let ApiError::Internal { cause } = &self {
             error!(%cause, "internal error");
+        }
+        if let ApiError::Corrupt { db, cause } = &self {
+            error!(%cause, db, "corrupt stored record");
         }
         let body = json!({"error": {"code": code, "message": self.to_string()}});
         let mut response = (status, Json(body)).into_response();
@@ -161,18 +173,46 @@ impl IntoResponse for ApiError {
         if let Some(reason) = self.rejection_reason() {
             response.extensions_mut().insert(RejectionReason(reason));
         }
+        if let ApiError::Corrupt { db, .. } = &self {
+            response.extensions_mut().insert(CorruptRecord(db));
+        }
         response
     }
 }
 
 impl From<marquee_stream_processor::Error> for ApiError {
     fn from(error: marquee_stream_processor::Error) -> ApiError {
-        ApiError::internal(error)
+        match error.corrupt_db() {
+            Some(db) => ApiError::Corrupt {
+                db,
+                cause: error.to_string(),
+            },
+            None => ApiError::internal(error),
+        }
     }
 }
 
 impl From<marquee_vector_store::Error> for ApiError {
     fn from(error: marquee_vector_store::Error) -> ApiError {
-        ApiError::internal(error)
+        if error.is_corrupt() {
+            ApiError::Corrupt {
+                db: "state",
+                cause: error.to_string(),
+            }
+        } else {
+            ApiError::internal(error)
+        }
+    }
+}
+
+impl From<marquee_ingest::Error> for ApiError {
+    fn from(error: marquee_ingest::Error) -> ApiError {
+        match error {
+            marquee_ingest::Error::CorruptRecord { .. } => ApiError::Corrupt {
+                db: "log",
+                cause: error.to_string(),
+            },
+            other => ApiError::internal(other),
+        }
     }
 }

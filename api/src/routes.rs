@@ -25,7 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 
 use crate::decode::{Element, Rejection, body_format, elements};
-use crate::error::{ApiError, RejectionReason};
+use crate::error::{ApiError, CorruptRecord, RejectionReason};
 use crate::guard::{self, Guard};
 
 /// The OpenAPI document of every route, served at `/openapi.json`.
@@ -218,6 +218,9 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         .http_request_duration
         .with_label_values(&[route.as_str(), status_class])
         .observe(started.elapsed().as_secs_f64());
+    if let Some(CorruptRecord(db)) = response.extensions().get::<CorruptRecord>() {
+        state.metrics.corrupt_records.with_label_values(&[db]).inc();
+    }
     if let Some(reason) = rejection_reason(&response) {
         state
             .metrics
@@ -302,7 +305,24 @@ async fn post_events(
     let now = now_ms();
     let (accepted, rejected) = decode_each(
         &elements,
-        |value| event_from_json(value, now, || uuid::Uuid::now_v7().to_string()),
+        |value| {
+            let mut event = event_from_json(value, now, || uuid::Uuid::now_v7().to_string())?;
+            if state.pseudonym_key.is_some() {
+                event.user_id = state.pseudonym(&event.user_id);
+            }
+            // The history of an erased user (a backfill, a client's old queue) does not come
+            // back: events dated at or before the user's erasure are refused.
+            match services.processor.erased_at(&event.user_id) {
+                Some(erased_ms) if event.timestamp <= erased_ms => Err(FieldError::new(
+                    "user_id",
+                    format!(
+                        "this user was erased at {erased_ms} ms since the epoch; events dated \
+                         before the erasure are refused"
+                    ),
+                )),
+                _ => Ok(event),
+            }
+        },
         |element| {
             let (kind, reason) = match element {
                 Ok(value) => (
@@ -322,12 +342,7 @@ async fn post_events(
                 .inc();
         },
     );
-    let mut accepted = accepted;
-    if state.pseudonym_key.is_some() {
-        for event in &mut accepted {
-            event.user_id = state.pseudonym(&event.user_id);
-        }
-    }
+
     let body = |accepted_count: usize| json!({"accepted": accepted_count, "rejected": rejected});
     if accepted.is_empty() {
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body(0))).into_response());
@@ -511,10 +526,7 @@ async fn get_export(
 }
 
 fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiError> {
-    let entries = services
-        .log
-        .user_entries(user_id)
-        .map_err(ApiError::internal)?;
+    let entries = services.log.user_entries(user_id)?;
     let user = services.store.user(user_id)?;
     if entries.is_empty() && user.is_none() {
         return Ok(None);

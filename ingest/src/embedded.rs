@@ -2,7 +2,7 @@
 //!
 //! Layout (all RocksDB code of this crate is in this module):
 //! - column family `events`: key = partition (u32, big-endian) ‖ offset (u64, big-endian), value =
-//!   a versioned record of [`StoredEntry`] (append time and event). Big-endian keys make RocksDB's
+//!   a versioned [`LogRecord`] (append time and event). Big-endian keys make RocksDB's
 //!   byte order the offset order, so a read is one iterator seek.
 //! - column family `default`: `partition_count` (u32, big-endian), fixed at creation.
 //!
@@ -23,8 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bincode::{Decode, Encode};
-use marquee_schemas::{Event, decode_record, encode_record, partition_for_user};
+use marquee_schemas::{Event, LogRecord, decode_record, encode_record, partition_for_user};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
     Options, WriteBatch, WriteOptions,
@@ -43,11 +42,7 @@ const PARTITION_COUNT_KEY: &[u8] = b"partition_count";
 const MAX_EVENTS_PER_COMMIT: usize = 50_000;
 
 /// What the log stores for each event.
-#[derive(Debug, Clone, Encode, Decode)]
-struct StoredEntry {
-    append_ms: i64,
-    event: Event,
-}
+type StoredEntry = LogRecord;
 
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]

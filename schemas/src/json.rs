@@ -23,6 +23,80 @@ const EVENT_FIELDS: [&str; 7] = [
 ];
 const ITEM_FIELDS: [&str; 5] = ["item_id", "title", "genres", "year", "tags"];
 
+/// Most elements one request body may carry.
+pub const MAX_ELEMENTS_PER_BODY: usize = 10_000;
+
+/// How a request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// One JSON object, or an array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// One element of a body: a JSON value, or the reason its NDJSON line did not parse.
+pub type Element = Result<Value, FieldError>;
+
+/// Why a whole body was refused (nothing of it is used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not readable as a whole: `code` is machine-readable, `message` names the problem.
+    Malformed { code: &'static str, message: String },
+    /// More than [`MAX_ELEMENTS_PER_BODY`] elements.
+    TooManyElements { count: usize },
+}
+
+/// Splits a body into its elements. A JSON body that does not parse, or NDJSON that is not
+/// UTF-8, refuses the whole body; an NDJSON line that does not parse is one failed element.
+pub fn body_elements(format: BodyFormat, body: &[u8]) -> Result<Vec<Element>, BodyError> {
+    let elements: Vec<Element> = match format {
+        BodyFormat::Json => {
+            let value: Value =
+                serde_json::from_slice(body).map_err(|error| BodyError::Malformed {
+                    code: "malformed_json",
+                    message: format!("body: malformed JSON: {error}"),
+                })?;
+            match value {
+                Value::Array(values) => values.into_iter().map(Ok).collect(),
+                Value::Object(_) => vec![Ok(value)],
+                _ => {
+                    return Err(BodyError::Malformed {
+                        code: "malformed_json",
+                        message: "body: must be a JSON object or an array of objects".into(),
+                    });
+                }
+            }
+        }
+        BodyFormat::Ndjson => {
+            let text = std::str::from_utf8(body).map_err(|error| BodyError::Malformed {
+                code: "malformed_ndjson",
+                message: format!("body: not UTF-8: {error}"),
+            })?;
+            text.lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| {
+                    serde_json::from_str::<Value>(line).map_err(|error| {
+                        FieldError::new("line", format!("malformed JSON: {error}"))
+                    })
+                })
+                .collect()
+        }
+    };
+    if elements.is_empty() {
+        return Err(BodyError::Malformed {
+            code: "empty_body",
+            message: "body: contains no elements".into(),
+        });
+    }
+    if elements.len() > MAX_ELEMENTS_PER_BODY {
+        return Err(BodyError::TooManyElements {
+            count: elements.len(),
+        });
+    }
+    Ok(elements)
+}
+
 /// Decodes and validates one event. `now_ms` fills an absent timestamp and bounds a present one;
 /// `new_event_id` is called only when the client sent no `event_id`.
 pub fn event_from_json(

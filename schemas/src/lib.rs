@@ -16,7 +16,7 @@ pub mod item;
 pub mod json;
 pub mod partition;
 
-pub use codec::{CodecError, decode_record, encode_record};
+pub use codec::{CodecError, LogRecord, decode_record, encode_record};
 pub use event::{
     Event, EventKind, FieldError, MAX_CONTEXT_ENTRIES, MAX_FUTURE_SKEW_MS, validate_id,
 };

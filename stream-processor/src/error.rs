@@ -12,3 +12,15 @@ pub enum Error {
     #[error("the processor stopped before the request ran")]
     Stopped,
 }
+
+impl Error {
+    /// The database (`log` or `state`) holding a record that failed to decode, if that is what
+    /// this error is.
+    pub fn corrupt_db(&self) -> Option<&'static str> {
+        match self {
+            Error::Log(marquee_ingest::Error::CorruptRecord { .. }) => Some("log"),
+            Error::State(error) if error.is_corrupt() => Some("state"),
+            _ => None,
+        }
+    }
+}

@@ -85,6 +85,11 @@ struct HandleInner {
     paused: AtomicBool,
     /// Erasures waiting for the loop, which runs them between batches.
     erasures: parking_lot::Mutex<Vec<ErasureRequest>>,
+    /// The erasure list (keyed hash of a user id → erasure time), loaded from the state; the
+    /// loop adds to it, ingest reads it.
+    erased: parking_lot::RwLock<HashMap<[u8; 32], i64>>,
+    /// The key of the list's hashes.
+    erasure_key: [u8; 32],
     /// Wakes the loop for an erasure.
     wake: tokio::sync::Notify,
 }
@@ -122,7 +127,11 @@ pub struct Erasure {
 }
 
 impl ProcessorHandle {
-    fn new(offsets: &[u64]) -> ProcessorHandle {
+    fn new(
+        offsets: &[u64],
+        erased: HashMap<[u8; 32], i64>,
+        erasure_key: [u8; 32],
+    ) -> ProcessorHandle {
         ProcessorHandle {
             inner: Arc::new(HandleInner {
                 committed: offsets
@@ -132,6 +141,8 @@ impl ProcessorHandle {
                 failing: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
                 erasures: parking_lot::Mutex::new(Vec::new()),
+                erased: parking_lot::RwLock::new(erased),
+                erasure_key,
                 wake: tokio::sync::Notify::new(),
             }),
         }
@@ -173,6 +184,20 @@ impl ProcessorHandle {
         });
         self.inner.wake.notify_one();
         answer.await.map_err(|_| crate::Error::Stopped)?
+    }
+}
+
+impl ProcessorHandle {
+    /// When `user_id` was erased, if it was: events of the user from before then are refused
+    /// at ingest (a backfill of history) and never applied (a replay, a log that cannot erase).
+    pub fn erased_at(&self, user_id: &str) -> Option<i64> {
+        let erased = self.inner.erased.read();
+        if erased.is_empty() {
+            return None;
+        }
+        erased
+            .get(&erasure_hash(&self.inner.erasure_key, user_id))
+            .copied()
     }
 }
 
@@ -304,8 +329,6 @@ pub struct Processor<L: EventLog> {
     rebuilds_reported: u64,
     /// Item numbers this processor assigned that no commit has written yet.
     unpersisted_item_ids: Vec<(String, u32)>,
-    /// The erasure list (keyed hash of a user id → erasure time), from the state.
-    erasures: HashMap<[u8; 32], i64>,
 }
 
 impl<L: EventLog> Processor<L> {
@@ -335,8 +358,8 @@ impl<L: EventLog> Processor<L> {
         };
         trending.refresh(&items, clock, model.popularity_half_life_ms());
         info!(?offsets, "processor resumes");
-        let handle = ProcessorHandle::new(&offsets);
-        let erasures = store.load_erasures()?.into_iter().collect();
+        let erased = store.load_erasures()?.into_iter().collect();
+        let handle = ProcessorHandle::new(&offsets, erased, config.erasure_key);
         Ok(Processor {
             log,
             store,
@@ -351,7 +374,6 @@ impl<L: EventLog> Processor<L> {
             handle,
             rebuilds_reported: 0,
             unpersisted_item_ids: Vec::new(),
-            erasures,
         })
     }
 
@@ -415,6 +437,9 @@ impl<L: EventLog> Processor<L> {
                 Err(failure) => {
                     self.handle.inner.failing.store(true, Ordering::Release);
                     self.metrics.processor_failing.set(1);
+                    if let Some(db) = failure.corrupt_db() {
+                        self.metrics.corrupt_records.with_label_values(&[db]).inc();
+                    }
                     error!(error = %failure, "processor batch failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -465,7 +490,7 @@ impl<L: EventLog> Processor<L> {
             .map(|elapsed| elapsed.as_millis() as i64)
             .unwrap_or(0);
         let hash = erasure_hash(&self.config.erasure_key, user_id);
-        let previous = self.erasures.get(&hash).copied();
+        let previous = self.handle.inner.erased.read().get(&hash).copied();
         let entries = self.log.user_entries(user_id)?;
         let had_state = self.store.user(user_id)?.is_some();
         let model = self.model.clone();
@@ -555,7 +580,7 @@ impl<L: EventLog> Processor<L> {
         }
         batch.put_erasure(&hash, erased_ms);
         self.store.commit_synced(batch)?;
-        self.erasures.insert(hash, erased_ms);
+        self.handle.inner.erased.write().insert(hash, erased_ms);
 
         // Publish, as a batch would.
         {
@@ -672,21 +697,24 @@ impl<L: EventLog> Processor<L> {
 
         // Events of erased users appended before their erasure are skipped (a replay, a log
         // that cannot erase); with an empty erasure list this costs nothing.
-        let blocked: Vec<bool> = if self.erasures.is_empty() {
-            vec![false; entries.len()]
-        } else {
-            let mut erased_at: HashMap<&str, Option<i64>> = HashMap::new();
-            entries
-                .iter()
-                .map(|entry| {
-                    let user_id = entry.event.user_id.as_str();
-                    let at = *erased_at.entry(user_id).or_insert_with(|| {
-                        let hash = erasure_hash(&self.config.erasure_key, user_id);
-                        self.erasures.get(&hash).copied()
-                    });
-                    at.is_some_and(|at| entry.append_ms <= at)
-                })
-                .collect()
+        let blocked: Vec<bool> = {
+            let erased = self.handle.inner.erased.read();
+            if erased.is_empty() {
+                vec![false; entries.len()]
+            } else {
+                let mut erased_at: HashMap<&str, Option<i64>> = HashMap::new();
+                entries
+                    .iter()
+                    .map(|entry| {
+                        let user_id = entry.event.user_id.as_str();
+                        let at = *erased_at.entry(user_id).or_insert_with(|| {
+                            let hash = erasure_hash(&self.config.erasure_key, user_id);
+                            erased.get(&hash).copied()
+                        });
+                        at.is_some_and(|at| entry.append_ms <= at)
+                    })
+                    .collect()
+            }
         };
 
         // 2. Read what the batch needs from the store, in one MultiGet per column family:

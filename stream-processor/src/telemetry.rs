@@ -74,6 +74,9 @@ pub struct Metrics {
     pub processor_paused: IntGauge,
     /// `marquee_processor_failing`: 1 while the last batch failed (the processor retries).
     pub processor_failing: IntGauge,
+    /// `marquee_storage_corrupt_records_total{db}`: stored records that failed to decode, each
+    /// time one was read (the read fails with an error; nothing is skipped).
+    pub corrupt_records: IntCounterVec,
     /// `marquee_event_freshness_seconds`: from an event's acknowledgement to the commit that
     /// makes it visible to queries.
     pub freshness: Histogram,
@@ -158,7 +161,7 @@ impl Metrics {
             ),
             http_rejected: counter_vec(
                 "marquee_http_requests_rejected_total",
-                "HTTP requests refused, by reason (auth, limit, validation)",
+                "HTTP requests refused, by reason (auth, rate_limit, overload, timeout, size, validation)",
                 &["reason"],
             ),
             events_accepted: counter_vec(
@@ -202,6 +205,11 @@ impl Metrics {
             processor_failing: gauge(
                 "marquee_processor_failing",
                 "1 while the processor's last batch failed (it retries)",
+            ),
+            corrupt_records: counter_vec(
+                "marquee_storage_corrupt_records_total",
+                "Reads that met a stored record that does not decode, by database (log, state)",
+                &["db"],
             ),
             freshness: histogram(
                 "marquee_event_freshness_seconds",
@@ -282,6 +290,7 @@ impl Metrics {
             Box::new(self.index_rebuilds.clone()),
             Box::new(self.index_build_duration.clone()),
             Box::new(self.index_graph_age.clone()),
+            Box::new(self.corrupt_records.clone()),
             Box::new(self.rocksdb_live_data.clone()),
             Box::new(self.rocksdb_pending_compaction.clone()),
             Box::new(self.rocksdb_sst_files.clone()),
@@ -323,6 +332,7 @@ impl Metrics {
             self.recommendations.with_label_values(&[strategy.as_str()]);
         }
         for db in DATABASES {
+            self.corrupt_records.with_label_values(&[db]);
             self.rocksdb_live_data.with_label_values(&[db]);
             self.rocksdb_pending_compaction.with_label_values(&[db]);
             self.rocksdb_sst_files.with_label_values(&[db]);

@@ -32,3 +32,16 @@ pub enum Error {
         requested: usize,
     },
 }
+
+impl Error {
+    /// Whether a stored record failed to decode (as opposed to a storage or configuration
+    /// failure).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            Error::CorruptRecord { .. }
+                | Error::CorruptKey { .. }
+                | Error::CorruptNeighbours { .. }
+        )
+    }
+}
