@@ -13,17 +13,8 @@ use marquee_ingest::EventLog;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The value of one sample of the metrics text, e.g. `name{reason="auth"}`.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn rejected(metrics: &str, reason: &str) -> f64 {
-    sample(
+    common::metric_sample(
         metrics,
         &format!("marquee_http_requests_rejected_total{{reason=\"{reason}\"}}"),
     )

@@ -9,14 +9,6 @@ use common::{caught_up, eventually, get_json, get_text, post, start, test_config
 use marquee_schemas::partition_for_user;
 use serde_json::json;
 
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_record_is_an_error_and_a_metric_never_a_panic_or_a_skip() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,19 +71,19 @@ async fn a_corrupt_record_is_an_error_and_a_metric_never_a_panic_or_a_skip() {
         let url = format!("{base}/metrics");
         async move {
             let metrics = get_text(&url).await;
-            (sample(&metrics, "marquee_processor_failing") == 1.0).then_some(metrics)
+            (common::metric_sample(&metrics, "marquee_processor_failing") == 1.0).then_some(metrics)
         }
     })
     .await;
     assert!(
-        sample(
+        common::metric_sample(
             &metrics,
             "marquee_storage_corrupt_records_total{db=\"log\"}"
         ) >= 1.0,
         "{metrics}"
     );
     assert!(
-        sample(
+        common::metric_sample(
             &metrics,
             "marquee_storage_corrupt_records_total{db=\"state\"}"
         ) >= 1.0,

@@ -97,6 +97,30 @@ fn item_figures(node: &RunningNode) -> BTreeMap<String, (u64, Vec<(String, f32)>
         .collect()
 }
 
+/// The log and the state of a stopped node's data directory, opened directly.
+fn open_stores(
+    data: &Path,
+) -> (
+    marquee_ingest::EmbeddedLog,
+    marquee_vector_store::StateStore,
+) {
+    let log = marquee_ingest::EmbeddedLog::open(
+        data.join("log"),
+        marquee_ingest::EmbeddedLogConfig::default(),
+    )
+    .unwrap();
+    let store = marquee_vector_store::StateStore::open(
+        data.join("state"),
+        &marquee_vector_store::StoreConfig {
+            dimension: marquee_stream_processor::ModelConfig::default().dimension,
+            dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
+            block_cache_bytes: 8 << 20,
+        },
+    )
+    .unwrap();
+    (log, store)
+}
+
 /// Every file under `dir`.
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
@@ -219,45 +243,17 @@ async fn an_erased_user_leaves_no_trace_in_the_api_the_counts_or_the_files() {
     assert_eq!((status, &other["event_count"]), (200, &json!(12)));
     node.shutdown().await.unwrap();
 
-    // On disk: compact both instances, then look at every row and every other file.
-    {
-        let log = marquee_ingest::EmbeddedLog::open(
-            data.join("log"),
-            marquee_ingest::EmbeddedLogConfig::default(),
-        )
-        .unwrap();
-        log.compact_all().unwrap();
-        log.close();
-        let store = marquee_vector_store::StateStore::open(
-            data.join("state"),
-            &marquee_vector_store::StoreConfig {
-                dimension: marquee_stream_processor::ModelConfig::default().dimension,
-                dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
-                block_cache_bytes: 8 << 20,
-            },
-        )
-        .unwrap();
-        store.compact_all().unwrap();
-    }
-    // A restart rewrites each MANIFEST, which names the first and last key of every file and
-    // so kept the id as the boundary of files the compaction has since deleted.
-    {
-        let log = marquee_ingest::EmbeddedLog::open(
-            data.join("log"),
-            marquee_ingest::EmbeddedLogConfig::default(),
-        )
-        .unwrap();
-        log.close();
-        let _store = marquee_vector_store::StateStore::open(
-            data.join("state"),
-            &marquee_vector_store::StoreConfig {
-                dimension: marquee_stream_processor::ModelConfig::default().dimension,
-                dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
-                block_cache_bytes: 8 << 20,
-            },
-        )
-        .unwrap();
-    }
+    // On disk: compact both instances, then look at every row and every other file. A restart
+    // (the second open) rewrites each MANIFEST, which names the first and last key of every file
+    // and so kept the id as the boundary of files the compaction has since deleted.
+    let (log, store) = open_stores(&data);
+    log.compact_all().unwrap();
+    log.close();
+    store.compact_all().unwrap();
+    drop((log, store));
+    let (log, store) = open_stores(&data);
+    log.close();
+    drop((log, store));
     let needle = VICTIM.as_bytes();
     for db in ["log", "state"] {
         let hits = rocksdb_hits(&data.join(db), needle);
