@@ -14,7 +14,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,14 +40,6 @@ fn synthetic() -> Synthetic {
         events: EVENTS,
         ..SyntheticConfig::default()
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `marquee serve` child process.
@@ -215,7 +206,7 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_event_and_counts_none_t
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261126);
 
     let crashed = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut next = 0;
     let mut sent_at = Vec::new();
     let mut lags = Vec::new();
@@ -277,7 +268,7 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_event_and_counts_none_t
 
     // The same events without crashes.
     let calm = tempfile::tempdir().unwrap();
-    let mut server = Server::start(calm.path(), free_port());
+    let mut server = Server::start(calm.path(), common::free_port());
     server.ready().await;
     assert_eq!(
         send_until_failure(&server.url, &batches, 0, f64::INFINITY).await,
@@ -330,7 +321,7 @@ async fn a_full_disk_gives_writers_503_and_corrupts_nothing() {
     let events: Vec<Event> = synthetic().events().collect();
     let batches: Vec<String> = events.chunks(BATCH).map(ndjson).collect();
 
-    let port = free_port();
+    let port = common::free_port();
     let mut server = Server::start(&data, port);
     server.ready().await;
     let client = common::http();

@@ -5,6 +5,8 @@
 //! the exporter under test is the real one, and the assertions are on the bytes it sent
 //! (protobuf: strings appear verbatim).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -81,14 +83,6 @@ fn start_collector() -> (u16, Arc<Mutex<Vec<Received>>>) {
     (port, received)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Kills the node if the test fails before stopping it.
 struct Node(Child);
 
@@ -109,7 +103,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn requests_are_logged_as_json_with_their_id_and_exported_as_otlp_spans() {
     let (collector_port, received) = start_collector();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let log_path = dir.path().join("marquee.log");
     let child = Command::new(env!("CARGO_BIN_EXE_marquee"))
         .args([

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::keys::KEYS_FILE;
 use crate::node::{ERASURE_KEY_FILE, PSEUDONYM_KEY_FILE};
 use crate::routes::Services;
+use crate::routes::now_ms;
 
 /// The manifest file of a backup.
 pub const MANIFEST: &str = "manifest.json";
@@ -69,13 +70,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Bytes of every file under `dir`.

@@ -219,11 +219,7 @@ fn spawn_retention(
         .name("log-retention".into())
         .spawn(move || {
             while !cancel.is_cancelled() {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|elapsed| elapsed.as_millis() as i64)
-                    .unwrap_or(0);
-                let cutoff = now - retention.as_millis() as i64;
+                let cutoff = crate::routes::now_ms() - retention.as_millis() as i64;
                 match log.trim_before(cutoff, &processor.committed_offsets()) {
                     Ok(0) => {}
                     Ok(deleted) => info!(deleted, cutoff, "log retention dropped old events"),

@@ -242,7 +242,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     }
 }
 
-fn now_ms() -> i64 {
+/// Server time, milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)

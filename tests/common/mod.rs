@@ -111,3 +111,12 @@ pub fn metric_sample(metrics: &str, series: &str) -> f64 {
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A loopback port free at the time of the call, for a child process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
