@@ -24,6 +24,9 @@
 //! request_timeout_secs = 10.0
 //! max_concurrent_requests = 2048
 //!
+//! [cors]             # pages of these origins may call the API from a browser (the SDKs)
+//! allowed_origins = ["https://app.example.com"]   # or ["*"]; default: none
+//!
 //! [tls]              # serve HTTPS (PEM files)
 //! cert = "/etc/marquee/cert.pem"
 //! key = "/etc/marquee/key.pem"
@@ -81,6 +84,11 @@ pub struct NodeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "MARQUEE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Let pages of this origin call the API from a browser (CORS), such as
+    /// `https://app.example.com`, or `*` for any; repeat or separate with commas. Replaces the
+    /// file's `cors.allowed_origins`.
+    #[arg(long, env = "MARQUEE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
 }
 
 /// `--auth`.
@@ -114,6 +122,8 @@ struct FileConfig {
     limits: Limits,
     tls: Option<TlsFile>,
     #[serde(default)]
+    cors: CorsFile,
+    #[serde(default)]
     privacy: PrivacyFile,
     #[serde(default)]
     model: ModelConfig,
@@ -128,6 +138,13 @@ struct PrivacyFile {
     pseudonymise_user_ids: bool,
     #[serde(default)]
     event_retention_days: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorsFile {
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +200,11 @@ impl NodeArgs {
             .or(file.auth)
             .unwrap_or_default();
         config.limits = file.limits;
+        config.cors_origins = if self.cors_origin.is_empty() {
+            file.cors.allowed_origins
+        } else {
+            self.cors_origin.clone()
+        };
         config.pseudonymise_user_ids = file.privacy.pseudonymise_user_ids;
         config.event_retention = (file.privacy.event_retention_days > 0)
             .then(|| Duration::from_secs(u64::from(file.privacy.event_retention_days) * 24 * 3600));
@@ -256,6 +278,9 @@ fn validate(config: &NodeConfig) -> Result<()> {
         bail!("model.weights.rating_neutral: must be in [0.5, 5)");
     }
     config.limits.validate().map_err(anyhow::Error::msg)?;
+    for origin in &config.cors_origins {
+        marquee_api::routes::check_cors_origin(origin).map_err(anyhow::Error::msg)?;
+    }
     if config.index.side_set_bound == 0 || config.index.rebuild_after_changes == 0 {
         bail!("index.side_set_bound and index.rebuild_after_changes: must be at least 1");
     }
@@ -278,7 +303,30 @@ mod tests {
             auth: None,
             tls_cert: None,
             tls_key: None,
+            cors_origin: Vec::new(),
         }
+    }
+
+    #[test]
+    fn cors_origins_come_from_the_file_or_the_flag_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marquee.toml");
+        std::fs::write(
+            &path,
+            "[cors]\nallowed_origins = [\"https://app.example.com\"]\n",
+        )
+        .unwrap();
+        let from_file = args(Some(path.clone())).resolve("./data").unwrap();
+        assert_eq!(from_file.cors_origins, ["https://app.example.com"]);
+        let mut flagged = args(Some(path));
+        flagged.cors_origin = vec!["http://localhost:5173".into()];
+        assert_eq!(
+            flagged.resolve("./data").unwrap().cors_origins,
+            ["http://localhost:5173"]
+        );
+        flagged.cors_origin = vec!["https://app.example.com/".into()];
+        let error = flagged.resolve("./data").unwrap_err().to_string();
+        assert!(error.starts_with("cors.allowed_origins:"), "{error}");
     }
 
     #[test]

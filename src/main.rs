@@ -512,6 +512,7 @@ fn eval(
         auth: None,
         tls_cert: None,
         tls_key: None,
+        cors_origin: Vec::new(),
     }
     .resolve("./data")?;
     let options = EvalOptions {

@@ -363,3 +363,136 @@ async fn tls_serves_https_with_the_configured_certificate() {
     let error = marquee_api::RunningNode::start(broken).await.unwrap_err();
     assert!(error.to_string().contains("absent.pem"), "{error}");
 }
+
+/// What a browser needs: CORS for the configured origins only (preflight and the headers on
+/// refusals too), and the beacon form of ingest, whose key is a query parameter that only an
+/// ingest-only key may be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_cors_and_a_beacon_route_for_ingest_keys_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = keys_path(dir.path());
+    let mut keys = KeySet::default();
+    let (ingest, _) = keys.create("web", &[Scope::Ingest], None).unwrap();
+    let (both, _) = keys
+        .create("too-broad", &[Scope::Ingest, Scope::Read], None)
+        .unwrap();
+    keys.save(&path).unwrap();
+    let mut config = test_config(dir.path());
+    config.auth = AuthMode::On;
+    config.cors_origins = vec!["http://app.example".into()];
+    let node = start(config).await;
+    let base = node.url();
+    let client = http();
+    let origin = "http://app.example";
+
+    // Preflight from the allowed origin: allowed, with the headers the SDK sends.
+    let response = client
+        .request(reqwest::Method::OPTIONS, format!("{base}/v1/events"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let headers = response.headers();
+    assert_eq!(headers["access-control-allow-origin"], origin);
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    // Another origin gets no grant, so its browser blocks the call.
+    let response = client
+        .request(reqwest::Method::OPTIONS, format!("{base}/v1/events"))
+        .header("origin", "http://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    // A refusal carries the grant too, so the page can read its 401 and Retry-After.
+    let response = client
+        .get(format!("{base}/v1/trending"))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(response.headers()["access-control-allow-origin"], origin);
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("retry-after"), "{exposed}");
+
+    // The beacon: NDJSON under text/plain, the ingest key in the URL.
+    let body = "{\"user_id\":\"b1\",\"item_id\":\"m1\",\"kind\":\"click\",\"event_id\":\"beacon-1\"}\n\
+                {\"user_id\":\"b1\",\"item_id\":\"m2\",\"kind\":\"rating\",\"value\":9}\n";
+    let beacon = |key: &str| {
+        client
+            .post(format!("{base}/v1/events/beacon?key={key}"))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .header("origin", origin)
+            .body(body)
+    };
+    let (status, headers, answer) = send(beacon(&ingest)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(headers["access-control-allow-origin"], origin);
+    assert_eq!(answer["accepted"], 1);
+    assert_eq!(answer["rejected"][0]["field"], "value", "{answer}");
+    // A key that can also read is refused in a URL, naming why; no key at all is a 401.
+    let (status, _, answer) = send(beacon(&both)).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(message(&answer).starts_with("key:"), "{answer}");
+    assert!(message(&answer).contains("ingest"), "{answer}");
+    let (status, _, answer) = send(
+        client
+            .post(format!("{base}/v1/events/beacon"))
+            .header("content-type", "text/plain")
+            .body(body),
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(message(&answer).starts_with("key:"), "{answer}");
+    // The query key is for the beacon only: the header routes do not read it.
+    let (status, _, _) = send(
+        client
+            .post(format!("{base}/v1/events?key={ingest}"))
+            .header("content-type", "application/x-ndjson")
+            .body(body),
+    )
+    .await;
+    assert_eq!(status, 401);
+    // Other content types are refused by name.
+    let (status, _, answer) = send(
+        client
+            .post(format!("{base}/v1/events/beacon?key={ingest}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("a=b"),
+    )
+    .await;
+    assert_eq!(status, 415, "{answer}");
+    assert!(message(&answer).starts_with("content-type:"), "{answer}");
+
+    // The beacon's event was appended (durably, before the 202) like any other.
+    let entries = node
+        .services()
+        .expect("loaded")
+        .log
+        .user_entries("b1")
+        .unwrap();
+    let ids: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.event.event_id.as_str())
+        .collect();
+    assert_eq!(ids, ["beacon-1"]);
+    node.shutdown().await.unwrap();
+}

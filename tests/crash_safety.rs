@@ -15,9 +15,10 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Server;
 use marquee::synthetic::{Synthetic, SyntheticConfig};
 use marquee_schemas::Event;
 use rand::{Rng, SeedableRng};
@@ -40,71 +41,6 @@ fn synthetic() -> Synthetic {
         events: EVENTS,
         ..SyntheticConfig::default()
     })
-}
-
-/// A `marquee serve` child process.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path, port: u16) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_marquee"))
-            .args(["serve", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("MARQUEE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("marquee serve starts");
-        Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn ready(&mut self) {
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = common::http()
-                .get(format!("{}/readyz", self.url))
-                .send()
-                .await
-                && response.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "marquee serve exited during start-up"
-            );
-            assert!(started.elapsed() < common::DEADLINE, "not ready in time");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn kill(mut self) {
-        // SIGKILL: no shutdown code runs.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A failed assertion must not leave a node running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn ndjson(events: &[Event]) -> String {

@@ -48,6 +48,25 @@ pub fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
     }
 }
 
+/// The format of a beacon body: `navigator.sendBeacon` sends a string as
+/// `text/plain;charset=UTF-8`, which is read as NDJSON (a JSON array is recognised by its
+/// leading `[` only under `application/json`); the JSON types are accepted too.
+pub fn beacon_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    let is_text = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("text/plain"));
+    if is_text {
+        return Ok(BodyFormat::Ndjson);
+    }
+    body_format(headers).map_err(|_| ApiError::UnsupportedMediaType {
+        message: "content-type: send text/plain (NDJSON, as navigator.sendBeacon does), \
+                  application/x-ndjson or application/json"
+            .into(),
+    })
+}
+
 /// One element of a body: a JSON value, or the reason its NDJSON line did not parse.
 pub type Element = marquee_schemas::json::Element;
 

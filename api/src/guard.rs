@@ -9,7 +9,11 @@
 //!   request late.
 //! - Keys: when auth is on, every route but the open ones (`/healthz`, `/readyz`, `/metrics`,
 //!   `/openapi.json`) needs `Authorization: Bearer KEY` or `X-API-Key: KEY` of a key whose scopes
-//!   allow the route ([`required_scope`]): 401 without a valid key, 403 with the wrong scope. The
+//!   allow the route ([`required_scope`]): 401 without a valid key, 403 with the wrong scope.
+//!   The beacon route (`POST /v1/events/beacon`, for `navigator.sendBeacon`, which cannot set
+//!   headers) takes its key from the `key` query parameter instead, and only a key whose one
+//!   scope is `ingest`: a URL ends up in logs and browser history, so a key that can read or
+//!   administer never travels in one. The
 //!   keys file is re-read within a second of a change ([`Guard::reload_if_changed`]), so
 //!   `marquee keys create` and `revoke` take effect on a running server.
 //! - Rate: each key has a token bucket (GCRA, the `governor` crate) of its own rate, or the
@@ -117,13 +121,16 @@ impl Limits {
     }
 }
 
+/// The beacon form of event ingest, whose key is a query parameter.
+pub const BEACON_ROUTE: &str = "/v1/events/beacon";
+
 /// The scope a route needs; `None` for the open routes (and for paths no route matched, which
 /// answer 404 or 405 without revealing anything).
 pub fn required_scope(method: &Method, route: Option<&str>) -> Option<Scope> {
     let route = route?;
     match route {
         "/healthz" | "/readyz" | "/metrics" | "/openapi.json" => None,
-        "/v1/events" => Some(Scope::Ingest),
+        "/v1/events" | BEACON_ROUTE => Some(Scope::Ingest),
         "/v1/users/{user_id}/recommendations" | "/v1/items/{item_id}/similar" | "/v1/trending" => {
             Some(Scope::Read)
         }
@@ -251,19 +258,34 @@ impl Guard {
     /// Checks the key of a request that needs `scope`; returns the key's rate limiter.
     fn authorise(
         &self,
-        headers: &HeaderMap,
+        presented: Presented<'_>,
         scope: Scope,
     ) -> Result<Arc<DefaultDirectRateLimiter>, ApiError> {
-        let presented = presented_key(headers).ok_or_else(|| ApiError::Unauthorized {
-            message: "authorization: missing API key; send `Authorization: Bearer KEY` or `X-API-Key: KEY`".into(),
+        let (field, key) = match presented {
+            Presented::Header(key) => ("authorization", key),
+            Presented::Query(key) => ("key", key),
+        };
+        let key = key.ok_or_else(|| ApiError::Unauthorized {
+            message: match presented {
+                Presented::Header(_) => "authorization: missing API key; send `Authorization: Bearer KEY` or `X-API-Key: KEY`".into(),
+                Presented::Query(_) => "key: missing API key; the beacon route takes an ingest key as the `key` query parameter".into(),
+            },
         })?;
         let keys = self.keys.load();
-        let record = keys
-            .set
-            .verify(presented)
-            .ok_or_else(|| ApiError::Unauthorized {
-                message: "authorization: unknown or revoked API key".into(),
-            })?;
+        let record = keys.set.verify(key).ok_or_else(|| ApiError::Unauthorized {
+            message: format!("{field}: unknown or revoked API key"),
+        })?;
+        if matches!(presented, Presented::Query(_))
+            && !record.scopes.iter().all(|held| *held == Scope::Ingest)
+        {
+            return Err(ApiError::Forbidden {
+                message: format!(
+                    "key: key {} can do more than ingest; only a key whose one scope is ingest \
+                     may be sent in a URL (create one with `marquee keys create --scope ingest`)",
+                    record.id
+                ),
+            });
+        }
         if !record.allows(scope) {
             let held: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
             return Err(ApiError::Forbidden {
@@ -280,6 +302,20 @@ impl Guard {
             .cloned()
             .expect("a limiter per key"))
     }
+}
+
+/// Where a request's key came from, and the key if there was one.
+#[derive(Debug, Clone, Copy)]
+enum Presented<'a> {
+    Header(Option<&'a str>),
+    Query(Option<&'a str>),
+}
+
+/// The `key` query parameter of a beacon request, percent-decoded.
+fn query_key(uri: &axum::http::Uri) -> Option<String> {
+    let axum::extract::Query(params) =
+        axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri).ok()?;
+    params.get("key").cloned()
 }
 
 /// The key of a request: `Authorization: Bearer KEY`, else `X-API-Key: KEY`.
@@ -346,8 +382,15 @@ async fn check(state: &AppState, request: Request, next: Next) -> Result<Respons
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded.into_response())?;
     if guard.auth {
+        let beacon_key;
+        let presented = if route == Some(BEACON_ROUTE) {
+            beacon_key = query_key(request.uri());
+            Presented::Query(beacon_key.as_deref())
+        } else {
+            Presented::Header(presented_key(request.headers()))
+        };
         let limiter = guard
-            .authorise(request.headers(), scope)
+            .authorise(presented, scope)
             .map_err(IntoResponse::into_response)?;
         if let Err(not_until) = limiter.check() {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -390,6 +433,10 @@ mod tests {
         assert_eq!(required_scope(&get, None), None);
         assert_eq!(
             required_scope(&Method::POST, Some("/v1/events")),
+            Some(Scope::Ingest)
+        );
+        assert_eq!(
+            required_scope(&Method::POST, Some(BEACON_ROUTE)),
             Some(Scope::Ingest)
         );
         assert_eq!(

@@ -51,6 +51,9 @@ pub struct NodeConfig {
     /// Drop log entries older than this (once applied); `None` keeps the log forever. State
     /// derived from dropped events stays, but can no longer be rebuilt from the log.
     pub event_retention: Option<Duration>,
+    /// Origins whose pages may call the API from a browser (CORS): `scheme://host[:port]`, or
+    /// `*` for any. Empty: no CORS headers, so browsers allow same-origin pages only.
+    pub cors_origins: Vec<String>,
 }
 
 /// The PEM files of a TLS listener.
@@ -77,6 +80,7 @@ impl NodeConfig {
             tls: None,
             pseudonymise_user_ids: false,
             event_retention: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -275,6 +279,7 @@ impl RunningNode {
             metrics: metrics.clone(),
             guard: guard.clone(),
             pseudonym_key,
+            cors_origins: config.cors_origins.clone().into(),
         };
         let cancel = CancellationToken::new();
         tokio::spawn(watch_keys(guard, cancel.clone()));

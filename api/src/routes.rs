@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -21,10 +21,11 @@ use marquee_stream_processor::telemetry::{StorageFigures, UNKNOWN_KIND};
 use marquee_stream_processor::{Metrics, ProcessorHandle, QueryEngine, RecommendationQuery};
 use marquee_vector_store::{ItemTable, StateStore, VectorIndex};
 use serde_json::{Value, json};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 
-use crate::decode::{Element, Rejection, body_format, elements};
+use crate::decode::{BodyFormat, Element, Rejection, beacon_format, body_format, elements};
 use crate::error::{ApiError, CorruptRecord, RejectionReason};
 use crate::guard::{self, Guard};
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub guard: Arc<Guard>,
     /// With pseudonymisation on, the key of the keyed hash that replaces user ids at the edge.
     pub pseudonym_key: Option<Arc<[u8; 32]>>,
+    /// Origins whose pages may call the API from a browser (CORS); empty: none, `*`: any.
+    pub cors_origins: Arc<[String]>,
 }
 
 impl AppState {
@@ -90,8 +93,9 @@ pub fn pseudonymise(key: &[u8; 32], user_id: &str) -> String {
 }
 
 /// Every route pattern, as the `route` label of the request metrics (initialised at start-up).
-pub const ROUTES: [&str; 15] = [
+pub const ROUTES: [&str; 16] = [
     "/v1/events",
+    guard::BEACON_ROUTE,
     "/v1/items",
     "/v1/items/{item_id}",
     "/v1/items/{item_id}/similar",
@@ -114,6 +118,7 @@ pub fn router(state: AppState) -> Router {
     state.metrics.initialise_routes(ROUTES);
     Router::new()
         .route("/v1/events", post(post_events))
+        .route(guard::BEACON_ROUTE, post(post_beacon))
         .route("/v1/items", post(post_items))
         .route("/v1/items/{item_id}", put(put_item).get(get_item))
         .route("/v1/items/{item_id}/similar", get(get_similar))
@@ -141,6 +146,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             record_metrics,
         ))
+        // Outside the guard, so that its refusals (401, 429) carry the CORS headers a browser
+        // needs to show them to the page; preflight requests are answered here.
+        .layer(tower::util::option_layer(cors_layer(&state.cors_origins)))
         // Outermost last: a request id is set (the client's `x-request-id`, or a new UUID),
         // every log line of the request carries it through the span, and the response
         // returns it.
@@ -154,6 +162,57 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The CORS layer for `origins` (see [`check_cors_origin`]); `None` when there are none.
+pub fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// Checks one configured CORS origin: `*`, or `scheme://host[:port]` as a browser sends it in
+/// its `Origin` header (no path, no trailing slash).
+pub fn check_cors_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
+        matches!(scheme, "http" | "https")
+            && !rest.is_empty()
+            && !rest.contains('/')
+            && HeaderValue::from_str(origin).is_ok()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "cors.allowed_origins: {origin:?} is not an origin; write scheme://host[:port], \
+             such as https://app.example.com, or * for any"
+        ))
+    }
 }
 
 /// The span of one request: its id, method and path, in every log line emitted while serving it.
@@ -266,10 +325,9 @@ fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes,
 /// type, size, framing or element count is wrong.
 fn body_elements(
     state: &AppState,
-    headers: &HeaderMap,
+    format: BodyFormat,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Vec<Element>, ApiError> {
-    let format = body_format(headers)?;
     let body = read_body(body, state.guard.limits().max_body_bytes)?;
     elements(format, &body)
 }
@@ -301,8 +359,29 @@ async fn post_events(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let format = body_format(&headers)?;
+    ingest_events(&state, format, body).await
+}
+
+/// `POST /v1/events/beacon?key=KEY`: the same ingest for `navigator.sendBeacon`, which cannot
+/// set headers and, cross-origin, sends only simple content types: the body is NDJSON under
+/// `text/plain`, and the key (ingest scope only) is a query parameter, which the guard checks.
+async fn post_beacon(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let format = beacon_format(&headers)?;
+    ingest_events(&state, format, body).await
+}
+
+async fn ingest_events(
+    state: &AppState,
+    format: BodyFormat,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let services = state.services()?;
-    let elements = body_elements(&state, &headers, body)?;
+    let elements = body_elements(state, format, body)?;
     let now = now_ms();
     let (accepted, rejected) = decode_each(
         &elements,
@@ -660,7 +739,7 @@ async fn post_items(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
-    let elements = body_elements(&state, &headers, body)?;
+    let elements = body_elements(&state, body_format(&headers)?, body)?;
     let (items, rejected) = decode_each(&elements, |value| item_from_json(value, None), |_| {});
     if items.is_empty() {
         let body = json!({"upserted": 0, "rejected": rejected});

@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use marquee_api::{NodeConfig, RunningNode};
@@ -119,4 +120,72 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A `marquee serve` child process.
+pub struct Server {
+    child: Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, port: u16) -> Server {
+        Server::start_with(data_dir, port, &[])
+    }
+
+    /// `marquee serve` with `extra` arguments (`--config FILE`, `--auth on`, …).
+    pub fn start_with(data_dir: &Path, port: u16, extra: &[&str]) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_marquee"))
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("MARQUEE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("marquee serve starts");
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub async fn ready(&mut self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = http().get(format!("{}/readyz", self.url)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "marquee serve exited during start-up"
+            );
+            assert!(started.elapsed() < DEADLINE, "not ready in time");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn kill(mut self) {
+        // SIGKILL: no shutdown code runs.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a node running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,238 @@
+//! Queries and catalogue writes: one request each, answered or failed with the server's
+//! message. They are not retried: a caller waiting for a page prefers a quick error to a slow
+//! answer, and decides itself whether to ask again ([`Error::Api`] carries `Retry-After`).
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiErrorBody;
+use crate::{Client, Error};
+
+/// One recommended, similar or trending item.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Recommendation {
+    pub item_id: String,
+    pub score: f64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub genres: Vec<String>,
+    #[serde(default)]
+    pub year: Option<i32>,
+}
+
+/// The answer of [`Client::recommendations`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Recommendations {
+    pub user_id: String,
+    /// `personalised`, `cold_start` (built from a new user's few events) or `popular`.
+    pub strategy: String,
+    pub items: Vec<Recommendation>,
+}
+
+/// Options of [`Client::recommendations`]; the defaults are the server's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecommendationOptions {
+    pub count: Option<usize>,
+    pub genre: Option<String>,
+    pub exclude: Vec<String>,
+    /// Whether items the user has interacted with are left out (the server's default: yes).
+    pub exclude_seen: Option<bool>,
+}
+
+impl RecommendationOptions {
+    pub fn count(mut self, count: usize) -> Self {
+        self.count = Some(count);
+        self
+    }
+
+    pub fn genre(mut self, genre: impl Into<String>) -> Self {
+        self.genre = Some(genre.into());
+        self
+    }
+
+    pub fn exclude(mut self, item_ids: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.exclude = item_ids.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn exclude_seen(mut self, exclude_seen: bool) -> Self {
+        self.exclude_seen = Some(exclude_seen);
+        self
+    }
+}
+
+/// Options of [`Client::trending`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrendingOptions {
+    pub count: Option<usize>,
+    pub genre: Option<String>,
+}
+
+/// A catalogue item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub item_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub genres: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// The answer of [`Client::upsert_items`]: how many were stored, and each refused item's
+/// position and the server's message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upserted {
+    pub upserted: u64,
+    pub rejected: Vec<(usize, String)>,
+}
+
+#[derive(Deserialize)]
+struct ItemsAnswer {
+    items: Vec<Recommendation>,
+}
+
+#[derive(Deserialize)]
+struct UpsertAnswer {
+    #[serde(default)]
+    upserted: u64,
+    #[serde(default)]
+    rejected: Vec<UpsertRejection>,
+}
+
+#[derive(Deserialize)]
+struct UpsertRejection {
+    index: usize,
+    error: String,
+}
+
+impl Client {
+    /// `GET /v1/users/{user_id}/recommendations`: what this user should watch next.
+    pub async fn recommendations(
+        &self,
+        user_id: &str,
+        options: &RecommendationOptions,
+    ) -> Result<Recommendations, Error> {
+        let mut url = self.url(&["v1", "users", user_id, "recommendations"]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(count) = options.count {
+                query.append_pair("count", &count.to_string());
+            }
+            if let Some(genre) = &options.genre {
+                query.append_pair("genre", genre);
+            }
+            if !options.exclude.is_empty() {
+                query.append_pair("exclude", &options.exclude.join(","));
+            }
+            if let Some(exclude_seen) = options.exclude_seen {
+                query.append_pair("exclude_seen", if exclude_seen { "true" } else { "false" });
+            }
+        }
+        self.get(url).await
+    }
+
+    /// `GET /v1/items/{item_id}/similar`: items most like this one.
+    pub async fn similar(
+        &self,
+        item_id: &str,
+        count: Option<usize>,
+    ) -> Result<Vec<Recommendation>, Error> {
+        let mut url = self.url(&["v1", "items", item_id, "similar"]);
+        if let Some(count) = count {
+            url.query_pairs_mut()
+                .append_pair("count", &count.to_string());
+        }
+        Ok(self.get::<ItemsAnswer>(url).await?.items)
+    }
+
+    /// `GET /v1/trending`: the most popular items now.
+    pub async fn trending(&self, options: &TrendingOptions) -> Result<Vec<Recommendation>, Error> {
+        let mut url = self.url(&["v1", "trending"]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(count) = options.count {
+                query.append_pair("count", &count.to_string());
+            }
+            if let Some(genre) = &options.genre {
+                query.append_pair("genre", genre);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Ok(self.get::<ItemsAnswer>(url).await?.items)
+    }
+
+    /// `GET /v1/items/{item_id}`.
+    pub async fn item(&self, item_id: &str) -> Result<Item, Error> {
+        self.get(self.url(&["v1", "items", item_id])).await
+    }
+
+    /// `POST /v1/items`: creates or replaces catalogue items (an `admin` key).
+    pub async fn upsert_items(&self, items: &[Item]) -> Result<Upserted, Error> {
+        let request = self
+            .handle
+            .http
+            .post(self.url(&["v1", "items"]))
+            .json(items);
+        let answer: UpsertAnswer = self.send(request).await?;
+        Ok(Upserted {
+            upserted: answer.upserted,
+            rejected: answer
+                .rejected
+                .into_iter()
+                .map(|rejection| (rejection.index, rejection.error))
+                .collect(),
+        })
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded.
+    fn url(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = self.handle.base.clone();
+        url.path_segments_mut()
+            .expect("checked at build: a base URL")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    async fn get<T: DeserializeOwned>(&self, url: reqwest::Url) -> Result<T, Error> {
+        let request = self.handle.http.get(url);
+        self.send(request).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<T, Error> {
+        if let Some(key) = &self.handle.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await?;
+        if !status.is_success() {
+            let error = ApiErrorBody::parse(&text);
+            return Err(Error::Api {
+                status: status.as_u16(),
+                code: error.code,
+                message: error.message,
+                retry_after,
+            });
+        }
+        serde_json::from_str(&text).map_err(|error| Error::Decode(error.to_string()))
+    }
+}
