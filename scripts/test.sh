@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: prerequisites, format, lints, then every test of the workspace, in one cargo
-# profile (dev) so that RocksDB's C++ is compiled once.
+# profile (dev) so that RocksDB's C++ is compiled once, then the TypeScript SDK's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Build and test prerequisites (libclang, a C++ compiler, Prometheus); does nothing when present.
@@ -12,3 +12,10 @@ cargo fmt --all -- --check
 ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
   cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
+# The TypeScript SDK: type-checked build, then its tests (Node.js and headless Chromium) against
+# the `marquee` binary the cargo tests just built.
+(
+  cd sdks/typescript
+  npm ci --no-audit --no-fund --loglevel=error
+  npm test
+)
