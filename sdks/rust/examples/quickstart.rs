@@ -17,10 +17,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let client = builder.build()?;
 
-    // MovieLens ids, as `marquee demo` loads them: Toy Story, Jumanji, Heat.
-    client.rate("quickstart-viewer", "1", 5.0)?;
-    client.watch("quickstart-viewer", "2", 0.9)?;
-    client.like("quickstart-viewer", "6")?;
+    // Items of the catalogue `marquee demo` generates (m0 to m2999).
+    client.rate("quickstart-viewer", "m7", 5.0)?;
+    client.watch("quickstart-viewer", "m19", 0.9)?;
+    client.like("quickstart-viewer", "m42")?;
     client.flush(Duration::from_secs(5)).await?;
 
     // The events are durable once flushed; the model applies them within milliseconds.
