@@ -19,4 +19,5 @@ pub mod config;
 pub mod eval;
 pub mod logging;
 pub mod movielens;
+pub mod replay;
 pub mod synthetic;

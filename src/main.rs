@@ -97,6 +97,27 @@ enum Command {
         #[arg(long, env = "MARQUEE_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
     },
+    /// Rebuild the state from the log into a new data directory, beside a node that keeps
+    /// serving (docs/OPERATIONS.md says how to switch to it).
+    Replay {
+        /// The node's data directory (its log is read, never written).
+        #[arg(long, env = "MARQUEE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Apply events appended from this time: `earliest`, milliseconds since the epoch, or
+        /// RFC 3339 (2026-11-26T12:00:00Z).
+        #[arg(long, default_value = "earliest")]
+        from: String,
+        /// Apply events appended up to this time (same forms) [default: the end of the log
+        /// when the replay starts].
+        #[arg(long)]
+        until: Option<String>,
+        /// The new data directory (absent or empty).
+        #[arg(long)]
+        into: PathBuf,
+        /// The node's configuration file: its `[model]` and store settings are used.
+        #[arg(long, env = "MARQUEE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Restore a backup into a data directory that holds no log and no state (node stopped).
     Restore {
         /// The backup directory (holds manifest.json).
@@ -240,6 +261,13 @@ async fn run(command: Command) -> Result<()> {
         } => import_movielens(&dir, &url, api_key.as_deref()).await,
         Command::Backup { dir, url, api_key } => backup(&dir, &url, api_key.as_deref()).await,
         Command::Restore { backup, data_dir } => restore(&backup, &data_dir),
+        Command::Replay {
+            data_dir,
+            from,
+            until,
+            into,
+            config,
+        } => replay(data_dir, &from, until.as_deref(), into, config),
         Command::Generate {
             synthetic,
             events,
@@ -247,6 +275,57 @@ async fn run(command: Command) -> Result<()> {
         } => generate(&synthetic, events, catalogue),
         Command::Keys { action, data_dir } => keys(action, &data_dir),
     }
+}
+
+fn replay(
+    data_dir: PathBuf,
+    from: &str,
+    until: Option<&str>,
+    into: PathBuf,
+    config: Option<PathBuf>,
+) -> Result<()> {
+    let node = NodeArgs {
+        config,
+        data_dir: Some(data_dir),
+        listen: None,
+        partitions: None,
+        auth: None,
+        tls_cert: None,
+        tls_key: None,
+        cors_origin: Vec::new(),
+    }
+    .resolve("./data")?;
+    let options = marquee::replay::ReplayOptions {
+        from_ms: marquee::replay::parse_time(from).context("--from")?,
+        until_ms: until
+            .map(marquee::replay::parse_time)
+            .transpose()
+            .context("--until")?
+            .flatten(),
+        into: into.clone(),
+        node,
+        progress: true,
+    };
+    let summary = marquee::replay::replay(&options)?;
+    let applied = summary.read - summary.before_window;
+    eprintln!(
+        "replayed {} log entries into {} in {:.1} s ({:.0} entries/s): {applied} in the window, \
+         {} appended before it; offsets {:?} of {:?}",
+        summary.read,
+        into.join("state").display(),
+        summary.seconds,
+        summary.read as f64 / summary.seconds.max(1e-9),
+        summary.before_window,
+        summary.offsets,
+        summary.log_end,
+    );
+    eprintln!(
+        "to serve it: stop the node, move {0}/state aside and {1}/state in its place, start \
+         the node (it applies what arrived since)",
+        options.node.data_dir.display(),
+        into.display()
+    );
+    Ok(())
 }
 
 /// Starts a node and stops it on SIGINT or SIGTERM.

@@ -217,6 +217,56 @@ impl EmbeddedLog {
         })
     }
 
+    /// Opens the log at `primary` read-only, as a RocksDB secondary instance (its own files in
+    /// `secondary_dir`), beside the node that writes it: the entries appended and synced up to
+    /// the call, read without stopping or slowing the writer. Appends fail with
+    /// [`Error::Closed`]; the end offsets are those of the moment of opening.
+    pub fn open_secondary(
+        primary: impl AsRef<Path>,
+        secondary_dir: impl AsRef<Path>,
+    ) -> Result<EmbeddedLog> {
+        let path = primary.as_ref().to_path_buf();
+        if !path.join("CURRENT").exists() {
+            return Err(Error::NotFound(path.display().to_string()));
+        }
+        let mut options = db_options();
+        options.create_if_missing(false);
+        // A secondary instance keeps every file open (RocksDB requires it).
+        options.set_max_open_files(-1);
+        let descriptors = vec![ColumnFamilyDescriptor::new(EVENTS_CF, events_cf_options())];
+        let db = DB::open_cf_descriptors_as_secondary(
+            &options,
+            &path,
+            &secondary_dir.as_ref().to_path_buf(),
+            descriptors,
+        )?;
+        db.try_catch_up_with_primary()?;
+        let partition_count = db
+            .get(PARTITION_COUNT_KEY)?
+            .and_then(|bytes| bytes.as_slice().try_into().ok().map(u32::from_be_bytes))
+            .ok_or(Error::CorruptRecord {
+                partition: 0,
+                offset: 0,
+                source: marquee_schemas::CodecError::Empty,
+            })?;
+        let db = Arc::new(db);
+        let end_offsets = (0..partition_count)
+            .map(|partition| next_offset(&db, partition))
+            .collect::<Result<Vec<u64>>>()?;
+        info!(path = %path.display(), partition_count, ?end_offsets, "event log opened read-only (secondary)");
+        let (_offsets_sender, offsets_receiver) = watch::channel(end_offsets);
+        Ok(EmbeddedLog {
+            inner: Arc::new(Inner {
+                db,
+                partition_count,
+                requests: parking_lot::Mutex::new(None),
+                end_offsets: offsets_receiver,
+                writer: parking_lot::Mutex::new(None),
+                path,
+            }),
+        })
+    }
+
     /// Writes a consistent copy of the log to `dir` (which must not exist): a RocksDB
     /// checkpoint, hard links to the immutable files where `dir` is on the same filesystem. Every
     /// append acknowledged before the call is in it.

@@ -33,6 +33,8 @@ pub enum Error {
     Closed,
     #[error("this log backend cannot {0}")]
     Unsupported(&'static str),
+    #[error("no event log at {0}")]
+    NotFound(String),
 }
 
 impl Error {
@@ -45,7 +47,8 @@ impl Error {
             | Error::Encode(_)
             | Error::PartitionCountMismatch { .. }
             | Error::NoSuchPartition { .. }
-            | Error::Unsupported(_) => false,
+            | Error::Unsupported(_)
+            | Error::NotFound(_) => false,
         }
     }
 }

@@ -189,3 +189,11 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The clock the server stamps appends with: milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -259,41 +259,7 @@ impl StateStore {
         // As in the log: an erased user's id may be a file boundary in the MANIFEST, which
         // RocksDB rewrites at every start and when it reaches this size.
         db_options.set_max_manifest_file_size(4 << 20);
-        let window_ms = config.dedup_window.as_millis() as i64;
-        let mut dedup_options = base_options(&cache, true);
-        dedup_options.set_compaction_filter("dedup_window", move |_level, _key, value: &[u8]| {
-            let Ok(bytes) = <[u8; 8]>::try_from(value) else {
-                return Decision::Keep;
-            };
-            let applied_ms = i64::from_be_bytes(bytes);
-            if now_ms().saturating_sub(applied_ms) > window_ms {
-                Decision::Remove
-            } else {
-                Decision::Keep
-            }
-        });
-        let mut neighbours_options = base_options(&cache, false);
-        neighbours_options.set_merge_operator(
-            "neighbour_additions",
-            |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
-                crate::neighbours::merge(existing, operands.iter())
-            },
-            |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
-                // Additions are replayed in order, so consecutive operands concatenate.
-                Some(operands.iter().flatten().copied().collect())
-            },
-        );
-        let descriptors = vec![
-            ColumnFamilyDescriptor::new(USERS_CF, base_options(&cache, true)),
-            ColumnFamilyDescriptor::new(SEEN_CF, base_options(&cache, true)),
-            ColumnFamilyDescriptor::new(ITEMS_CF, base_options(&cache, false)),
-            ColumnFamilyDescriptor::new(ITEM_IDS_CF, base_options(&cache, true)),
-            ColumnFamilyDescriptor::new(CATALOGUE_CF, base_options(&cache, true)),
-            ColumnFamilyDescriptor::new(DEDUP_CF, dedup_options),
-            ColumnFamilyDescriptor::new(OFFSETS_CF, base_options(&cache, false)),
-            ColumnFamilyDescriptor::new(NEIGHBOURS_CF, neighbours_options),
-            ColumnFamilyDescriptor::new(ERASED_CF, base_options(&cache, false)),
-        ];
+        let descriptors = descriptors(&cache, config);
         let db = DB::open_cf_descriptors(&db_options, &path, descriptors)?;
         match db.get(DIMENSION_KEY)? {
             Some(bytes) => {
@@ -325,6 +291,40 @@ impl StateStore {
                 db,
                 path,
                 dimension: config.dimension,
+                recorded: parking_lot::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Opens the state at `primary` read-only, as a RocksDB secondary instance (its own files in
+    /// `secondary_dir`), beside the node that writes it: what was committed up to the call.
+    /// Writes fail. For reading the catalogue and the erasure list of a live node (replay).
+    pub fn open_secondary(
+        primary: impl AsRef<Path>,
+        secondary_dir: impl AsRef<Path>,
+        config: &StoreConfig,
+    ) -> Result<StateStore> {
+        let path = primary.as_ref().to_path_buf();
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let mut db_options = base_options(&cache, false);
+        db_options.create_if_missing(false);
+        db_options.set_max_open_files(-1);
+        let db = DB::open_cf_descriptors_as_secondary(
+            &db_options,
+            &path,
+            &secondary_dir.as_ref().to_path_buf(),
+            descriptors(&cache, config),
+        )?;
+        db.try_catch_up_with_primary()?;
+        let dimension = db
+            .get(DIMENSION_KEY)?
+            .and_then(|bytes| bytes.as_slice().try_into().ok().map(u32::from_be_bytes))
+            .map_or(config.dimension, |dimension| dimension as usize);
+        Ok(StateStore {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                dimension,
                 recorded: parking_lot::Mutex::new(None),
             }),
         })
@@ -830,6 +830,45 @@ impl StateBatch {
         self.batch
             .put_cf(cf, partition.to_be_bytes(), next_offset.to_be_bytes());
     }
+}
+
+/// Every column family of the state with its options.
+fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFamilyDescriptor> {
+    let window_ms = config.dedup_window.as_millis() as i64;
+    let mut dedup_options = base_options(cache, true);
+    dedup_options.set_compaction_filter("dedup_window", move |_level, _key, value: &[u8]| {
+        let Ok(bytes) = <[u8; 8]>::try_from(value) else {
+            return Decision::Keep;
+        };
+        let applied_ms = i64::from_be_bytes(bytes);
+        if now_ms().saturating_sub(applied_ms) > window_ms {
+            Decision::Remove
+        } else {
+            Decision::Keep
+        }
+    });
+    let mut neighbours_options = base_options(cache, false);
+    neighbours_options.set_merge_operator(
+        "neighbour_additions",
+        |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
+            crate::neighbours::merge(existing, operands.iter())
+        },
+        |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
+            // Additions are replayed in order, so consecutive operands concatenate.
+            Some(operands.iter().flatten().copied().collect())
+        },
+    );
+    vec![
+        ColumnFamilyDescriptor::new(USERS_CF, base_options(cache, true)),
+        ColumnFamilyDescriptor::new(SEEN_CF, base_options(cache, true)),
+        ColumnFamilyDescriptor::new(ITEMS_CF, base_options(cache, false)),
+        ColumnFamilyDescriptor::new(ITEM_IDS_CF, base_options(cache, true)),
+        ColumnFamilyDescriptor::new(CATALOGUE_CF, base_options(cache, true)),
+        ColumnFamilyDescriptor::new(DEDUP_CF, dedup_options),
+        ColumnFamilyDescriptor::new(OFFSETS_CF, base_options(cache, false)),
+        ColumnFamilyDescriptor::new(NEIGHBOURS_CF, neighbours_options),
+        ColumnFamilyDescriptor::new(ERASED_CF, base_options(cache, false)),
+    ]
 }
 
 #[cfg(test)]
