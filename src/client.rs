@@ -207,7 +207,7 @@ impl Client {
 }
 
 /// Progress of a long command: an indicatif bar on a terminal, a line every 10% otherwise.
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
     done: std::cell::Cell<u64>,
@@ -217,7 +217,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64, label: &str) -> Progress {
+    pub(crate) fn new(total: u64, label: &str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
@@ -240,7 +240,7 @@ impl Progress {
         }
     }
 
-    fn advance(&self, count: u64) {
+    pub(crate) fn advance(&self, count: u64) {
         let done = self.done.get() + count;
         self.done.set(done);
         match &self.bar {
@@ -260,7 +260,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish();
         }

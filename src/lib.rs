@@ -13,6 +13,7 @@
 //! - [`client`]: a small HTTP client that sends items and events to a running node, with retries
 //!   and progress.
 
+pub mod backfill;
 pub mod bench;
 pub mod client;
 pub mod config;

@@ -97,6 +97,17 @@ enum Command {
         #[arg(long, env = "MARQUEE_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
     },
+    /// Send historical events to a running node with their original timestamps: an NDJSON
+    /// file, or `backfill movielens DIR`; resumable, optionally rate-limited.
+    #[command(args_conflicts_with_subcommands = true)]
+    Backfill {
+        /// An NDJSON file of events, each with its `timestamp`.
+        file: Option<PathBuf>,
+        #[command(subcommand)]
+        source: Option<BackfillSource>,
+        #[command(flatten)]
+        options: BackfillArgs,
+    },
     /// Rebuild the state from the log into a new data directory, beside a node that keeps
     /// serving (docs/OPERATIONS.md says how to switch to it).
     Replay {
@@ -165,6 +176,33 @@ enum ImportSource {
         #[arg(long, env = "MARQUEE_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackfillSource {
+    /// A MovieLens release directory: its catalogue, then its ratings.
+    Movielens {
+        dir: PathBuf,
+        #[command(flatten)]
+        options: BackfillArgs,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct BackfillArgs {
+    /// Base URL of the node.
+    #[arg(long, env = "MARQUEE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API key: `ingest` for a file, `admin` for MovieLens (it writes the catalogue).
+    #[arg(long, env = "MARQUEE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Events per second at most [default: as fast as the node acknowledges].
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Where progress is kept for a resumed run [default: the source path with
+    /// `.backfill-progress` appended].
+    #[arg(long)]
+    progress_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +299,22 @@ async fn run(command: Command) -> Result<()> {
         } => import_movielens(&dir, &url, api_key.as_deref()).await,
         Command::Backup { dir, url, api_key } => backup(&dir, &url, api_key.as_deref()).await,
         Command::Restore { backup, data_dir } => restore(&backup, &data_dir),
+        Command::Backfill {
+            file,
+            source,
+            options,
+        } => {
+            let (source, options) = match (file, source) {
+                (_, Some(BackfillSource::Movielens { dir, options })) => {
+                    (marquee::backfill::Source::Movielens(dir), options)
+                }
+                (Some(file), None) => (marquee::backfill::Source::Ndjson(file), options),
+                (None, None) => {
+                    return Err(anyhow!("backfill: name an NDJSON file, or `movielens DIR`"));
+                }
+            };
+            backfill(source, options).await
+        }
         Command::Replay {
             data_dir,
             from,
@@ -275,6 +329,35 @@ async fn run(command: Command) -> Result<()> {
         } => generate(&synthetic, events, catalogue),
         Command::Keys { action, data_dir } => keys(action, &data_dir),
     }
+}
+
+async fn backfill(source: marquee::backfill::Source, args: BackfillArgs) -> Result<()> {
+    let summary = marquee::backfill::backfill(&marquee::backfill::BackfillOptions {
+        source,
+        url: args.url,
+        api_key: args.api_key,
+        rate: args.rate,
+        progress_file: args.progress_file,
+    })
+    .await?;
+    eprintln!(
+        "backfill done: {} events sent, {} accepted, {} refused{}",
+        summary.sent,
+        summary.accepted,
+        summary.rejected_count,
+        if summary.resumed_after > 0 {
+            format!(" (resumed after {})", summary.resumed_after)
+        } else {
+            String::new()
+        }
+    );
+    if summary.rejected_count > 0 {
+        return Err(anyhow!(
+            "{} lines were refused (the first are listed above); every other line was sent",
+            summary.rejected_count
+        ));
+    }
+    Ok(())
 }
 
 fn replay(
