@@ -170,6 +170,21 @@ fn read_file(path: &Path) -> Result<FileConfig> {
 }
 
 impl NodeArgs {
+    /// Only a configuration file (and a data directory): for the commands that read a node's
+    /// settings without running it (`eval`, `replay`).
+    pub fn from_file(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> NodeArgs {
+        NodeArgs {
+            config,
+            data_dir,
+            listen: None,
+            partitions: None,
+            auth: None,
+            tls_cert: None,
+            tls_key: None,
+            cors_origin: Vec::new(),
+        }
+    }
+
     /// Resolves the layers into a validated node configuration.
     pub fn resolve(&self, default_data_dir: &str) -> Result<NodeConfig> {
         let file = match &self.config {
@@ -295,16 +310,7 @@ mod tests {
     use super::*;
 
     fn args(config: Option<PathBuf>) -> NodeArgs {
-        NodeArgs {
-            config,
-            data_dir: None,
-            listen: None,
-            partitions: None,
-            auth: None,
-            tls_cert: None,
-            tls_key: None,
-            cors_origin: Vec::new(),
-        }
+        NodeArgs::from_file(config, None)
     }
 
     #[test]

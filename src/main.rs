@@ -367,17 +367,7 @@ fn replay(
     into: PathBuf,
     config: Option<PathBuf>,
 ) -> Result<()> {
-    let node = NodeArgs {
-        config,
-        data_dir: Some(data_dir),
-        listen: None,
-        partitions: None,
-        auth: None,
-        tls_cert: None,
-        tls_key: None,
-        cors_origin: Vec::new(),
-    }
-    .resolve("./data")?;
+    let node = NodeArgs::from_file(config, Some(data_dir)).resolve("./data")?;
     let options = marquee::replay::ReplayOptions {
         from_ms: marquee::replay::parse_time(from).context("--from")?,
         until_ms: until
@@ -666,17 +656,7 @@ fn eval(
     tuning: bool,
     no_baselines: bool,
 ) -> Result<()> {
-    let node = NodeArgs {
-        config,
-        data_dir: None,
-        listen: None,
-        partitions: None,
-        auth: None,
-        tls_cert: None,
-        tls_key: None,
-        cors_origin: Vec::new(),
-    }
-    .resolve("./data")?;
+    let node = NodeArgs::from_file(config, None).resolve("./data")?;
     let options = EvalOptions {
         protocol,
         data,

@@ -438,12 +438,7 @@ impl Shared {
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::error::retry_after(response.headers());
         let text = match response.text().await {
             Ok(text) => text,
             Err(error) => {

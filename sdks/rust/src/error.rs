@@ -91,6 +91,15 @@ impl std::fmt::Display for DeliveryError {
     }
 }
 
+/// A `Retry-After` header in seconds (the form the server sends).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 /// The server's error body, `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ApiErrorBody {

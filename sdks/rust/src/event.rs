@@ -1,4 +1,7 @@
-//! Events as the server takes them (`POST /v1/events`).
+//! Events as the server takes them (`POST /v1/events`). These types mirror the wire format of
+//! `marquee-schemas` rather than reuse it: the SDK depends on no crate of the server, so that it
+//! can be published and versioned on its own; `events_serialise_as_the_server_reads_them` and
+//! the integration tests against the real server keep the two in step.
 
 use std::collections::BTreeMap;
 

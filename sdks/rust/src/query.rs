@@ -2,8 +2,6 @@
 //! message. They are not retried: a caller waiting for a page prefers a quick error to a slow
 //! answer, and decides itself whether to ask again ([`Error::Api`] carries `Retry-After`).
 
-use std::time::Duration;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -217,12 +215,7 @@ impl Client {
         }
         let response = request.send().await?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::error::retry_after(response.headers());
         let text = response.text().await?;
         if !status.is_success() {
             let error = ApiErrorBody::parse(&text);
