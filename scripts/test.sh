@@ -12,6 +12,8 @@ cargo fmt --all -- --check
 ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
   cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
+# The Rust SDK's documentation examples (it links no RocksDB, so its doctests are cheap).
+cargo test -p marquee-client --doc --locked
 # The TypeScript SDK: type-checked build, then its tests (Node.js and headless Chromium) against
 # the `marquee` binary the cargo tests just built.
 (

@@ -2,7 +2,7 @@
 //! to a network blip, and ask for recommendations.
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), marquee_client::Error> {
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use marquee_client::{Client, RecommendationOptions};
 //!
