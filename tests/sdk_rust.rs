@@ -388,15 +388,19 @@ async fn with_no_server_the_queue_stays_bounded_by_dropping_the_oldest() {
         (client.stats().retries > 0).then_some(())
     })
     .await;
-    let reported_drops: u64 = reports
-        .all()
-        .iter()
-        .map(|problem| match problem {
-            DeliveryError::Dropped { count } => *count,
-            _ => 0,
-        })
-        .sum();
-    assert_eq!(reported_drops, stats.dropped);
+    // The callback hears of every drop (from the sender task, between attempts).
+    eventually("every drop reported", || async {
+        let reported: u64 = reports
+            .all()
+            .iter()
+            .map(|problem| match problem {
+                DeliveryError::Dropped { count } => *count,
+                _ => 0,
+            })
+            .sum();
+        (reported == stats.dropped).then_some(())
+    })
+    .await;
     // Closing gives up at its deadline and says how many were lost.
     let error = client.close(Duration::from_millis(200)).await.unwrap_err();
     assert_eq!(error.pending, stats.pending);

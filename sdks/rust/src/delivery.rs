@@ -239,13 +239,10 @@ impl Shared {
     async fn next_batch(&self) -> Option<Vec<Queued>> {
         loop {
             let wait_until = {
-                let mut queue = self.queue();
-                let dropped = std::mem::take(&mut queue.dropped_unreported);
-                if dropped > 0 {
-                    drop(queue);
-                    self.report(DeliveryError::Dropped { count: dropped });
+                if self.report_drops() {
                     continue;
                 }
+                let mut queue = self.queue();
                 if let Some(deadline) = queue.closing
                     && (queue.events.is_empty() || Instant::now() >= deadline)
                 {
@@ -290,6 +287,15 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Reports the drops since the last report, if any; whether there were.
+    fn report_drops(&self) -> bool {
+        let dropped = std::mem::take(&mut self.queue().dropped_unreported);
+        if dropped > 0 {
+            self.report(DeliveryError::Dropped { count: dropped });
+        }
+        dropped > 0
     }
 
     fn close_deadline(&self) -> Option<Instant> {
@@ -349,6 +355,8 @@ impl Shared {
                         delay,
                         cause,
                     });
+                    // A batch that keeps failing must not hold back the news of drops.
+                    self.report_drops();
                     delay
                 }
                 Outcome::GiveUp => {
