@@ -21,7 +21,9 @@
 //! published before it is committed, so a failed commit leaves memory and disk consistent, and
 //! the batch is retried after a pause.
 
-use std::collections::{HashMap, HashSet};
+// Batch-local maps keyed by client-chosen ids (user ids, event ids): foldhash, seeded per
+// process, instead of SipHash, which took 5.5% of a catch-up's profile.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -288,7 +290,7 @@ impl std::hash::Hasher for NumberHasher {
     }
 }
 
-type NumberMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<NumberHasher>>;
+type NumberMap<V> = std::collections::HashMap<u32, V, std::hash::BuildHasherDefault<NumberHasher>>;
 
 /// The co-occurrence additions of a batch, per item, in the order they were made. Nothing reads
 /// a list while a batch is applied, so no working copy is needed: the additions are committed
