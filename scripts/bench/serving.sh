@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving benchmark (docs/PERFORMANCE.md): a node on 127.0.0.1 filled through the real ingest
 # path with a synthetic catalogue and event stream, then `wrk` on
-# GET /v1/users/{random user}/recommendations?count=10 and on GET /healthz in the same run.
+# GET /v1/users/{random user}/recommendations?count=10 and on GET /healthz in the same run;
+# then the time a restart on that state takes to answer /readyz.
 #
 #   scripts/bench/serving.sh [USERS] [ITEMS] [EVENTS] [CONNECTIONS] [SECONDS]
 #   (defaults: 1000000 100000 5000000 64 30)
@@ -73,3 +74,14 @@ mkdir -p target/bench
   wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz"
   echo "== node: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB, data $(du -sh "$work/data" | cut -f1)"
 } | tee target/bench/serving.txt
+# Restart: a clean stop (SIGTERM), then a new process on the same state, timed until /readyz
+# answers 200 (state loaded, index built). Outside the pipe above: `node_pid` must change here.
+kill "$node_pid"
+wait "$node_pid" 2>/dev/null || true
+restart_started=$(date +%s.%N)
+"$marquee" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --log-format json \
+  2>>"$work/node.log" &
+node_pid=$!
+until curl -sf "$base/readyz" >/dev/null; do sleep 0.1; done
+echo "== restart to /readyz: $(echo "$(date +%s.%N) - $restart_started" | bc) s" \
+  | tee -a target/bench/serving.txt
