@@ -124,7 +124,11 @@ fn write_progress(path: &Path, source: &Path, done: u64, total: u64) -> Result<(
         done,
         total,
     };
-    let temporary = path.with_extension("tmp");
+    // `<progress file>.tmp`, beside it: never a name of the user's (`with_extension` would turn
+    // `events.ndjson.backfill-progress` into `events.ndjson.tmp`).
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
     std::fs::write(&temporary, serde_json::to_vec(&record)?)
         .with_context(|| format!("writing {}", temporary.display()))?;
     std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))?;
