@@ -97,8 +97,12 @@ fn recall_stays_high_after_most_vectors_changed() {
                 .copy_from_slice(&vectors.item(&mut rng));
         }
     }
+    // A single-threaded build: the graph is then the same at every run, so the figure is
+    // repeatable (0.9915 and 0.995 here). A parallel build depends on thread timing: one CI run
+    // measured 0.9495 after the rebuild with it; its spread belongs to the index benchmark.
     let config = IndexConfig {
         side_set_bound: 2048,
+        parallel_build: false,
         ..IndexConfig::default()
     };
     let index = VectorIndex::new(items.clone(), config.clone());
