@@ -191,3 +191,97 @@ fn scores_are_fresh_inner_products() {
         vec![1, 0]
     );
 }
+
+/// 10,000 clustered items in a table, and an index built over them.
+fn filled_index(rng: &mut ChaCha8Rng, vectors: &Vectors) -> (ItemTable, VectorIndex) {
+    let items = ItemTable::new(DIMENSION);
+    {
+        let mut table = items.write();
+        for item in 0..ITEMS {
+            let (number, _) = table.assign(&format!("m{item}"));
+            table.vector_mut(number).copy_from_slice(&vectors.item(rng));
+        }
+    }
+    let index = VectorIndex::new(items.clone(), IndexConfig::default());
+    index.rebuild_now();
+    (items, index)
+}
+
+#[test]
+fn a_saved_graph_loads_with_its_side_set_and_answers_alike() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let vectors = Vectors::new(&mut rng);
+    let (items, index) = filled_index(&mut rng, &vectors);
+    // 500 vectors change after the build: they are in the side set when the graph is saved.
+    // Item 3 becomes by far the best answer to `probe`, which only the side set can know.
+    let probe = vectors.query(&mut rng);
+    {
+        let mut table = items.write();
+        for item in 0..500u32 {
+            table
+                .vector_mut(item)
+                .copy_from_slice(&vectors.item(&mut rng));
+        }
+        let far: Vec<f32> = probe.iter().map(|x| x * 100.0).collect();
+        table.vector_mut(3).copy_from_slice(&far);
+    }
+    index.mark_changed(0..500u32);
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("index");
+    assert!(index.save(&saved, &[7, 9]).unwrap());
+
+    let reloaded = VectorIndex::new(items.clone(), IndexConfig::default());
+    assert!(reloaded.load_saved(&saved, &[7, 9]));
+    let stats = reloaded.stats();
+    assert_eq!(stats.indexed_items, ITEMS);
+    assert_eq!(stats.side_set_items, 500);
+    assert_eq!(stats.builds, 0, "loaded, not built");
+    assert!(!saved.exists(), "a loaded graph's files are deleted");
+    for _ in 0..100 {
+        let query = vectors.query(&mut rng);
+        assert_eq!(
+            reloaded.search(&query, 10, |_, _| true),
+            index.search(&query, 10, |_, _| true)
+        );
+    }
+    // The saved side set still overrides the item's stale position in the graph.
+    assert_eq!(reloaded.search(&probe, 1, |_, _| true)[0].item, 3);
+}
+
+#[test]
+fn a_saved_graph_of_another_state_is_not_loaded() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let vectors = Vectors::new(&mut rng);
+    let (items, index) = filled_index(&mut rng, &vectors);
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("index");
+
+    // Other committed offsets: the processor applied events after the graph was saved.
+    index.save(&saved, &[7, 9]).unwrap();
+    let other = VectorIndex::new(items.clone(), IndexConfig::default());
+    assert!(!other.load_saved(&saved, &[7, 10]));
+    assert_eq!(other.stats().indexed_items, 0);
+    assert!(!saved.exists(), "refused files are deleted too");
+
+    // Another item count: an item was created after the graph was saved.
+    index.save(&saved, &[7, 9]).unwrap();
+    items.write().assign("new");
+    assert!(!other.load_saved(&saved, &[7, 9]));
+
+    // Damaged files with a matching stamp: refused with a warning, no panic.
+    index.save(&saved, &[7, 9]).unwrap();
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(&saved).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".hnsw.graph") {
+            std::fs::write(&path, b"not a graph").unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 1);
+    assert!(!other.load_saved(&saved, &[7, 9]));
+    assert_eq!(other.stats().indexed_items, 0);
+    // The caller then builds, as it would with nothing saved.
+    other.rebuild_now();
+    assert_eq!(other.stats().indexed_items, ITEMS + 1);
+}

@@ -169,6 +169,11 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Manifest, BackupError> 
         return Err(BackupError::TargetInUse(data_dir.to_owned()));
     }
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    // A graph another state saved: its stamp would refuse it, but it has no use here.
+    let stale_index = data_dir.join(crate::node::INDEX_DIR);
+    if stale_index.exists() {
+        std::fs::remove_dir_all(&stale_index).map_err(io(&stale_index))?;
+    }
     // Into temporary names first, renamed at the end: an interrupted restore leaves no
     // half-copied `state/` that a node would open.
     for part in ["state", "log"] {

@@ -21,7 +21,7 @@ use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::guard::{AuthMode, Guard, Limits, watch_keys};
 use crate::routes::{AppState, Services, router};
@@ -90,6 +90,7 @@ struct Running {
     services: Services,
     index: VectorIndex,
     processor: std::thread::JoinHandle<()>,
+    partitions: u32,
 }
 
 /// A started node.
@@ -143,6 +144,10 @@ pub fn secret_key(data_dir: &std::path::Path, name: &str) -> Result<[u8; 32], St
     }
 }
 
+/// Where a clean stop saves the item index's graph, in the data directory (see
+/// [`marquee_vector_store::VectorIndex::save`]).
+pub const INDEX_DIR: &str = "index";
+
 /// The erasure key's file name in the data directory.
 pub const ERASURE_KEY_FILE: &str = "erasure.key";
 
@@ -152,6 +157,7 @@ fn load(
     metrics: &Metrics,
     cancel: &CancellationToken,
 ) -> Result<Running, String> {
+    let started = std::time::Instant::now();
     let log = EmbeddedLog::open(
         config.data_dir.join("log"),
         EmbeddedLogConfig {
@@ -169,6 +175,7 @@ fn load(
         },
     )
     .map_err(|error| format!("opening the state: {error}"))?;
+    let opened_seconds = started.elapsed().as_secs_f64();
     let mut processor_config = config.processor.clone();
     processor_config.erasure_key = erasure_key(&config.data_dir)?;
     let Engine {
@@ -186,8 +193,18 @@ fn load(
     )
     .map_err(|error| format!("loading the state: {error}"))?;
     let item_count = items.read().len();
-    info!(items = item_count, "state loaded");
-    index.rebuild_now();
+    info!(
+        items = item_count,
+        open_seconds = opened_seconds,
+        seconds = started.elapsed().as_secs_f64(),
+        "state loaded"
+    );
+    let offsets = store
+        .offsets(config.partitions)
+        .map_err(|error| format!("reading the committed offsets: {error}"))?;
+    if !index.load_saved(&config.data_dir.join(INDEX_DIR), &offsets) {
+        index.rebuild_now();
+    }
     index.start_worker();
     let handle = processor.handle();
     let processor_thread = processor.spawn(cancel.child_token());
@@ -206,6 +223,7 @@ fn load(
         },
         index,
         processor: processor_thread,
+        partitions: config.partitions,
     })
 }
 
@@ -385,6 +403,26 @@ impl RunningNode {
         tokio::task::spawn_blocking(move || {
             let _ = running.processor.join();
             running.index.shutdown();
+            // The processor has stopped: the offsets describe the vectors the side set was
+            // kept against. A failed save only costs the next start a build.
+            let saved = running
+                .services
+                .store
+                .offsets(running.partitions)
+                .map_err(|error| error.to_string())
+                .and_then(|offsets| {
+                    running
+                        .index
+                        .save(&running.services.data_dir.join(INDEX_DIR), &offsets)
+                        .map_err(|error| error.to_string())
+                });
+            if let Err(message) = saved {
+                warn!(error = %message, "could not save the index; the next start builds it");
+            }
+            // Memtables to files: the next open then has no write-ahead log to replay.
+            if let Err(error) = running.services.store.flush_all() {
+                warn!(%error, "could not flush the state's memtables at stop");
+            }
             running.services.log.close();
         })
         .await

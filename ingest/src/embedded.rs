@@ -358,11 +358,21 @@ impl EmbeddedLog {
     }
 
     /// Stops the writer after the requests already queued; later appends fail with
-    /// [`Error::Closed`]. Idempotent.
+    /// [`Error::Closed`]. Idempotent. Then flushes the memtables, so the next open has no
+    /// write-ahead log to replay (on a large log that replay was most of a restart).
     pub fn close(&self) {
         self.inner.requests.lock().take();
-        if let Some(writer) = self.inner.writer.lock().take() {
-            let _ = writer.join();
+        let Some(writer) = self.inner.writer.lock().take() else {
+            return;
+        };
+        let _ = writer.join();
+        let db = &self.inner.db;
+        for name in [rocksdb::DEFAULT_COLUMN_FAMILY_NAME, EVENTS_CF] {
+            if let Some(cf) = db.cf_handle(name) {
+                if let Err(error) = db.flush_cf(&cf) {
+                    tracing::warn!(%error, "could not flush the log's memtables at close");
+                }
+            }
         }
     }
 }

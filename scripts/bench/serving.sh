@@ -7,8 +7,11 @@
 #   scripts/bench/serving.sh [USERS] [ITEMS] [EVENTS] [CONNECTIONS] [SECONDS]
 #   (defaults: 1000000 100000 5000000 64 30)
 #
-# Installs Debian's wrk when absent. Everything runs on loopback and stops by itself; the data
-# directory is temporary. Results go to standard output and to target/bench/serving.txt.
+# Installs Debian's wrk when absent. Everything runs on loopback and stops by itself. The data
+# directory is temporary, unless MARQUEE_BENCH_DATA names one: it is then kept, and a later run
+# with the same variable serves the state already in it instead of loading it again (the
+# arguments must match the first run's). Results go to standard output and to
+# target/bench/serving.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 users=${1:-1000000}
@@ -27,19 +30,24 @@ fi
 cargo build --locked --all-targets
 marquee=./target/debug/marquee
 work=$(mktemp -d)
+data=${MARQUEE_BENCH_DATA:-$work/data}
+reuse=false
+if [ -n "${MARQUEE_BENCH_DATA:-}" ] && [ -d "$data/state" ]; then reuse=true; fi
 node_pid=""
 cleanup() {
-  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null
+  if [ -n "$node_pid" ]; then kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-"$marquee" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --log-format json \
+"$marquee" serve --data-dir "$data" --listen "127.0.0.1:$port" --log-format json \
   2>"$work/node.log" &
 node_pid=$!
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.2; done
 
 # Catalogue and events through the HTTP ingest path, 1,000 per request, 4 requests at a time.
+started=$(date +%s.%N)
+if ! $reuse; then
 "$marquee" generate --users "$users" --items "$items" --catalogue \
   | split -l 1000 - "$work/items-"
 for file in "$work"/items-*; do
@@ -47,12 +55,12 @@ for file in "$work"/items-*; do
   { printf '['; paste -sd, "$file"; printf ']'; } \
     | curl -sf -o /dev/null -H 'content-type: application/json' --data-binary @- "$base/v1/items"
 done
-started=$(date +%s.%N)
 "$marquee" generate --users "$users" --items "$items" --events "$events" \
   | split -l 1000 - "$work/events-"
 ls "$work"/events-* | xargs -P 4 -I{} curl -sf -o /dev/null \
   -H 'content-type: application/x-ndjson' --data-binary @{} "$base/v1/events"
 rm -f "$work"/events-*
+fi
 until [ "$(curl -sf "$base/readyz" | grep -o '"processor_lag_events":[0-9]*' | cut -d: -f2)" = "0" ]; do
   sleep 1
 done
@@ -67,21 +75,25 @@ LUA
 mkdir -p target/bench
 {
   echo "serving benchmark $(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-  echo "state: $users users, $items items, $events events, loaded and applied in $(echo "$loaded - $started" | bc) s"
+  echo "state: $users users, $items items, $events events, $($reuse && echo "reused from $data, caught up" || echo "loaded and applied") in $(echo "$loaded - $started" | bc) s"
   echo "== recommendations, $connections connections, ${seconds}s"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/users.lua" "$base"
   echo "== /healthz, $connections connections, ${seconds}s"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz"
-  echo "== node: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB, data $(du -sh "$work/data" | cut -f1)"
+  echo "== node: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB, data $(du -sh "$data" | cut -f1)"
 } | tee target/bench/serving.txt
 # Restart: a clean stop (SIGTERM), then a new process on the same state, timed until /readyz
 # answers 200 (state loaded, index built). Outside the pipe above: `node_pid` must change here.
 kill "$node_pid"
 wait "$node_pid" 2>/dev/null || true
 restart_started=$(date +%s.%N)
-"$marquee" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --log-format json \
+"$marquee" serve --data-dir "$data" --listen "127.0.0.1:$port" --log-format json \
   2>>"$work/node.log" &
 node_pid=$!
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.1; done
 echo "== restart to /readyz: $(echo "$(date +%s.%N) - $restart_started" | bc) s" \
+  | tee -a target/bench/serving.txt
+# The restart's phases, from the node's log: opening RocksDB and loading the items, then the
+# index (loaded from the graph saved at the clean stop, or built).
+grep -E '"(state loaded|index rebuilt|index loaded)"' "$work/node.log" | tail -2 \
   | tee -a target/bench/serving.txt

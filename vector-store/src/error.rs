@@ -31,6 +31,8 @@ pub enum Error {
         existing: usize,
         requested: usize,
     },
+    #[error("saved index at {path}: {message}")]
+    SavedIndex { path: String, message: String },
 }
 
 impl Error {

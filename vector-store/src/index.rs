@@ -26,16 +26,32 @@
 //!
 //! The graph and the side set are swapped in one critical section, so a query never sees a new
 //! graph with an old side set or the reverse.
+//!
+//! **Saved graph.** Building the graph is most of a restart on a large catalogue, so a clean stop
+//! saves it ([`VectorIndex::save`]: `hnsw_rs`'s dump of the graph and its points, plus the side
+//! set and a stamp) and the next start loads it ([`VectorIndex::load_saved`]) instead of
+//! building. The stamp is the processor's committed offsets, the number of item numbers and the
+//! vector dimension at the stop: a saved graph whose stamp differs from the state it would
+//! serve (the state was restored, replayed or changed by a node that then crashed) is ignored
+//! and the graph is built. The saved files are deleted once loaded, so only a clean stop leaves
+//! any. A loaded graph is exactly the graph that served before the stop, with the same side
+//! set, so results are the same as before the restart.
 
 use std::collections::HashSet;
+use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use bincode::{Decode, Encode};
+use hnsw_rs::api::AnnT;
+use hnsw_rs::hnswio::HnswIo;
 use hnsw_rs::prelude::{DistL2, Hnsw};
 use parking_lot::{Condvar, Mutex};
 use tracing::{info, warn};
 
+use crate::error::{Error, Result};
 use crate::items::{ItemTable, Table};
 use crate::vector::{dot, norm};
 
@@ -146,6 +162,28 @@ impl std::fmt::Debug for VectorIndex {
             .field("stats", &self.stats())
             .finish()
     }
+}
+
+/// Base name of the `hnsw_rs` dump files in a saved index's directory.
+const SAVED_BASENAME: &str = "items";
+/// The saved index's own description, next to the dump files.
+const SAVED_META: &str = "meta.bin";
+/// Version of [`SavedMeta`]'s layout.
+const SAVED_FORMAT: u32 = 1;
+
+/// What a saved graph needs besides `hnsw_rs`'s dump: the transform's `M`, the side set, and
+/// the stamp that ties it to one state.
+#[derive(Debug, Encode, Decode)]
+struct SavedMeta {
+    format: u32,
+    basename: String,
+    offsets: Vec<u64>,
+    item_numbers: u64,
+    dimension: u64,
+    max_norm: f32,
+    indexed_items: u64,
+    changed: Vec<u32>,
+    overflowed: bool,
 }
 
 /// A scored search result.
@@ -284,6 +322,169 @@ impl VectorIndex {
             "index rebuilt"
         );
         side.graph = graph.map(Arc::new);
+    }
+
+    /// Saves the current graph and side set to `dir` (replacing what is there), stamped with
+    /// the processor's committed `offsets`. Call it once the processor has stopped, so the
+    /// stamp describes the vectors the side set was kept against. Returns false when there is
+    /// no graph to save. The files are written to `<dir>.tmp`, synced, and renamed into place.
+    pub fn save(&self, dir: &Path, offsets: &[u64]) -> Result<bool> {
+        let _building = self.inner.build_lock.lock();
+        let (graph, mut changed, overflowed) = {
+            let side = self.inner.side.lock();
+            (
+                side.graph.clone(),
+                side.changed.iter().copied().collect::<Vec<u32>>(),
+                side.overflowed_since_build,
+            )
+        };
+        let Some(graph) = graph else {
+            return Ok(false);
+        };
+        changed.sort_unstable();
+        let failed = |message: String| Error::SavedIndex {
+            path: dir.display().to_string(),
+            message,
+        };
+        let staging = dir.with_extension("tmp");
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| failed(e.to_string()))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(|e| failed(e.to_string()))?;
+        // `hnsw_rs` panics when it cannot create its files.
+        let dumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            graph.hnsw.file_dump(&staging, SAVED_BASENAME)
+        }))
+        .map_err(|_| failed("writing the graph panicked".into()))?
+        .map_err(|e| failed(format!("writing the graph: {e}")))?;
+        let meta = SavedMeta {
+            format: SAVED_FORMAT,
+            basename: dumped,
+            offsets: offsets.to_vec(),
+            item_numbers: self.inner.items.read().len() as u64,
+            dimension: self.inner.items.dimension() as u64,
+            max_norm: graph.max_norm,
+            indexed_items: graph.indexed_items as u64,
+            changed,
+            overflowed,
+        };
+        let encoded = bincode::encode_to_vec(&meta, bincode::config::standard())
+            .map_err(|e| failed(e.to_string()))?;
+        std::fs::write(staging.join(SAVED_META), encoded).map_err(|e| failed(e.to_string()))?;
+        for entry in std::fs::read_dir(&staging).map_err(|e| failed(e.to_string()))? {
+            let path = entry.map_err(|e| failed(e.to_string()))?.path();
+            File::open(&path)
+                .and_then(|file| file.sync_all())
+                .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+        }
+        std::fs::rename(&staging, dir).map_err(|e| failed(e.to_string()))?;
+        if let Some(parent) = dir.parent() {
+            File::open(parent)
+                .and_then(|file| file.sync_all())
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        info!(
+            items = meta.indexed_items,
+            side_set = meta.changed.len(),
+            path = %dir.display(),
+            "index saved"
+        );
+        Ok(true)
+    }
+
+    /// Loads the graph [`VectorIndex::save`] left in `dir` if its stamp matches `offsets` and
+    /// the item table, and deletes the saved files either way. Returns whether a graph was
+    /// loaded; when not (nothing saved, another state's graph, unreadable files: logged), the
+    /// caller builds one with [`VectorIndex::rebuild_now`].
+    pub fn load_saved(&self, dir: &Path, offsets: &[u64]) -> bool {
+        if !dir.join(SAVED_META).exists() {
+            return false;
+        }
+        let started = Instant::now();
+        let loaded = self.read_saved(dir, offsets);
+        if let Err(error) = std::fs::remove_dir_all(dir) {
+            warn!(path = %dir.display(), error = %error, "could not delete the saved index");
+        }
+        match loaded {
+            Ok(Some((graph, changed, overflowed))) => {
+                let mut side = self.inner.side.lock();
+                info!(
+                    items = graph.indexed_items,
+                    side_set = changed.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "index loaded"
+                );
+                side.graph = Some(Arc::new(graph));
+                side.changed = changed;
+                side.overflowed_since_build = overflowed;
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                warn!(error = %error, "the saved index is unreadable; building it");
+                false
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn read_saved(
+        &self,
+        dir: &Path,
+        offsets: &[u64],
+    ) -> Result<Option<(Graph, HashSet<u32>, bool)>> {
+        let failed = |message: String| Error::SavedIndex {
+            path: dir.display().to_string(),
+            message,
+        };
+        let bytes = std::fs::read(dir.join(SAVED_META)).map_err(|e| failed(e.to_string()))?;
+        let (meta, _): (SavedMeta, usize) =
+            bincode::decode_from_slice(&bytes, bincode::config::standard())
+                .map_err(|e| failed(e.to_string()))?;
+        let item_numbers = self.inner.items.read().len() as u64;
+        let dimension = self.inner.items.dimension() as u64;
+        if meta.format != SAVED_FORMAT
+            || meta.offsets != offsets
+            || meta.item_numbers != item_numbers
+            || meta.dimension != dimension
+        {
+            info!(
+                path = %dir.display(),
+                "the saved index belongs to another state (offsets, items or dimension differ); building it"
+            );
+            return Ok(None);
+        }
+        // The loaded graph borrows its loader (for memory-mapped data, unused here): the loader
+        // is a few fields, leaked once per load, so the graph can live as long as the index.
+        let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &meta.basename)));
+        let hnsw = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let loader = loader;
+            loader.load_hnsw::<f32, DistL2>()
+        }))
+        .map_err(|_| failed("reading the graph panicked".into()))?
+        .map_err(|e| failed(format!("reading the graph: {e}")))?;
+        if hnsw.get_nb_point() as u64 != meta.indexed_items {
+            return Err(failed(format!(
+                "{} points in the graph, {} expected",
+                hnsw.get_nb_point(),
+                meta.indexed_items
+            )));
+        }
+        let mut hnsw = hnsw;
+        hnsw.set_searching_mode(true);
+        Ok(Some((
+            Graph {
+                hnsw,
+                max_norm: meta.max_norm,
+                indexed_items: meta.indexed_items as usize,
+                built_at: Instant::now(),
+            },
+            meta.changed.into_iter().collect(),
+            meta.overflowed,
+        )))
     }
 
     fn build_graph(&self) -> Option<Graph> {
