@@ -16,6 +16,12 @@ use marquee_api::RunningNode;
 use marquee_api::keys::{KeySet, Scope, keys_path};
 use tracing::info;
 
+/// mimalloc instead of glibc's allocator: a query allocates its candidate lists and response,
+/// and under load glibc's `malloc`, `free` and their consolidation took 15% of a serving node's
+/// CPU (`docs/PERFORMANCE.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "marquee", version, about = "Real-time movie recommendations")]
 struct Cli {
