@@ -9,7 +9,9 @@
 //!   processor and query path, with its reference baselines.
 //! - [`logging`]: log lines (JSON or text) and the optional OTLP trace export.
 //! - [`bench`]: load harnesses for the benchmarks that are not criterion micro-benchmarks
-//!   (processor catch-up).
+//!   (processor catch-up, HTTP ingest, freshness).
+//! - [`index_bench`]: the index benchmark: `hnsw_rs` as configured here against exact search
+//!   on a state's vectors, and the data for the same run of `hnswlib`.
 //! - [`client`]: a small HTTP client that sends items and events to a running node, with retries
 //!   and progress.
 
@@ -18,6 +20,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod eval;
+pub mod index_bench;
 pub mod logging;
 pub mod movielens;
 pub mod replay;

@@ -164,6 +164,23 @@ impl std::fmt::Debug for VectorIndex {
     }
 }
 
+/// An item vector in the graph's space: `[x, sqrt(M² − |x|²)]`, with `max_norm` = `M`, the
+/// largest item norm of the snapshot (see the module documentation).
+pub fn mips_item(mut vector: Vec<f32>, max_norm: f32) -> Vec<f32> {
+    let squared = vector.iter().map(|x| x * x).sum::<f32>();
+    vector.push((max_norm * max_norm - squared).max(0.0).sqrt());
+    vector
+}
+
+/// A query in the graph's space: `[M·q/|q|, 0]`, on the sphere of radius `M` like every stored
+/// point. `query` must not be zero.
+pub fn mips_probe(query: &[f32], max_norm: f32) -> Vec<f32> {
+    let query_norm = norm(query);
+    let mut probe: Vec<f32> = query.iter().map(|x| x / query_norm * max_norm).collect();
+    probe.push(0.0);
+    probe
+}
+
 /// Base name of the `hnsw_rs` dump files in a saved index's directory.
 const SAVED_BASENAME: &str = "items";
 /// The saved index's own description, next to the dump files.
@@ -503,11 +520,7 @@ impl VectorIndex {
         }
         let augmented: Vec<Vec<f32>> = vectors
             .into_iter()
-            .map(|mut vector| {
-                let squared = vector.iter().map(|x| x * x).sum::<f32>();
-                vector.push((max_norm * max_norm - squared).max(0.0).sqrt());
-                vector
-            })
+            .map(|vector| mips_item(vector, max_norm))
             .collect();
         let config = &self.inner.config;
         let max_layer = 16;
@@ -593,12 +606,7 @@ impl VectorIndex {
             .collect();
         let side_candidates = candidates.len();
         if let Some(graph) = graph {
-            // The probe lies on the sphere of radius M, like every stored point.
-            let mut probe: Vec<f32> = query
-                .iter()
-                .map(|x| x / query_norm * graph.max_norm)
-                .collect();
-            probe.push(0.0);
+            let probe = mips_probe(query, graph.max_norm);
             // Ask the graph for more than `count`: filters remove some hits, and the side set
             // may supersede others. Widen until enough pass or the graph is exhausted.
             let limit = graph

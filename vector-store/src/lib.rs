@@ -22,7 +22,7 @@ pub mod store;
 pub mod vector;
 
 pub use error::{Error, Result};
-pub use index::{IndexConfig, IndexStats, Scored, VectorIndex};
+pub use index::{IndexConfig, IndexStats, Scored, VectorIndex, mips_item, mips_probe};
 pub use items::{ItemTable, Popularity, Table, content_labels};
 pub use neighbours::Neighbours;
 pub use store::{

@@ -33,7 +33,8 @@ use bincode::{Decode, Encode};
 use marquee_schemas::{Item, decode_record, encode_record};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
-    IteratorMode, MergeOperands, Options, WriteBatch, WriteOptions, compaction_filter::Decision,
+    IteratorMode, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions,
+    compaction_filter::Decision,
 };
 
 use crate::error::{Error, Result};
@@ -441,8 +442,15 @@ impl StateStore {
     pub fn seen_items(&self, user_id: &str) -> Result<Vec<(u32, SeenEntry)>> {
         let prefix = user_prefix(user_id);
         let mut seen = Vec::new();
-        let iterator = self.inner.db.iterator_cf(
+        // The user's keys end before `user_id` + 0x01: with that bound the iterator neither
+        // reads nor opens anything past them.
+        let mut options = ReadOptions::default();
+        let mut bound = prefix.clone();
+        *bound.last_mut().expect("a prefix ends with its separator") = 1;
+        options.set_iterate_upper_bound(bound);
+        let iterator = self.inner.db.iterator_cf_opt(
             self.cf_handle(SEEN_CF),
+            options,
             IteratorMode::From(&prefix, Direction::Forward),
         );
         for entry in iterator {
