@@ -151,6 +151,24 @@ pub const INDEX_DIR: &str = "index";
 /// The erasure key's file name in the data directory.
 pub const ERASURE_KEY_FILE: &str = "erasure.key";
 
+/// Connections the kernel may queue before they are accepted. Tokio's default, 1,024, let a
+/// burst of 10,000 new connections overflow it: dropped SYNs were retried after 1 s and 3 s, and
+/// that wait was most of the tail latency (`docs/PERFORMANCE.md`). The kernel caps it at
+/// `net.core.somaxconn` (4,096 on current Linux).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the listener with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as `TcpListener::bind` sets).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Opens everything; runs on a blocking thread.
 fn load(
     config: &NodeConfig,
@@ -280,7 +298,7 @@ impl RunningNode {
             None => None,
         };
         let config_tls = tls.is_some();
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = bind(config.listen)?;
         let addr = listener.local_addr()?;
         let metrics = Metrics::new(config.partitions);
         let auth = config.auth.enabled(addr);

@@ -7,6 +7,12 @@
 #   scripts/bench/serving.sh [USERS] [ITEMS] [EVENTS] [CONNECTIONS] [SECONDS]
 #   (defaults: 1000000 100000 5000000 64 30)
 #
+# Then 10,000 concurrent viewers: `oha` holds MARQUEE_BENCH_OPEN_CONNECTIONS (10000) keep-alive
+# connections open and sends MARQUEE_BENCH_OPEN_RATE (5000) requests/s over them in an open loop
+# (each connection asks every 2 s), for MARQUEE_BENCH_OPEN_SECONDS (60), latencies corrected for
+# coordinated omission. The script raises its open-file limit for that (the node and oha each
+# hold one descriptor per connection); it stops with a message if the hard limit is too low.
+#
 # Installs Debian's wrk when absent. Everything runs on loopback and stops by itself. The data
 # directory is temporary, unless MARQUEE_BENCH_DATA names one: it is then kept, and a later run
 # with the same variable serves the state already in it instead of loading it again (the
@@ -22,6 +28,22 @@ seconds=${5:-30}
 port=${MARQUEE_BENCH_PORT:-18480}
 base="http://127.0.0.1:$port"
 
+open_connections=${MARQUEE_BENCH_OPEN_CONNECTIONS:-10000}
+open_rate=${MARQUEE_BENCH_OPEN_RATE:-5000}
+open_seconds=${MARQUEE_BENCH_OPEN_SECONDS:-60}
+descriptors=$((open_connections + 1024))
+hard_limit=$(ulimit -Hn)
+if [ "$hard_limit" != unlimited ] && [ "$hard_limit" -lt "$descriptors" ]; then
+  echo "serving.sh: the hard limit on open files is $hard_limit; $open_connections connections" \
+    "need $descriptors (raise it in /etc/security/limits.conf, or set" \
+    "MARQUEE_BENCH_OPEN_CONNECTIONS lower)" >&2
+  exit 1
+fi
+ulimit -n "$descriptors"
+
+if ! command -v oha >/dev/null 2>&1; then
+  cargo install --locked oha
+fi
 if ! command -v wrk >/dev/null 2>&1; then
   sudo_cmd=""
   if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
@@ -81,6 +103,12 @@ mkdir -p target/bench
   echo "== /healthz, $connections connections, ${seconds}s"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz"
   echo "== node: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB, data $(du -sh "$data" | cut -f1)"
+  echo "== $open_connections open connections, $open_rate requests/s in an open loop, ${open_seconds}s"
+  # Users drawn uniformly by oha's URL generator: the URL is a regular expression (so `.` and
+  # `?` in classes), u1 .. u999999 for a million users.
+  oha --no-tui -c "$open_connections" -q "$open_rate" -z "${open_seconds}s" --latency-correction \
+    --rand-regex-url "http://127[.]0[.]0[.]1:$port/v1/users/u[1-9][0-9]{0,$(( ${#users} - 2 ))}/recommendations[?]count=10"
+  echo "== node after it: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB"
 } | tee target/bench/serving.txt
 # Restart: a clean stop (SIGTERM), then a new process on the same state, timed until /readyz
 # answers 200 (state loaded, index built). Outside the pipe above: `node_pid` must change here.
