@@ -145,8 +145,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// `needle`, as `column family: key`.
 fn rocksdb_hits(path: &Path, needle: &[u8]) -> Vec<String> {
     let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).unwrap();
-    let db = rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), path, &names, false)
-        .unwrap();
+    // Merge operands (the co-occurrence lists') are read through a merge operator; this one
+    // concatenates them, which keeps every byte the search looks for.
+    let options = || {
+        let mut options = rocksdb::Options::default();
+        options.set_merge_operator_associative("concatenate", |_, existing, operands| {
+            let mut merged = existing.map(<[u8]>::to_vec).unwrap_or_default();
+            for operand in operands {
+                merged.extend_from_slice(operand);
+            }
+            Some(merged)
+        });
+        options
+    };
+    let descriptors = names
+        .iter()
+        .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, options()));
+    let db =
+        rocksdb::DB::open_cf_descriptors_read_only(&options(), path, descriptors, false).unwrap();
     let mut hits = Vec::new();
     let mut rows = 0;
     for name in &names {
