@@ -70,7 +70,7 @@ enum Command {
     /// Measure recommendation quality on a MovieLens release (docs/QUALITY.md).
     Eval {
         /// T: per-user temporal hold-out; P: prequential (test, then learn).
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, ignore_case = true)]
         protocol: Protocol,
         /// MovieLens directory (ml-latest-small, ml-100k, ml-1m or ml-10m layout).
         #[arg(long, required_unless_present = "synthetic_events")]

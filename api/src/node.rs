@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig};
+use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig};
 use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 use tokio::net::TcpListener;
@@ -90,7 +90,6 @@ struct Running {
     services: Services,
     index: VectorIndex,
     processor: std::thread::JoinHandle<()>,
-    partitions: u32,
 }
 
 /// A started node.
@@ -218,7 +217,7 @@ fn load(
         "state loaded"
     );
     let offsets = store
-        .offsets(config.partitions)
+        .offsets(log.partition_count())
         .map_err(|error| format!("reading the committed offsets: {error}"))?;
     if !index.load_saved(&config.data_dir.join(INDEX_DIR), &offsets) {
         index.rebuild_now();
@@ -241,7 +240,6 @@ fn load(
         },
         index,
         processor: processor_thread,
-        partitions: config.partitions,
     })
 }
 
@@ -426,7 +424,7 @@ impl RunningNode {
             let saved = running
                 .services
                 .store
-                .offsets(running.partitions)
+                .offsets(running.services.log.partition_count())
                 .map_err(|error| error.to_string())
                 .and_then(|offsets| {
                     running

@@ -23,6 +23,7 @@ use marquee_stream_processor::{
 };
 use marquee_vector_store::{ItemTable, StateStore, VectorIndex};
 use serde_json::{Value, json};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
@@ -142,6 +143,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Queries run on the async workers: a handler that panics answers 500 with the usual
+        // error body (and is counted by the metrics layer outside), instead of a dropped
+        // connection.
+        .layer(CatchPanicLayer::custom(handler_panicked))
         .layer(DefaultBodyLimit::max(state.guard.limits().max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(middleware::from_fn_with_state(
@@ -164,6 +169,16 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The response to a handler's panic: a logged internal error.
+fn handler_panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let cause = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    ApiError::internal(format!("the handler panicked: {cause}")).into_response()
 }
 
 /// The CORS layer for `origins` (see [`check_cors_origin`]); `None` when there are none.

@@ -121,8 +121,9 @@ fn to_recommendation(table: &Table, item: u32, score: f32) -> Option<Recommendat
 struct Scratch {
     scores: Vec<f32>,
     touched: Vec<u32>,
-    /// Per item, its position in the list being blended, or `u32::MAX`: the blend's lookup
-    /// without hashing (a hash map of the candidates cost 11% of a serving node's CPU).
+    /// Per item, its position in the list being blended: the blend's lookup without hashing
+    /// (a hash map of the candidates cost 11% of a serving node's CPU). An entry counts only
+    /// where that position holds the item, so entries left by earlier queries need no reset.
     position: Vec<u32>,
 }
 
@@ -380,7 +381,7 @@ impl QueryEngine {
                 scores.resize(table.len(), 0.0);
             }
             if position.len() < table.len() {
-                position.resize(table.len(), u32::MAX);
+                position.resize(table.len(), 0);
             }
             let mut recency = 1.0f32;
             for past in history.iter().rev().take(model.history_len) {
@@ -422,11 +423,12 @@ impl QueryEngine {
             }
             let mut blend = |ranked: &mut Vec<(u32, f32)>, item: u32, part: f32| {
                 let slot = &mut position[item as usize];
-                if *slot == u32::MAX {
-                    *slot = ranked.len() as u32;
-                    ranked.push((item, part));
-                } else {
-                    ranked[*slot as usize].1 += part;
+                match ranked.get_mut(*slot as usize) {
+                    Some(entry) if entry.0 == item => entry.1 += part,
+                    _ => {
+                        *slot = ranked.len() as u32;
+                        ranked.push((item, part));
+                    }
                 }
             };
             let best_embedded = embedded.iter().map(|hit| hit.score).fold(0.0, f32::max);
@@ -450,11 +452,6 @@ impl QueryEngine {
                             model.content_weight * score / best_content,
                         );
                     }
-                }
-            }
-            if blended {
-                for (item, _) in &ranked {
-                    position[*item as usize] = u32::MAX;
                 }
             }
             Ranked {

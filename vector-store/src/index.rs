@@ -203,6 +203,21 @@ struct SavedMeta {
     overflowed: bool,
 }
 
+/// A graph read back with its side set, before it is swapped in.
+struct Saved {
+    graph: Graph,
+    changed: HashSet<u32>,
+    overflowed: bool,
+}
+
+/// The error of saving or loading the graph at `dir`, from a message.
+fn saved_index_error(dir: &Path) -> impl Fn(String) -> Error + '_ {
+    move |message| Error::SavedIndex {
+        path: dir.display().to_string(),
+        message,
+    }
+}
+
 /// A scored search result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scored {
@@ -359,10 +374,7 @@ impl VectorIndex {
             return Ok(false);
         };
         changed.sort_unstable();
-        let failed = |message: String| Error::SavedIndex {
-            path: dir.display().to_string(),
-            message,
-        };
+        let failed = saved_index_error(dir);
         let staging = dir.with_extension("tmp");
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| failed(e.to_string()))?;
@@ -426,7 +438,11 @@ impl VectorIndex {
             warn!(path = %dir.display(), error = %error, "could not delete the saved index");
         }
         match loaded {
-            Ok(Some((graph, changed, overflowed))) => {
+            Ok(Some(Saved {
+                graph,
+                changed,
+                overflowed,
+            })) => {
                 let mut side = self.inner.side.lock();
                 info!(
                     items = graph.indexed_items,
@@ -447,16 +463,8 @@ impl VectorIndex {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn read_saved(
-        &self,
-        dir: &Path,
-        offsets: &[u64],
-    ) -> Result<Option<(Graph, HashSet<u32>, bool)>> {
-        let failed = |message: String| Error::SavedIndex {
-            path: dir.display().to_string(),
-            message,
-        };
+    fn read_saved(&self, dir: &Path, offsets: &[u64]) -> Result<Option<Saved>> {
+        let failed = saved_index_error(dir);
         let bytes = std::fs::read(dir.join(SAVED_META)).map_err(|e| failed(e.to_string()))?;
         let (meta, _): (SavedMeta, usize) =
             bincode::decode_from_slice(&bytes, bincode::config::standard())
@@ -492,16 +500,16 @@ impl VectorIndex {
         }
         let mut hnsw = hnsw;
         hnsw.set_searching_mode(true);
-        Ok(Some((
-            Graph {
+        Ok(Some(Saved {
+            graph: Graph {
                 hnsw,
                 max_norm: meta.max_norm,
                 indexed_items: meta.indexed_items as usize,
                 built_at: Instant::now(),
             },
-            meta.changed.into_iter().collect(),
-            meta.overflowed,
-        )))
+            changed: meta.changed.into_iter().collect(),
+            overflowed: meta.overflowed,
+        }))
     }
 
     fn build_graph(&self) -> Option<Graph> {
