@@ -11,6 +11,9 @@ cargo fmt --all -- --check
 # build (about 13 CPU-minutes) for this check; the test build below compiles and links it.
 ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
   cargo clippy --workspace --all-targets --locked -- -D warnings
+# The log crate without the `fluvio` feature (an embedded-only build) stays clean too.
+ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
+  cargo clippy -p marquee-ingest --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
 # The Rust SDK's documentation examples (it links no RocksDB, so its doctests are cheap).
 cargo test -p marquee-client --doc --locked

@@ -11,6 +11,12 @@
 //! block_cache_mb = 256
 //! auth = "auto"      # auto: API keys needed unless listening on loopback; "on"; "off"
 //!
+//! [log]              # the event log; docs/OPERATIONS.md, "Running on Fluvio"
+//! backend = "embedded"              # or "fluvio"
+//! fluvio_endpoint = "127.0.0.1:9003"  # the SC's public endpoint (required for fluvio)
+//! fluvio_topic = "marquee-events"
+//! fluvio_replication = 1              # replicas per partition of a new topic
+//!
 //! [privacy]          # docs/PRIVACY.md
 //! pseudonymise_user_ids = false   # store a keyed hash instead of each user id
 //! event_retention_days = 0        # drop applied log events older than this; 0 keeps them
@@ -57,6 +63,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use marquee_api::guard::{AuthMode, Limits};
 use marquee_api::{NodeConfig, TlsFiles};
+use marquee_ingest::{DEFAULT_TOPIC, LogBackend};
 use marquee_stream_processor::ModelConfig;
 use serde::Deserialize;
 
@@ -75,6 +82,15 @@ pub struct NodeArgs {
     /// Partitions of a new log [default: 4].
     #[arg(long, env = "MARQUEE_PARTITIONS")]
     pub partitions: Option<u32>,
+    /// Event log backend [default: embedded].
+    #[arg(long = "log", env = "MARQUEE_LOG", value_enum)]
+    pub log: Option<LogArg>,
+    /// Fluvio's SC public endpoint, HOST:PORT (with --log fluvio).
+    #[arg(long, env = "MARQUEE_FLUVIO_ENDPOINT")]
+    pub fluvio_endpoint: Option<String>,
+    /// Fluvio topic of the events [default: marquee-events].
+    #[arg(long, env = "MARQUEE_FLUVIO_TOPIC")]
+    pub fluvio_topic: Option<String>,
     /// API keys: `auto` needs them unless listening on loopback [default: auto].
     #[arg(long, env = "MARQUEE_AUTH", value_enum)]
     pub auth: Option<AuthArg>,
@@ -89,6 +105,16 @@ pub struct NodeArgs {
     /// file's `cors.allowed_origins`.
     #[arg(long, env = "MARQUEE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
+}
+
+/// `--log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogArg {
+    /// The RocksDB log in `<data-dir>/log`.
+    Embedded,
+    /// A topic of a Fluvio cluster.
+    Fluvio,
 }
 
 /// `--auth`.
@@ -119,6 +145,8 @@ struct FileConfig {
     block_cache_mb: Option<usize>,
     auth: Option<AuthMode>,
     #[serde(default)]
+    log: LogFile,
+    #[serde(default)]
     limits: Limits,
     tls: Option<TlsFile>,
     #[serde(default)]
@@ -129,6 +157,15 @@ struct FileConfig {
     model: ModelConfig,
     #[serde(default)]
     index: IndexFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {
+    backend: Option<LogArg>,
+    fluvio_endpoint: Option<String>,
+    fluvio_topic: Option<String>,
+    fluvio_replication: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +215,9 @@ impl NodeArgs {
             data_dir,
             listen: None,
             partitions: None,
+            log: None,
+            fluvio_endpoint: None,
+            fluvio_topic: None,
             auth: None,
             tls_cert: None,
             tls_key: None,
@@ -202,6 +242,27 @@ impl NodeArgs {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let mut config = NodeConfig::new(data_dir, listen);
         config.partitions = self.partitions.or(file.partitions).unwrap_or(4);
+        config.log = match self.log.or(file.log.backend).unwrap_or(LogArg::Embedded) {
+            LogArg::Embedded => LogBackend::Embedded,
+            LogArg::Fluvio => {
+                let Some(endpoint) = self.fluvio_endpoint.clone().or(file.log.fluvio_endpoint)
+                else {
+                    bail!(
+                        "log.fluvio_endpoint: required with the fluvio backend \
+                         (--fluvio-endpoint HOST:PORT; a local cluster listens on 127.0.0.1:9003)"
+                    );
+                };
+                LogBackend::Fluvio {
+                    endpoint,
+                    topic: self
+                        .fluvio_topic
+                        .clone()
+                        .or(file.log.fluvio_topic)
+                        .unwrap_or_else(|| DEFAULT_TOPIC.to_owned()),
+                    replication: file.log.fluvio_replication.unwrap_or(1),
+                }
+            }
+        };
         if let Some(seconds) = file.dedup_window_secs {
             config.dedup_window = Duration::from_secs(seconds);
         }
@@ -253,6 +314,32 @@ impl NodeArgs {
 }
 
 fn validate(config: &NodeConfig) -> Result<()> {
+    if let LogBackend::Fluvio {
+        endpoint,
+        topic,
+        replication,
+    } = &config.log
+    {
+        if endpoint
+            .rsplit_once(':')
+            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
+            bail!("log.fluvio_endpoint: must be HOST:PORT, got {endpoint:?}");
+        }
+        if topic.is_empty()
+            || topic.len() > 63
+            || !topic
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+        {
+            bail!(
+                "log.fluvio_topic: must be 1 to 63 lowercase letters, digits or '-', got {topic:?}"
+            );
+        }
+        if *replication == 0 {
+            bail!("log.fluvio_replication: must be at least 1");
+        }
+    }
     if !(1..=1024).contains(&config.partitions) {
         bail!("partitions: must be 1 to 1024, got {}", config.partitions);
     }
@@ -360,5 +447,61 @@ mod tests {
         std::fs::write(&path, "partitons = 8\n").unwrap();
         let error = format!("{:#}", args(Some(path)).resolve("./data").unwrap_err());
         assert!(error.contains("partitons"), "{error}");
+    }
+
+    #[test]
+    fn the_log_backend_comes_from_the_file_or_the_flags_and_is_checked() {
+        let embedded = args(None).resolve("./data").unwrap();
+        assert_eq!(embedded.log, LogBackend::Embedded);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marquee.toml");
+        std::fs::write(
+            &path,
+            "[log]\nbackend = \"fluvio\"\nfluvio_endpoint = \"10.0.0.5:9003\"\nfluvio_replication = 3\n",
+        )
+        .unwrap();
+        let from_file = args(Some(path.clone())).resolve("./data").unwrap();
+        assert_eq!(
+            from_file.log,
+            LogBackend::Fluvio {
+                endpoint: "10.0.0.5:9003".into(),
+                topic: "marquee-events".into(),
+                replication: 3,
+            }
+        );
+        let mut flagged = args(Some(path));
+        flagged.fluvio_endpoint = Some("127.0.0.1:9103".into());
+        flagged.fluvio_topic = Some("events-eu".into());
+        let LogBackend::Fluvio {
+            endpoint, topic, ..
+        } = flagged.resolve("./data").unwrap().log
+        else {
+            panic!("the file chose fluvio");
+        };
+        assert_eq!(
+            (endpoint.as_str(), topic.as_str()),
+            ("127.0.0.1:9103", "events-eu")
+        );
+        flagged.log = Some(LogArg::Embedded);
+        assert_eq!(flagged.resolve("./data").unwrap().log, LogBackend::Embedded);
+
+        let mut missing = args(None);
+        missing.log = Some(LogArg::Fluvio);
+        let error = missing.resolve("./data").unwrap_err().to_string();
+        assert!(
+            error.starts_with("log.fluvio_endpoint: required"),
+            "{error}"
+        );
+        missing.fluvio_endpoint = Some("no-port".into());
+        let error = missing.resolve("./data").unwrap_err().to_string();
+        assert!(
+            error.starts_with("log.fluvio_endpoint: must be HOST:PORT"),
+            "{error}"
+        );
+        missing.fluvio_endpoint = Some("127.0.0.1:9003".into());
+        missing.fluvio_topic = Some("Events!".into());
+        let error = missing.resolve("./data").unwrap_err().to_string();
+        assert!(error.starts_with("log.fluvio_topic:"), "{error}");
     }
 }

@@ -131,9 +131,18 @@ enum Command {
         /// The new data directory (absent or empty).
         #[arg(long)]
         into: PathBuf,
-        /// The node's configuration file: its `[model]` and store settings are used.
+        /// The node's configuration file: its `[model]`, `[log]` and store settings are used.
         #[arg(long, env = "MARQUEE_CONFIG")]
         config: Option<PathBuf>,
+        /// The node's event log backend [default: the file's, else embedded].
+        #[arg(long = "log", env = "MARQUEE_LOG", value_enum)]
+        log: Option<marquee::config::LogArg>,
+        /// Fluvio's SC public endpoint, HOST:PORT (with --log fluvio).
+        #[arg(long, env = "MARQUEE_FLUVIO_ENDPOINT")]
+        fluvio_endpoint: Option<String>,
+        /// Fluvio topic of the events [default: marquee-events].
+        #[arg(long, env = "MARQUEE_FLUVIO_TOPIC")]
+        fluvio_topic: Option<String>,
     },
     /// Restore a backup into a data directory that holds no log and no state (node stopped).
     Restore {
@@ -327,7 +336,18 @@ async fn run(command: Command) -> Result<()> {
             until,
             into,
             config,
-        } => replay(data_dir, &from, until.as_deref(), into, config),
+            log,
+            fluvio_endpoint,
+            fluvio_topic,
+        } => {
+            let mut node = NodeArgs::from_file(config, Some(data_dir));
+            node.log = log;
+            node.fluvio_endpoint = fluvio_endpoint;
+            node.fluvio_topic = fluvio_topic;
+            tokio::task::spawn_blocking(move || replay(&node, &from, until.as_deref(), into))
+                .await
+                .context("the replay stopped")?
+        }
         Command::Generate {
             synthetic,
             events,
@@ -366,14 +386,8 @@ async fn backfill(source: marquee::backfill::Source, args: BackfillArgs) -> Resu
     Ok(())
 }
 
-fn replay(
-    data_dir: PathBuf,
-    from: &str,
-    until: Option<&str>,
-    into: PathBuf,
-    config: Option<PathBuf>,
-) -> Result<()> {
-    let node = NodeArgs::from_file(config, Some(data_dir)).resolve("./data")?;
+fn replay(node: &NodeArgs, from: &str, until: Option<&str>, into: PathBuf) -> Result<()> {
+    let node = node.resolve("./data")?;
     let options = marquee::replay::ReplayOptions {
         from_ms: marquee::replay::parse_time(from).context("--from")?,
         until_ms: until

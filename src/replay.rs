@@ -4,9 +4,10 @@
 //! The state is a read model of the log, so it can be rebuilt: after a model change, to drop a
 //! window of bad events, or to start a second node from the same history. Replay
 //!
-//! 1. opens the node's log and state as RocksDB **secondary instances** (read-only, beside the
-//!    writer, which neither stops nor slows), so it sees every event acknowledged up to its
-//!    start;
+//! 1. opens the node's state, and its embedded log, as RocksDB **secondary instances**
+//!    (read-only, beside the writer, which neither stops nor slows), so it sees every event
+//!    acknowledged up to its start; with `--log fluvio` it reads the topic instead, from the
+//!    cluster, like any other consumer;
 //! 2. copies what is not in the log: the catalogue (items upserted through the API), the
 //!    erasure list and the data directory's keys (`keys.json`, `erasure.key`,
 //!    `pseudonym.key`), so erased users stay erased and pseudonyms keep their meaning;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use marquee_api::NodeConfig;
 use marquee_api::node::{ERASURE_KEY_FILE, PSEUDONYM_KEY_FILE, erasure_key};
-use marquee_ingest::{Appended, EmbeddedLog, EventLog, LogEntry, LogRead};
+use marquee_ingest::{AnyLog, Appended, EmbeddedLog, EventLog, LogBackend, LogEntry, LogRead};
 use marquee_schemas::Event;
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::{Engine, Metrics, ProcessorConfig};
@@ -82,7 +83,7 @@ pub fn parse_time(text: &str) -> Result<Option<i64>> {
 /// The node's log seen through the replay window: only entries appended in it, and no further
 /// than the end the log had when replay started.
 struct WindowLog {
-    log: EmbeddedLog,
+    log: AnyLog,
     from_ms: Option<i64>,
     until_ms: Option<i64>,
     end: Vec<u64>,
@@ -161,7 +162,8 @@ fn copy_if_present(from: &Path, to: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs a replay (see the module documentation). Blocking.
+/// Runs a replay (see the module documentation). Blocking; with Fluvio, call it inside a tokio
+/// runtime (from a blocking thread of it).
 pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
     let started = Instant::now();
     let source = &options.node.data_dir;
@@ -190,8 +192,19 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         .context("creating the secondary instances' directory")?;
 
     // 1. The node's log and state, read beside the node.
-    let log = EmbeddedLog::open_secondary(source.join("log"), scratch.path().join("log"))
-        .with_context(|| format!("opening the event log of {}", source.display()))?;
+    let log = match &options.node.log {
+        LogBackend::Embedded => AnyLog::Embedded(
+            EmbeddedLog::open_secondary(source.join("log"), scratch.path().join("log"))
+                .with_context(|| format!("opening the event log of {}", source.display()))?,
+        ),
+        backend => tokio::runtime::Handle::current()
+            .block_on(AnyLog::open(
+                backend,
+                &source.join("log"),
+                options.node.partitions,
+            ))
+            .with_context(|| format!("opening the event log ({})", backend.describe()))?,
+    };
     let log_end = log.end_offsets()?;
     let store_config = StoreConfig {
         dimension: options.node.model.dimension,

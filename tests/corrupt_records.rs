@@ -32,7 +32,8 @@ async fn a_corrupt_record_is_an_error_and_a_metric_never_a_panic_or_a_skip() {
     // Everything into the SST files, so the plain RocksDB handle below (which lacks the
     // state's merge operator) replays no write-ahead log.
     node.services().unwrap().store.flush_all().unwrap();
-    node.services().unwrap().log.compact_all().unwrap();
+    let log = node.services().unwrap().log.as_embedded().unwrap();
+    log.compact_all().unwrap();
     node.shutdown().await.unwrap();
 
     // Damage: u1's state record, and a log record after u2's last event.

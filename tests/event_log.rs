@@ -259,3 +259,134 @@ async fn embedded_log_keeps_acknowledged_events_across_reopen() {
         "a log cannot be reopened with another partition count"
     );
 }
+
+/// The Fluvio backend, against a real cluster: these tests run only when
+/// `MARQUEE_FLUVIO_ENDPOINT` holds the `HOST:PORT` of a running cluster's SC (docs/OPERATIONS.md
+/// says how to start one), and print that they were skipped otherwise. There is no stand-in
+/// Fluvio; the logic above them is the same suite the embedded backend passes on every run.
+#[cfg(feature = "fluvio")]
+mod fluvio {
+    use super::*;
+    use marquee_ingest::{Error, FluvioLog, FluvioLogConfig};
+
+    fn endpoint() -> Option<String> {
+        match std::env::var("MARQUEE_FLUVIO_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+            _ => {
+                eprintln!(
+                    "skipped: set MARQUEE_FLUVIO_ENDPOINT=HOST:PORT (a running Fluvio cluster's \
+                     SC) to run the Fluvio backend's tests"
+                );
+                None
+            }
+        }
+    }
+
+    /// A topic of its own per test and run, so runs against one cluster never meet.
+    fn config(endpoint: String, name: &str, partitions: u32) -> FluvioLogConfig {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        FluvioLogConfig {
+            topic: format!("marquee-test-{name}-{}", nanos % 1_000_000_000_000),
+            partitions,
+            ..FluvioLogConfig::new(endpoint)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fluvio_log_passes_the_conformance_suite() {
+        let Some(endpoint) = endpoint() else { return };
+        let log = FluvioLog::connect(config(endpoint, "conformance", 4))
+            .await
+            .unwrap();
+        conformance(&log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fluvio_log_finds_a_users_events_and_leaves_erasure_to_the_erasure_list() {
+        let Some(endpoint) = endpoint() else { return };
+        let log = FluvioLog::connect(config(endpoint, "erasure", 3))
+            .await
+            .unwrap();
+        erasure_conformance(&log).await;
+        assert!(matches!(log.erase(&[(0, 0)]), Err(Error::Unsupported(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fluvio_log_keeps_acknowledged_events_and_their_order_across_reconnect() {
+        let Some(endpoint) = endpoint() else { return };
+        let config = config(endpoint, "reconnect", 4);
+        let log = FluvioLog::connect(config.clone()).await.unwrap();
+        let mut writers = tokio::task::JoinSet::new();
+        for writer in 0..8 {
+            let log = log.clone();
+            writers.spawn(async move {
+                let events: Vec<Event> = (0..50).map(|i| event(&format!("w{writer}"), i)).collect();
+                log.append(events).await.unwrap().len()
+            });
+        }
+        let appended: usize = writers.join_all().await.into_iter().sum();
+        assert_eq!(appended, 400);
+        let ends = log.end_offsets().unwrap();
+        drop(log);
+
+        // A second client (another node) sees the same end offsets and events.
+        let reconnected = FluvioLog::connect(config.clone()).await.unwrap();
+        assert_eq!(reconnected.end_offsets().unwrap(), ends);
+        for writer in 0..8 {
+            let user = format!("w{writer}");
+            let partition = partition_for_user(&user, reconnected.partition_count());
+            let sequence: Vec<String> = reconnected
+                .read(partition, 0, 10_000)
+                .unwrap()
+                .entries
+                .into_iter()
+                .filter(|entry| entry.event.user_id == user)
+                .map(|entry| entry.event.event_id)
+                .collect();
+            let expected: Vec<String> = (0..50).map(|i| format!("{user}-{i}")).collect();
+            assert_eq!(sequence, expected);
+        }
+        // A client's end offsets follow what other clients append.
+        let other = FluvioLog::connect(config.clone()).await.unwrap();
+        other.append(vec![event("w0", 500)]).await.unwrap();
+        let partition = partition_for_user("w0", 4) as usize;
+        let mut expected = ends.clone();
+        expected[partition] += 1;
+        reconnected
+            .wait_for_append(&ends, Duration::from_secs(30))
+            .await;
+        assert_eq!(reconnected.end_offsets().unwrap(), expected);
+
+        let wrong_count = FluvioLog::connect(FluvioLogConfig {
+            partitions: 8,
+            ..config
+        })
+        .await;
+        assert!(
+            matches!(wrong_count, Err(Error::PartitionCountMismatch { .. })),
+            "a topic cannot be used with another partition count"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_fluvio_is_a_clear_error_at_start() {
+        // No cluster needed: nothing listens on this port of the loopback.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let error = FluvioLog::connect(FluvioLogConfig {
+            connect_timeout: Duration::from_secs(5),
+            ..FluvioLogConfig::new(format!("127.0.0.1:{port}"))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(error, Error::Unavailable(_)), "{error}");
+        assert!(
+            error.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{error}"
+        );
+    }
+}

@@ -12,6 +12,10 @@
 //! Restore copies a backup into a data directory that has neither `log/` nor `state/` (the node
 //! must be stopped; the procedure is in docs/OPERATIONS.md). Events acknowledged after the log
 //! checkpoint are not in the backup: the recovery point is the backup's `created_ms`.
+//!
+//! On Fluvio the log stays in the cluster and a backup holds no `log/`: the restored state's
+//! offsets point into the topic, and the processor resumes there (events the topic's retention
+//! dropped since are gone).
 
 use std::path::{Path, PathBuf};
 
@@ -102,10 +106,11 @@ pub fn create(services: &Services, data_dir: &Path, dir: &Path) -> Result<Manife
         .checkpoint(&dir.join("state"))
         .map_err(|error| BackupError::Checkpoint(format!("state: {error}")))?;
     let created_ms = now_ms();
-    services
-        .log
-        .checkpoint(&dir.join("log"))
-        .map_err(|error| BackupError::Checkpoint(format!("log: {error}")))?;
+    // A Fluvio log stays in its cluster: the backup's state points into it by offsets.
+    if let Some(log) = services.log.as_embedded() {
+        log.checkpoint(&dir.join("log"))
+            .map_err(|error| BackupError::Checkpoint(format!("log: {error}")))?;
+    }
     let log_end_offsets = marquee_ingest::EventLog::end_offsets(&services.log)
         .map_err(|error| BackupError::Checkpoint(format!("log: {error}")))?;
     for file in [KEYS_FILE, ERASURE_KEY_FILE, PSEUDONYM_KEY_FILE] {
@@ -175,14 +180,18 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Manifest, BackupError> 
         std::fs::remove_dir_all(&stale_index).map_err(io(&stale_index))?;
     }
     // Into temporary names first, renamed at the end: an interrupted restore leaves no
-    // half-copied `state/` that a node would open.
-    for part in ["state", "log"] {
+    // half-copied `state/` that a node would open. A backup of a node on Fluvio has no `log/`.
+    let parts: Vec<&str> = ["state", "log"]
+        .into_iter()
+        .filter(|part| *part == "state" || backup.join(part).exists())
+        .collect();
+    for part in &parts {
         copy_tree(
             &backup.join(part),
             &data_dir.join(format!("{part}.restoring")),
         )?;
     }
-    for part in ["state", "log"] {
+    for part in &parts {
         let from = data_dir.join(format!("{part}.restoring"));
         std::fs::rename(&from, data_dir.join(part)).map_err(io(&from))?;
     }

@@ -212,6 +212,7 @@ impl From<marquee_ingest::Error> for ApiError {
                 db: "log",
                 cause: error.to_string(),
             },
+            marquee_ingest::Error::Unavailable(message) => ApiError::Unavailable { message },
             other => ApiError::internal(other),
         }
     }

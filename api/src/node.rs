@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
+use marquee_ingest::{AnyLog, EmbeddedLog, EventLog, LogBackend};
 use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig};
 use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 use tokio::net::TcpListener;
@@ -31,6 +31,8 @@ use crate::routes::{AppState, Services, router};
 pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The event log: the embedded one in `<data-dir>/log` (default) or a Fluvio topic.
+    pub log: LogBackend,
     /// Partitions of a new log (an existing log keeps its own count and must match).
     pub partitions: u32,
     pub model: ModelConfig,
@@ -69,6 +71,7 @@ impl NodeConfig {
         NodeConfig {
             data_dir: data_dir.into(),
             listen,
+            log: LogBackend::Embedded,
             partitions: 4,
             model: ModelConfig::default(),
             index: IndexConfig::default(),
@@ -175,14 +178,13 @@ fn load(
     cancel: &CancellationToken,
 ) -> Result<Running, String> {
     let started = std::time::Instant::now();
-    let log = EmbeddedLog::open(
-        config.data_dir.join("log"),
-        EmbeddedLogConfig {
-            partitions: config.partitions,
-            ..EmbeddedLogConfig::default()
-        },
-    )
-    .map_err(|error| format!("opening the event log: {error}"))?;
+    let log = tokio::runtime::Handle::current()
+        .block_on(AnyLog::open(
+            &config.log,
+            &config.data_dir.join("log"),
+            config.partitions,
+        ))
+        .map_err(|error| format!("opening the event log ({}): {error}", config.log.describe()))?;
     let store = StateStore::open(
         config.data_dir.join("state"),
         &StoreConfig {
@@ -225,8 +227,19 @@ fn load(
     index.start_worker();
     let handle = processor.handle();
     let processor_thread = processor.spawn(cancel.child_token());
-    if let Some(retention) = config.event_retention {
-        spawn_retention(log.clone(), handle.clone(), retention, cancel.child_token());
+    if config.event_retention.is_some() && log.as_embedded().is_none() {
+        warn!(
+            "privacy.event_retention_days applies to the embedded log only; \
+             set the Fluvio topic's retention instead"
+        );
+    }
+    if let (Some(retention), AnyLog::Embedded(embedded)) = (config.event_retention, &log) {
+        spawn_retention(
+            embedded.clone(),
+            handle.clone(),
+            retention,
+            cancel.child_token(),
+        );
     }
     Ok(Running {
         services: Services {

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use marquee_ingest::{EmbeddedLog, EventLog};
+use marquee_ingest::{AnyLog, EventLog};
 use marquee_schemas::json::{event_from_json, item_from_json};
 use marquee_schemas::{EventKind, FieldError, Item, validate_id};
 use marquee_stream_processor::catalogue::upsert_catalogue;
@@ -41,7 +41,7 @@ pub const MAX_COUNT: usize = 100;
 /// What a loaded node serves from.
 #[derive(Clone, Debug)]
 pub struct Services {
-    pub log: EmbeddedLog,
+    pub log: AnyLog,
     pub store: StateStore,
     pub items: ItemTable,
     pub query: QueryEngine,
@@ -833,10 +833,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         let metrics = state.metrics.clone();
         // RocksDB property reads take its mutexes: off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
-            metrics.set_storage(
-                "log",
-                storage_figures(|name| services.log.property_sum(name)),
-            );
+            if let Some(log) = services.log.as_embedded() {
+                metrics.set_storage("log", storage_figures(|name| log.property_sum(name)));
+            }
             metrics.set_storage(
                 "state",
                 storage_figures(|name| services.store.property_sum(name)),

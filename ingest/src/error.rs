@@ -31,6 +31,9 @@ pub enum Error {
     },
     #[error("the log is closed")]
     Closed,
+    /// The log's cluster cannot be reached or refused a request; retrying later may succeed.
+    #[error("the event log is unavailable: {0}")]
+    Unavailable(String),
     #[error("this log backend cannot {0}")]
     Unsupported(&'static str),
     #[error("no event log at {0}")]
@@ -42,7 +45,7 @@ impl Error {
     /// fail the same way (a bad argument, corrupt data).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Storage(_) | Error::Closed => true,
+            Error::Storage(_) | Error::Closed | Error::Unavailable(_) => true,
             Error::CorruptRecord { .. }
             | Error::Encode(_)
             | Error::PartitionCountMismatch { .. }

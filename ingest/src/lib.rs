@@ -3,14 +3,22 @@
 //! - [`EventLog`]: the trait every backend implements, with its written contract.
 //! - [`embedded`]: the default backend, a RocksDB instance in the data directory with group
 //!   commit.
+//! - [`fluvio`] (cargo feature `fluvio`): a topic of a Fluvio cluster, for more than one machine.
+//! - [`AnyLog`] and [`LogBackend`]: the backend chosen at run time behind one type.
 //! - [`error`]: this crate's error type.
 //!
 //! The processor reads the log only through [`EventLog`], so backends are interchangeable.
 
+mod backend;
 pub mod embedded;
 pub mod error;
+#[cfg(feature = "fluvio")]
+pub mod fluvio;
 mod log;
 
+pub use backend::{AnyLog, DEFAULT_TOPIC, LogBackend};
 pub use embedded::{EmbeddedLog, EmbeddedLogConfig};
 pub use error::{Error, Result};
+#[cfg(feature = "fluvio")]
+pub use fluvio::{FluvioLog, FluvioLogConfig};
 pub use log::{Appended, EventLog, LogEntry, LogRead};
