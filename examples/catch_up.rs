@@ -1,12 +1,14 @@
 //! Processor catch-up: state rebuilt from a filled log (docs/PERFORMANCE.md).
 //!
-//! `cargo run --profile dev --example catch_up -- --events 1000000 [--json FILE]`
+//! `cargo run --profile dev --example catch_up -- --events 1000000 [--fluvio-endpoint HOST:PORT]
+//! [--json FILE]`
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
-use marquee::bench::{CatchUpOptions, catch_up};
+use marquee::bench::{CatchUpOptions, catch_up, fluvio_bench_backend};
+use marquee_ingest::LogBackend;
 use marquee_stream_processor::ProcessorConfig;
 
 #[derive(Debug, Parser)]
@@ -29,6 +31,10 @@ struct Args {
     /// Directory for the log and the state (a temporary one when absent).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Use a new topic of the Fluvio cluster whose SC listens here (HOST:PORT) instead of the
+    /// embedded log.
+    #[arg(long)]
+    fluvio_endpoint: Option<String>,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -51,6 +57,10 @@ fn main() -> Result<()> {
                     .unwrap_or(ProcessorConfig::default().max_batch_events),
                 ..ProcessorConfig::default()
             },
+            log: args
+                .fluvio_endpoint
+                .as_deref()
+                .map_or(LogBackend::Embedded, fluvio_bench_backend),
             ..CatchUpOptions::default()
         },
     )?;

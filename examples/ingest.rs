@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
-use marquee::bench::{IngestOptions, ingest};
+use marquee::bench::{IngestOptions, fluvio_bench_backend, ingest};
+use marquee_ingest::LogBackend;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -18,6 +19,10 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 8)]
     connections: usize,
+    /// Use a new topic of the Fluvio cluster whose SC listens here (HOST:PORT) instead of the
+    /// embedded log.
+    #[arg(long)]
+    fluvio_endpoint: Option<String>,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -33,6 +38,10 @@ async fn main() -> Result<()> {
             events: args.events,
             batch: args.batch,
             connections: args.connections,
+            log: args
+                .fluvio_endpoint
+                .as_deref()
+                .map_or(LogBackend::Embedded, fluvio_bench_backend),
             ..IngestOptions::default()
         },
     )

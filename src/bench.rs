@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
+use marquee_ingest::{AnyLog, EmbeddedLog, EmbeddedLogConfig, EventLog, LogBackend};
 use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig};
 use marquee_vector_store::{IndexConfig, StateStore, StoreConfig};
 use serde::Serialize;
@@ -38,6 +38,9 @@ pub struct CatchUpOptions {
     pub model: ModelConfig,
     pub processor: ProcessorConfig,
     pub seed: u64,
+    /// The log filled and read: the embedded one under the run's directory (written without
+    /// syncs: the fill is not what is measured), or a new topic of a Fluvio cluster.
+    pub log: LogBackend,
 }
 
 impl Default for CatchUpOptions {
@@ -50,7 +53,21 @@ impl Default for CatchUpOptions {
             model: ModelConfig::default(),
             processor: ProcessorConfig::default(),
             seed: 42,
+            log: LogBackend::Embedded,
         }
+    }
+}
+
+/// A Fluvio backend on a topic of its own for one benchmark run (`marquee-bench-<ms>`).
+pub fn fluvio_bench_backend(endpoint: &str) -> LogBackend {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or(0);
+    LogBackend::Fluvio {
+        endpoint: endpoint.to_owned(),
+        topic: format!("marquee-bench-{millis}"),
+        replication: 1,
     }
 }
 
@@ -105,15 +122,22 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let log = EmbeddedLog::open(
-        dir.join("log"),
-        EmbeddedLogConfig {
-            partitions: options.partitions,
-            sync: false,
-            ..EmbeddedLogConfig::default()
-        },
-    )
-    .context("opening the log")?;
+    let log = match &options.log {
+        LogBackend::Embedded => AnyLog::Embedded(
+            EmbeddedLog::open(
+                dir.join("log"),
+                EmbeddedLogConfig {
+                    partitions: options.partitions,
+                    sync: false,
+                    ..EmbeddedLogConfig::default()
+                },
+            )
+            .context("opening the log")?,
+        ),
+        backend => runtime
+            .block_on(AnyLog::open(backend, &dir.join("log"), options.partitions))
+            .with_context(|| format!("opening the log ({})", backend.describe()))?,
+    };
     let filling = Instant::now();
     let mut events = world.events();
     loop {
@@ -203,6 +227,7 @@ mod tests {
             batch: 500,
             connections: 3,
             seed: 4,
+            log: LogBackend::Embedded,
         };
         let report = ingest(dir.path(), &options).await.unwrap();
         assert_eq!(report.events, 5_000);
@@ -521,6 +546,8 @@ pub struct IngestOptions {
     /// Requests in flight at once.
     pub connections: usize,
     pub seed: u64,
+    /// The node's log.
+    pub log: LogBackend,
 }
 
 impl Default for IngestOptions {
@@ -530,6 +557,7 @@ impl Default for IngestOptions {
             batch: 1_000,
             connections: 8,
             seed: 42,
+            log: LogBackend::Embedded,
         }
     }
 }
@@ -554,7 +582,8 @@ pub struct IngestReport {
 pub async fn ingest(dir: &Path, options: &IngestOptions) -> Result<IngestReport> {
     use std::sync::Arc;
 
-    let config = marquee_api::NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
+    let mut config = marquee_api::NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
+    config.log = options.log.clone();
     let (node, base) = start_node(config).await?;
     let world = Synthetic::new(SyntheticConfig {
         seed: options.seed,
