@@ -260,6 +260,50 @@ impl FluvioLog {
         });
     }
 
+    /// Sends `events` and waits for every record's committed acknowledgement.
+    async fn produce(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
+        let endpoint = &self.inner.config.endpoint;
+        let append_ms = now_ms();
+        let producer = &self.inner.producer;
+        let mut outputs = Vec::with_capacity(events.len());
+        for event in events {
+            let key = event.user_id.clone().into_bytes();
+            let value = encode_record(&LogRecord { append_ms, event }).map_err(Error::Encode)?;
+            let output = producer
+                .send(key, value)
+                .await
+                .map_err(|error| unavailable(endpoint, "append failed", error))?;
+            outputs.push(output);
+        }
+        let mut appended = Vec::with_capacity(outputs.len());
+        for output in outputs {
+            let metadata = output
+                .wait()
+                .await
+                .map_err(|error| unavailable(endpoint, "append failed", error))?;
+            appended.push(Appended {
+                partition: metadata.partition_id(),
+                offset: metadata.offset() as u64,
+            });
+        }
+        let mut ends = vec![0u64; self.inner.config.partitions as usize];
+        for place in &appended {
+            let end = &mut ends[place.partition as usize];
+            *end = (*end).max(place.offset + 1);
+        }
+        self.inner.known_ends.send_if_modified(|known| {
+            let mut newer = false;
+            for (slot, end) in known.iter_mut().zip(&ends) {
+                if end > slot {
+                    *slot = *end;
+                    newer = true;
+                }
+            }
+            newer
+        });
+        Ok(appended)
+    }
+
     /// Up to `max_records` committed records of `partition` from `from_offset`, as stored.
     async fn fetch(
         &self,
@@ -422,46 +466,17 @@ impl EventLog for FluvioLog {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let endpoint = &self.inner.config.endpoint;
-        let append_ms = now_ms();
-        let producer = &self.inner.producer;
-        let mut outputs = Vec::with_capacity(events.len());
-        for event in events {
-            let key = event.user_id.clone().into_bytes();
-            let value = encode_record(&LogRecord { append_ms, event }).map_err(Error::Encode)?;
-            let output = producer
-                .send(key, value)
-                .await
-                .map_err(|error| unavailable(endpoint, "append failed", error))?;
-            outputs.push(output);
-        }
-        let mut appended = Vec::with_capacity(outputs.len());
-        for output in outputs {
-            let metadata = output
-                .wait()
-                .await
-                .map_err(|error| unavailable(endpoint, "append failed", error))?;
-            appended.push(Appended {
-                partition: metadata.partition_id(),
-                offset: metadata.offset() as u64,
-            });
-        }
-        let mut ends = vec![0u64; self.inner.config.partitions as usize];
-        for place in &appended {
-            let end = &mut ends[place.partition as usize];
-            *end = (*end).max(place.offset + 1);
-        }
-        self.inner.known_ends.send_if_modified(|known| {
-            let mut newer = false;
-            for (slot, end) in known.iter_mut().zip(&ends) {
-                if end > slot {
-                    *slot = *end;
-                    newer = true;
-                }
-            }
-            newer
-        });
-        Ok(appended)
+        let timeout = self.inner.config.append_timeout;
+        // The producer reconnects to a lost SPU forever; the caller gets an answer in time.
+        tokio::time::timeout(timeout, self.produce(events))
+            .await
+            .unwrap_or_else(|_| {
+                Err(unavailable(
+                    &self.inner.config.endpoint,
+                    "append failed",
+                    format!("no acknowledgement within {timeout:?}"),
+                ))
+            })
     }
 
     fn read(&self, partition: u32, from_offset: u64, max_records: usize) -> Result<LogRead> {

@@ -28,6 +28,33 @@ pub async fn start(config: NodeConfig) -> RunningNode {
     node
 }
 
+/// A Fluvio backend on a topic of its own for one test (`marquee-test-<name>-<time>`), when
+/// `MARQUEE_FLUVIO_ENDPOINT` holds the `HOST:PORT` of a running cluster's SC; `None`, after
+/// printing that the test was skipped, otherwise. There is no stand-in Fluvio: without a
+/// cluster, the same test body runs on the embedded log only.
+pub fn fluvio_backend(name: &str) -> Option<marquee_ingest::LogBackend> {
+    match std::env::var("MARQUEE_FLUVIO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            Some(marquee_ingest::LogBackend::Fluvio {
+                endpoint,
+                topic: format!("marquee-test-{name}-{}", nanos % 1_000_000_000_000),
+                replication: 1,
+            })
+        }
+        _ => {
+            eprintln!(
+                "skipped: set MARQUEE_FLUVIO_ENDPOINT=HOST:PORT (a running Fluvio cluster's SC) \
+                 to run this test on Fluvio"
+            );
+            None
+        }
+    }
+}
+
 /// Waits until the processor has applied everything appended so far.
 pub async fn caught_up(node: &RunningNode) {
     let services = node.services().expect("ready");
