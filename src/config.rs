@@ -83,7 +83,7 @@ pub struct NodeArgs {
     #[arg(long, env = "MARQUEE_PARTITIONS")]
     pub partitions: Option<u32>,
     /// Event log backend [default: embedded].
-    #[arg(long = "log", env = "MARQUEE_LOG", value_enum)]
+    #[arg(long = "log", env = "MARQUEE_LOG_BACKEND", value_enum)]
     pub log: Option<LogArg>,
     /// Fluvio's SC public endpoint, HOST:PORT (with --log fluvio).
     #[arg(long, env = "MARQUEE_FLUVIO_ENDPOINT")]

@@ -135,7 +135,7 @@ enum Command {
         #[arg(long, env = "MARQUEE_CONFIG")]
         config: Option<PathBuf>,
         /// The node's event log backend [default: the file's, else embedded].
-        #[arg(long = "log", env = "MARQUEE_LOG", value_enum)]
+        #[arg(long = "log", env = "MARQUEE_LOG_BACKEND", value_enum)]
         log: Option<marquee::config::LogArg>,
         /// Fluvio's SC public endpoint, HOST:PORT (with --log fluvio).
         #[arg(long, env = "MARQUEE_FLUVIO_ENDPOINT")]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::{caught_up, get_json, item_ids, post, start, test_config};
 use marquee::synthetic::{Synthetic, SyntheticConfig};
+use marquee_ingest::LogBackend;
 use marquee_vector_store::{StateStore, StoreConfig};
 use serde_json::Value;
 
@@ -89,9 +90,47 @@ fn event_count(store: &StateStore, user: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_beside_a_serving_node_rebuilds_the_same_state() {
+    replay_beside_a_serving_node_rebuilds_the_same_state(LogBackend::Embedded).await;
+}
+
+/// The same with the events in a Fluvio topic: replay reads the topic like any consumer, and
+/// the erased user, whose events stay in the topic, is kept out by the copied erasure list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_fluvio_a_replay_beside_a_serving_node_rebuilds_the_same_state() {
+    let Some(backend) = common::fluvio_backend("replay") else {
+        return;
+    };
+    replay_beside_a_serving_node_rebuilds_the_same_state(backend).await;
+}
+
+async fn replay_beside_a_serving_node_rebuilds_the_same_state(log: LogBackend) {
+    let config = |data: &Path| {
+        let mut config = test_config(data);
+        config.log = log.clone();
+        config
+    };
+    // `replay` is told where the log is, as an operator would.
+    let log_flags: Vec<String> = match &log {
+        LogBackend::Embedded => Vec::new(),
+        LogBackend::Fluvio {
+            endpoint, topic, ..
+        } => vec![
+            "--log".into(),
+            "fluvio".into(),
+            "--fluvio-endpoint".into(),
+            endpoint.clone(),
+            "--fluvio-topic".into(),
+            topic.clone(),
+        ],
+    };
+    let replay = |data: &Path, into: &Path, window: &[&str]| {
+        let mut extra: Vec<&str> = window.to_vec();
+        extra.extend(log_flags.iter().map(String::as_str));
+        replay(data, into, &extra);
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let node = start(test_config(&data)).await;
+    let node = start(config(&data)).await;
     let url = node.url();
     let generator = synthetic();
     let catalogue: Vec<Value> = generator
@@ -158,7 +197,7 @@ async fn a_replay_beside_a_serving_node_rebuilds_the_same_state() {
     node.shutdown().await.unwrap();
     std::fs::rename(data.join("state"), dir.path().join("old-state")).unwrap();
     std::fs::rename(rebuilt.join("state"), data.join("state")).unwrap();
-    let node = start(test_config(&data)).await;
+    let node = start(config(&data)).await;
     caught_up(&node).await;
     let replayed = views(&node.url()).await;
     assert_eq!(
