@@ -28,6 +28,10 @@ struct Args {
     /// Most events read from one partition per batch [default: the processor's default].
     #[arg(long)]
     batch: Option<usize>,
+    /// Processor loops, each owning a group of partitions (the node's wiring); 1 runs the
+    /// single deterministic loop.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// Directory for the log and the state (a temporary one when absent).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -55,6 +59,7 @@ fn main() -> Result<()> {
                 max_batch_events: args
                     .batch
                     .unwrap_or(ProcessorConfig::default().max_batch_events),
+                workers: args.workers,
                 ..ProcessorConfig::default()
             },
             log: args

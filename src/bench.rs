@@ -51,7 +51,11 @@ impl Default for CatchUpOptions {
             items: 20_000,
             partitions: 4,
             model: ModelConfig::default(),
-            processor: ProcessorConfig::default(),
+            // One deterministic loop unless asked (`--workers`).
+            processor: ProcessorConfig {
+                workers: 1,
+                ..ProcessorConfig::default()
+            },
             seed: 42,
             log: LogBackend::Embedded,
         }
@@ -169,20 +173,36 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
     )?;
     store.record_commits();
     let started = Instant::now();
-    let mut batches = 0u64;
     let mut applied = 0u64;
-    loop {
-        let consumed = processor.step()?;
-        if consumed == 0 {
-            break;
+    if options.processor.workers <= 1 {
+        loop {
+            let consumed = processor.step()?;
+            if consumed == 0 {
+                break;
+            }
+            applied += consumed as u64;
         }
-        applied += consumed as u64;
-        batches += 1;
+    } else {
+        // The node's wiring: one loop per partition group, until every partition is applied.
+        let ends = log.end_offsets()?;
+        let handle = processor.handle();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let workers = processor.spawn_workers(options.processor.workers, cancel.clone());
+        while handle.committed_offsets() != ends {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        cancel.cancel();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a processor worker panicked"))?;
+        }
+        applied = ends.iter().sum();
     }
     let catch_up_seconds = started.elapsed().as_secs_f64();
-    drop(processor);
     log.close();
     let recorded = store.take_recorded();
+    let batches = recorded.len() as u64;
     let batch_bytes = recorded.iter().map(|data| data.len() as u64).sum();
     let state_bytes = directory_bytes(&state_dir);
     let ceiling = StateStore::open(

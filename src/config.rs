@@ -9,6 +9,7 @@
 //! partitions = 4
 //! dedup_window_secs = 604800
 //! block_cache_mb = 256
+//! processor_workers = 2   # processor loops, each owning a group of partitions [default: cores]
 //! auth = "auto"      # auto: API keys needed unless listening on loopback; "on"; "off"
 //!
 //! [log]              # the event log; docs/OPERATIONS.md, "Running on Fluvio"
@@ -143,6 +144,7 @@ struct FileConfig {
     partitions: Option<u32>,
     dedup_window_secs: Option<u64>,
     block_cache_mb: Option<usize>,
+    processor_workers: Option<usize>,
     auth: Option<AuthMode>,
     #[serde(default)]
     log: LogFile,
@@ -269,6 +271,9 @@ impl NodeArgs {
         if let Some(megabytes) = file.block_cache_mb {
             config.block_cache_bytes = megabytes * 1024 * 1024;
         }
+        if let Some(workers) = file.processor_workers {
+            config.processor.workers = workers;
+        }
         config.model = file.model;
         config.auth = self
             .auth
@@ -314,6 +319,9 @@ impl NodeArgs {
 }
 
 fn validate(config: &NodeConfig) -> Result<()> {
+    if config.processor.workers == 0 {
+        bail!("processor_workers: must be at least 1");
+    }
     if let LogBackend::Fluvio {
         endpoint,
         topic,

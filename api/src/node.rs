@@ -92,7 +92,7 @@ impl NodeConfig {
 struct Running {
     services: Services,
     index: VectorIndex,
-    processor: std::thread::JoinHandle<()>,
+    processor: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// A started node.
@@ -196,6 +196,7 @@ fn load(
     .map_err(|error| format!("opening the state: {error}"))?;
     let opened_seconds = started.elapsed().as_secs_f64();
     let mut processor_config = config.processor.clone();
+    let workers = processor_config.workers;
     processor_config.erasure_key = erasure_key(&config.data_dir)?;
     let Engine {
         items,
@@ -226,7 +227,7 @@ fn load(
     }
     index.start_worker();
     let handle = processor.handle();
-    let processor_thread = processor.spawn(cancel.child_token());
+    let processor_thread = processor.spawn_workers(workers, cancel.child_token());
     if config.event_retention.is_some() && log.as_embedded().is_none() {
         warn!(
             "privacy.event_retention_days applies to the embedded log only; \
@@ -290,6 +291,12 @@ fn spawn_retention(
 impl RunningNode {
     /// Binds `config.listen`, starts serving, and loads the state in the background.
     pub async fn start(config: NodeConfig) -> std::io::Result<RunningNode> {
+        // rustls picks a process-wide crypto provider from its cargo features, and refuses when
+        // the dependency tree enables two (the Fluvio client's enables aws-lc-rs beside our
+        // ring): name ours. Already installed (a second node in one process) is fine.
+        if config.tls.is_some() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         // Read the certificate first: a wrong path fails the start, not the first client.
         let tls = match &config.tls {
             Some(files) => Some(
@@ -430,7 +437,9 @@ impl RunningNode {
             .await
             .map_err(|error| format!("loader panicked: {error}"))??;
         tokio::task::spawn_blocking(move || {
-            let _ = running.processor.join();
+            for worker in running.processor {
+                let _ = worker.join();
+            }
             running.index.shutdown();
             // The processor has stopped: the offsets describe the vectors the side set was
             // kept against. A failed save only costs the next start a build.

@@ -1,6 +1,6 @@
 //! The consumer loop.
 //!
-//! One processor thread reads every partition from its committed offset, in batches of at most
+//! A processor loop reads its partitions from their committed offsets, in batches of at most
 //! [`ProcessorConfig::max_batch_events`] per partition, and for each batch:
 //!
 //! 1. assigns item numbers to items it has not seen (one short write lock on the item table);
@@ -20,15 +20,43 @@
 //! batch is applied again from the log; after step 3 it is never applied again. Nothing is
 //! published before it is committed, so a failed commit leaves memory and disk consistent, and
 //! the batch is retried after a pause.
+//!
+//! ## Workers
+//!
+//! A node runs [`ProcessorConfig::workers`] loops (by default one per core, at most one per
+//! partition; [`Processor::spawn_workers`]). Worker `w` owns the partitions `p` with
+//! `p % workers == w`: it reads only them and commits only their offsets.
+//!
+//! - **Users** live in one partition, so a user's state is touched by one worker only, and an
+//!   erasure runs in the worker owning the user's partition, between two of its batches.
+//! - **Items** are touched from every partition. Steps 1 and 2 (numbering new items, the
+//!   batch's reads) and the log reads run in parallel; steps 3 to 5 (the item working copies,
+//!   the commit, the publication) run under one lock the workers share. An item's state is
+//!   therefore loaded, changed, committed and published by one worker at a time: no update is
+//!   lost, memory and disk agree, and every commit holds the offsets of the events whose item
+//!   changes it carries, so a crash replays exactly the uncommitted batches of each worker.
+//!   Item numbers assigned by any worker are written by the next commit of any worker.
+//! - **What differs from one loop**: two partitions' events reach a shared item in the order
+//!   the workers' timing gives, so item vectors (online SGD) and the order of co-occurrence
+//!   additions can differ between runs at floating-point level; counts, seen items and
+//!   histories do not. [`Processor::step`] (replay, the evaluator, benchmarks) stays one
+//!   deterministic loop over all partitions.
+//! - The trending list is refreshed by whichever worker finds its partitions caught up after
+//!   any worker applied a batch (and at most once a second while batches keep coming); worker 0
+//!   reports index builds.
+//!
+//! A processor on another machine, owning only some partitions, would need the others' item
+//! changes as well: `docs/SCALING.md` describes the item-delta topic that carries them.
 
 // Batch-local maps keyed by client-chosen ids (user ids, event ids): foldhash, seeded per
 // process, instead of SipHash, which took 5.5% of a catch-up's profile.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use marquee_ingest::{EventLog, LogEntry};
+use marquee_schemas::partition_for_user;
 use marquee_vector_store::{
     HistoryEntry, ItemTable, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
 };
@@ -59,11 +87,15 @@ pub struct ProcessorConfig {
     /// Key of the erasure list's hashes (HMAC-SHA-256 of erased user ids). A node reads it from
     /// `<data-dir>/erasure.key`; the all-zero default is for in-process runs that erase nothing.
     pub erasure_key: [u8; 32],
+    /// Loops a node runs, each owning a group of partitions (see "Workers" above); at most the
+    /// partition count. Default: the machine's cores.
+    pub workers: usize,
 }
 
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
+            workers: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
             max_batch_events: 10_000,
             idle_wait: Duration::from_millis(200),
             erasure_key: [0; 32],
@@ -81,8 +113,8 @@ pub struct ProcessorHandle {
 struct HandleInner {
     /// Committed (next-to-apply) offset per partition.
     committed: Vec<AtomicU64>,
-    /// Set while the last attempt to apply a batch failed.
-    failing: AtomicBool,
+    /// One bit per worker, set while its last attempt to apply a batch failed.
+    failing: AtomicU64,
     /// Set by an operator: the loop applies nothing until it is cleared.
     paused: AtomicBool,
     /// Erasures waiting for the loop, which runs them between batches.
@@ -140,7 +172,7 @@ impl ProcessorHandle {
                     .iter()
                     .map(|&offset| AtomicU64::new(offset))
                     .collect(),
-                failing: AtomicBool::new(false),
+                failing: AtomicU64::new(0),
                 paused: AtomicBool::new(false),
                 erasures: parking_lot::Mutex::new(Vec::new()),
                 erased: parking_lot::RwLock::new(erased),
@@ -161,7 +193,7 @@ impl ProcessorHandle {
 
     /// Whether the processor's last batch failed (it retries).
     pub fn is_failing(&self) -> bool {
-        self.inner.failing.load(Ordering::Acquire)
+        self.inner.failing.load(Ordering::Acquire) != 0
     }
 
     /// Pauses or resumes the processor. Paused, it finishes the batch under way and then
@@ -184,6 +216,9 @@ impl ProcessorHandle {
             user_id: user_id.to_owned(),
             reply,
         });
+        // The worker owning the user's partition runs it: wake every worker waiting now, or
+        // the next one to wait.
+        self.inner.wake.notify_waiters();
         self.inner.wake.notify_one();
         answer.await.map_err(|_| crate::Error::Stopped)?
     }
@@ -315,6 +350,26 @@ impl PairWork {
 }
 
 /// The stream processor over a log `L`.
+/// What the workers of one processor share (see "Workers" in the module documentation).
+#[derive(Debug, Default)]
+struct Shared {
+    /// Held by a worker from loading its batch's items to publishing them (and by an erasure
+    /// while it takes an erased user's contributions back): item state is read, changed,
+    /// committed and published by one worker at a time, so no update of an item is lost.
+    items: parking_lot::Mutex<()>,
+    /// Item numbers assigned that no commit has written yet, by any worker: the next commit,
+    /// whichever worker makes it, writes them all.
+    unpersisted_item_ids: parking_lot::Mutex<Vec<(String, u32)>>,
+    /// The stream's clock (latest event timestamp applied) across workers.
+    clock: AtomicI64,
+    /// Set when a worker applied a batch since the trending list was last refreshed: the
+    /// worker that next finds its partitions caught up refreshes it.
+    trending_stale: AtomicBool,
+    /// When the trending list was last refreshed (at most once per `REFRESH_INTERVAL` while
+    /// batches keep coming).
+    last_refresh: parking_lot::Mutex<Option<Instant>>,
+}
+
 pub struct Processor<L: EventLog> {
     log: L,
     store: StateStore,
@@ -329,8 +384,12 @@ pub struct Processor<L: EventLog> {
     clock: i64,
     handle: ProcessorHandle,
     rebuilds_reported: u64,
-    /// Item numbers this processor assigned that no commit has written yet.
-    unpersisted_item_ids: Vec<(String, u32)>,
+    /// The partitions this worker reads and commits: all of them for a processor that runs
+    /// alone (`step`, `spawn`), one group each after [`Processor::spawn_workers`].
+    owned: Vec<u32>,
+    /// Worker 0 also refreshes the trending list and reports index builds.
+    worker: usize,
+    shared: Arc<Shared>,
 }
 
 impl<L: EventLog> Processor<L> {
@@ -350,6 +409,7 @@ impl<L: EventLog> Processor<L> {
         config: ProcessorConfig,
     ) -> Result<Processor<L>> {
         let offsets = store.offsets(log.partition_count())?;
+        let offsets_len = log.partition_count();
         let clock = {
             let table = items.read();
             table
@@ -375,7 +435,12 @@ impl<L: EventLog> Processor<L> {
             clock,
             handle,
             rebuilds_reported: 0,
-            unpersisted_item_ids: Vec::new(),
+            owned: (0..offsets_len).collect(),
+            worker: 0,
+            shared: Arc::new(Shared {
+                clock: AtomicI64::new(clock),
+                ..Shared::default()
+            }),
         })
     }
 
@@ -385,8 +450,13 @@ impl<L: EventLog> Processor<L> {
 
     /// Runs the loop on a dedicated thread until `cancel` fires; the batch under way completes.
     pub fn spawn(mut self, cancel: CancellationToken) -> std::thread::JoinHandle<()> {
+        let name = if self.owned.len() == self.log.partition_count() as usize {
+            "processor".to_owned()
+        } else {
+            format!("processor-{}", self.worker)
+        };
         std::thread::Builder::new()
-            .name("processor".into())
+            .name(name)
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_time()
@@ -397,9 +467,50 @@ impl<L: EventLog> Processor<L> {
             .expect("spawning the processor thread")
     }
 
+    /// Runs `workers` loops (at most one per partition), each on a thread of its own, worker `w`
+    /// owning the partitions `p` with `p % workers == w`; see "Workers" in the module
+    /// documentation.
+    pub fn spawn_workers(
+        self,
+        workers: usize,
+        cancel: CancellationToken,
+    ) -> Vec<std::thread::JoinHandle<()>>
+    where
+        L: Clone,
+    {
+        let partitions = self.log.partition_count() as usize;
+        let workers = workers.clamp(1, partitions.max(1));
+        if workers == 1 {
+            return vec![self.spawn(cancel)];
+        }
+        let mut handles = Vec::with_capacity(workers);
+        for worker in (0..workers).rev() {
+            let owned: Vec<u32> = (0..partitions as u32)
+                .filter(|partition| *partition as usize % workers == worker)
+                .collect();
+            let processor = Processor {
+                log: self.log.clone(),
+                store: self.store.clone(),
+                items: self.items.clone(),
+                index: self.index.clone(),
+                trending: self.trending.clone(),
+                model: self.model.clone(),
+                metrics: self.metrics.clone(),
+                config: self.config.clone(),
+                offsets: self.offsets.clone(),
+                clock: self.clock,
+                handle: self.handle.clone(),
+                rebuilds_reported: self.rebuilds_reported,
+                owned,
+                worker,
+                shared: Arc::clone(&self.shared),
+            };
+            handles.push(processor.spawn(cancel.clone()));
+        }
+        handles
+    }
+
     async fn run(&mut self, cancel: CancellationToken) {
-        let mut last_refresh = Instant::now();
-        let mut trending_stale = false;
         while !cancel.is_cancelled() {
             self.run_erasures();
             let paused = self.handle.is_paused();
@@ -415,10 +526,9 @@ impl<L: EventLog> Processor<L> {
             }
             match self.step() {
                 Ok(0) => {
-                    if trending_stale {
+                    if self.shared.trending_stale.swap(false, Ordering::AcqRel) {
+                        *self.shared.last_refresh.lock() = Some(Instant::now());
                         self.refresh_trending();
-                        trending_stale = false;
-                        last_refresh = Instant::now();
                     }
                     self.report_index_builds();
                     tokio::select! {
@@ -428,16 +538,26 @@ impl<L: EventLog> Processor<L> {
                     }
                 }
                 Ok(_) => {
-                    trending_stale = true;
-                    if last_refresh.elapsed() >= REFRESH_INTERVAL {
+                    self.shared.trending_stale.store(true, Ordering::Release);
+                    let due = {
+                        let mut last = self.shared.last_refresh.lock();
+                        let due = last.is_none_or(|at| at.elapsed() >= REFRESH_INTERVAL);
+                        if due {
+                            *last = Some(Instant::now());
+                        }
+                        due
+                    };
+                    if due {
+                        self.shared.trending_stale.store(false, Ordering::Release);
                         self.refresh_trending();
-                        trending_stale = false;
-                        last_refresh = Instant::now();
                     }
                     self.report_index_builds();
                 }
                 Err(failure) => {
-                    self.handle.inner.failing.store(true, Ordering::Release);
+                    self.handle
+                        .inner
+                        .failing
+                        .fetch_or(1 << (self.worker % 64), Ordering::AcqRel);
                     self.metrics.processor_failing.set(1);
                     if let Some(db) = failure.corrupt_db() {
                         self.metrics.corrupt_records.with_label_values(&[db]).inc();
@@ -454,8 +574,20 @@ impl<L: EventLog> Processor<L> {
     }
 
     /// Runs the erasures queued through [`ProcessorHandle::erase_user`].
+    /// An erasure is run by the worker owning the user's partition, between two of its batches,
+    /// so no batch of that worker holds the user's state meanwhile.
     fn run_erasures(&mut self) {
-        let requests = std::mem::take(&mut *self.handle.inner.erasures.lock());
+        let partitions = self.log.partition_count();
+        let requests: Vec<ErasureRequest> = {
+            let mut queue = self.handle.inner.erasures.lock();
+            let (mine, others): (Vec<_>, Vec<_>) =
+                queue.drain(..).partition(|request: &ErasureRequest| {
+                    self.owned
+                        .contains(&partition_for_user(&request.user_id, partitions))
+                });
+            *queue = others;
+            mine
+        };
         for request in requests {
             let outcome = self.erase(&request.user_id);
             match &outcome {
@@ -556,6 +688,8 @@ impl<L: EventLog> Processor<L> {
         }
 
         // One synced batch: the user's rows, the items' counts and pairs, the erasure list.
+        let shared = Arc::clone(&self.shared);
+        let items_guard = shared.items.lock();
         let mut batch = self.store.batch();
         batch.delete_user(user_id);
         let mut updated: Vec<(u32, Popularity, u64, f32)> = Vec::with_capacity(removals.len());
@@ -600,6 +734,8 @@ impl<L: EventLog> Processor<L> {
             }
         }
 
+        drop(items_guard);
+
         // The log, then the write-ahead logs that still hold the user's rows.
         let positions: Vec<(u32, u64)> = entries
             .iter()
@@ -628,7 +764,7 @@ impl<L: EventLog> Processor<L> {
     pub fn refresh_trending(&self) {
         self.trending.refresh(
             &self.items,
-            self.clock,
+            self.shared.clock.load(Ordering::Acquire).max(self.clock),
             self.model.popularity_half_life_ms(),
         );
     }
@@ -636,6 +772,9 @@ impl<L: EventLog> Processor<L> {
     /// Counts the index builds completed since the last report (offsets, lag and the index's
     /// size are gauges of state, set from their sources when `/metrics` is scraped).
     fn report_index_builds(&mut self) {
+        if self.worker != 0 {
+            return;
+        }
         let stats = self.index.stats();
         if stats.builds > self.rebuilds_reported {
             self.metrics
@@ -652,7 +791,7 @@ impl<L: EventLog> Processor<L> {
     pub fn step(&mut self) -> Result<usize> {
         let mut entries = Vec::new();
         let mut next_offsets = self.offsets.clone();
-        for partition in 0..self.log.partition_count() {
+        for &partition in &self.owned {
             let from = self.offsets[partition as usize];
             let read = self
                 .log
@@ -669,8 +808,13 @@ impl<L: EventLog> Processor<L> {
             return Ok(0);
         }
         self.apply(entries, next_offsets)?;
-        self.handle.inner.failing.store(false, Ordering::Release);
-        self.metrics.processor_failing.set(0);
+        let failing = self
+            .handle
+            .inner
+            .failing
+            .fetch_and(!(1 << (self.worker % 64)), Ordering::AcqRel)
+            & !(1 << (self.worker % 64));
+        self.metrics.processor_failing.set(i64::from(failing != 0));
         Ok(consumed as usize)
     }
 
@@ -689,7 +833,9 @@ impl<L: EventLog> Processor<L> {
                 .map(|entry| {
                     let (number, created) = table.assign(&entry.event.item_id);
                     if created {
-                        self.unpersisted_item_ids
+                        self.shared
+                            .unpersisted_item_ids
+                            .lock()
                             .push((entry.event.item_id.clone(), number));
                     }
                     number
@@ -762,7 +908,9 @@ impl<L: EventLog> Processor<L> {
                 .collect()
         };
 
-        // 3. Apply to working copies.
+        // 3. Apply to working copies, holding the item section until the batch is published.
+        let shared = Arc::clone(&self.shared);
+        let items_guard = shared.items.lock();
         let mut batch = self.store.batch();
         let mut seen: HashMap<(&str, u32), SeenEntry> = HashMap::new();
         let mut work: NumberMap<ItemWork> = NumberMap::default();
@@ -770,7 +918,7 @@ impl<L: EventLog> Processor<L> {
         let mut applied_now: HashSet<(&str, &str)> = HashSet::new();
         let mut applied = KindCounts::default();
         let mut duplicates = KindCounts::default();
-        let mut clock = self.clock;
+        let mut clock = self.clock.max(shared.clock.load(Ordering::Acquire));
         {
             let table = self.items.read();
             let load = |number: u32| ItemWork {
@@ -907,7 +1055,8 @@ impl<L: EventLog> Processor<L> {
         for (number, added) in &additions {
             batch.add_neighbours(*number, added);
         }
-        for (item_id, number) in &self.unpersisted_item_ids {
+        let pending_ids = std::mem::take(&mut *shared.unpersisted_item_ids.lock());
+        for (item_id, number) in &pending_ids {
             batch.put_item_id(item_id, *number);
         }
         {
@@ -922,11 +1071,15 @@ impl<L: EventLog> Processor<L> {
                 batch.put_item(number, &state)?;
             }
         }
-        for (partition, offset) in next_offsets.iter().enumerate() {
-            batch.put_offset(partition as u32, *offset);
+        // Only this worker's partitions: the others' offsets are theirs to commit.
+        for &partition in &self.owned {
+            batch.put_offset(partition, next_offsets[partition as usize]);
         }
-        self.store.commit(batch)?;
-        self.unpersisted_item_ids.clear();
+        if let Err(failure) = self.store.commit(batch) {
+            // Still unwritten: the next commit, of any worker, writes them.
+            shared.unpersisted_item_ids.lock().extend(pending_ids);
+            return Err(failure.into());
+        }
 
         // 5. Publish.
         {
@@ -950,10 +1103,13 @@ impl<L: EventLog> Processor<L> {
             }
         }
         self.index.mark_changed(work.keys().copied());
+        drop(items_guard);
         self.offsets = next_offsets;
         self.clock = clock;
-        for (partition, offset) in self.offsets.iter().enumerate() {
-            self.handle.inner.committed[partition].store(*offset, Ordering::Release);
+        shared.clock.fetch_max(clock, Ordering::AcqRel);
+        for &partition in &self.owned {
+            self.handle.inner.committed[partition as usize]
+                .store(self.offsets[partition as usize], Ordering::Release);
         }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
