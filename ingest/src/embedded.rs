@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
 use crate::error::{Error, Result};
-use crate::log::{Appended, EventLog, LogEntry, LogRead};
+use crate::log::{Appended, EventLog, LogEntry, LogRead, now_ms};
 
 const EVENTS_CF: &str = "events";
 /// The value of an erased entry.
@@ -500,13 +500,6 @@ fn run_writer(
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl EventLog for EmbeddedLog {

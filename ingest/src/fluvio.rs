@@ -50,7 +50,7 @@ use tracing::{info, warn};
 
 use crate::backend::DEFAULT_TOPIC;
 use crate::error::{Error, Result};
-use crate::log::{Appended, EventLog, LogEntry, LogRead};
+use crate::log::{Appended, EventLog, LogEntry, LogRead, now_ms};
 
 /// Settings of the Fluvio backend.
 #[derive(Debug, Clone)]
@@ -304,6 +304,38 @@ impl FluvioLog {
         Ok(appended)
     }
 
+    /// The committed records of `partition` from `offset` to the partition's end as the stream
+    /// starts (Fluvio's `disable_continuous`), without retries: errors reach the caller.
+    async fn bounded_consumer(
+        &self,
+        partition: u32,
+        offset: Offset,
+    ) -> Result<
+        impl futures_util::Stream<
+            Item = std::result::Result<
+                fluvio::consumer::ConsumerRecord,
+                fluvio::dataplane::link::ErrorCode,
+            >,
+        > + Unpin
+        + use<>,
+    > {
+        let endpoint = &self.inner.config.endpoint;
+        let config = ConsumerConfigExt::builder()
+            .topic(self.inner.config.topic.clone())
+            .partition(partition)
+            .offset_start(offset)
+            .disable_continuous(true)
+            .isolation(Isolation::ReadCommitted)
+            .retry_mode(RetryMode::Disabled)
+            .build()
+            .map_err(|error| unavailable(endpoint, "consumer settings", error))?;
+        self.inner
+            .fluvio
+            .consumer_with_config(config)
+            .await
+            .map_err(|error| unavailable(endpoint, "cannot read", error))
+    }
+
     /// Up to `max_records` committed records of `partition` from `from_offset`, as stored.
     async fn fetch(
         &self,
@@ -318,21 +350,7 @@ impl FluvioLog {
         }
         let offset = Offset::absolute(from_offset as i64)
             .map_err(|error| unavailable(endpoint, "bad offset", error))?;
-        let config = ConsumerConfigExt::builder()
-            .topic(self.inner.config.topic.clone())
-            .partition(partition)
-            .offset_start(offset)
-            .disable_continuous(true)
-            .isolation(Isolation::ReadCommitted)
-            .retry_mode(RetryMode::Disabled)
-            .build()
-            .map_err(|error| unavailable(endpoint, "consumer settings", error))?;
-        let mut stream = self
-            .inner
-            .fluvio
-            .consumer_with_config(config)
-            .await
-            .map_err(|error| unavailable(endpoint, "cannot read", error))?;
+        let mut stream = self.bounded_consumer(partition, offset).await?;
         while let Some(record) = stream.next().await {
             let record = record.map_err(|error| unavailable(endpoint, "read failed", error))?;
             let offset = record.offset() as u64;
@@ -363,21 +381,9 @@ impl FluvioLog {
         let endpoint = &self.inner.config.endpoint;
         let mut ends = Vec::with_capacity(self.inner.config.partitions as usize);
         for partition in 0..self.inner.config.partitions {
-            let config = ConsumerConfigExt::builder()
-                .topic(self.inner.config.topic.clone())
-                .partition(partition)
-                .offset_start(Offset::from_end(1))
-                .disable_continuous(true)
-                .isolation(Isolation::ReadCommitted)
-                .retry_mode(RetryMode::Disabled)
-                .build()
-                .map_err(|error| unavailable(endpoint, "consumer settings", error))?;
             let mut stream = self
-                .inner
-                .fluvio
-                .consumer_with_config(config)
-                .await
-                .map_err(|error| unavailable(endpoint, "cannot read", error))?;
+                .bounded_consumer(partition, Offset::from_end(1))
+                .await?;
             let end = match stream.next().await {
                 Some(Ok(record)) => record.offset() as u64 + 1,
                 Some(Err(error)) => return Err(unavailable(endpoint, "read failed", error)),
@@ -448,13 +454,6 @@ async fn ensure_topic(fluvio: &Fluvio, config: &FluvioLogConfig) -> Result<u32> 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl EventLog for FluvioLog {

@@ -87,3 +87,11 @@ pub trait EventLog: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = ()> + Send;
 }
+
+/// The server's clock in milliseconds since the Unix epoch: the append time of a record.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
