@@ -134,6 +134,24 @@ async fn erasure_conformance<L: EventLog>(log: &L) {
     assert!(partitions > 0);
 }
 
+/// The events of the 8 concurrent writers `w0`…`w7` (50 each), in each writer's order.
+fn assert_writers_in_order<L: EventLog>(log: &L) {
+    for writer in 0..8 {
+        let user = format!("w{writer}");
+        let partition = partition_for_user(&user, log.partition_count());
+        let sequence: Vec<String> = log
+            .read(partition, 0, 10_000)
+            .unwrap()
+            .entries
+            .into_iter()
+            .filter(|entry| entry.event.user_id == user)
+            .map(|entry| entry.event.event_id)
+            .collect();
+        let expected: Vec<String> = (0..50).map(|i| format!("{user}-{i}")).collect();
+        assert_eq!(sequence, expected);
+    }
+}
+
 #[tokio::test]
 async fn embedded_log_erases_a_users_events_without_moving_offsets() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,20 +242,7 @@ async fn embedded_log_keeps_acknowledged_events_across_reopen() {
         .sum();
     assert_eq!(total, 400);
     // Each writer's events stay in order within their partition.
-    for writer in 0..8 {
-        let user = format!("w{writer}");
-        let partition = partition_for_user(&user, reopened.partition_count());
-        let sequence: Vec<String> = reopened
-            .read(partition, 0, 10_000)
-            .unwrap()
-            .entries
-            .into_iter()
-            .filter(|entry| entry.event.user_id == user)
-            .map(|entry| entry.event.event_id)
-            .collect();
-        let expected: Vec<String> = (0..50).map(|i| format!("{user}-{i}")).collect();
-        assert_eq!(sequence, expected);
-    }
+    assert_writers_in_order(&reopened);
     let mismatch = EmbeddedLog::open(
         dir.path().join("other"),
         EmbeddedLogConfig {
@@ -335,20 +340,7 @@ mod fluvio {
         // A second client (another node) sees the same end offsets and events.
         let reconnected = FluvioLog::connect(config.clone()).await.unwrap();
         assert_eq!(reconnected.end_offsets().unwrap(), ends);
-        for writer in 0..8 {
-            let user = format!("w{writer}");
-            let partition = partition_for_user(&user, reconnected.partition_count());
-            let sequence: Vec<String> = reconnected
-                .read(partition, 0, 10_000)
-                .unwrap()
-                .entries
-                .into_iter()
-                .filter(|entry| entry.event.user_id == user)
-                .map(|entry| entry.event.event_id)
-                .collect();
-            let expected: Vec<String> = (0..50).map(|i| format!("{user}-{i}")).collect();
-            assert_eq!(sequence, expected);
-        }
+        assert_writers_in_order(&reconnected);
         // A client's end offsets follow what other clients append.
         let other = FluvioLog::connect(config.clone()).await.unwrap();
         other.append(vec![event("w0", 500)]).await.unwrap();
