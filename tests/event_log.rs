@@ -134,6 +134,20 @@ async fn erasure_conformance<L: EventLog>(log: &L) {
     assert!(partitions > 0);
 }
 
+/// 8 concurrent writers `w0`…`w7` append 50 events each; every one is acknowledged.
+async fn write_concurrently<L: EventLog + Clone>(log: &L) {
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..8 {
+        let log = log.clone();
+        writers.spawn(async move {
+            let events: Vec<Event> = (0..50).map(|i| event(&format!("w{writer}"), i)).collect();
+            log.append(events).await.unwrap().len()
+        });
+    }
+    let appended: usize = writers.join_all().await.into_iter().sum();
+    assert_eq!(appended, 400);
+}
+
 /// The events of the 8 concurrent writers `w0`…`w7` (50 each), in each writer's order.
 fn assert_writers_in_order<L: EventLog>(log: &L) {
     for writer in 0..8 {
@@ -221,16 +235,7 @@ async fn embedded_log_keeps_acknowledged_events_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(dir.path(), EmbeddedLogConfig::default()).unwrap();
     // Concurrent writers share group commits.
-    let mut writers = tokio::task::JoinSet::new();
-    for writer in 0..8 {
-        let log = log.clone();
-        writers.spawn(async move {
-            let events: Vec<Event> = (0..50).map(|i| event(&format!("w{writer}"), i)).collect();
-            log.append(events).await.unwrap().len()
-        });
-    }
-    let appended: usize = writers.join_all().await.into_iter().sum();
-    assert_eq!(appended, 400);
+    write_concurrently(&log).await;
     let ends = log.end_offsets().unwrap();
     log.close();
     drop(log);
@@ -324,16 +329,7 @@ mod fluvio {
         let Some(endpoint) = endpoint() else { return };
         let config = config(endpoint, "reconnect", 4);
         let log = FluvioLog::connect(config.clone()).await.unwrap();
-        let mut writers = tokio::task::JoinSet::new();
-        for writer in 0..8 {
-            let log = log.clone();
-            writers.spawn(async move {
-                let events: Vec<Event> = (0..50).map(|i| event(&format!("w{writer}"), i)).collect();
-                log.append(events).await.unwrap().len()
-            });
-        }
-        let appended: usize = writers.join_all().await.into_iter().sum();
-        assert_eq!(appended, 400);
+        write_concurrently(&log).await;
         let ends = log.end_offsets().unwrap();
         drop(log);
 

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
 use crate::error::{Error, Result};
-use crate::log::{Appended, EventLog, LogEntry, LogRead, now_ms};
+use crate::log::{Appended, EventLog, LogEntry, LogRead, now_ms, wait_for_news};
 
 const EVENTS_CF: &str = "events";
 /// The value of an erased entry.
@@ -642,12 +642,6 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn wait_for_append(&self, positions: &[u64], timeout: Duration) {
-        let mut receiver = self.inner.end_offsets.clone();
-        let has_news = |ends: &Vec<u64>| {
-            ends.iter()
-                .zip(positions)
-                .any(|(end, position)| end > position)
-        };
-        let _ = tokio::time::timeout(timeout, receiver.wait_for(has_news)).await;
+        wait_for_news(self.inner.end_offsets.clone(), positions, timeout).await;
     }
 }

@@ -50,7 +50,7 @@ use tracing::{info, warn};
 
 use crate::backend::DEFAULT_TOPIC;
 use crate::error::{Error, Result};
-use crate::log::{Appended, EventLog, LogEntry, LogRead, now_ms};
+use crate::log::{Appended, EventLog, LogEntry, LogRead, now_ms, wait_for_news};
 
 /// Settings of the Fluvio backend.
 #[derive(Debug, Clone)]
@@ -109,6 +109,23 @@ impl std::fmt::Debug for FluvioLog {
             .field("topic", &self.inner.config.topic)
             .field("partitions", &self.inner.config.partitions)
             .finish()
+    }
+}
+
+impl Inner {
+    /// Raises the known end of each `(partition, end)` that is past it, waking the waiters.
+    fn raise_ends(&self, ends: &[(u32, u64)]) {
+        self.known_ends.send_if_modified(|known| {
+            let mut newer = false;
+            for &(partition, end) in ends {
+                let slot = &mut known[partition as usize];
+                if end > *slot {
+                    *slot = end;
+                    newer = true;
+                }
+            }
+            newer
+        });
     }
 }
 
@@ -236,12 +253,7 @@ impl FluvioLog {
                             match record {
                                 Ok(record) => {
                                     let next = record.offset() as u64 + 1;
-                                    inner.known_ends.send_if_modified(|known| {
-                                        let slot = &mut known[partition as usize];
-                                        let newer = next > *slot;
-                                        *slot = (*slot).max(next);
-                                        newer
-                                    });
+                                    inner.raise_ends(&[(partition, next)]);
                                 }
                                 Err(error) => {
                                     warn!(partition, %error, "Fluvio tail stream failed; restarting");
@@ -286,21 +298,11 @@ impl FluvioLog {
                 offset: metadata.offset() as u64,
             });
         }
-        let mut ends = vec![0u64; self.inner.config.partitions as usize];
-        for place in &appended {
-            let end = &mut ends[place.partition as usize];
-            *end = (*end).max(place.offset + 1);
-        }
-        self.inner.known_ends.send_if_modified(|known| {
-            let mut newer = false;
-            for (slot, end) in known.iter_mut().zip(&ends) {
-                if end > slot {
-                    *slot = *end;
-                    newer = true;
-                }
-            }
-            newer
-        });
+        let ends: Vec<(u32, u64)> = appended
+            .iter()
+            .map(|place| (place.partition, place.offset + 1))
+            .collect();
+        self.inner.raise_ends(&ends);
         Ok(appended)
     }
 
@@ -525,12 +527,6 @@ impl EventLog for FluvioLog {
     }
 
     async fn wait_for_append(&self, positions: &[u64], timeout: Duration) {
-        let mut receiver = self.inner.known_ends.subscribe();
-        let has_news = |ends: &Vec<u64>| {
-            ends.iter()
-                .zip(positions)
-                .any(|(end, position)| end > position)
-        };
-        let _ = tokio::time::timeout(timeout, receiver.wait_for(has_news)).await;
+        wait_for_news(self.inner.known_ends.subscribe(), positions, timeout).await;
     }
 }

@@ -95,3 +95,19 @@ pub(crate) fn now_ms() -> i64 {
         .map(|elapsed| elapsed.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Resolves once some partition's end in `ends` exceeds `positions[partition]`, or after
+/// `timeout`: [`EventLog::wait_for_append`] over a watched vector of end offsets, for every
+/// backend that keeps one.
+pub(crate) async fn wait_for_news(
+    mut ends: tokio::sync::watch::Receiver<Vec<u64>>,
+    positions: &[u64],
+    timeout: Duration,
+) {
+    let has_news = |ends: &Vec<u64>| {
+        ends.iter()
+            .zip(positions)
+            .any(|(end, position)| end > position)
+    };
+    let _ = tokio::time::timeout(timeout, ends.wait_for(has_news)).await;
+}
