@@ -145,8 +145,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// `needle`, as `column family: key`.
 fn rocksdb_hits(path: &Path, needle: &[u8]) -> Vec<String> {
     let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).unwrap();
-    // Merge operands (the co-occurrence lists') are read through a merge operator; this one
-    // concatenates them, which keeps every byte the search looks for.
+    // Merge operands (the co-occurrence lists' and the item deltas') are read through a merge
+    // operator; this one concatenates them, which keeps every byte the search looks for.
     let options = || {
         let mut options = rocksdb::Options::default();
         options.set_merge_operator_associative("concatenate", |_, existing, operands| {

@@ -1,7 +1,8 @@
 //! Partition-parallel processing: several workers, each owning a group of partitions, share the
-//! item state. What must hold (the "Workers" section of `stream-processor/src/processor.rs`):
-//! no item update is lost, memory and disk agree on every item, each user's state is the one a
-//! single loop gives, and every partition's offset reaches its end.
+//! item state through commutative deltas and no lock. What must hold (the "Workers" section of
+//! `stream-processor/src/processor.rs`): no item update is lost, memory and disk agree on every
+//! item, each user's state is the one a single loop gives, and every partition's offset reaches
+//! its end.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -27,7 +28,7 @@ fn contended_events() -> Vec<Event> {
                 user_id: format!("u{user}"),
                 item_id: format!("m{item}"),
                 kind: EventKind::Rating,
-                value: Some(1.0 + ((i + user) % 5) as f32),
+                value: Some(1.0 + (i % 5) as f32),
                 timestamp: 1_700_000_000_000 + i64::from(i) * 1_000,
                 context: BTreeMap::new(),
             }
@@ -61,8 +62,11 @@ fn engine(log: &EmbeddedLog, state: &Path, workers: usize) -> Engine<EmbeddedLog
     .unwrap()
 }
 
-/// Per item: event count and co-occurrence list, as the table holds them.
-fn items(table: &ItemTable) -> BTreeMap<String, (u64, Vec<(String, u32)>)> {
+/// Per item: event count and co-occurrence list (neighbour id → weight), as the table holds
+/// them. By id: two states may number the items differently.
+type ItemSummary = BTreeMap<String, (u64, BTreeMap<String, f32>)>;
+
+fn items(table: &ItemTable) -> ItemSummary {
     let table = table.read();
     table
         .numbers()
@@ -71,18 +75,50 @@ fn items(table: &ItemTable) -> BTreeMap<String, (u64, Vec<(String, u32)>)> {
                 .neighbours(number)
                 .entries()
                 .iter()
-                .map(|&(to, weight)| {
-                    // Weights to 1e-4: the order of additions from two workers can move the
-                    // last bits of a sum.
-                    (
-                        table.id(to).unwrap().to_string(),
-                        (weight * 1e4).round() as u32,
-                    )
-                })
+                .map(|&(to, weight)| (table.id(to).unwrap().to_string(), weight))
                 .collect();
             (
                 table.id(number).unwrap().to_string(),
                 (table.event_count(number), pairs),
+            )
+        })
+        .collect()
+}
+
+/// Equal counts and neighbours; weights equal to a relative 1e-4 (the order of additions from
+/// two workers can move the last bits of a sum).
+fn assert_same_items(left: &ItemSummary, right: &ItemSummary, what: &str) {
+    assert_eq!(left.len(), right.len(), "{what}: items");
+    for (item, (count, pairs)) in left {
+        let (other_count, other_pairs) = &right[item];
+        assert_eq!(count, other_count, "{what}: {item}: events counted");
+        assert_eq!(pairs.len(), other_pairs.len(), "{what}: {item}: neighbours");
+        assert!(
+            pairs.keys().eq(other_pairs.keys()),
+            "{what}: {item}: neighbours"
+        );
+        for ((to, weight), other_weight) in pairs.iter().zip(other_pairs.values()) {
+            assert!(
+                (weight - other_weight).abs() <= 1e-4 * weight.abs().max(1.0),
+                "{what}: {item} → {to}: {weight} vs {other_weight}"
+            );
+        }
+    }
+}
+
+/// Per item: vector, popularity score and co-occurrence mass.
+fn item_floats(table: &ItemTable) -> BTreeMap<String, (Vec<f32>, f32, f32)> {
+    let table = table.read();
+    table
+        .numbers()
+        .map(|number| {
+            (
+                table.id(number).unwrap().to_string(),
+                (
+                    table.vector(number).to_vec(),
+                    table.popularity(number).score,
+                    table.mass(number),
+                ),
             )
         })
         .collect()
@@ -136,27 +172,54 @@ async fn workers_sharing_items_lose_no_update_and_agree_with_one_loop() {
         *expected.entry(event.item_id.as_str()).or_default() += 1;
     }
     assert_eq!(in_memory.len(), 30);
-    for (item, (count, _)) in &in_memory {
+    for (item, (count, pairs)) in &in_memory {
         assert_eq!(*count, expected[item.as_str()], "{item}: events counted");
+        // Every item follows others in some user's sequence: the lists are in play.
+        assert!(!pairs.is_empty(), "{item}: no co-occurrence pairs");
     }
 
-    // Memory and disk agree: the state reopened holds the same items and lists.
+    // Memory and disk agree: the state reopened holds the same items and lists, and the same
+    // vectors, popularity and mass up to the order the workers' deltas were summed in.
+    let floats_in_memory = item_floats(&parallel_items);
     drop(parallel_items);
     let reopened = engine(&log, &dir.path().join("parallel"), 1);
-    assert_eq!(
-        items(&reopened.items),
-        in_memory,
-        "disk differs from memory"
-    );
+    assert_same_items(&items(&reopened.items), &in_memory, "disk against memory");
+    let floats_on_disk = item_floats(&reopened.items);
+    for (item, (vector, popularity, mass)) in &floats_in_memory {
+        // Positive events moved every item: the comparison is not of untouched seeds.
+        assert!(
+            *popularity > 0.0 && *mass > 0.0,
+            "{item}: no positive event"
+        );
+        let (disk_vector, disk_popularity, disk_mass) = &floats_on_disk[item];
+        for (memory, disk) in vector.iter().zip(disk_vector) {
+            assert!(
+                (memory - disk).abs() < 1e-4,
+                "{item}: vector {vector:?} vs {disk_vector:?}"
+            );
+        }
+        assert!(
+            (popularity - disk_popularity).abs() < 1e-3 * popularity.max(1.0),
+            "{item}: popularity {popularity} vs {disk_popularity}"
+        );
+        assert!(
+            (mass - disk_mass).abs() < 1e-3 * mass.max(1.0),
+            "{item}: mass"
+        );
+    }
     assert_eq!(reopened.processor.handle().committed_offsets(), ends);
 
-    // One loop over the same log gives the same users and the same item counts.
+    // One loop over the same log gives the same users, item counts and co-occurrence lists
+    // (each pair comes from one user's sequence, and no list is full here, so the order the
+    // workers added them in changes only the last bits). Item vectors are not compared: the
+    // workers' SGD steps interleave differently.
     let mut single = engine(&log, &dir.path().join("single"), 1);
     while single.processor.step().unwrap() > 0 {}
-    let single_items = items(&single.items);
-    for (item, (count, _)) in &single_items {
-        assert_eq!(in_memory[item].0, *count, "{item}");
-    }
+    assert_same_items(
+        &items(&single.items),
+        &in_memory,
+        "one loop against workers",
+    );
     let parallel_store = StateStore::open_secondary(
         dir.path().join("parallel"),
         dir.path().join("parallel-secondary"),

@@ -5,16 +5,17 @@
 //!
 //! 1. assigns item numbers to items it has not seen (one short write lock on the item table);
 //! 2. reads what the batch needs from the state in one RocksDB `MultiGet` per column family
-//!    (whether each event was applied before, the users' states and their seen entries), then
-//!    applies each event to working copies of the touched users and items, skipping an event
-//!    whose `(user_id, event_id)` was applied before (within the batch, or within the
-//!    de-duplication window on disk);
-//! 3. writes the new user states, seen items, item states, co-occurrence additions (merge
-//!    operands), de-duplication keys **and the next offsets in one RocksDB write batch**, so
-//!    state and offsets can never disagree;
-//! 4. only then publishes the new item vectors to the [`ItemTable`], applies the co-occurrence
-//!    additions to the lists in memory (a bounded number of lists per write-lock hold), and
-//!    marks the items changed in the [`VectorIndex`].
+//!    (whether each event was applied before, the users' states), then applies each event to
+//!    working copies of the touched users and items (an item is copied from the [`ItemTable`]
+//!    when the batch first needs it), skipping an event whose `(user_id, event_id)` was applied
+//!    before (within the batch, or within the de-duplication window on disk);
+//! 3. writes the new user states, the interactions with seen items and what the batch added to
+//!    each item (an [`ItemDelta`]) and to co-occurrence lists (all three merge operands, so no
+//!    stored value is read for them), de-duplication keys **and the next offsets in one RocksDB
+//!    write batch**, so state and offsets can never disagree;
+//! 4. only then adds the same deltas to the items in the [`ItemTable`], applies the
+//!    co-occurrence additions to the lists in memory (a bounded number of lists per write-lock
+//!    hold), and marks the items changed in the [`VectorIndex`].
 //!
 //! A crash anywhere before step 3 completes leaves the old offsets with the old state, and the
 //! batch is applied again from the log; after step 3 it is never applied again. Nothing is
@@ -29,24 +30,30 @@
 //!
 //! - **Users** live in one partition, so a user's state is touched by one worker only, and an
 //!   erasure runs in the worker owning the user's partition, between two of its batches.
-//! - **Items** are touched from every partition. Steps 1 and 2 (numbering new items, the
-//!   batch's reads) and the log reads run in parallel; steps 3 to 5 (the item working copies,
-//!   the commit, the publication) run under one lock the workers share. An item's state is
-//!   therefore loaded, changed, committed and published by one worker at a time: no update is
-//!   lost, memory and disk agree, and every commit holds the offsets of the events whose item
-//!   changes it carries, so a crash replays exactly the uncommitted batches of each worker.
-//!   Item numbers assigned by any worker are written by the next commit of any worker.
+//! - **Items** are touched from every partition, and no lock is held across a batch: a batch
+//!   writes what it *added* to each item ([`ItemDelta`]: the vector's change, popularity
+//!   gained, events counted, mass), and deltas commute (`marquee_vector_store::delta`). The
+//!   stored item is its base plus every committed delta, the item in memory the same sum in
+//!   the order the workers published them: no update is lost whatever the interleaving, and
+//!   each commit holds the offsets of the events whose deltas it carries, so a crash replays
+//!   exactly the uncommitted batches of each worker. Two workers changing one vector at once
+//!   both add their change to it (asynchronous SGD in the Hogwild! manner). Item numbers
+//!   assigned by any worker are written by every commit until one of them succeeded; a delta
+//!   carries its item's id too, so a delta committed first is never orphaned.
 //! - **What differs from one loop**: two partitions' events reach a shared item in the order
-//!   the workers' timing gives, so item vectors (online SGD) and the order of co-occurrence
-//!   additions can differ between runs at floating-point level; counts, seen items and
-//!   histories do not. [`Processor::step`] (replay, the evaluator, benchmarks) stays one
-//!   deterministic loop over all partitions.
+//!   the workers' timing gives, so item vectors (online SGD) and sums of floats can differ
+//!   between runs, and between memory and disk, in the last bits. A full co-occurrence list
+//!   (256 entries) that two workers add to at once may evict a different light pair in memory
+//!   than on disk, so after a restart its lightest entries can differ; heavy pairs, counts,
+//!   seen items and histories never do. [`Processor::step`] (replay, the evaluator,
+//!   benchmarks) stays one deterministic loop over all partitions.
 //! - The trending list is refreshed by whichever worker finds its partitions caught up after
 //!   any worker applied a batch (and at most once a second while batches keep coming); worker 0
 //!   reports index builds.
 //!
 //! A processor on another machine, owning only some partitions, would need the others' item
-//! changes as well: `docs/SCALING.md` describes the item-delta topic that carries them.
+//! changes as well: they are the same deltas, and `docs/SCALING.md` describes the item-delta
+//! topic that would carry them.
 
 // Batch-local maps keyed by client-chosen ids (user ids, event ids): foldhash, seeded per
 // process, instead of SipHash, which took 5.5% of a catch-up's profile.
@@ -58,7 +65,7 @@ use std::time::{Duration, Instant};
 use marquee_ingest::{EventLog, LogEntry};
 use marquee_schemas::partition_for_user;
 use marquee_vector_store::{
-    HistoryEntry, ItemTable, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
+    HistoryEntry, ItemDelta, ItemTable, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -287,12 +294,52 @@ fn push_history(history: &mut Vec<HistoryEntry>, entry: HistoryEntry, history_le
     }
 }
 
-/// Working copy of one item while a batch is applied.
+/// Working copy of one item while a batch is applied: its vector as read and as changed, and
+/// what the batch added to the rest. The batch writes the difference (an [`ItemDelta`]).
 struct ItemWork {
+    before: Vec<f32>,
     vector: Vec<f32>,
+    /// Popularity gained in this batch.
     popularity: Popularity,
     event_count: u64,
     mass: f32,
+    /// Whether the batch changed the item (negative samples are read, not changed).
+    changed: bool,
+}
+
+impl ItemWork {
+    /// The item as the table holds it now; `None` for a vacant number.
+    fn load(items: &ItemTable, number: u32) -> Option<ItemWork> {
+        let table = items.read();
+        table.id(number)?;
+        let vector = table.vector(number).to_vec();
+        Some(ItemWork {
+            before: vector.clone(),
+            vector,
+            popularity: Popularity::default(),
+            event_count: 0,
+            mass: 0.0,
+            changed: false,
+        })
+    }
+
+    /// What the batch added to the item.
+    fn delta(&self, item_id: &str, half_life_ms: f64) -> ItemDelta {
+        ItemDelta {
+            item_id: item_id.to_owned(),
+            vector: self
+                .vector
+                .iter()
+                .zip(&self.before)
+                .map(|(after, before)| after - before)
+                .collect(),
+            popularity: self.popularity.score,
+            popularity_at: self.popularity.at,
+            half_life_ms,
+            event_count: self.event_count as i64,
+            mass: self.mass,
+        }
+    }
 }
 
 /// What an erased user's applied events added to one item.
@@ -353,12 +400,8 @@ impl PairWork {
 /// What the workers of one processor share (see "Workers" in the module documentation).
 #[derive(Debug, Default)]
 struct Shared {
-    /// Held by a worker from loading its batch's items to publishing them (and by an erasure
-    /// while it takes an erased user's contributions back): item state is read, changed,
-    /// committed and published by one worker at a time, so no update of an item is lost.
-    items: parking_lot::Mutex<()>,
-    /// Item numbers assigned that no commit has written yet, by any worker: the next commit,
-    /// whichever worker makes it, writes them all.
+    /// Item numbers assigned that no commit has written yet, by any worker: every commit writes
+    /// them all, and they leave the list once a commit holding them succeeded.
     unpersisted_item_ids: parking_lot::Mutex<Vec<(String, u32)>>,
     /// The stream's clock (latest event timestamp applied) across workers.
     clock: AtomicI64,
@@ -687,27 +730,29 @@ impl<L: EventLog> Processor<L> {
             }
         }
 
-        // One synced batch: the user's rows, the items' counts and pairs, the erasure list.
-        let shared = Arc::clone(&self.shared);
-        let items_guard = shared.items.lock();
+        // One synced batch: the user's rows, the items' counts and pairs (as negative deltas,
+        // which commute with the workers' batches), the erasure list.
         let mut batch = self.store.batch();
         batch.delete_user(user_id);
-        let mut updated: Vec<(u32, Popularity, u64, f32)> = Vec::with_capacity(removals.len());
+        let mut deltas: Vec<(u32, ItemDelta)> = Vec::with_capacity(removals.len());
         {
             let table = self.items.read();
             for (&number, removal) in &removals {
-                let mut state = table.state(number);
-                let mut popularity = table.popularity(number);
+                let mut delta = ItemDelta::new(table.id(number).map_or("", |id| id), half_life_ms);
+                let mut popularity = Popularity::default();
                 for &at in &removal.popularity_at {
-                    popularity.remove(1.0, at, half_life_ms);
+                    popularity.merge(Popularity { score: -1.0, at }, half_life_ms);
                 }
-                state.popularity = popularity.score;
-                state.popularity_at = popularity.at;
-                state.event_count = state.event_count.saturating_sub(removal.event_count);
-                state.mass = (state.mass - removal.mass).max(0.0);
-                batch.put_item(number, &state)?;
-                updated.push((number, popularity, state.event_count, state.mass));
+                delta.popularity = popularity.score;
+                delta.popularity_at = popularity.at;
+                delta.event_count = -(removal.event_count as i64);
+                delta.mass = -removal.mass;
+                deltas.push((number, delta));
             }
+        }
+        deltas.sort_unstable_by_key(|(number, _)| *number);
+        for (number, delta) in &deltas {
+            batch.merge_item(*number, delta)?;
         }
         let mut pair_removals: Vec<(u32, Vec<(u32, f32)>)> = pair_removals.into_iter().collect();
         pair_removals.sort_unstable_by_key(|(number, _)| *number);
@@ -721,10 +766,8 @@ impl<L: EventLog> Processor<L> {
         // Publish, as a batch would.
         {
             let mut table = self.items.write();
-            for (number, popularity, event_count, mass) in updated {
-                *table.popularity_mut(number) = popularity;
-                *table.event_count_mut(number) = event_count;
-                table.set_mass(number, mass);
+            for (number, delta) in &deltas {
+                table.add_delta(*number, delta);
             }
             for (number, removed) in &pair_removals {
                 let list = table.neighbours_mut(*number);
@@ -733,8 +776,6 @@ impl<L: EventLog> Processor<L> {
                 }
             }
         }
-
-        drop(items_guard);
 
         // The log, then the write-ahead logs that still hold the user's rows.
         let positions: Vec<(u32, u64)> = entries
@@ -866,7 +907,7 @@ impl<L: EventLog> Processor<L> {
         };
 
         // 2. Read what the batch needs from the store, in one MultiGet per column family:
-        // whether each event was applied before, the users' states, their seen entries.
+        // whether each event was applied before, and the users' states.
         let applied_before = {
             let keys: Vec<(&str, &str)> = entries
                 .iter()
@@ -890,27 +931,10 @@ impl<L: EventLog> Processor<L> {
                 users.insert((*id).to_owned(), state.unwrap_or_default());
             }
         }
-        let stored_seen: HashMap<(&str, u32), SeenEntry> = {
-            let mut unique: HashSet<(&str, u32)> = HashSet::new();
-            let pairs: Vec<(&str, u32)> = entries
-                .iter()
-                .zip(&numbers)
-                .zip(&applied_before)
-                .zip(&blocked)
-                .filter(|((_, before), blocked)| !**before && !**blocked)
-                .map(|(((entry, number), _), _)| (entry.event.user_id.as_str(), *number))
-                .filter(|pair| unique.insert(*pair))
-                .collect();
-            pairs
-                .iter()
-                .zip(self.store.seen_entries(&pairs)?)
-                .filter_map(|(pair, entry)| Some((*pair, entry?)))
-                .collect()
-        };
-
-        // 3. Apply to working copies, holding the item section until the batch is published.
+        // 3. Apply to working copies. Items are read one at a time as the batch first needs them
+        // (a short read lock each); what the batch changes is written as deltas, so no lock is
+        // held from here to the publication (see "Workers").
         let shared = Arc::clone(&self.shared);
-        let items_guard = shared.items.lock();
         let mut batch = self.store.batch();
         let mut seen: HashMap<(&str, u32), SeenEntry> = HashMap::new();
         let mut work: NumberMap<ItemWork> = NumberMap::default();
@@ -919,118 +943,127 @@ impl<L: EventLog> Processor<L> {
         let mut applied = KindCounts::default();
         let mut duplicates = KindCounts::default();
         let mut clock = self.clock.max(shared.clock.load(Ordering::Acquire));
+        let item_count = self.items.read().len();
+        let load = |number: u32| ItemWork::load(&self.items, number);
+        for (((entry, &number), &before), &blocked) in entries
+            .iter()
+            .zip(&numbers)
+            .zip(&applied_before)
+            .zip(&blocked)
         {
-            let table = self.items.read();
-            let load = |number: u32| ItemWork {
-                vector: table.vector(number).to_vec(),
-                popularity: table.popularity(number),
-                event_count: table.event_count(number),
-                mass: table.mass(number),
+            let event = &entry.event;
+            if blocked {
+                // Appended before this user was erased: never applied again.
+                continue;
+            }
+            if before || !applied_now.insert((&event.user_id, &event.event_id)) {
+                duplicates.add(event.kind);
+                continue;
+            }
+
+            let user = users
+                .get_mut(&event.user_id)
+                .expect("read for every event not applied before");
+            let weight = event_weight(event, &model.weights);
+            let step = model.learning_rate * weight.abs();
+
+            let mut target = match work.remove(&number) {
+                Some(target) => target,
+                None => load(number).expect("a numbered item has an id"),
             };
-            let item_count = table.len();
-            for (((entry, &number), &before), &blocked) in entries
-                .iter()
-                .zip(&numbers)
-                .zip(&applied_before)
-                .zip(&blocked)
-            {
-                let event = &entry.event;
-                if blocked {
-                    // Appended before this user was erased: never applied again.
-                    continue;
-                }
-                if before || !applied_now.insert((&event.user_id, &event.event_id)) {
-                    duplicates.add(event.kind);
-                    continue;
-                }
-
-                let user = users
-                    .get_mut(&event.user_id)
-                    .expect("read for every event not applied before");
-                let weight = event_weight(event, &model.weights);
-                let step = model.learning_rate * weight.abs();
-
-                let mut target = work.remove(&number).unwrap_or_else(|| load(number));
-                if weight > 0.0 {
-                    let contexts: Vec<u32> = user
-                        .history
-                        .iter()
-                        .rev()
-                        .filter(|past| past.weight > 0.0 && past.item != number)
-                        .map(|past| past.item)
-                        .take(model.context_window)
-                        .collect();
-                    for context_number in contexts {
-                        let context = work
-                            .entry(context_number)
-                            .or_insert_with(|| load(context_number));
-                        positive_pair_step(&mut target.vector, &mut context.vector, step);
-                    }
-                    for k in 0..model.negatives {
-                        let negative = negative_sample(&event.event_id, k, item_count) as u32;
-                        if negative == number || table.id(negative).is_none() {
-                            continue;
+            target.changed = true;
+            if weight > 0.0 {
+                let contexts: Vec<u32> = user
+                    .history
+                    .iter()
+                    .rev()
+                    .filter(|past| past.weight > 0.0 && past.item != number)
+                    .map(|past| past.item)
+                    .take(model.context_window)
+                    .collect();
+                for context_number in contexts {
+                    let context = match work.entry(context_number) {
+                        std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            let Some(loaded) = load(context_number) else {
+                                continue;
+                            };
+                            slot.insert(loaded)
                         }
-                        let negative_vector = match work.get(&negative) {
-                            Some(negative_work) => negative_work.vector.clone(),
-                            None => table.vector(negative).to_vec(),
-                        };
-                        negative_step(&mut target.vector, &negative_vector, model.learning_rate);
+                    };
+                    context.changed = true;
+                    positive_pair_step(&mut target.vector, &mut context.vector, step);
+                }
+                for k in 0..model.negatives {
+                    let negative = negative_sample(&event.event_id, k, item_count) as u32;
+                    if negative == number {
+                        continue;
                     }
-                    target.popularity.add(1.0, event.timestamp, half_life_ms);
-
-                    // Sequential co-occurrence with the user's recent positive items.
-                    let damped =
-                        weight * activity_damping(user.event_count, model.activity_damping);
-                    target.mass += damped;
-                    sequential_pairs(
-                        &user.history,
-                        number,
-                        event.timestamp,
-                        damped,
-                        &model,
-                        |from, to, pair_weight| pairs.add(from, to, pair_weight),
+                    let negative_work = match work.entry(negative) {
+                        std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            // A vacant number (lost in a crash before it was persisted).
+                            let Some(loaded) = load(negative) else {
+                                continue;
+                            };
+                            slot.insert(loaded)
+                        }
+                    };
+                    negative_step(
+                        &mut target.vector,
+                        &negative_work.vector,
+                        model.learning_rate,
                     );
                 }
-                target.event_count += 1;
-                work.insert(number, target);
+                target.popularity.add(1.0, event.timestamp, half_life_ms);
 
-                user.event_count += 1;
-                user.last_timestamp = user.last_timestamp.max(event.timestamp);
-                push_history(
-                    &mut user.history,
-                    HistoryEntry {
-                        item: number,
-                        weight,
-                        timestamp: event.timestamp,
-                    },
-                    model.history_len,
+                // Sequential co-occurrence with the user's recent positive items.
+                let damped = weight * activity_damping(user.event_count, model.activity_damping);
+                target.mass += damped;
+                sequential_pairs(
+                    &user.history,
+                    number,
+                    event.timestamp,
+                    damped,
+                    &model,
+                    |from, to, pair_weight| pairs.add(from, to, pair_weight),
                 );
-                // The user's embedding, decayed incrementally: u ← λ·u + w·v(item).
-                let item_vector = &work.get(&number).expect("inserted above").vector;
-                if user.vector.len() != model.dimension {
-                    user.vector = vec![0.0; model.dimension];
-                }
-                for (component, value) in user.vector.iter_mut().zip(item_vector) {
-                    *component = model.recency_decay * *component + weight * value;
-                }
-
-                let seen_key = (event.user_id.as_str(), number);
-                let previous = match seen.get(&seen_key) {
-                    Some(entry) => Some(*entry),
-                    None => stored_seen.get(&seen_key).copied(),
-                };
-                seen.insert(
-                    seen_key,
-                    SeenEntry {
-                        interactions: previous.map_or(0, |entry| entry.interactions) + 1,
-                        last_weight: weight,
-                        last_timestamp: event.timestamp,
-                    },
-                );
-                clock = clock.max(event.timestamp);
-                applied.add(event.kind);
             }
+            target.event_count += 1;
+
+            user.event_count += 1;
+            user.last_timestamp = user.last_timestamp.max(event.timestamp);
+            push_history(
+                &mut user.history,
+                HistoryEntry {
+                    item: number,
+                    weight,
+                    timestamp: event.timestamp,
+                },
+                model.history_len,
+            );
+            // The user's embedding, decayed incrementally: u ← λ·u + w·v(item).
+            if user.vector.len() != model.dimension {
+                user.vector = vec![0.0; model.dimension];
+            }
+            for (component, value) in user.vector.iter_mut().zip(&target.vector) {
+                *component = model.recency_decay * *component + weight * value;
+            }
+            work.insert(number, target);
+
+            // This batch's interactions; the commit adds them to the stored entry.
+            let seen_entry = seen
+                .entry((event.user_id.as_str(), number))
+                .or_insert(SeenEntry {
+                    interactions: 0,
+                    last_weight: 0.0,
+                    last_timestamp: 0,
+                });
+            seen_entry.interactions += 1;
+            seen_entry.last_weight = weight;
+            seen_entry.last_timestamp = event.timestamp;
+            clock = clock.max(event.timestamp);
+            applied.add(event.kind);
         }
 
         // 4. One atomic write: state and offsets together.
@@ -1048,47 +1081,52 @@ impl<L: EventLog> Processor<L> {
         let mut seen: Vec<((&str, u32), SeenEntry)> = seen.into_iter().collect();
         seen.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for ((user_id, number), entry) in &seen {
-            batch.put_seen(user_id, *number, entry)?;
+            batch.add_seen(user_id, *number, entry)?;
         }
         let mut additions: Vec<(u32, Vec<(u32, f32)>)> = pairs.additions.into_iter().collect();
         additions.sort_unstable_by_key(|(number, _)| *number);
         for (number, added) in &additions {
             batch.add_neighbours(*number, added);
         }
-        let pending_ids = std::mem::take(&mut *shared.unpersisted_item_ids.lock());
+        // Every number not yet written, by any worker: a worker whose commit carries a delta of
+        // a new item also carries its number, even while another worker's commit of it is
+        // under way (the write is idempotent).
+        let pending_ids = shared.unpersisted_item_ids.lock().clone();
         for (item_id, number) in &pending_ids {
             batch.put_item_id(item_id, *number);
         }
+        let mut deltas: Vec<(u32, ItemDelta)> = Vec::with_capacity(work.len());
         {
             let table = self.items.read();
             for (&number, item_work) in &work {
-                let mut state = table.state(number);
-                state.vector.clone_from(&item_work.vector);
-                state.popularity = item_work.popularity.score;
-                state.popularity_at = item_work.popularity.at;
-                state.event_count = item_work.event_count;
-                state.mass = item_work.mass;
-                batch.put_item(number, &state)?;
+                if !item_work.changed {
+                    continue;
+                }
+                let id = table.id(number).map_or("", |id| id);
+                deltas.push((number, item_work.delta(id, half_life_ms)));
             }
+        }
+        deltas.sort_unstable_by_key(|(number, _)| *number);
+        for (number, delta) in &deltas {
+            batch.merge_item(*number, delta)?;
         }
         // Only this worker's partitions: the others' offsets are theirs to commit.
         for &partition in &self.owned {
             batch.put_offset(partition, next_offsets[partition as usize]);
         }
-        if let Err(failure) = self.store.commit(batch) {
-            // Still unwritten: the next commit, of any worker, writes them.
-            shared.unpersisted_item_ids.lock().extend(pending_ids);
-            return Err(failure.into());
+        self.store.commit(batch)?;
+        if !pending_ids.is_empty() {
+            shared
+                .unpersisted_item_ids
+                .lock()
+                .retain(|pending| !pending_ids.contains(pending));
         }
 
-        // 5. Publish.
+        // 5. Publish: the same deltas, added to the items in memory.
         {
             let mut table = self.items.write();
-            for (&number, item_work) in &work {
-                table.vector_mut(number).copy_from_slice(&item_work.vector);
-                *table.popularity_mut(number) = item_work.popularity;
-                *table.event_count_mut(number) = item_work.event_count;
-                table.set_mass(number, item_work.mass);
+            for (number, delta) in &deltas {
+                table.add_delta(*number, delta);
             }
         }
         // The pairs, a bounded number of lists per lock hold (a batch is committed already;
@@ -1102,8 +1140,8 @@ impl<L: EventLog> Processor<L> {
                 }
             }
         }
-        self.index.mark_changed(work.keys().copied());
-        drop(items_guard);
+        self.index
+            .mark_changed(deltas.iter().map(|(number, _)| *number));
         self.offsets = next_offsets;
         self.clock = clock;
         shared.clock.fetch_max(clock, Ordering::AcqRel);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use marquee_schemas::Item;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::delta::ItemDelta;
 use crate::neighbours::Neighbours;
 use crate::store::ItemState;
 use crate::vector::seeded_vector;
@@ -39,6 +40,22 @@ impl Popularity {
     pub fn add(&mut self, weight: f32, now: i64, half_life_ms: f64) {
         let at = now.max(self.at);
         self.score = self.decayed(at, half_life_ms) + weight;
+        self.at = at;
+    }
+
+    /// Adds `other` (another sum of decayed weights, as of its own time): both are decayed to
+    /// the later time and summed. Unlike [`Popularity::add`] of a late event, this is
+    /// commutative and associative, so deltas merged in any order give one score.
+    pub fn merge(&mut self, other: Popularity, half_life_ms: f64) {
+        if other.score == 0.0 {
+            return;
+        }
+        if self.score == 0.0 {
+            *self = other;
+            return;
+        }
+        let at = self.at.max(other.at);
+        self.score = self.decayed(at, half_life_ms) + other.decayed(at, half_life_ms);
         self.at = at;
     }
 
@@ -217,6 +234,23 @@ impl Table {
 
     pub fn event_count_mut(&mut self, number: u32) -> &mut u64 {
         &mut self.event_counts[number as usize]
+    }
+
+    /// Adds what a batch committed for `number` (see [`crate::delta`]): the same operation the
+    /// `items` merge operator performs on disk.
+    pub fn add_delta(&mut self, number: u32, delta: &ItemDelta) {
+        if delta.vector.len() == self.dimension {
+            for (component, change) in self.vector_mut(number).iter_mut().zip(&delta.vector) {
+                *component += change;
+            }
+        }
+        let popularity = &mut self.popularity[number as usize];
+        popularity.merge(delta.popularity(), delta.half_life_ms);
+        popularity.score = popularity.score.max(0.0);
+        let count = &mut self.event_counts[number as usize];
+        *count = count.saturating_add_signed(delta.event_count);
+        let mass = (self.masses[number as usize] + delta.mass).max(0.0);
+        self.set_mass(number, mass);
     }
 
     /// Total positive weight the co-occurrence model counted for `number`.

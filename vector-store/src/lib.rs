@@ -5,6 +5,8 @@
 //!   catalogue, de-duplication keys and consumer offsets.
 //! - [`items`]: [`ItemTable`], the in-memory copy of every item's vector, popularity and
 //!   catalogue entry and co-occurrence list, indexed by a dense item number.
+//! - [`delta`]: [`ItemDelta`], what a batch adds to an item, written as a merge operand;
+//!   deltas commute, so processor loops sharing items need no lock.
 //! - [`neighbours`]: [`Neighbours`], an item's bounded co-occurrence list, persisted through a
 //!   RocksDB merge operator.
 //! - [`index`]: [`VectorIndex`], approximate maximum-inner-product search over item vectors: an
@@ -14,6 +16,7 @@
 //!
 //! The state is a read model of the log: everything here can be rebuilt by replaying events.
 
+pub mod delta;
 pub mod error;
 pub mod index;
 pub mod items;
@@ -21,6 +24,7 @@ pub mod neighbours;
 pub mod store;
 pub mod vector;
 
+pub use delta::ItemDelta;
 pub use error::{Error, Result};
 pub use index::{IndexConfig, IndexStats, Scored, VectorIndex, mips_item, mips_probe};
 pub use items::{ItemTable, Popularity, Table, content_labels};

@@ -4,8 +4,8 @@
 //! | column family | key | value |
 //! |---|---|---|
 //! | `users` | user_id | [`UserState`]: event count, embedding, recent history |
-//! | `seen` | user_id ‖ 0x00 ‖ item number (u32 BE) | [`SeenEntry`] |
-//! | `items` | item number (u32 BE) | [`ItemState`]: item id, embedding, popularity |
+//! | `seen` | user_id ‖ 0x00 ‖ item number (u32 BE) | [`SeenEntry`]; batches add merge operands (interactions summed, the last weight and time kept) |
+//! | `items` | item number (u32 BE) | [`ItemState`]: item id, embedding, popularity; batches add [`ItemDelta`] merge operands |
 //! | `item_ids` | item_id | item number (u32 BE) |
 //! | `catalogue` | item_id | [`Item`] (title, genres, year, tags) |
 //! | `dedup` | user_id ‖ 0x00 ‖ event_id | first application time (i64 BE, ms) |
@@ -37,6 +37,7 @@ use rocksdb::{
     compaction_filter::Decision,
 };
 
+use crate::delta::ItemDelta;
 use crate::error::{Error, Result};
 use crate::neighbours::{Neighbours, encode_pairs};
 
@@ -782,12 +783,32 @@ impl StateBatch {
         self.put_record(USERS_CF, user_id.as_bytes(), state)
     }
 
-    pub fn put_seen(&mut self, user_id: &str, item: u32, entry: &SeenEntry) -> Result<()> {
-        self.put_record(SEEN_CF, &seen_key(user_id, item), entry)
+    /// Adds a batch's interactions of `user_id` with `item` to what is stored (a merge operand:
+    /// `entry.interactions` are added, its last weight and time replace the stored ones), so
+    /// a batch needs no read of the stored entry.
+    pub fn add_seen(&mut self, user_id: &str, item: u32, entry: &SeenEntry) -> Result<()> {
+        let bytes = encode_record(entry).map_err(|source| Error::Encode {
+            column_family: SEEN_CF,
+            source,
+        })?;
+        let cf = self.store.cf_handle(SEEN_CF);
+        self.batch.merge_cf(cf, seen_key(user_id, item), bytes);
+        Ok(())
     }
 
     pub fn put_item(&mut self, item: u32, state: &ItemState) -> Result<()> {
         self.put_record(ITEMS_CF, &item.to_be_bytes(), state)
+    }
+
+    /// Adds `delta` to `item`'s stored state (a merge operand; see [`crate::delta`]).
+    pub fn merge_item(&mut self, item: u32, delta: &ItemDelta) -> Result<()> {
+        let bytes = encode_record(delta).map_err(|source| Error::Encode {
+            column_family: ITEMS_CF,
+            source,
+        })?;
+        let cf = self.store.cf_handle(ITEMS_CF);
+        self.batch.merge_cf(cf, item.to_be_bytes(), bytes);
+        Ok(())
     }
 
     /// Appends `additions` (in the order they were applied in memory) to `item`'s
@@ -840,6 +861,30 @@ impl StateBatch {
     }
 }
 
+/// The `seen` column family's merge: interactions add up, the last operand's weight and time
+/// are the entry's. Used for the full and the partial merge alike (both are that fold). `None`
+/// (RocksDB reports a corruption) when a record does not decode.
+fn merge_seen<'a>(
+    existing: Option<&[u8]>,
+    operands: impl Iterator<Item = &'a [u8]>,
+) -> Option<Vec<u8>> {
+    let mut merged: Option<SeenEntry> = match existing {
+        Some(bytes) => Some(decode_record(bytes).ok()?),
+        None => None,
+    };
+    for operand in operands {
+        let entry: SeenEntry = decode_record(operand).ok()?;
+        merged = Some(match merged {
+            Some(before) => SeenEntry {
+                interactions: before.interactions.saturating_add(entry.interactions),
+                ..entry
+            },
+            None => entry,
+        });
+    }
+    encode_record(&merged?).ok()
+}
+
 /// Every column family of the state with its options.
 fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFamilyDescriptor> {
     let window_ms = config.dedup_window.as_millis() as i64;
@@ -866,10 +911,31 @@ fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFamilyDescripto
             Some(operands.iter().flatten().copied().collect())
         },
     );
+    let mut seen_options = base_options(cache, true);
+    seen_options.set_merge_operator(
+        "seen_interactions",
+        |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
+            merge_seen(existing, operands.iter())
+        },
+        |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
+            merge_seen(None, operands.iter())
+        },
+    );
+    let mut items_options = base_options(cache, false);
+    let dimension = config.dimension;
+    items_options.set_merge_operator(
+        "item_deltas",
+        move |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
+            crate::delta::merge_full(existing, operands.iter(), dimension)
+        },
+        |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
+            crate::delta::merge_partial(operands.iter())
+        },
+    );
     vec![
         ColumnFamilyDescriptor::new(USERS_CF, base_options(cache, true)),
-        ColumnFamilyDescriptor::new(SEEN_CF, base_options(cache, true)),
-        ColumnFamilyDescriptor::new(ITEMS_CF, base_options(cache, false)),
+        ColumnFamilyDescriptor::new(SEEN_CF, seen_options),
+        ColumnFamilyDescriptor::new(ITEMS_CF, items_options),
         ColumnFamilyDescriptor::new(ITEM_IDS_CF, base_options(cache, true)),
         ColumnFamilyDescriptor::new(CATALOGUE_CF, base_options(cache, true)),
         ColumnFamilyDescriptor::new(DEDUP_CF, dedup_options),
@@ -941,8 +1007,8 @@ mod tests {
         let mut batch = store.batch();
         batch.put_user("carol", &user(3)).unwrap();
         batch.put_user("alice", &user(1)).unwrap();
-        batch.put_seen("carol", 9, &seen(2)).unwrap();
-        batch.put_seen("alice", 4, &seen(5)).unwrap();
+        batch.add_seen("carol", 9, &seen(2)).unwrap();
+        batch.add_seen("alice", 4, &seen(5)).unwrap();
         batch.mark_applied("carol", "e2");
         batch.mark_applied("alice", "e1");
         store.commit(batch).unwrap();
@@ -961,6 +1027,33 @@ mod tests {
             .map(|entry| entry.map(|entry| entry.interactions))
             .collect();
         assert_eq!(interactions, vec![None, Some(2), Some(5)]);
+
+        // A later batch adds to the stored entry without reading it.
+        let mut batch = store.batch();
+        let later = SeenEntry {
+            interactions: 3,
+            last_weight: -0.5,
+            last_timestamp: 9,
+        };
+        batch.add_seen("carol", 9, &later).unwrap();
+        store.commit(batch).unwrap();
+        assert_eq!(
+            store.seen_entries(&[("carol", 9)]).unwrap(),
+            vec![Some(SeenEntry {
+                interactions: 5,
+                ..later
+            })]
+        );
+        assert_eq!(
+            store.seen_items("carol").unwrap(),
+            vec![(
+                9,
+                SeenEntry {
+                    interactions: 5,
+                    ..later
+                }
+            )]
+        );
         assert_eq!(
             store
                 .applied(&[("carol", "e2"), ("alice", "e2"), ("alice", "e1")])
