@@ -402,7 +402,7 @@ impl PairWork {
 struct Shared {
     /// Item numbers assigned that no commit has written yet, by any worker: every commit writes
     /// them all, and they leave the list once a commit holding them succeeded.
-    unpersisted_item_ids: parking_lot::Mutex<Vec<(String, u32)>>,
+    unpersisted_item_ids: parking_lot::Mutex<std::collections::BTreeMap<u32, String>>,
     /// The stream's clock (latest event timestamp applied) across workers.
     clock: AtomicI64,
     /// Set when a worker applied a batch since the trending list was last refreshed: the
@@ -877,7 +877,7 @@ impl<L: EventLog> Processor<L> {
                         self.shared
                             .unpersisted_item_ids
                             .lock()
-                            .push((entry.event.item_id.clone(), number));
+                            .insert(number, entry.event.item_id.clone());
                     }
                     number
                 })
@@ -1092,7 +1092,7 @@ impl<L: EventLog> Processor<L> {
         // a new item also carries its number, even while another worker's commit of it is
         // under way (the write is idempotent).
         let pending_ids = shared.unpersisted_item_ids.lock().clone();
-        for (item_id, number) in &pending_ids {
+        for (number, item_id) in &pending_ids {
             batch.put_item_id(item_id, *number);
         }
         let mut deltas: Vec<(u32, ItemDelta)> = Vec::with_capacity(work.len());
@@ -1116,10 +1116,10 @@ impl<L: EventLog> Processor<L> {
         }
         self.store.commit(batch)?;
         if !pending_ids.is_empty() {
-            shared
-                .unpersisted_item_ids
-                .lock()
-                .retain(|pending| !pending_ids.contains(pending));
+            let mut pending = shared.unpersisted_item_ids.lock();
+            for number in pending_ids.keys() {
+                pending.remove(number);
+            }
         }
 
         // 5. Publish: the same deltas, added to the items in memory.
