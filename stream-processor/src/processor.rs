@@ -323,6 +323,21 @@ impl ItemWork {
         })
     }
 
+    /// The batch's working copy of `number`, copied from the table on first use; `None` for a
+    /// vacant number.
+    fn get<'w>(
+        work: &'w mut NumberMap<ItemWork>,
+        items: &ItemTable,
+        number: u32,
+    ) -> Option<&'w mut ItemWork> {
+        match work.entry(number) {
+            std::collections::hash_map::Entry::Occupied(slot) => Some(slot.into_mut()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                Some(slot.insert(ItemWork::load(items, number)?))
+            }
+        }
+    }
+
     /// What the batch added to the item.
     fn delta(&self, item_id: &str, half_life_ms: f64) -> ItemDelta {
         ItemDelta {
@@ -944,7 +959,6 @@ impl<L: EventLog> Processor<L> {
         let mut duplicates = KindCounts::default();
         let mut clock = self.clock.max(shared.clock.load(Ordering::Acquire));
         let item_count = self.items.read().len();
-        let load = |number: u32| ItemWork::load(&self.items, number);
         for (((entry, &number), &before), &blocked) in entries
             .iter()
             .zip(&numbers)
@@ -969,7 +983,7 @@ impl<L: EventLog> Processor<L> {
 
             let mut target = match work.remove(&number) {
                 Some(target) => target,
-                None => load(number).expect("a numbered item has an id"),
+                None => ItemWork::load(&self.items, number).expect("a numbered item has an id"),
             };
             target.changed = true;
             if weight > 0.0 {
@@ -982,14 +996,9 @@ impl<L: EventLog> Processor<L> {
                     .take(model.context_window)
                     .collect();
                 for context_number in contexts {
-                    let context = match work.entry(context_number) {
-                        std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(slot) => {
-                            let Some(loaded) = load(context_number) else {
-                                continue;
-                            };
-                            slot.insert(loaded)
-                        }
+                    let Some(context) = ItemWork::get(&mut work, &self.items, context_number)
+                    else {
+                        continue;
                     };
                     context.changed = true;
                     positive_pair_step(&mut target.vector, &mut context.vector, step);
@@ -999,15 +1008,10 @@ impl<L: EventLog> Processor<L> {
                     if negative == number {
                         continue;
                     }
-                    let negative_work = match work.entry(negative) {
-                        std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(slot) => {
-                            // A vacant number (lost in a crash before it was persisted).
-                            let Some(loaded) = load(negative) else {
-                                continue;
-                            };
-                            slot.insert(loaded)
-                        }
+                    // None: a vacant number (lost in a crash before it was persisted).
+                    let Some(negative_work) = ItemWork::get(&mut work, &self.items, negative)
+                    else {
+                        continue;
                     };
                     negative_step(
                         &mut target.vector,
