@@ -93,7 +93,10 @@ pub struct FluvioLog {
 
 struct Inner {
     fluvio: Fluvio,
-    producer: TopicProducerPool,
+    /// `None` after a failed append: the next append opens a new producer. A Fluvio producer
+    /// whose retries ran out stays failed ("retry timeout limit reached") even after the
+    /// cluster recovered.
+    producer: parking_lot::Mutex<Option<Arc<TopicProducerPool>>>,
     config: FluvioLogConfig,
     /// Per partition, one past the highest committed offset known (fetched at start, then
     /// appended here or seen by the tail stream): the end offsets, which `wait_for_append`
@@ -158,30 +161,7 @@ impl FluvioLog {
                 .await
                 .map_err(|error| unavailable(&endpoint, "cannot connect", error))?;
             let partitions = ensure_topic(&fluvio, &config).await?;
-            let producer_config = TopicProducerConfigBuilder::default()
-                .partitioner(Arc::new(UserPartitioner))
-                .isolation(Isolation::ReadCommitted)
-                .delivery_semantic(DeliverySemantic::AtLeastOnce(RetryPolicy {
-                    max_retries: 8,
-                    initial_delay: Duration::from_millis(20),
-                    max_delay: Duration::from_secs(1),
-                    timeout: config.append_timeout,
-                    ..RetryPolicy::default()
-                }))
-                .timeout(config.append_timeout)
-                // No explicit flush: `flush` sends the partitions' batches one after another
-                // (four round trips per append, ~50 ms here), while the linger timer sends them
-                // in parallel after 1 ms. Batches up to 1 MiB carry a whole request's records
-                // for a partition (1,000 events ≈ 150 KiB).
-                .linger(Duration::from_millis(1))
-                .batch_size(1 << 20)
-                .max_request_size(4 << 20)
-                .build()
-                .map_err(|error| unavailable(&endpoint, "producer settings", error))?;
-            let producer = fluvio
-                .topic_producer_with_config(config.topic.clone(), producer_config)
-                .await
-                .map_err(|error| unavailable(&endpoint, "cannot open a producer", error))?;
+            let producer = open_producer(&fluvio, &config).await?;
             Ok::<_, Error>((fluvio, producer, partitions))
         };
         let (fluvio, producer, partitions) = tokio::time::timeout(config.connect_timeout, connect)
@@ -197,7 +177,7 @@ impl FluvioLog {
         let log = FluvioLog {
             inner: Arc::new(Inner {
                 fluvio,
-                producer,
+                producer: parking_lot::Mutex::new(Some(Arc::new(producer))),
                 config: FluvioLogConfig {
                     partitions,
                     ..config
@@ -272,11 +252,21 @@ impl FluvioLog {
         });
     }
 
+    /// The producer, opening a new one when the last append failed.
+    async fn producer(&self) -> Result<Arc<TopicProducerPool>> {
+        if let Some(producer) = self.inner.producer.lock().clone() {
+            return Ok(producer);
+        }
+        let producer = Arc::new(open_producer(&self.inner.fluvio, &self.inner.config).await?);
+        *self.inner.producer.lock() = Some(Arc::clone(&producer));
+        Ok(producer)
+    }
+
     /// Sends `events` and waits for every record's committed acknowledgement.
     async fn produce(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
         let endpoint = &self.inner.config.endpoint;
         let append_ms = now_ms();
-        let producer = &self.inner.producer;
+        let producer = self.producer().await?;
         let mut outputs = Vec::with_capacity(events.len());
         for event in events {
             let key = event.user_id.clone().into_bytes();
@@ -352,8 +342,20 @@ impl FluvioLog {
         }
         let offset = Offset::absolute(from_offset as i64)
             .map_err(|error| unavailable(endpoint, "bad offset", error))?;
-        let mut stream = self.bounded_consumer(partition, offset).await?;
-        while let Some(record) = stream.next().await {
+        let stalled = || {
+            unavailable(
+                endpoint,
+                "read failed",
+                format!("no answer within {READ_IDLE_TIMEOUT:?}"),
+            )
+        };
+        let mut stream = within(READ_IDLE_TIMEOUT, self.bounded_consumer(partition, offset))
+            .await
+            .ok_or_else(stalled)??;
+        while let Some(record) = within(READ_IDLE_TIMEOUT, stream.next())
+            .await
+            .ok_or_else(stalled)?
+        {
             let record = record.map_err(|error| unavailable(endpoint, "read failed", error))?;
             let offset = record.offset() as u64;
             if offset < from_offset {
@@ -458,6 +460,52 @@ async fn ensure_topic(fluvio: &Fluvio, config: &FluvioLogConfig) -> Result<u32> 
     }
 }
 
+/// Longest wait for the next record of a bounded read (or for the read to start). A read that
+/// gets nothing for this long is an error the processor retries with a new consumer: a
+/// consumer of an SPU that went away and came back can otherwise wait forever.
+const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `future`'s output, or `None` when it did not finish within `limit` (on Fluvio's timer, so it
+/// works inside `run_block_on`).
+async fn within<F: std::future::Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let future = std::pin::pin!(future);
+    let timer = std::pin::pin!(fluvio_future::timer::sleep(limit));
+    match futures_util::future::select(future, timer).await {
+        futures_util::future::Either::Left((output, _)) => Some(output),
+        futures_util::future::Either::Right(_) => None,
+    }
+}
+
+/// A producer of the log's topic: records keyed by user id and placed by [`UserPartitioner`],
+/// acknowledged once committed, retried within the append timeout.
+async fn open_producer(fluvio: &Fluvio, config: &FluvioLogConfig) -> Result<TopicProducerPool> {
+    let endpoint = &config.endpoint;
+    let producer_config = TopicProducerConfigBuilder::default()
+        .partitioner(Arc::new(UserPartitioner))
+        .isolation(Isolation::ReadCommitted)
+        .delivery_semantic(DeliverySemantic::AtLeastOnce(RetryPolicy {
+            max_retries: 8,
+            initial_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(1),
+            timeout: config.append_timeout,
+            ..RetryPolicy::default()
+        }))
+        .timeout(config.append_timeout)
+        // No explicit flush: `flush` sends the partitions' batches one after another (four
+        // round trips per append, ~50 ms here), while the linger timer sends them in parallel
+        // after 1 ms. Batches up to 1 MiB carry a whole request's records for a partition
+        // (1,000 events ≈ 150 KiB).
+        .linger(Duration::from_millis(1))
+        .batch_size(1 << 20)
+        .max_request_size(4 << 20)
+        .build()
+        .map_err(|error| unavailable(endpoint, "producer settings", error))?;
+    fluvio
+        .topic_producer_with_config(config.topic.clone(), producer_config)
+        .await
+        .map_err(|error| unavailable(endpoint, "cannot open a producer", error))
+}
+
 impl EventLog for FluvioLog {
     fn partition_count(&self) -> u32 {
         self.inner.config.partitions
@@ -469,7 +517,7 @@ impl EventLog for FluvioLog {
         }
         let timeout = self.inner.config.append_timeout;
         // The producer reconnects to a lost SPU forever; the caller gets an answer in time.
-        tokio::time::timeout(timeout, self.produce(events))
+        let outcome = tokio::time::timeout(timeout, self.produce(events))
             .await
             .unwrap_or_else(|_| {
                 Err(unavailable(
@@ -477,7 +525,11 @@ impl EventLog for FluvioLog {
                     "append failed",
                     format!("no acknowledgement within {timeout:?}"),
                 ))
-            })
+            });
+        if outcome.is_err() && self.inner.producer.lock().take().is_some() {
+            warn!("a Fluvio append failed; the next append opens a new producer");
+        }
+        outcome
     }
 
     fn read(&self, partition: u32, from_offset: u64, max_records: usize) -> Result<LogRead> {

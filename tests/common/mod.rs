@@ -31,7 +31,8 @@ pub async fn start(config: NodeConfig) -> RunningNode {
 /// A Fluvio backend on a topic of its own for one test (`marquee-test-<name>-<time>`), when
 /// `MARQUEE_FLUVIO_ENDPOINT` holds the `HOST:PORT` of a running cluster's SC; `None`, after
 /// printing that the test was skipped, otherwise. There is no stand-in Fluvio: without a
-/// cluster, the same test body runs on the embedded log only.
+/// cluster, the same test body runs on the embedded log only. `MARQUEE_FLUVIO_REPLICATION`
+/// (default 1) sets the topic's replication factor, for a cluster of several SPUs.
 pub fn fluvio_backend(name: &str) -> Option<marquee_ingest::LogBackend> {
     match std::env::var("MARQUEE_FLUVIO_ENDPOINT") {
         Ok(endpoint) if !endpoint.is_empty() => {
@@ -39,10 +40,15 @@ pub fn fluvio_backend(name: &str) -> Option<marquee_ingest::LogBackend> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos();
+            // A cluster of several SPUs can test replicated topics.
+            let replication = std::env::var("MARQUEE_FLUVIO_REPLICATION")
+                .ok()
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(1);
             Some(marquee_ingest::LogBackend::Fluvio {
                 endpoint,
                 topic: format!("marquee-test-{name}-{}", nanos % 1_000_000_000_000),
-                replication: 1,
+                replication,
             })
         }
         _ => {
