@@ -312,19 +312,6 @@ impl Table {
         self.cold_by_label.get(label).into_iter().flatten().copied()
     }
 
-    /// The state record of `number`, for persisting.
-    pub fn state(&self, number: u32) -> ItemState {
-        let popularity = self.popularity(number);
-        ItemState {
-            item_id: self.ids[number as usize].to_string(),
-            vector: self.vector(number).to_vec(),
-            popularity: popularity.score,
-            popularity_at: popularity.at,
-            event_count: self.event_count(number),
-            mass: self.mass(number),
-        }
-    }
-
     /// The number of `item_id`, assigning the next free one (with the item's seeded starting
     /// vector) when it has none. Returns whether it was assigned now.
     pub fn assign(&mut self, item_id: &str) -> (u32, bool) {

@@ -796,10 +796,6 @@ impl StateBatch {
         Ok(())
     }
 
-    pub fn put_item(&mut self, item: u32, state: &ItemState) -> Result<()> {
-        self.put_record(ITEMS_CF, &item.to_be_bytes(), state)
-    }
-
     /// Adds `delta` to `item`'s stored state (a merge operand; see [`crate::delta`]).
     pub fn merge_item(&mut self, item: u32, delta: &ItemDelta) -> Result<()> {
         let bytes = encode_record(delta).map_err(|source| Error::Encode {
