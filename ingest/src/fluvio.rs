@@ -342,13 +342,7 @@ impl FluvioLog {
         }
         let offset = Offset::absolute(from_offset as i64)
             .map_err(|error| unavailable(endpoint, "bad offset", error))?;
-        let stalled = || {
-            unavailable(
-                endpoint,
-                "read failed",
-                format!("no answer within {READ_IDLE_TIMEOUT:?}"),
-            )
-        };
+        let stalled = || read_stalled(endpoint);
         let mut stream = within(READ_IDLE_TIMEOUT, self.bounded_consumer(partition, offset))
             .await
             .ok_or_else(stalled)??;
@@ -385,10 +379,17 @@ impl FluvioLog {
         let endpoint = &self.inner.config.endpoint;
         let mut ends = Vec::with_capacity(self.inner.config.partitions as usize);
         for partition in 0..self.inner.config.partitions {
-            let mut stream = self
-                .bounded_consumer(partition, Offset::from_end(1))
-                .await?;
-            let end = match stream.next().await {
+            let stalled = || read_stalled(endpoint);
+            let mut stream = within(
+                READ_IDLE_TIMEOUT,
+                self.bounded_consumer(partition, Offset::from_end(1)),
+            )
+            .await
+            .ok_or_else(stalled)??;
+            let end = match within(READ_IDLE_TIMEOUT, stream.next())
+                .await
+                .ok_or_else(stalled)?
+            {
                 Some(Ok(record)) => record.offset() as u64 + 1,
                 Some(Err(error)) => return Err(unavailable(endpoint, "read failed", error)),
                 None => 0,
@@ -464,6 +465,15 @@ async fn ensure_topic(fluvio: &Fluvio, config: &FluvioLogConfig) -> Result<u32> 
 /// gets nothing for this long is an error the processor retries with a new consumer: a
 /// consumer of an SPU that went away and came back can otherwise wait forever.
 const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The error of a read that got nothing for [`READ_IDLE_TIMEOUT`].
+fn read_stalled(endpoint: &str) -> Error {
+    unavailable(
+        endpoint,
+        "read failed",
+        format!("no answer within {READ_IDLE_TIMEOUT:?}"),
+    )
+}
 
 /// `future`'s output, or `None` when it did not finish within `limit` (on Fluvio's timer, so it
 /// works inside `run_block_on`).
