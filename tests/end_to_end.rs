@@ -279,6 +279,59 @@ async fn repeated_event_id_is_applied_once(log: LogBackend) {
     node.shutdown().await.unwrap();
 }
 
+/// Seen items stay excluded once they have left the history window: the list is built from the
+/// last `history_len` events, and the items before them come from the `seen` column family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_seen_before_the_history_window_stay_out_of_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.model.history_len = 3;
+    let node = start(config).await;
+    let base = node.url();
+    let items: Vec<String> = (1..=8).map(|k| format!("s{k}")).collect();
+    // A crowd watches s1..s8 in order, so each is a strong neighbour of the others.
+    let mut events = Vec::new();
+    let mut add = |user: &str, item: &str, at: usize| {
+        events.push(json!({
+            "event_id": format!("{user}-{item}"), "user_id": user, "item_id": item,
+            "kind": "rating", "value": 5.0, "timestamp": 1_600_000_000_000i64 + at as i64 * 1000,
+        }));
+    };
+    for viewer in 0..30 {
+        for (at, item) in items.iter().enumerate() {
+            add(&format!("crowd-{viewer}"), item, at);
+        }
+    }
+    // The viewer rated s1..s6: s1..s3 have left a history of 3.
+    for (at, item) in items[..6].iter().enumerate() {
+        add("viewer", item, 100 + at);
+    }
+    let (status, answer) = post_json(&format!("{base}/v1/events"), &Value::Array(events)).await;
+    assert_eq!(status, 202, "{answer}");
+    caught_up(&node).await;
+
+    let url = format!("{base}/v1/users/viewer/recommendations?count=10");
+    let (_, everything) = get_json(&format!("{url}&exclude_seen=false")).await;
+    let everything = item_ids(&everything);
+    assert!(
+        everything
+            .iter()
+            .any(|item| ["s1", "s2", "s3"].contains(&item.as_str())),
+        "without the filter, items from before the window rank: {everything:?}"
+    );
+    let (status, answer) = get_json(&url).await;
+    assert_eq!(status, 200, "{answer}");
+    let listed = item_ids(&answer);
+    assert!(
+        listed.iter().any(|item| item == "s7" || item == "s8"),
+        "{listed:?}"
+    );
+    for item in &items[..6] {
+        assert!(!listed.contains(item), "{item} was seen: {listed:?}");
+    }
+    node.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_with_a_named_problem_and_appends_nothing() {
     let dir = tempfile::tempdir().unwrap();

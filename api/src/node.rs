@@ -330,7 +330,7 @@ impl RunningNode {
         };
         let state = AppState {
             services: Arc::new(OnceLock::new()),
-            metrics: metrics.clone(),
+            metrics: Arc::new(metrics.clone()),
             guard: guard.clone(),
             pseudonym_key,
             cors_origins: config.cors_origins.clone().into(),

@@ -55,7 +55,7 @@ pub struct Services {
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub services: Arc<OnceLock<Services>>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub guard: Arc<Guard>,
     /// With pseudonymisation on, the key of the keyed hash that replaces user ids at the edge.
     pub pseudonym_key: Option<Arc<[u8; 32]>>,
