@@ -411,15 +411,22 @@ impl QueryEngine {
                     *slot += factor * weight;
                 }
             }
+            // In three passes: the raw sums (resetting the slots), the candidate normalisers,
+            // the filter. A loop of nothing but independent loads lets the CPU wait for many
+            // cache misses at once; with the filter's call between them it waited for each.
             let mut ranked: Vec<(u32, f32)> = Vec::with_capacity(touched.len());
             for &candidate in touched.iter() {
                 let raw = std::mem::take(&mut scores[candidate as usize]);
-                if raw > 0.0 && accept(&table, candidate) {
-                    let score = raw * table.normalisers(candidate).1;
-                    ranked.push((candidate, score));
+                if raw > 0.0 {
+                    ranked.push((candidate, raw));
                 }
             }
             touched.clear();
+            let candidate_normalisers = table.candidate_normalisers();
+            for (candidate, score) in &mut ranked {
+                *score *= candidate_normalisers[*candidate as usize];
+            }
+            ranked.retain(|(candidate, _)| accept(&table, *candidate));
             let behavioural = !ranked.is_empty() || !embedded.is_empty();
             let blended = !embedded.is_empty() || model.content_weight > 0.0;
             let best = ranked.iter().map(|(_, score)| *score).fold(0.0, f32::max);
