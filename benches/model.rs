@@ -5,13 +5,21 @@
 //! synthetic world (20,000 users, 10,000 items, 200,000 events applied before measuring); each
 //! processing sample applies the next 5,000 events of the same stream (new event ids) through
 //! the log, the processor and a RocksDB commit, so the figure per element is the full per-event
-//! cost. `cargo test --all-targets` runs each bench once, as a check that it works.
+//! cost. The "model" group applies the same stream through the model's update alone
+//! ([`learn_event`] on an in-memory item table and user map, the pair additions added to the
+//! lists), without the log, the de-duplication, the state store or the batch bookkeeping: what
+//! the model itself costs per event. `cargo test --all-targets` runs each bench once, as a check
+//! that it works.
+
+use std::collections::HashMap;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use marquee::eval::System;
 use marquee::synthetic::{Synthetic, SyntheticConfig};
+use marquee_schemas::Event;
+use marquee_stream_processor::model::{ItemVectors, TargetItem, event_weight, learn_event};
 use marquee_stream_processor::{ModelConfig, RecommendationQuery};
-use marquee_vector_store::IndexConfig;
+use marquee_vector_store::{IndexConfig, ItemTable, Table, UserState};
 
 const WARM_EVENTS: u64 = 200_000;
 const BATCH: usize = 5_000;
@@ -47,6 +55,88 @@ fn warmed(world: &Synthetic) -> (System, marquee::synthetic::Events<'_>) {
     (system, events)
 }
 
+/// The model's state in memory: the item table the processor publishes to, and the users.
+struct Memory {
+    model: ModelConfig,
+    items: ItemTable,
+    users: HashMap<String, UserState>,
+}
+
+/// Items other than the event's own, read and moved in the table.
+struct TableVectors<'a>(&'a mut Table);
+
+impl ItemVectors for TableVectors<'_> {
+    fn context(&mut self, number: u32) -> Option<&mut [f32]> {
+        self.0.id(number)?;
+        Some(self.0.vector_mut(number))
+    }
+
+    fn negative(&mut self, number: u32) -> Option<&[f32]> {
+        self.0.id(number)?;
+        Some(self.0.vector(number))
+    }
+}
+
+impl Memory {
+    fn new() -> Memory {
+        let model = ModelConfig::default();
+        Memory {
+            items: ItemTable::new(model.dimension),
+            model,
+            users: HashMap::new(),
+        }
+    }
+
+    /// What the processor does per batch besides storage: number each event's item and learn
+    /// from it, then add the batch's pairs list by list.
+    fn apply(&mut self, events: &[Event]) {
+        let half_life_ms = self.model.popularity_half_life_ms();
+        let mut table = self.items.write();
+        let mut additions: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+        for event in events {
+            let (number, _) = table.assign(&event.item_id);
+            let item_count = table.len();
+            let weight = event_weight(event, &self.model.weights);
+            let user = self.users.entry(event.user_id.clone()).or_default();
+            let mut vector = table.vector(number).to_vec();
+            let mut popularity = *table.popularity_mut(number);
+            let mut mass = table.mass(number);
+            let mut event_count = table.event_count(number);
+            learn_event(
+                &self.model,
+                half_life_ms,
+                event,
+                number,
+                weight,
+                user,
+                TargetItem {
+                    vector: &mut vector,
+                    popularity: &mut popularity,
+                    mass: &mut mass,
+                    event_count: &mut event_count,
+                },
+                &mut TableVectors(&mut table),
+                item_count,
+                |from, to, pair_weight| {
+                    if pair_weight > 0.0 {
+                        additions.entry(from).or_default().push((to, pair_weight));
+                    }
+                },
+            );
+            table.vector_mut(number).copy_from_slice(&vector);
+            *table.popularity_mut(number) = popularity;
+            table.set_mass(number, mass);
+            *table.event_count_mut(number) = event_count;
+        }
+        for (from, list) in additions {
+            let neighbours = table.neighbours_mut(from);
+            for (to, pair_weight) in list {
+                neighbours.add(to, pair_weight);
+            }
+        }
+    }
+}
+
 fn model(c: &mut Criterion) {
     let world = world();
     // Queries run on a state of their own, so their figure does not depend on how many batches
@@ -66,6 +156,28 @@ fn model(c: &mut Criterion) {
         b.iter_batched(
             || next(BATCH),
             |batch| system.apply_events(batch).expect("applied"),
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+
+    // The model alone, warmed on the same events.
+    let mut memory = Memory::new();
+    let mut stream = world.events();
+    let mut take = |count: usize| -> Vec<Event> {
+        (0..count)
+            .map(|_| stream.next_event().expect("an endless stream"))
+            .collect()
+    };
+    for _ in 0..WARM_EVENTS as usize / BATCH {
+        memory.apply(&take(BATCH));
+    }
+    let mut group = c.benchmark_group("model");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("update per event, in memory (5,000 events)", |b| {
+        b.iter_batched(
+            || take(BATCH),
+            |batch| memory.apply(&batch),
             BatchSize::PerIteration,
         );
     });

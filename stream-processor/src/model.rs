@@ -57,6 +57,7 @@
 use marquee_schemas::partition::fnv1a_64;
 use marquee_schemas::{Event, EventKind};
 use marquee_vector_store::vector::dot;
+use marquee_vector_store::{HistoryEntry, Popularity, UserState};
 use serde::{Deserialize, Serialize};
 
 /// Weight of each event kind (see the module docs).
@@ -225,6 +226,140 @@ pub fn negative_sample(event_id: &str, k: usize, item_count: usize) -> usize {
     key = key.wrapping_mul(0xff51_afd7_ed55_8ccd);
     key ^= key >> 33;
     (key % item_count.max(1) as u64) as usize
+}
+
+/// The sequential co-occurrence pairs an event on `number` at `timestamp`, of weight `damped`,
+/// forms with the user's recent positive items (`history`, oldest first): `emit(from, to,
+/// weight)` for each. The one definition shared by applying an event and erasing it.
+pub fn sequential_pairs(
+    history: &[HistoryEntry],
+    number: u32,
+    timestamp: i64,
+    damped: f32,
+    model: &ModelConfig,
+    mut emit: impl FnMut(u32, u32, f32),
+) {
+    let mut factor = damped;
+    for past in history
+        .iter()
+        .rev()
+        .filter(|past| past.weight > 0.0)
+        .take(model.pair_window)
+    {
+        if past.item != number {
+            let (after, before) = if past.timestamp == timestamp {
+                let both = (1.0 + model.backward_weight) / 2.0 * factor;
+                (both, both)
+            } else {
+                (factor, model.backward_weight * factor)
+            };
+            emit(past.item, number, after);
+            emit(number, past.item, before);
+        }
+        factor *= model.pair_decay;
+    }
+}
+
+/// Appends to a user's history, keeping the newest `history_len` entries.
+pub fn push_history(history: &mut Vec<HistoryEntry>, entry: HistoryEntry, history_len: usize) {
+    history.push(entry);
+    if history.len() > history_len {
+        let excess = history.len() - history_len;
+        history.drain(..excess);
+    }
+}
+
+/// Item vectors other than the event's own, as [`learn_event`] reads and moves them.
+pub trait ItemVectors {
+    /// The vector of a recent item of the user's, which a positive step moves; `None` for a
+    /// vacant number (lost in a crash before it was persisted).
+    fn context(&mut self, number: u32) -> Option<&mut [f32]>;
+    /// The vector of a negative sample, which only the event's item moves away from; `None`
+    /// for a vacant number.
+    fn negative(&mut self, number: u32) -> Option<&[f32]>;
+}
+
+/// The event's item, as [`learn_event`] changes it.
+pub struct TargetItem<'a> {
+    pub vector: &'a mut [f32],
+    pub popularity: &'a mut Popularity,
+    pub mass: &'a mut f32,
+    pub event_count: &'a mut u64,
+}
+
+/// What one event teaches the model, in memory: the item2vec steps of the event's item against
+/// the user's recent positive items and the negative samples, its popularity and mass, the
+/// co-occurrence pairs (`pairs(from, to, weight)`, which the caller adds to the lists), and the
+/// user's count, history and embedding. `weight` is [`event_weight`] of the event and `number`
+/// its item's number among `item_count`. The processor applies every event through this, and
+/// the criterion bench measures it alone (`benches/model.rs`): the model's per-event cost
+/// without the state store.
+#[allow(clippy::too_many_arguments)]
+pub fn learn_event(
+    model: &ModelConfig,
+    half_life_ms: f64,
+    event: &Event,
+    number: u32,
+    weight: f32,
+    user: &mut UserState,
+    target: TargetItem<'_>,
+    items: &mut impl ItemVectors,
+    item_count: usize,
+    pairs: impl FnMut(u32, u32, f32),
+) {
+    if weight > 0.0 {
+        let step = model.learning_rate * weight.abs();
+        let contexts: Vec<u32> = user
+            .history
+            .iter()
+            .rev()
+            .filter(|past| past.weight > 0.0 && past.item != number)
+            .map(|past| past.item)
+            .take(model.context_window)
+            .collect();
+        for context_number in contexts {
+            let Some(context) = items.context(context_number) else {
+                continue;
+            };
+            positive_pair_step(target.vector, context, step);
+        }
+        for k in 0..model.negatives {
+            let negative = negative_sample(&event.event_id, k, item_count) as u32;
+            if negative == number {
+                continue;
+            }
+            let Some(negative) = items.negative(negative) else {
+                continue;
+            };
+            negative_step(target.vector, negative, model.learning_rate);
+        }
+        target.popularity.add(1.0, event.timestamp, half_life_ms);
+
+        // Sequential co-occurrence with the user's recent positive items.
+        let damped = weight * activity_damping(user.event_count, model.activity_damping);
+        *target.mass += damped;
+        sequential_pairs(&user.history, number, event.timestamp, damped, model, pairs);
+    }
+    *target.event_count += 1;
+
+    user.event_count += 1;
+    user.last_timestamp = user.last_timestamp.max(event.timestamp);
+    push_history(
+        &mut user.history,
+        HistoryEntry {
+            item: number,
+            weight,
+            timestamp: event.timestamp,
+        },
+        model.history_len,
+    );
+    // The user's embedding, decayed incrementally: u ← λ·u + w·v(item).
+    if user.vector.len() != model.dimension {
+        user.vector = vec![0.0; model.dimension];
+    }
+    for (component, value) in user.vector.iter_mut().zip(target.vector.iter()) {
+        *component = model.recency_decay * *component + weight * value;
+    }
 }
 
 #[cfg(test)]

@@ -72,7 +72,8 @@ use tracing::{error, info, warn};
 
 use crate::error::Result;
 use crate::model::{
-    ModelConfig, activity_damping, event_weight, negative_sample, negative_step, positive_pair_step,
+    ItemVectors, ModelConfig, TargetItem, activity_damping, event_weight, learn_event,
+    push_history, sequential_pairs,
 };
 use crate::telemetry::{KindCounts, Metrics};
 use crate::trending::{REFRESH_INTERVAL, Trending};
@@ -253,47 +254,6 @@ pub fn erasure_hash(key: &[u8; 32], user_id: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The sequential co-occurrence pairs an event on `number` at `timestamp`, of weight `damped`,
-/// forms with the user's recent positive items (`history`, oldest first): `emit(from, to,
-/// weight)` for each. The one definition shared by applying an event and erasing it.
-fn sequential_pairs(
-    history: &[HistoryEntry],
-    number: u32,
-    timestamp: i64,
-    damped: f32,
-    model: &ModelConfig,
-    mut emit: impl FnMut(u32, u32, f32),
-) {
-    let mut factor = damped;
-    for past in history
-        .iter()
-        .rev()
-        .filter(|past| past.weight > 0.0)
-        .take(model.pair_window)
-    {
-        if past.item != number {
-            let (after, before) = if past.timestamp == timestamp {
-                let both = (1.0 + model.backward_weight) / 2.0 * factor;
-                (both, both)
-            } else {
-                (factor, model.backward_weight * factor)
-            };
-            emit(past.item, number, after);
-            emit(number, past.item, before);
-        }
-        factor *= model.pair_decay;
-    }
-}
-
-/// Appends to a user's history, keeping the newest `history_len` entries.
-fn push_history(history: &mut Vec<HistoryEntry>, entry: HistoryEntry, history_len: usize) {
-    history.push(entry);
-    if history.len() > history_len {
-        let excess = history.len() - history_len;
-        history.drain(..excess);
-    }
-}
-
 /// Working copy of one item while a batch is applied: its vector as read and as changed, and
 /// what the batch added to the rest. The batch writes the difference (an [`ItemDelta`]).
 struct ItemWork {
@@ -354,6 +314,25 @@ impl ItemWork {
             event_count: self.event_count as i64,
             mass: self.mass,
         }
+    }
+}
+
+/// The batch's working copies as the per-event update reads and moves them: copied from the
+/// table on first use, marked changed when a positive step moves them.
+struct BatchItems<'a> {
+    work: &'a mut NumberMap<ItemWork>,
+    items: &'a ItemTable,
+}
+
+impl ItemVectors for BatchItems<'_> {
+    fn context(&mut self, number: u32) -> Option<&mut [f32]> {
+        let context = ItemWork::get(self.work, self.items, number)?;
+        context.changed = true;
+        Some(&mut context.vector)
+    }
+
+    fn negative(&mut self, number: u32) -> Option<&[f32]> {
+        ItemWork::get(self.work, self.items, number).map(|negative| negative.vector.as_slice())
     }
 }
 
@@ -979,80 +958,31 @@ impl<L: EventLog> Processor<L> {
                 .get_mut(&event.user_id)
                 .expect("read for every event not applied before");
             let weight = event_weight(event, &model.weights);
-            let step = model.learning_rate * weight.abs();
-
             let mut target = match work.remove(&number) {
                 Some(target) => target,
                 None => ItemWork::load(&self.items, number).expect("a numbered item has an id"),
             };
             target.changed = true;
-            if weight > 0.0 {
-                let contexts: Vec<u32> = user
-                    .history
-                    .iter()
-                    .rev()
-                    .filter(|past| past.weight > 0.0 && past.item != number)
-                    .map(|past| past.item)
-                    .take(model.context_window)
-                    .collect();
-                for context_number in contexts {
-                    let Some(context) = ItemWork::get(&mut work, &self.items, context_number)
-                    else {
-                        continue;
-                    };
-                    context.changed = true;
-                    positive_pair_step(&mut target.vector, &mut context.vector, step);
-                }
-                for k in 0..model.negatives {
-                    let negative = negative_sample(&event.event_id, k, item_count) as u32;
-                    if negative == number {
-                        continue;
-                    }
-                    // None: a vacant number (lost in a crash before it was persisted).
-                    let Some(negative_work) = ItemWork::get(&mut work, &self.items, negative)
-                    else {
-                        continue;
-                    };
-                    negative_step(
-                        &mut target.vector,
-                        &negative_work.vector,
-                        model.learning_rate,
-                    );
-                }
-                target.popularity.add(1.0, event.timestamp, half_life_ms);
-
-                // Sequential co-occurrence with the user's recent positive items.
-                let damped = weight * activity_damping(user.event_count, model.activity_damping);
-                target.mass += damped;
-                sequential_pairs(
-                    &user.history,
-                    number,
-                    event.timestamp,
-                    damped,
-                    &model,
-                    |from, to, pair_weight| pairs.add(from, to, pair_weight),
-                );
-            }
-            target.event_count += 1;
-
-            user.event_count += 1;
-            user.last_timestamp = user.last_timestamp.max(event.timestamp);
-            push_history(
-                &mut user.history,
-                HistoryEntry {
-                    item: number,
-                    weight,
-                    timestamp: event.timestamp,
+            learn_event(
+                &model,
+                half_life_ms,
+                event,
+                number,
+                weight,
+                user,
+                TargetItem {
+                    vector: &mut target.vector,
+                    popularity: &mut target.popularity,
+                    mass: &mut target.mass,
+                    event_count: &mut target.event_count,
                 },
-                model.history_len,
+                &mut BatchItems {
+                    work: &mut work,
+                    items: &self.items,
+                },
+                item_count,
+                |from, to, pair_weight| pairs.add(from, to, pair_weight),
             );
-            // The user's embedding, decayed incrementally: u ← λ·u + w·v(item).
-            if user.vector.len() != model.dimension {
-                user.vector = vec![0.0; model.dimension];
-            }
-            for (component, value) in user.vector.iter_mut().zip(&target.vector) {
-                *component = model.recency_decay * *component + weight * value;
-            }
             work.insert(number, target);
 
             // This batch's interactions; the commit adds them to the stored entry.

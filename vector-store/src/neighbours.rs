@@ -72,27 +72,39 @@ impl Neighbours {
                 self.entries.insert(position, (item, weight));
             }
             Err(_) if weight < self.floor => {}
-            Err(_) => {
-                let (lightest, &(_, lightest_weight)) = self
-                    .entries
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.1.total_cmp(&b.1.1).then(b.1.0.cmp(&a.1.0)))
-                    .expect("a full list is not empty");
-                if weight >= lightest_weight {
-                    self.entries.remove(lightest);
-                    let position = self
-                        .entries
-                        .binary_search_by_key(&item, |entry| entry.0)
-                        .unwrap_err();
-                    self.entries.insert(position, (item, weight));
-                    self.floor = self
-                        .entries
-                        .iter()
-                        .map(|entry| entry.1)
-                        .fold(f32::INFINITY, f32::min);
+            Err(position) => {
+                // One pass finds the lightest entry (ties: the larger number) and the weight
+                // of the next lightest, the exact floor once the lightest has gone.
+                let mut lightest = 0;
+                let mut lightest_entry = self.entries[0];
+                let mut next_weight = f32::INFINITY;
+                for (at, &entry) in self.entries.iter().enumerate().skip(1) {
+                    let lighter = entry
+                        .1
+                        .total_cmp(&lightest_entry.1)
+                        .then(lightest_entry.0.cmp(&entry.0))
+                        .is_lt();
+                    if lighter {
+                        next_weight = next_weight.min(lightest_entry.1);
+                        lightest = at;
+                        lightest_entry = entry;
+                    } else {
+                        next_weight = next_weight.min(entry.1);
+                    }
+                }
+                if weight >= lightest_entry.1 {
+                    // Remove the lightest and insert the new entry in order, in one move of
+                    // the entries between them.
+                    if lightest < position {
+                        self.entries[lightest..position].rotate_left(1);
+                        self.entries[position - 1] = (item, weight);
+                    } else {
+                        self.entries[position..=lightest].rotate_right(1);
+                        self.entries[position] = (item, weight);
+                    }
+                    self.floor = next_weight.min(weight);
                 } else {
-                    self.floor = lightest_weight;
+                    self.floor = lightest_entry.1;
                 }
             }
         }
@@ -217,6 +229,50 @@ mod tests {
         assert!(list.entries().contains(&(10_001, 2.0)));
         assert!(!list.entries().iter().any(|entry| entry.0 == 255));
         assert!(list.entries().contains(&(5, 3.0)));
+    }
+
+    /// The rule of the module docs, written plainly (a full scan per eviction, no floor):
+    /// [`Neighbours::add`] must keep exactly the same list.
+    fn add_plainly(entries: &mut Vec<(u32, f32)>, item: u32, weight: f32) {
+        match entries.binary_search_by_key(&item, |entry| entry.0) {
+            Ok(position) => entries[position].1 += weight,
+            Err(position) if entries.len() < NEIGHBOUR_CAPACITY => {
+                entries.insert(position, (item, weight));
+            }
+            Err(_) => {
+                let (lightest, &(_, lightest_weight)) = entries
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.1.total_cmp(&b.1.1).then(b.1.0.cmp(&a.1.0)))
+                    .unwrap();
+                if weight >= lightest_weight {
+                    entries.remove(lightest);
+                    let position = entries
+                        .binary_search_by_key(&item, |entry| entry.0)
+                        .unwrap_err();
+                    entries.insert(position, (item, weight));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_list_evicts_as_the_plain_rule_does() {
+        let mut list = Neighbours::default();
+        let mut plain = Vec::new();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // 1,000 candidate items for 256 places, and few distinct weights: many evictions,
+            // many ties, items on both sides of the lightest.
+            let item = (state % 1_000) as u32;
+            let weight = ((state >> 20) % 4) as f32 * 0.5 + 0.25;
+            list.add(item, weight);
+            add_plainly(&mut plain, item, weight);
+            assert_eq!(list.entries(), plain.as_slice());
+        }
     }
 
     #[test]
