@@ -7,13 +7,12 @@
 //! the log, the processor and a RocksDB commit, so the figure per element is the full per-event
 //! cost. The "model" group applies the same stream through the model's update alone
 //! ([`learn_event`] on an in-memory item table and user map, the pair additions added to the
-//! lists), without the log, the de-duplication, the state store or the batch bookkeeping: what
+//! lists, the maps hashed with foldhash as the processor's batch maps are), without the log, the de-duplication, the state store or the batch bookkeeping: what
 //! the model itself costs per event. `cargo test --all-targets` runs each bench once, as a check
 //! that it works.
 
-use std::collections::HashMap;
-
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use foldhash::{HashMap, HashMapExt};
 use marquee::eval::System;
 use marquee::synthetic::{Synthetic, SyntheticConfig};
 use marquee_schemas::Event;
@@ -97,7 +96,11 @@ impl Memory {
             let (number, _) = table.assign(&event.item_id);
             let item_count = table.len();
             let weight = event_weight(event, &self.model.weights);
-            let user = self.users.entry(event.user_id.clone()).or_default();
+            if !self.users.contains_key(&event.user_id) {
+                self.users
+                    .insert(event.user_id.clone(), UserState::default());
+            }
+            let user = self.users.get_mut(&event.user_id).expect("inserted");
             let mut vector = table.vector(number).to_vec();
             let mut popularity = *table.popularity_mut(number);
             let mut mass = table.mass(number);
@@ -129,10 +132,7 @@ impl Memory {
             *table.event_count_mut(number) = event_count;
         }
         for (from, list) in additions {
-            let neighbours = table.neighbours_mut(from);
-            for (to, pair_weight) in list {
-                neighbours.add(to, pair_weight);
-            }
+            table.neighbours_mut(from).add_all(&list);
         }
     }
 }

@@ -309,14 +309,13 @@ pub fn learn_event(
 ) {
     if weight > 0.0 {
         let step = model.learning_rate * weight.abs();
-        let contexts: Vec<u32> = user
+        let contexts = user
             .history
             .iter()
             .rev()
             .filter(|past| past.weight > 0.0 && past.item != number)
             .map(|past| past.item)
-            .take(model.context_window)
-            .collect();
+            .take(model.context_window);
         for context_number in contexts {
             let Some(context) = items.context(context_number) else {
                 continue;

@@ -764,10 +764,7 @@ impl<L: EventLog> Processor<L> {
                 table.add_delta(*number, delta);
             }
             for (number, removed) in &pair_removals {
-                let list = table.neighbours_mut(*number);
-                for &(to, weight) in removed {
-                    list.add(to, weight);
-                }
+                table.neighbours_mut(*number).add_all(removed);
             }
         }
 
@@ -1068,10 +1065,7 @@ impl<L: EventLog> Processor<L> {
         for chunk in additions.chunks(PUBLISH_LISTS_PER_LOCK) {
             let mut table = self.items.write();
             for (number, added) in chunk {
-                let list = table.neighbours_mut(*number);
-                for &(to, weight) in added {
-                    list.add(to, weight);
-                }
+                table.neighbours_mut(*number).add_all(added);
             }
         }
         self.index

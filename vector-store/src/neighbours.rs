@@ -20,6 +20,9 @@ const REMOVED_BELOW: f32 = 1e-6;
 /// Most neighbours kept per item.
 pub const NEIGHBOUR_CAPACITY: usize = 256;
 
+/// Additions from which [`Neighbours::add_all`] reads a list through before adding.
+const PREFETCH_FROM_ADDITIONS: usize = 2;
+
 /// One item's co-occurrence list.
 #[derive(Debug, Clone, Default)]
 pub struct Neighbours {
@@ -73,25 +76,18 @@ impl Neighbours {
             }
             Err(_) if weight < self.floor => {}
             Err(position) => {
-                // One pass finds the lightest entry (ties: the larger number) and the weight
-                // of the next lightest, the exact floor once the lightest has gone.
-                let mut lightest = 0;
-                let mut lightest_entry = self.entries[0];
-                let mut next_weight = f32::INFINITY;
-                for (at, &entry) in self.entries.iter().enumerate().skip(1) {
-                    let lighter = entry
-                        .1
-                        .total_cmp(&lightest_entry.1)
-                        .then(lightest_entry.0.cmp(&entry.0))
-                        .is_lt();
-                    if lighter {
-                        next_weight = next_weight.min(lightest_entry.1);
-                        lightest = at;
-                        lightest_entry = entry;
-                    } else {
-                        next_weight = next_weight.min(entry.1);
-                    }
-                }
+                // The lightest entry (ties: the larger number, so the last of them) and the
+                // weight of the next lightest, the exact floor once the lightest has gone.
+                let (lightest_weight, next_weight) = two_lightest(&self.entries);
+                let Some(lightest) = self
+                    .entries
+                    .iter()
+                    .rposition(|entry| entry.1 == lightest_weight)
+                else {
+                    // Only a list of NaN weights has no lightest: it takes nothing new.
+                    return;
+                };
+                let lightest_entry = self.entries[lightest];
                 if weight >= lightest_entry.1 {
                     // Remove the lightest and insert the new entry in order, in one move of
                     // the entries between them.
@@ -107,6 +103,25 @@ impl Neighbours {
                     self.floor = lightest_entry.1;
                 }
             }
+        }
+    }
+
+    /// Adds each `(item, weight)` in order, exactly as [`Neighbours::add`] one at a time.
+    ///
+    /// A list that takes several additions is read through once first: its cache lines are
+    /// then requested together, in order, instead of one binary-search step at a time (a list
+    /// is rarely in the cache when a batch reaches it, and each step of a search waits for the
+    /// previous one's line).
+    pub fn add_all(&mut self, additions: &[(u32, f32)]) {
+        if additions.len() >= PREFETCH_FROM_ADDITIONS {
+            let touched = self
+                .entries
+                .iter()
+                .fold(0u32, |touched, entry| touched ^ entry.0);
+            std::hint::black_box(touched);
+        }
+        for &(item, weight) in additions {
+            self.add(item, weight);
         }
     }
 
@@ -138,6 +153,36 @@ impl Neighbours {
             floor: 0.0,
         })
     }
+}
+
+/// The smallest weight of `entries` and the next smallest (equal to it when two entries share
+/// it; infinite for fewer than two entries). Eight running pairs over interleaved entries, merged
+/// at the end, so the compiler can keep them in vector registers: the scan of a full list is
+/// what a new pair heavier than the list's floor costs.
+fn two_lightest(entries: &[(u32, f32)]) -> (f32, f32) {
+    const LANES: usize = 8;
+    let mut first = [f32::INFINITY; LANES];
+    let mut second = [f32::INFINITY; LANES];
+    let chunks = entries.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let weight = chunk[lane].1;
+            second[lane] = second[lane].min(first[lane].max(weight));
+            first[lane] = first[lane].min(weight);
+        }
+    }
+    let (mut lightest, mut next) = (f32::INFINITY, f32::INFINITY);
+    let weights = first
+        .iter()
+        .chain(&second)
+        .copied()
+        .chain(rest.iter().map(|entry| entry.1));
+    for weight in weights {
+        next = next.min(lightest.max(weight));
+        lightest = lightest.min(weight);
+    }
+    (lightest, next)
 }
 
 /// Encodes a sequence of `(item, weight)` pairs: a stored list, or the additions of a batch.
@@ -179,9 +224,7 @@ pub(crate) fn merge<'a>(
         None => Neighbours::default(),
     };
     for operand in operands {
-        for (item, weight) in decode_pairs(operand)? {
-            list.add(item, weight);
-        }
+        list.add_all(&decode_pairs(operand)?);
     }
     Some(list.encode())
 }
