@@ -636,7 +636,7 @@ fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiE
     if entries.is_empty() && user.is_none() {
         return Ok(None);
     }
-    let seen = services.store.seen_items(user_id)?;
+    let seen = services.store.seen_with(user_id, user.as_ref())?;
     let applied = services.store.applied_events(user_id)?;
     let table = services.items.read();
     let item_id = |number: u32| table.id(number).map(|id| id.to_string());

@@ -928,6 +928,7 @@ impl<L: EventLog> Processor<L> {
         let shared = Arc::clone(&self.shared);
         let mut batch = self.store.batch();
         let mut seen: HashMap<(&str, u32), SeenEntry> = HashMap::new();
+        let seen_outside_history = self.store.seen_outside_history();
         let mut work: NumberMap<ItemWork> = NumberMap::default();
         let mut pairs = PairWork::default();
         let mut applied_now: HashSet<(&str, &str)> = HashSet::new();
@@ -960,6 +961,20 @@ impl<L: EventLog> Processor<L> {
                 None => ItemWork::load(&self.items, number).expect("a numbered item has an id"),
             };
             target.changed = true;
+            if seen_outside_history {
+                // The entries this event pushes out of the history window (one, once the window
+                // is full) join the `seen` column family; the history holds the rest.
+                let leaving = (user.history.len() + 1).saturating_sub(model.history_len);
+                for past in &user.history[..leaving.min(user.history.len())] {
+                    seen.entry((event.user_id.as_str(), past.item))
+                        .or_insert(SeenEntry {
+                            interactions: 0,
+                            last_weight: 0.0,
+                            last_timestamp: 0,
+                        })
+                        .record(past.weight, past.timestamp);
+                }
+            }
             learn_event(
                 &model,
                 half_life_ms,
@@ -982,17 +997,17 @@ impl<L: EventLog> Processor<L> {
             );
             work.insert(number, target);
 
-            // This batch's interactions; the commit adds them to the stored entry.
-            let seen_entry = seen
-                .entry((event.user_id.as_str(), number))
-                .or_insert(SeenEntry {
-                    interactions: 0,
-                    last_weight: 0.0,
-                    last_timestamp: 0,
-                });
-            seen_entry.interactions += 1;
-            seen_entry.last_weight = weight;
-            seen_entry.last_timestamp = event.timestamp;
+            if !seen_outside_history {
+                // A state of the older layout: every interaction; the commit adds the batch's
+                // to the stored entry.
+                seen.entry((event.user_id.as_str(), number))
+                    .or_insert(SeenEntry {
+                        interactions: 0,
+                        last_weight: 0.0,
+                        last_timestamp: 0,
+                    })
+                    .record(weight, event.timestamp);
+            }
             clock = clock.max(event.timestamp);
             applied.add(event.kind);
         }

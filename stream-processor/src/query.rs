@@ -222,9 +222,9 @@ impl QueryEngine {
                 Some(state) if state.event_count == state.history.len() as u64 => {
                     excluded.extend(state.history.iter().map(|past| past.item));
                 }
-                Some(_) => excluded.extend(
+                Some(state) => excluded.extend(
                     self.store
-                        .seen_items(&query.user_id)?
+                        .seen_with(&query.user_id, Some(state))?
                         .into_iter()
                         .map(|(item, _)| item),
                 ),
@@ -510,7 +510,7 @@ impl QueryEngine {
         let Some(state) = self.store.user(user_id)? else {
             return Ok(None);
         };
-        let seen = self.store.seen_items(user_id)?;
+        let seen = self.store.seen_with(user_id, Some(&state))?;
         let table = self.items.read();
         let mut seen_ids: Vec<String> = seen
             .iter()

@@ -4,7 +4,7 @@
 //! | column family | key | value |
 //! |---|---|---|
 //! | `users` | user_id | [`UserState`]: event count, embedding, recent history |
-//! | `seen` | user_id ‖ 0x00 ‖ item number (u32 BE) | [`SeenEntry`]; batches add merge operands (interactions summed, the last weight and time kept) |
+//! | `seen` | user_id ‖ 0x00 ‖ item number (u32 BE) | [`SeenEntry`] of the interactions that left the user's history window (every interaction in states created before that layout: [`StateStore::seen_outside_history`]); batches add merge operands (interactions summed, the last weight and time kept) |
 //! | `items` | item number (u32 BE) | [`ItemState`]: item id, embedding, popularity; batches add [`ItemDelta`] merge operands |
 //! | `item_ids` | item_id | item number (u32 BE) |
 //! | `catalogue` | item_id | [`Item`] (title, genres, year, tags) |
@@ -12,6 +12,7 @@
 //! | `offsets` | partition (u32 BE) | next log offset to apply (u64 BE) |
 //! | `erased` | keyed hash of an erased user_id (HMAC-SHA-256, 32 bytes) | erasure time (i64 BE, ms) |
 //! | `default` | `dimension` | embedding dimension (u32 BE), fixed at creation |
+//! | `default` | `seen_outside_history` | present in states whose `seen` holds only what left the histories |
 //!
 //! Ids cannot contain control characters, so 0x00 cleanly ends the user part of a key.
 //!
@@ -51,6 +52,9 @@ const OFFSETS_CF: &str = "offsets";
 const NEIGHBOURS_CF: &str = "neighbours";
 const ERASED_CF: &str = "erased";
 const DIMENSION_KEY: &[u8] = b"dimension";
+/// Present in a state created with the `seen` layout that holds only interactions that left
+/// the users' history windows (see [`StateStore::seen_outside_history`]).
+const SEEN_LAYOUT_KEY: &[u8] = b"seen_outside_history";
 
 /// One entry of a user's recent history.
 #[derive(Debug, Clone, Copy, PartialEq, Encode, Decode)]
@@ -134,6 +138,15 @@ pub struct SeenEntry {
     pub last_timestamp: i64,
 }
 
+impl SeenEntry {
+    /// Counts one more interaction, of `weight` at `timestamp`, as the last.
+    pub fn record(&mut self, weight: f32, timestamp: i64) {
+        self.interactions += 1;
+        self.last_weight = weight;
+        self.last_timestamp = timestamp;
+    }
+}
+
 /// What the model keeps per item.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct ItemState {
@@ -168,6 +181,7 @@ struct Inner {
     db: DB,
     path: PathBuf,
     dimension: usize,
+    seen_outside_history: bool,
     /// Serialized write batches, kept while recording (benchmarks only).
     recorded: parking_lot::Mutex<Option<Vec<Vec<u8>>>>,
 }
@@ -200,6 +214,22 @@ fn base_options(cache: &Cache, bloom: bool) -> Options {
     }
     options.set_block_based_table_factory(&table);
     options
+}
+
+/// `seen` (by item number) with the interactions of `history` added, oldest first, as the
+/// column family's merge adds them: interactions counted, the last weight and time kept.
+fn add_history(seen: Vec<(u32, SeenEntry)>, history: &[HistoryEntry]) -> Vec<(u32, SeenEntry)> {
+    let mut all: std::collections::BTreeMap<u32, SeenEntry> = seen.into_iter().collect();
+    for past in history {
+        all.entry(past.item)
+            .or_insert(SeenEntry {
+                interactions: 0,
+                last_weight: 0.0,
+                last_timestamp: 0,
+            })
+            .record(past.weight, past.timestamp);
+    }
+    all.into_iter().collect()
 }
 
 fn user_prefix(user_id: &str) -> Vec<u8> {
@@ -279,20 +309,22 @@ impl StateStore {
                 }
             }
             None => {
+                // A new state: its `seen` column family takes only what leaves the histories.
                 let mut sync = WriteOptions::default();
                 sync.set_sync(true);
-                db.put_opt(
-                    DIMENSION_KEY,
-                    (config.dimension as u32).to_be_bytes(),
-                    &sync,
-                )?;
+                let mut batch = WriteBatch::default();
+                batch.put(DIMENSION_KEY, (config.dimension as u32).to_be_bytes());
+                batch.put(SEEN_LAYOUT_KEY, [1]);
+                db.write_opt(batch, &sync)?;
             }
         }
+        let seen_outside_history = db.get(SEEN_LAYOUT_KEY)?.is_some();
         Ok(StateStore {
             inner: Arc::new(Inner {
                 db,
                 path,
                 dimension: config.dimension,
+                seen_outside_history,
                 recorded: parking_lot::Mutex::new(None),
             }),
         })
@@ -322,11 +354,13 @@ impl StateStore {
             .get(DIMENSION_KEY)?
             .and_then(|bytes| bytes.as_slice().try_into().ok().map(u32::from_be_bytes))
             .map_or(config.dimension, |dimension| dimension as usize);
+        let seen_outside_history = db.get(SEEN_LAYOUT_KEY)?.is_some();
         Ok(StateStore {
             inner: Arc::new(Inner {
                 db,
                 path,
                 dimension,
+                seen_outside_history,
                 recorded: parking_lot::Mutex::new(None),
             }),
         })
@@ -439,8 +473,43 @@ impl StateStore {
         self.get_record(USERS_CF, user_id.as_bytes())
     }
 
-    /// Every item the user interacted with, by item number.
+    /// Whether the `seen` column family holds only the interactions that left the users'
+    /// history windows (states created since that layout; the history holds the rest), rather
+    /// than every interaction (older states, which keep their layout).
+    ///
+    /// Catching up, most users' events all fit in their history (500 events by default), so a
+    /// state of this layout writes no `seen` entry for them: a third fewer memtable inserts.
+    pub fn seen_outside_history(&self) -> bool {
+        self.inner.seen_outside_history
+    }
+
+    /// Every item the user interacted with, by item number (reads the user's state).
     pub fn seen_items(&self, user_id: &str) -> Result<Vec<(u32, SeenEntry)>> {
+        let state = self.user(user_id)?;
+        self.seen_with(user_id, state.as_ref())
+    }
+
+    /// Every item the user interacted with, by item number, given the user's state (`None`:
+    /// no state). A user whose every event is still in the history needs no read of the
+    /// column family.
+    pub fn seen_with(
+        &self,
+        user_id: &str,
+        state: Option<&UserState>,
+    ) -> Result<Vec<(u32, SeenEntry)>> {
+        match state {
+            Some(state) if state.event_count == state.history.len() as u64 => {
+                Ok(add_history(Vec::new(), &state.history))
+            }
+            Some(state) if self.inner.seen_outside_history => {
+                Ok(add_history(self.seen_column(user_id)?, &state.history))
+            }
+            _ => self.seen_column(user_id),
+        }
+    }
+
+    /// The user's entries in the `seen` column family, by item number.
+    fn seen_column(&self, user_id: &str) -> Result<Vec<(u32, SeenEntry)>> {
         let prefix = user_prefix(user_id);
         let mut seen = Vec::new();
         // The user's keys end before `user_id` + 0x01: with that bound the iterator neither
@@ -1056,5 +1125,66 @@ mod tests {
                 .unwrap(),
             vec![true, false, true]
         );
+    }
+
+    #[test]
+    fn seen_items_join_the_column_family_and_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            dimension: 2,
+            dedup_window: std::time::Duration::from_secs(3600),
+            block_cache_bytes: 1 << 20,
+        };
+        let store = StateStore::open(dir.path(), &config).unwrap();
+        assert!(store.seen_outside_history(), "a new state takes the layout");
+        let past = |item: u32, weight: f32, timestamp: i64| HistoryEntry {
+            item,
+            weight,
+            timestamp,
+        };
+        // Three events: item 9 at time 5 left the window; 4 and 9 again are in it.
+        let state = UserState {
+            event_count: 3,
+            history: vec![past(4, 1.0, 10), past(9, 0.5, 20)],
+            ..UserState::default()
+        };
+        let mut batch = store.batch();
+        batch.put_user("carol", &state).unwrap();
+        let left = SeenEntry {
+            interactions: 1,
+            last_weight: -1.0,
+            last_timestamp: 5,
+        };
+        batch.add_seen("carol", 9, &left).unwrap();
+        store.commit(batch).unwrap();
+        let entry = |interactions: u32, last_weight: f32, last_timestamp: i64| SeenEntry {
+            interactions,
+            last_weight,
+            last_timestamp,
+        };
+        let joined = vec![(4, entry(1, 1.0, 10)), (9, entry(2, 0.5, 20))];
+        assert_eq!(store.seen_items("carol").unwrap(), joined);
+        assert_eq!(store.seen_with("carol", Some(&state)).unwrap(), joined);
+
+        // Every event in the window: the history alone, the column family not read.
+        let whole = UserState {
+            event_count: 2,
+            ..state.clone()
+        };
+        assert_eq!(
+            store.seen_with("carol", Some(&whole)).unwrap(),
+            vec![(4, entry(1, 1.0, 10)), (9, entry(1, 0.5, 20))]
+        );
+
+        // A state of the older layout holds every interaction in the column family, which
+        // is then read alone.
+        store.inner.db.delete(SEEN_LAYOUT_KEY).unwrap();
+        drop(store);
+        let store = StateStore::open(dir.path(), &config).unwrap();
+        assert!(
+            !store.seen_outside_history(),
+            "an existing state keeps its layout"
+        );
+        assert_eq!(store.seen_items("carol").unwrap(), vec![(9, left)]);
     }
 }
