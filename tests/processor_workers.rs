@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
@@ -252,5 +254,136 @@ async fn workers_sharing_items_lose_no_update_and_agree_with_one_loop() {
             history(&many, &reopened.items),
             "{id}: history"
         );
+    }
+}
+
+/// The embedded log, counting the reads the workers make of it.
+#[derive(Clone)]
+struct CountingLog {
+    log: EmbeddedLog,
+    reads: Arc<AtomicU64>,
+}
+
+impl EventLog for CountingLog {
+    fn partition_count(&self) -> u32 {
+        self.log.partition_count()
+    }
+
+    fn append(
+        &self,
+        events: Vec<Event>,
+    ) -> impl Future<Output = marquee_ingest::Result<Vec<marquee_ingest::Appended>>> + Send {
+        self.log.append(events)
+    }
+
+    fn read(
+        &self,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+    ) -> marquee_ingest::Result<marquee_ingest::LogRead> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.log.read(partition, from_offset, max_records)
+    }
+
+    fn user_entries(&self, user_id: &str) -> marquee_ingest::Result<Vec<marquee_ingest::LogEntry>> {
+        self.log.user_entries(user_id)
+    }
+
+    fn erase(&self, positions: &[(u32, u64)]) -> marquee_ingest::Result<()> {
+        self.log.erase(positions)
+    }
+
+    fn end_offsets(&self) -> marquee_ingest::Result<Vec<u64>> {
+        self.log.end_offsets()
+    }
+
+    fn wait_for_append(
+        &self,
+        positions: &[u64],
+        timeout: Duration,
+    ) -> impl Future<Output = ()> + Send {
+        self.log.wait_for_append(positions, timeout)
+    }
+}
+
+/// Caught-up workers wait for their own partitions: a worker that waited on its stale copy of
+/// the other workers' offsets returned at once, for ever, and a node that had taken events
+/// spun both loops at full CPU while idle, reading its empty partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caught_up_workers_wait_instead_of_polling_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(
+        dir.path().join("log"),
+        EmbeddedLogConfig {
+            partitions: PARTITIONS,
+            ..EmbeddedLogConfig::default()
+        },
+    )
+    .unwrap();
+    let reads = Arc::new(AtomicU64::new(0));
+    let counting = CountingLog {
+        log: log.clone(),
+        reads: Arc::clone(&reads),
+    };
+    let Engine { processor, .. } = Engine::open(
+        counting.clone(),
+        StateStore::open(dir.path().join("state"), &store_config()).unwrap(),
+        ModelConfig::default(),
+        IndexConfig::default(),
+        ProcessorConfig {
+            workers: 2,
+            ..ProcessorConfig::default()
+        },
+        Metrics::new(PARTITIONS),
+    )
+    .unwrap();
+    let handle = processor.handle();
+    let cancel = CancellationToken::new();
+    let workers = processor.spawn_workers(2, cancel.clone());
+    // Events in every partition, appended while the workers run.
+    let events = contended_events();
+    counting.append(events[..4_000].to_vec()).await.unwrap();
+    let ends = log.end_offsets().unwrap();
+    assert!(
+        ends.iter().all(|end| *end > 0),
+        "every partition has events"
+    );
+    let started = Instant::now();
+    while handle.committed_offsets() != ends {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "workers did not reach the end"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Idle for a second: each worker wakes at most every `idle_wait` (200 ms) and reads its two
+    // partitions then, about 20 reads in all; a spinning worker makes tens of thousands.
+    let before = reads.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_reads = reads.load(Ordering::Relaxed) - before;
+    assert!(
+        idle_reads <= 100,
+        "{idle_reads} reads of the log in a second of idling"
+    );
+
+    // Waiting, they still take new events in every partition.
+    counting
+        .append(events[4_000..8_000].to_vec())
+        .await
+        .unwrap();
+    let ends = log.end_offsets().unwrap();
+    let started = Instant::now();
+    while handle.committed_offsets() != ends {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "workers did not take the new events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    for worker in workers {
+        worker.join().unwrap();
     }
 }

@@ -586,8 +586,9 @@ impl<L: EventLog> Processor<L> {
                         self.refresh_trending();
                     }
                     self.report_index_builds();
+                    let watched = self.watched_offsets();
                     tokio::select! {
-                        () = self.log.wait_for_append(&self.offsets, self.config.idle_wait) => {}
+                        () = self.log.wait_for_append(&watched, self.config.idle_wait) => {}
                         () = self.handle.inner.wake.notified() => {}
                         () = cancel.cancelled() => {}
                     }
@@ -626,6 +627,18 @@ impl<L: EventLog> Processor<L> {
             }
         }
         info!(offsets = ?self.offsets, "processor stopped");
+    }
+
+    /// The positions a caught-up worker waits beyond: its own partitions' offsets, and no
+    /// position for the others (`u64::MAX`). This worker's copy of another worker's offset is
+    /// never advanced, so waiting on it would return at once for ever: a caught-up node would
+    /// spin both loops at full CPU, reading its empty partitions.
+    fn watched_offsets(&self) -> Vec<u64> {
+        let mut watched = vec![u64::MAX; self.offsets.len()];
+        for &partition in &self.owned {
+            watched[partition as usize] = self.offsets[partition as usize];
+        }
+        watched
     }
 
     /// Runs the erasures queued through [`ProcessorHandle::erase_user`].
