@@ -16,7 +16,8 @@
 # Installs Debian's wrk when absent. Everything runs on loopback and stops by itself. The data
 # directory is temporary, unless MARQUEE_BENCH_DATA names one: it is then kept, and a later run
 # with the same variable serves the state already in it instead of loading it again (the
-# arguments must match the first run's). Results go to standard output and to
+# arguments must match the first run's). Measuring starts once RocksDB's compactions of the
+# loaded state have settled (at most 10 minutes). Results go to standard output and to
 # target/bench/serving.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -87,6 +88,18 @@ until [ "$(curl -sf "$base/readyz" | grep -o '"processor_lag_events":[0-9]*' | c
   sleep 1
 done
 loaded=$(date +%s.%N)
+# Steady state: a freshly loaded state is compacted for minutes after the processor caught up
+# (RocksDB rewrites the merge operands and de-duplication keys of millions of events), which
+# takes a core from the node. Wait, at most 10 minutes, until RocksDB estimates nothing is left
+# to compact in the log and the state.
+pending_compaction() {
+  curl -sf "$base/metrics" | awk '/^marquee_rocksdb_pending_compaction_bytes/ { sum += $2 } END { print sum + 0 }'
+}
+settle_deadline=$(( $(date +%s) + 600 ))
+while [ "$(pending_compaction)" != 0 ] && [ "$(date +%s)" -lt "$settle_deadline" ]; do
+  sleep 2
+done
+settled=$(date +%s.%N)
 
 cat >"$work/users.lua" <<LUA
 math.randomseed(7)
@@ -98,6 +111,7 @@ mkdir -p target/bench
 {
   echo "serving benchmark $(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
   echo "state: $users users, $items items, $events events, $($reuse && echo "reused from $data, caught up" || echo "loaded and applied") in $(echo "$loaded - $started" | bc) s"
+  echo "compactions settled $(echo "$settled - $loaded" | bc) s later (pending compaction bytes: $(pending_compaction))"
   echo "== recommendations, $connections connections, ${seconds}s"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/users.lua" "$base"
   echo "== /healthz, $connections connections, ${seconds}s"
@@ -106,7 +120,8 @@ mkdir -p target/bench
   echo "== $open_connections open connections, $open_rate requests/s in an open loop, ${open_seconds}s"
   # Users drawn uniformly by oha's URL generator: the URL is a regular expression (so `.` and
   # `?` in classes), u1 .. u999999 for a million users.
-  oha --no-tui -c "$open_connections" -q "$open_rate" -z "${open_seconds}s" --latency-correction \
+  # -w: requests still in flight when the time is up are waited for, not counted as errors.
+  oha --no-tui -c "$open_connections" -q "$open_rate" -z "${open_seconds}s" --latency-correction -w \
     --rand-regex-url "http://127[.]0[.]0[.]1:$port/v1/users/u[1-9][0-9]{0,$(( ${#users} - 2 ))}/recommendations[?]count=10"
   echo "== node after it: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB"
 } | tee target/bench/serving.txt
