@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use marquee_schemas::{Event, EventKind};
-use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig};
+use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig, ProcessorHandle};
 use marquee_vector_store::{IndexConfig, ItemTable, StateStore, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +43,30 @@ fn store_config() -> StoreConfig {
         dimension: ModelConfig::default().dimension,
         dedup_window: Duration::from_secs(3600),
         block_cache_bytes: 16 << 20,
+    }
+}
+
+fn open_log(dir: &Path) -> EmbeddedLog {
+    EmbeddedLog::open(
+        dir.join("log"),
+        EmbeddedLogConfig {
+            partitions: PARTITIONS,
+            ..EmbeddedLogConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Waits, at most 120 s, until the workers behind `handle` committed `ends`.
+async fn wait_for_commits(handle: &ProcessorHandle, ends: &[u64]) {
+    let started = Instant::now();
+    while handle.committed_offsets() != ends {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "workers did not reach the end: {:?} of {ends:?}",
+            handle.committed_offsets()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -129,14 +153,7 @@ fn item_floats(table: &ItemTable) -> BTreeMap<String, (Vec<f32>, f32, f32)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_sharing_items_lose_no_update_and_agree_with_one_loop() {
     let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(
-        dir.path().join("log"),
-        EmbeddedLogConfig {
-            partitions: PARTITIONS,
-            ..EmbeddedLogConfig::default()
-        },
-    )
-    .unwrap();
+    let log = open_log(dir.path());
     let events = contended_events();
     for chunk in events.chunks(2_000) {
         log.append(chunk.to_vec()).await.unwrap();
@@ -153,15 +170,7 @@ async fn workers_sharing_items_lose_no_update_and_agree_with_one_loop() {
     let cancel = CancellationToken::new();
     let workers = processor.spawn_workers(4, cancel.clone());
     assert_eq!(workers.len(), 4);
-    let started = Instant::now();
-    while handle.committed_offsets() != ends {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "workers did not reach the end: {:?} of {ends:?}",
-            handle.committed_offsets()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_commits(&handle, &ends).await;
     cancel.cancel();
     for worker in workers {
         worker.join().unwrap();
@@ -313,14 +322,7 @@ impl EventLog for CountingLog {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caught_up_workers_wait_instead_of_polling_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(
-        dir.path().join("log"),
-        EmbeddedLogConfig {
-            partitions: PARTITIONS,
-            ..EmbeddedLogConfig::default()
-        },
-    )
-    .unwrap();
+    let log = open_log(dir.path());
     let reads = Arc::new(AtomicU64::new(0));
     let counting = CountingLog {
         log: log.clone(),
@@ -349,14 +351,7 @@ async fn caught_up_workers_wait_instead_of_polling_the_log() {
         ends.iter().all(|end| *end > 0),
         "every partition has events"
     );
-    let started = Instant::now();
-    while handle.committed_offsets() != ends {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "workers did not reach the end"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_commits(&handle, &ends).await;
 
     // Idle for a second: each worker wakes at most every `idle_wait` (200 ms) and reads its two
     // partitions then, about 20 reads in all; a spinning worker makes tens of thousands.
@@ -374,14 +369,7 @@ async fn caught_up_workers_wait_instead_of_polling_the_log() {
         .await
         .unwrap();
     let ends = log.end_offsets().unwrap();
-    let started = Instant::now();
-    while handle.committed_offsets() != ends {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "workers did not take the new events"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_commits(&handle, &ends).await;
     cancel.cancel();
     for worker in workers {
         worker.join().unwrap();
