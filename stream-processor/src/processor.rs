@@ -999,11 +999,7 @@ impl<L: EventLog> Processor<L> {
                 let leaving = (user.history.len() + 1).saturating_sub(model.history_len);
                 for past in &user.history[..leaving.min(user.history.len())] {
                     seen.entry((event.user_id.as_str(), past.item))
-                        .or_insert(SeenEntry {
-                            interactions: 0,
-                            last_weight: 0.0,
-                            last_timestamp: 0,
-                        })
+                        .or_default()
                         .record(past.weight, past.timestamp);
                 }
             }
@@ -1034,11 +1030,7 @@ impl<L: EventLog> Processor<L> {
                 // A state of the older layout: every interaction; the commit adds the batch's
                 // to the stored entry.
                 seen.entry((event.user_id.as_str(), number))
-                    .or_insert(SeenEntry {
-                        interactions: 0,
-                        last_weight: 0.0,
-                        last_timestamp: 0,
-                    })
+                    .or_default()
                     .record(weight, event.timestamp);
             }
             clock = clock.max(event.timestamp);

@@ -131,7 +131,7 @@ impl<Context> Decode<Context> for UserState {
 }
 
 /// One item a user interacted with.
-#[derive(Debug, Clone, Copy, PartialEq, Encode, Decode)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Encode, Decode)]
 pub struct SeenEntry {
     pub interactions: u32,
     pub last_weight: f32,
@@ -222,11 +222,7 @@ fn add_history(seen: Vec<(u32, SeenEntry)>, history: &[HistoryEntry]) -> Vec<(u3
     let mut all: std::collections::BTreeMap<u32, SeenEntry> = seen.into_iter().collect();
     for past in history {
         all.entry(past.item)
-            .or_insert(SeenEntry {
-                interactions: 0,
-                last_weight: 0.0,
-                last_timestamp: 0,
-            })
+            .or_default()
             .record(past.weight, past.timestamp);
     }
     all.into_iter().collect()
@@ -1014,6 +1010,14 @@ fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFamilyDescripto
 mod tests {
     use super::*;
 
+    fn test_config() -> StoreConfig {
+        StoreConfig {
+            dimension: 2,
+            dedup_window: std::time::Duration::from_secs(3600),
+            block_cache_bytes: 1 << 20,
+        }
+    }
+
     #[test]
     fn a_user_record_round_trips_with_its_packed_history() {
         let state = UserState {
@@ -1051,15 +1055,7 @@ mod tests {
     #[test]
     fn batched_reads_answer_in_the_order_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(
-            dir.path(),
-            &StoreConfig {
-                dimension: 2,
-                dedup_window: std::time::Duration::from_secs(3600),
-                block_cache_bytes: 1 << 20,
-            },
-        )
-        .unwrap();
+        let store = StateStore::open(dir.path(), &test_config()).unwrap();
         let user = |count: u64| UserState {
             event_count: count,
             ..UserState::default()
@@ -1130,11 +1126,7 @@ mod tests {
     #[test]
     fn seen_items_join_the_column_family_and_the_history() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StoreConfig {
-            dimension: 2,
-            dedup_window: std::time::Duration::from_secs(3600),
-            block_cache_bytes: 1 << 20,
-        };
+        let config = test_config();
         let store = StateStore::open(dir.path(), &config).unwrap();
         assert!(store.seen_outside_history(), "a new state takes the layout");
         let past = |item: u32, weight: f32, timestamp: i64| HistoryEntry {
