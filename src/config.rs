@@ -54,6 +54,7 @@
 //! rebuild_after_changes = 1024
 //! rebuild_interval_secs = 30
 //! rest_after_build = 4.0   # wait this multiple of the last build's duration between builds
+//! background_nice = 10     # niceness of background rebuilds (0–19; 0: the queries' priority)
 //! ```
 
 use std::net::SocketAddr;
@@ -200,6 +201,7 @@ struct IndexFile {
     rebuild_after_changes: Option<usize>,
     rebuild_interval_secs: Option<u64>,
     rest_after_build: Option<f64>,
+    background_nice: Option<u8>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -313,6 +315,7 @@ impl NodeArgs {
             .index
             .rest_after_build
             .unwrap_or(index.rest_after_build);
+        index.background_nice = file.index.background_nice.unwrap_or(index.background_nice);
         validate(&config)?;
         Ok(config)
     }
@@ -396,6 +399,9 @@ fn validate(config: &NodeConfig) -> Result<()> {
     }
     if !(config.index.rest_after_build.is_finite() && config.index.rest_after_build >= 0.0) {
         bail!("index.rest_after_build: must be a number ≥ 0");
+    }
+    if config.index.background_nice > 19 {
+        bail!("index.background_nice: must be between 0 and 19");
     }
     Ok(())
 }

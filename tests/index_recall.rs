@@ -285,3 +285,89 @@ fn a_saved_graph_of_another_state_is_not_loaded() {
     other.rebuild_now();
     assert_eq!(other.stats().indexed_items, ITEMS + 1);
 }
+
+/// The name and niceness of every thread of this process whose name starts with `prefix`.
+#[cfg(target_os = "linux")]
+fn threads_named(prefix: &str) -> Vec<(String, i64)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        let name = name.trim().to_string();
+        if name.starts_with(prefix) {
+            found.push((name, nice_of(&stat)));
+        }
+    }
+    found
+}
+
+/// Field 19 of `/proc/…/stat`, the niceness; the fields after the name in parentheses start at
+/// field 3.
+#[cfg(target_os = "linux")]
+fn nice_of(stat: &str) -> i64 {
+    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+    after_name
+        .split_whitespace()
+        .nth(19 - 3)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Background rebuilds yield the CPU to queries: the worker and its build threads run at
+/// `background_nice`, the caller's threads keep their priority, and the worker still builds.
+#[cfg(target_os = "linux")]
+#[test]
+fn background_rebuilds_run_below_the_queries_priority() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let vectors = Vectors::new(&mut rng);
+    let (items, _) = filled_index(&mut rng, &vectors);
+    let index = VectorIndex::new(
+        items,
+        IndexConfig {
+            background_nice: 7,
+            rebuild_interval: std::time::Duration::from_millis(50),
+            rest_after_build: 0.0,
+            ..IndexConfig::default()
+        },
+    );
+    index.start_worker();
+    index.mark_changed(0..10u32);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while index.stats().builds == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never built"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(index.stats().indexed_items, ITEMS);
+    let threads = threads_named("index-");
+    assert!(
+        threads.iter().any(|(name, _)| name == "index-rebuild")
+            && threads
+                .iter()
+                .any(|(name, _)| name.starts_with("index-build-")),
+        "the worker and its build threads: {threads:?}"
+    );
+    for (name, nice) in &threads {
+        assert_eq!(*nice, 7, "thread {name}");
+    }
+    let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    assert_eq!(nice_of(&own), 0, "the caller's priority is left alone");
+    index.shutdown();
+    // The build threads end once the worker dropped their pool, shortly after it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !threads_named("index-").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "threads left after the shutdown"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -83,6 +83,13 @@ pub struct IndexConfig {
     /// changes it would otherwise rebuild back to back and take cores from queries and the
     /// processor. 0 turns the rest off (the evaluator rebuilds by change count alone).
     pub rest_after_build: f64,
+    /// Niceness (Linux, 0–19) of the background rebuilds: the worker thread and the threads it
+    /// builds with. At 10 a build gets about a tenth of the CPU that a query thread gets when
+    /// both want a core, and all of an idle core: right after a bulk load the node serves at its
+    /// usual speed while it rebuilds, and the side set covers the changes meanwhile. 0 keeps the
+    /// queries' priority. [`VectorIndex::rebuild_now`] called from elsewhere (the first build at
+    /// start, the evaluator) runs at its caller's priority.
+    pub background_nice: u8,
 }
 
 impl Default for IndexConfig {
@@ -96,6 +103,7 @@ impl Default for IndexConfig {
             rebuild_interval: Duration::from_secs(30),
             parallel_build: true,
             rest_after_build: 4.0,
+            background_nice: 10,
         }
     }
 }
@@ -147,6 +155,29 @@ struct Inner {
     build_lock: Mutex<()>,
     stop: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Sets the calling thread's niceness to `nice` (Linux; 0 leaves it). `thread-priority` maps
+/// its cross-platform values 0–99 onto niceness 19 down to −20, truncating; this is the value
+/// that lands on `nice`. Lowering one's own priority needs no privilege; a failure is logged.
+fn lower_priority(nice: u8) {
+    if nice == 0 {
+        return;
+    }
+    let nice = nice.min(19);
+    let value = (99 * u32::from(19 - nice) / 39) as u8;
+    let priority = thread_priority::ThreadPriorityValue::try_from(value)
+        .map(thread_priority::ThreadPriority::Crossplatform);
+    let outcome = match priority {
+        Ok(priority) => priority.set_for_current().map_err(|e| e.to_string()),
+        Err(message) => Err(message),
+    };
+    if let Err(message) = outcome {
+        warn!(
+            nice,
+            message, "could not lower the index builder's priority"
+        );
+    }
 }
 
 /// The item index. Cheap to clone; the rebuild worker stops when [`VectorIndex::shutdown`] is
@@ -254,12 +285,22 @@ impl VectorIndex {
         &self.inner.config
     }
 
-    /// Starts the background rebuild thread.
+    /// Starts the background rebuild thread, and the pool it builds with (one thread per core,
+    /// both at [`IndexConfig::background_nice`]).
     pub fn start_worker(&self) {
         let index = self.clone();
+        let nice = self.inner.config.background_nice;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|n| format!("index-build-{n}"))
+            .start_handler(move |_| lower_priority(nice))
+            .build()
+            .expect("starting the index build threads");
         let handle = std::thread::Builder::new()
             .name("index-rebuild".into())
-            .spawn(move || index.run_worker())
+            .spawn(move || {
+                lower_priority(nice);
+                index.run_worker(&pool);
+            })
             .expect("spawning the index worker");
         *self.inner.worker.lock() = Some(handle);
     }
@@ -561,7 +602,7 @@ impl VectorIndex {
         })
     }
 
-    fn run_worker(&self) {
+    fn run_worker(&self, pool: &rayon::ThreadPool) {
         loop {
             {
                 let mut side = self.inner.side.lock();
@@ -578,7 +619,7 @@ impl VectorIndex {
                 }
             }
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.rebuild_now();
+                pool.install(|| self.rebuild_now());
             }));
             if outcome.is_err() {
                 warn!("index rebuild panicked; the previous graph stays in use");
