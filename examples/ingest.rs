@@ -57,6 +57,15 @@ async fn main() -> Result<()> {
         report.p50_ms,
         report.p99_ms
     );
+    if let Some(ceiling) = report.ceiling_events_per_second {
+        println!(
+            "ceiling: the same batches as raw synced RocksDB writes from {} threads = {:.0} \
+             events/s; ingest / ceiling = {:.2}",
+            report.connections,
+            ceiling,
+            report.events_per_second / ceiling
+        );
+    }
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     }

@@ -593,6 +593,10 @@ pub struct IngestReport {
     /// Request latency (POST to 202), milliseconds.
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The storage ceiling measured after the run (embedded log only): the same events as raw
+    /// RocksDB write batches of `batch` records, synced, from `connections` threads, to a new
+    /// log on the same disk ([`marquee_ingest::embedded::write_ceiling`]), in events/s.
+    pub ceiling_events_per_second: Option<f64>,
 }
 
 /// HTTP ingest on a node started here with the `serve` defaults (the log syncs before each
@@ -604,6 +608,7 @@ pub async fn ingest(dir: &Path, options: &IngestOptions) -> Result<IngestReport>
 
     let mut config = marquee_api::NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
     config.log = options.log.clone();
+    let partitions = config.partitions;
     let (node, base) = start_node(config).await?;
     let world = Synthetic::new(SyntheticConfig {
         seed: options.seed,
@@ -612,21 +617,23 @@ pub async fn ingest(dir: &Path, options: &IngestOptions) -> Result<IngestReport>
     });
     let mut events = world.events();
     let mut bodies: Vec<Vec<u8>> = Vec::new();
+    let mut batches = Vec::new();
     loop {
         let mut body = Vec::with_capacity(options.batch * 160);
-        let mut count = 0;
-        while count < options.batch {
+        let mut batch = Vec::with_capacity(options.batch);
+        while batch.len() < options.batch {
             let Some(event) = events.next_event() else {
                 break;
             };
             serde_json::to_writer(&mut body, &event)?;
             body.push(b'\n');
-            count += 1;
+            batch.push(event);
         }
-        if count == 0 {
+        if batch.is_empty() {
             break;
         }
         bodies.push(body);
+        batches.push(batch);
     }
     let bodies = Arc::new(bodies);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -666,6 +673,19 @@ pub async fn ingest(dir: &Path, options: &IngestOptions) -> Result<IngestReport>
         .await
         .map_err(|error| anyhow::anyhow!(error))?;
     latencies.sort_by(f64::total_cmp);
+    let ceiling_events_per_second = match options.log {
+        LogBackend::Embedded => {
+            let seconds = marquee_ingest::embedded::write_ceiling(
+                dir.join("ceiling-log"),
+                partitions,
+                &batches,
+                options.connections,
+            )?;
+            let written = batches.iter().map(Vec::len).sum::<usize>();
+            Some(written as f64 / seconds)
+        }
+        _ => None,
+    };
     Ok(IngestReport {
         events: options.events,
         batch: options.batch,
@@ -674,5 +694,6 @@ pub async fn ingest(dir: &Path, options: &IngestOptions) -> Result<IngestReport>
         events_per_second: options.events as f64 / seconds,
         p50_ms: quantile(&latencies, 0.5),
         p99_ms: quantile(&latencies, 0.99),
+        ceiling_events_per_second,
     })
 }

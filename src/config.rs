@@ -54,7 +54,7 @@
 //! rebuild_after_changes = 1024
 //! rebuild_interval_secs = 30
 //! rest_after_build = 4.0   # wait this multiple of the last build's duration between builds
-//! background_nice = 10     # niceness of background rebuilds (0–19; 0: the queries' priority)
+//! background_nice = 19     # niceness of background rebuilds (0–19; 0: the queries' priority)
 //! ```
 
 use std::net::SocketAddr;
@@ -452,6 +452,22 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.model.dimension, 16);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn the_index_builds_niceness_comes_from_the_file_and_is_checked() {
+        assert_eq!(
+            args(None).resolve("./data").unwrap().index.background_nice,
+            19
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marquee.toml");
+        std::fs::write(&path, "[index]\nbackground_nice = 10\n").unwrap();
+        let config = args(Some(path.clone())).resolve("./data").unwrap();
+        assert_eq!(config.index.background_nice, 10);
+        std::fs::write(&path, "[index]\nbackground_nice = 20\n").unwrap();
+        let error = args(Some(path)).resolve("./data").unwrap_err().to_string();
+        assert!(error.starts_with("index.background_nice:"), "{error}");
     }
 
     #[test]

@@ -85,6 +85,20 @@ async fn the_ingest_benchmark_gets_every_event_acknowledged() {
     .await
     .unwrap();
     assert_eq!(report.events, 6_000);
+    // The ceiling wrote the same 6,000 events as a log: it opens as one and holds them all.
+    assert!(report.ceiling_events_per_second.is_some());
+    let partitions =
+        marquee_api::NodeConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap()).partitions;
+    let ceiling = marquee_ingest::EmbeddedLog::open(
+        dir.path().join("ceiling-log"),
+        marquee_ingest::EmbeddedLogConfig {
+            partitions,
+            ..marquee_ingest::EmbeddedLogConfig::default()
+        },
+    )
+    .unwrap();
+    let ends = marquee_ingest::EventLog::end_offsets(&ceiling).unwrap();
+    assert_eq!(ends.iter().sum::<u64>(), 6_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

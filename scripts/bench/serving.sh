@@ -112,6 +112,8 @@ mkdir -p target/bench
   echo "serving benchmark $(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
   echo "state: $users users, $items items, $events events, $($reuse && echo "reused from $data, caught up" || echo "loaded and applied") in $(echo "$loaded - $started" | bc) s"
   echo "compactions settled $(echo "$settled - $loaded" | bc) s later (pending compaction bytes: $(pending_compaction))"
+  # Measuring does not wait for the index: a rebuild may be under way (at a lower priority).
+  echo "index at the start: $(curl -sf "$base/metrics" | awk '/^marquee_index_(items|side_set_items|rebuilds_total|graph_age_seconds) / { printf "%s %s  ", $1, $2 }')"
   echo "== recommendations, $connections connections, ${seconds}s"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/users.lua" "$base"
   echo "== /healthz, $connections connections, ${seconds}s"
@@ -124,6 +126,7 @@ mkdir -p target/bench
   oha --no-tui -c "$open_connections" -q "$open_rate" -z "${open_seconds}s" --latency-correction -w \
     --rand-regex-url "http://127[.]0[.]0[.]1:$port/v1/users/u[1-9][0-9]{0,$(( ${#users} - 2 ))}/recommendations[?]count=10"
   echo "== node after it: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB"
+  echo "index at the end: $(curl -sf "$base/metrics" | awk '/^marquee_index_(items|side_set_items|rebuilds_total|graph_age_seconds) / { printf "%s %s  ", $1, $2 }')"
 } | tee target/bench/serving.txt
 # Restart: a clean stop (SIGTERM), then a new process on the same state, timed until /readyz
 # answers 200 (state loaded, index built). Outside the pipe above: `node_pid` must change here.

@@ -84,11 +84,13 @@ pub struct IndexConfig {
     /// processor. 0 turns the rest off (the evaluator rebuilds by change count alone).
     pub rest_after_build: f64,
     /// Niceness (Linux, 0–19) of the background rebuilds: the worker thread and the threads it
-    /// builds with. At 10 a build gets about a tenth of the CPU that a query thread gets when
-    /// both want a core, and all of an idle core: right after a bulk load the node serves at its
-    /// usual speed while it rebuilds, and the side set covers the changes meanwhile. 0 keeps the
-    /// queries' priority. [`VectorIndex::rebuild_now`] called from elsewhere (the first build at
-    /// start, the evaluator) runs at its caller's priority.
+    /// builds with. At 19 a build takes the CPU that queries and the processor leave idle, and
+    /// about 1.5% of a core they want (the kernel weighs niceness 19 at 15 against 1,024), so a
+    /// node rebuilding right after a bulk load serves at its settled speed, and the side set
+    /// scores the changes exactly meanwhile; on a node saturated for long, the build waits. 10
+    /// gives a build about a tenth of a contended core; 0 the queries' priority.
+    /// [`VectorIndex::rebuild_now`] called from elsewhere (the first build at start, the
+    /// evaluator) runs at its caller's priority.
     pub background_nice: u8,
 }
 
@@ -103,7 +105,7 @@ impl Default for IndexConfig {
             rebuild_interval: Duration::from_secs(30),
             parallel_build: true,
             rest_after_build: 4.0,
-            background_nice: 10,
+            background_nice: 19,
         }
     }
 }
