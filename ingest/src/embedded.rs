@@ -387,6 +387,30 @@ impl Drop for Inner {
 }
 
 /// Decodes a stored value: `None` for an erased entry.
+/// Places `event` at the next offset of its partition (advancing `next`) and encodes the
+/// record the log stores for it: the writer's step, which the ceiling shares so that both write
+/// the same keys and bytes.
+fn place(
+    event: &Event,
+    partition_count: u32,
+    next: &mut [u64],
+    append_ms: i64,
+) -> Result<(Appended, [u8; 12], Vec<u8>)> {
+    let partition = partition_for_user(&event.user_id, partition_count);
+    let offset = next[partition as usize];
+    next[partition as usize] += 1;
+    let record = StoredEntry {
+        append_ms,
+        event: event.clone(),
+    };
+    let bytes = encode_record(&record).map_err(Error::Encode)?;
+    Ok((
+        Appended { partition, offset },
+        entry_key(partition, offset),
+        bytes,
+    ))
+}
+
 /// The storage ceiling of durable appends, for the ingest benchmark: writes `batches` to a new
 /// log at `path` (the log's column family options) as raw RocksDB write batches, one synced
 /// write per batch with the keys and records the writer makes, from `threads` threads at once
@@ -411,15 +435,8 @@ pub fn write_ceiling(
     for (at, events) in batches.iter().enumerate() {
         let mut batch = WriteBatch::default();
         for event in events {
-            let partition = partition_for_user(&event.user_id, partitions);
-            let offset = next[partition as usize];
-            next[partition as usize] += 1;
-            let record = StoredEntry {
-                append_ms,
-                event: event.clone(),
-            };
-            let bytes = encode_record(&record).map_err(Error::Encode)?;
-            batch.put_cf(&cf, entry_key(partition, offset), bytes);
+            let (_, key, bytes) = place(event, partitions, &mut next, append_ms)?;
+            batch.put_cf(&cf, key, bytes);
         }
         lanes[at % threads].push(batch);
     }
@@ -514,21 +531,16 @@ fn run_writer(
             let mut failure = None;
             let mut request_next = next.clone();
             for event in &request.events {
-                let partition = partition_for_user(&event.user_id, partition_count);
-                let offset = request_next[partition as usize];
-                request_next[partition as usize] += 1;
-                let record = StoredEntry {
-                    append_ms,
-                    event: event.clone(),
-                };
-                match encode_record(&record) {
-                    Ok(bytes) => encoded.push((entry_key(partition, offset), bytes)),
+                match place(event, partition_count, &mut request_next, append_ms) {
+                    Ok((placed, key, bytes)) => {
+                        encoded.push((key, bytes));
+                        appended.push(placed);
+                    }
                     Err(error) => {
-                        failure = Some(Error::Encode(error));
+                        failure = Some(error);
                         break;
                     }
                 }
-                appended.push(Appended { partition, offset });
             }
             match failure {
                 Some(error) => placements.push(Err(error)),
