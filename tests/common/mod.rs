@@ -146,6 +146,17 @@ pub fn metric_sample(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The sum of every sample of the metric `name` in a metrics text, whatever their labels.
+pub fn metric_total(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with(name) && matches!(line.as_bytes().get(name.len()), Some(b'{' | b' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A loopback port free at the time of the call, for a child process to listen on.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
