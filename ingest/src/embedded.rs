@@ -386,7 +386,6 @@ impl Drop for Inner {
     }
 }
 
-/// Decodes a stored value: `None` for an erased entry.
 /// Places `event` at the next offset of its partition (advancing `next`) and encodes the
 /// record the log stores for it: the writer's step, which the ceiling shares so that both write
 /// the same keys and bytes.
@@ -463,6 +462,7 @@ pub fn write_ceiling(
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// Decodes a stored value: `None` for an erased entry.
 fn decode_entry(partition: u32, offset: u64, value: &[u8]) -> Result<Option<LogEntry>> {
     if value == ERASED {
         return Ok(None);
