@@ -226,6 +226,7 @@ fn load(
         index.rebuild_now();
     }
     index.start_worker();
+    spawn_warm_up(&store);
     let handle = processor.handle();
     let processor_thread = processor.spawn_workers(workers, cancel.child_token());
     if config.event_retention.is_some() && log.as_embedded().is_none() {
@@ -255,6 +256,35 @@ fn load(
         index,
         processor: processor_thread,
     })
+}
+
+/// Reads the state files queries read into the page cache, beside serving
+/// ([`marquee_vector_store::store::warm_files`]): after a start on a cold machine (a reboot, a
+/// new volume) the first queries would otherwise each wait for the disk.
+fn spawn_warm_up(store: &StateStore) {
+    let files = match store.query_files() {
+        Ok(files) => files,
+        Err(failure) => {
+            warn!(error = %failure, "could not list the state files to read ahead");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("state-warm-up".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            match marquee_vector_store::store::warm_files(&files) {
+                Ok(bytes) => info!(
+                    bytes,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "state files read into the page cache"
+                ),
+                Err(failure) => warn!(error = %failure, "could not read the state files ahead"),
+            }
+        });
+    if let Err(failure) = spawned {
+        warn!(error = %failure, "could not start reading the state files ahead");
+    }
 }
 
 /// How often retention looks for entries to drop.

@@ -33,6 +33,11 @@ pub enum Error {
     },
     #[error("saved index at {path}: {message}")]
     SavedIndex { path: String, message: String },
+    #[error("reading {path}: {source}")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {

@@ -767,6 +767,21 @@ impl StateStore {
         }
     }
 
+    /// The files of the column families a query reads (`users` and `seen`), for reading them
+    /// ahead into the page cache with [`warm_files`].
+    pub fn query_files(&self) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .inner
+            .db
+            .live_files()?
+            .into_iter()
+            .filter(|file| {
+                file.column_family_name == USERS_CF || file.column_family_name == SEEN_CF
+            })
+            .map(|file| self.inner.path.join(file.name.trim_start_matches('/')))
+            .collect())
+    }
+
     /// Flushes every column family: a user's erased rows leave the memtables and so the
     /// write-ahead log files, which RocksDB then deletes.
     pub fn flush_all(&self) -> Result<()> {
@@ -1006,6 +1021,30 @@ fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFamilyDescripto
     ]
 }
 
+/// Reads `files` once, front to back, and drops what it read: the operating system keeps them
+/// in its page cache, so the first queries after a start on a cold machine do not each wait for
+/// the disk (`docs/PERFORMANCE.md`, "Index builds yield to queries"). Needs no open state, so
+/// it may run beside a node that stops meanwhile; a file a compaction removed is passed over.
+/// Returns the bytes read.
+pub fn warm_files(files: &[PathBuf]) -> Result<u64> {
+    let mut read = 0;
+    for path in files {
+        let copied = std::fs::File::open(path)
+            .and_then(|mut opened| std::io::copy(&mut opened, &mut std::io::sink()));
+        match copied {
+            Ok(bytes) => read += bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::ReadFile {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(read)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1050,6 +1089,42 @@ mod tests {
         bytes[length_at] = 15;
         let error = decode_record::<UserState>(&bytes).unwrap_err().to_string();
         assert!(error.contains("whole number of entries"), "{error}");
+    }
+
+    #[test]
+    fn the_files_read_ahead_are_those_of_the_users_and_seen_column_families() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), &test_config()).unwrap();
+        assert!(
+            store.query_files().unwrap().is_empty(),
+            "nothing flushed yet"
+        );
+        let mut batch = store.batch();
+        for n in 0..1000u64 {
+            let state = UserState {
+                event_count: n,
+                ..UserState::default()
+            };
+            batch.put_user(&format!("u{n}"), &state).unwrap();
+        }
+        batch.put_offset(0, 1000);
+        store.commit(batch).unwrap();
+        store.flush_all().unwrap();
+        let files = store.inner.db.live_files().unwrap();
+        let users_bytes: usize = files
+            .iter()
+            .filter(|file| file.column_family_name == USERS_CF)
+            .map(|file| file.size)
+            .sum();
+        assert!(users_bytes > 0);
+        assert!(
+            files
+                .iter()
+                .any(|file| file.column_family_name == OFFSETS_CF),
+            "a flushed column family the queries do not read"
+        );
+        let query_files = store.query_files().unwrap();
+        assert_eq!(warm_files(&query_files).unwrap(), users_bytes as u64);
     }
 
     #[test]
