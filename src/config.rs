@@ -18,6 +18,11 @@
 //! fluvio_topic = "marquee-events"
 //! fluvio_replication = 1              # replicas per partition of a new topic
 //!
+//! [cluster]          # nodes that split the partitions (Fluvio only); docs/SCALING.md
+//! partitions = "0-15"               # the partitions this node applies [default: all]
+//! changes_topic = "marquee-item-deltas"
+//! peers = [{ address = "http://10.0.0.2:8080", partitions = "16-31" }]  # named in 421 answers
+//!
 //! [privacy]          # docs/PRIVACY.md
 //! pseudonymise_user_ids = false   # store a keyed hash instead of each user id
 //! event_retention_days = 0        # drop applied log events older than this; 0 keeps them
@@ -64,8 +69,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use marquee_api::guard::{AuthMode, Limits};
-use marquee_api::{NodeConfig, TlsFiles};
-use marquee_ingest::{DEFAULT_TOPIC, LogBackend};
+use marquee_api::{ClusterConfig, NodeConfig, TlsFiles};
+use marquee_ingest::{DEFAULT_CHANGES_TOPIC, DEFAULT_TOPIC, LogBackend};
 use marquee_stream_processor::ModelConfig;
 use serde::Deserialize;
 
@@ -93,6 +98,10 @@ pub struct NodeArgs {
     /// Fluvio topic of the events [default: marquee-events].
     #[arg(long, env = "MARQUEE_FLUVIO_TOPIC")]
     pub fluvio_topic: Option<String>,
+    /// The partitions this node applies when nodes split them, such as `0-15` or `0,2,5-7`
+    /// (with --log fluvio) [default: all].
+    #[arg(long, env = "MARQUEE_OWNED_PARTITIONS")]
+    pub owned_partitions: Option<String>,
     /// API keys: `auto` needs them unless listening on loopback [default: auto].
     #[arg(long, env = "MARQUEE_AUTH", value_enum)]
     pub auth: Option<AuthArg>,
@@ -157,6 +166,8 @@ struct FileConfig {
     #[serde(default)]
     privacy: PrivacyFile,
     #[serde(default)]
+    cluster: ClusterFile,
+    #[serde(default)]
     model: ModelConfig,
     #[serde(default)]
     index: IndexFile,
@@ -169,6 +180,47 @@ struct LogFile {
     fluvio_endpoint: Option<String>,
     fluvio_topic: Option<String>,
     fluvio_replication: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    partitions: Option<String>,
+    changes_topic: Option<String>,
+    #[serde(default)]
+    peers: Vec<PeerFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerFile {
+    address: String,
+    partitions: String,
+}
+
+/// Parses a partition list: numbers and inclusive ranges separated by commas (`0-15,20`).
+pub fn parse_partition_list(spec: &str) -> std::result::Result<Vec<u32>, String> {
+    let mut partitions = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        let number = |text: &str| {
+            text.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{text:?} is not a partition number"))
+        };
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (number(first)?, number(last)?);
+                if first > last {
+                    return Err(format!("the range {part:?} is empty"));
+                }
+                partitions.extend(first..=last);
+            }
+            None => partitions.push(number(part)?),
+        }
+    }
+    partitions.sort_unstable();
+    partitions.dedup();
+    Ok(partitions)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +274,7 @@ impl NodeArgs {
             log: None,
             fluvio_endpoint: None,
             fluvio_topic: None,
+            owned_partitions: None,
             auth: None,
             tls_cert: None,
             tls_key: None,
@@ -267,6 +320,30 @@ impl NodeArgs {
                 }
             }
         };
+        if let Some(spec) = self
+            .owned_partitions
+            .clone()
+            .or(file.cluster.partitions.clone())
+        {
+            let partitions = parse_partition_list(&spec)
+                .map_err(|problem| anyhow::anyhow!("cluster.partitions: {problem}"))?;
+            let mut peers = Vec::new();
+            for peer in &file.cluster.peers {
+                let list = parse_partition_list(&peer.partitions).map_err(|problem| {
+                    anyhow::anyhow!("cluster.peers ({}): partitions: {problem}", peer.address)
+                })?;
+                peers.push((peer.address.clone(), list));
+            }
+            config.cluster = Some(ClusterConfig {
+                partitions,
+                changes_topic: file
+                    .cluster
+                    .changes_topic
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CHANGES_TOPIC.to_owned()),
+                peers,
+            });
+        }
         if let Some(seconds) = file.dedup_window_secs {
             config.dedup_window = Duration::from_secs(seconds);
         }
@@ -353,6 +430,57 @@ fn validate(config: &NodeConfig) -> Result<()> {
     }
     if !(1..=1024).contains(&config.partitions) {
         bail!("partitions: must be 1 to 1024, got {}", config.partitions);
+    }
+    if let Some(cluster) = &config.cluster {
+        if config.log == LogBackend::Embedded {
+            bail!(
+                "cluster.partitions: nodes split the partitions of a Fluvio topic only (the \
+                 embedded log is one machine's); set --log fluvio"
+            );
+        }
+        if cluster.partitions.is_empty() {
+            bail!("cluster.partitions: must name at least one partition");
+        }
+        if let Some(beyond) = cluster
+            .partitions
+            .iter()
+            .chain(cluster.peers.iter().flat_map(|(_, partitions)| partitions))
+            .find(|&&partition| partition >= config.partitions)
+        {
+            bail!(
+                "cluster.partitions: partition {beyond} does not exist (the log has {}, numbered \
+                 from 0)",
+                config.partitions
+            );
+        }
+        for (address, partitions) in &cluster.peers {
+            if let Some(shared) = partitions
+                .iter()
+                .find(|partition| cluster.partitions.contains(partition))
+            {
+                bail!(
+                    "cluster.peers ({address}): partition {shared} is this node's; a partition \
+                     has one node"
+                );
+            }
+            if !(address.starts_with("http://") || address.starts_with("https://")) {
+                bail!(
+                    "cluster.peers: address must start with http:// or https://, got {address:?}"
+                );
+            }
+        }
+        let topic = &cluster.changes_topic;
+        if topic.is_empty()
+            || topic.len() > 63
+            || !topic
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+        {
+            bail!(
+                "cluster.changes_topic: must be 1 to 63 lowercase letters, digits or '-', got \
+                 {topic:?}"
+            );
+        }
     }
     if !(2..=1024).contains(&config.model.dimension) {
         bail!(

@@ -49,6 +49,13 @@ pub enum ApiError {
     /// A dependency (the log, the state store) cannot take the request now.
     #[error("{message}")]
     Unavailable { message: String },
+    /// The user's partition is applied by another node (the partitions are split between
+    /// nodes): `owner` is that node's address when the configuration names it.
+    #[error("{message}")]
+    Misdirected {
+        message: String,
+        owner: Option<String>,
+    },
     /// A stored record that does not decode; the cause is logged, the metric counted.
     #[error("internal error: a stored record is corrupt (see the log)")]
     Corrupt { db: &'static str, cause: String },
@@ -56,6 +63,9 @@ pub enum ApiError {
     #[error("internal error")]
     Internal { cause: String },
 }
+
+/// The header of a 421 answer naming the node that serves the user.
+pub const OWNER_HEADER: &str = "x-marquee-owner";
 
 /// The database of a corrupt record a response met, set for the metrics.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +120,7 @@ impl ApiError {
             ),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Misdirected { .. } => (StatusCode::MISDIRECTED_REQUEST, "misdirected"),
             ApiError::Corrupt { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_record"),
             ApiError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -133,6 +144,7 @@ impl ApiError {
             ApiError::NotFound { .. }
             | ApiError::NotReady
             | ApiError::Unavailable { .. }
+            | ApiError::Misdirected { .. }
             | ApiError::Corrupt { .. }
             | ApiError::Internal { .. } => None,
         }
@@ -152,7 +164,12 @@ impl IntoResponse for ApiError {
         if let ApiError::Corrupt { db, cause } = &self {
             error!(%cause, db, "corrupt stored record");
         }
-        let body = json!({"error": {"code": code, "message": self.to_string()}});
+        let body = match &self {
+            ApiError::Misdirected {
+                owner: Some(owner), ..
+            } => json!({"error": {"code": code, "message": self.to_string(), "owner": owner}}),
+            _ => json!({"error": {"code": code, "message": self.to_string()}}),
+        };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
@@ -164,6 +181,13 @@ impl IntoResponse for ApiError {
             }
             ApiError::RateLimited { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Misdirected {
+                owner: Some(owner), ..
+            } => {
+                if let Ok(value) = HeaderValue::from_str(owner) {
+                    headers.insert(OWNER_HEADER, value);
+                }
             }
             ApiError::Overloaded | ApiError::NotReady => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));

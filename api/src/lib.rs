@@ -23,4 +23,4 @@ pub mod node;
 pub mod routes;
 
 pub use error::ApiError;
-pub use node::{NodeConfig, RunningNode, TlsFiles};
+pub use node::{ClusterConfig, NodeConfig, RunningNode, TlsFiles};

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use marquee_ingest::{AnyLog, EmbeddedLog, EventLog, LogBackend};
+use marquee_ingest::{AnyChangeLog, AnyLog, EmbeddedLog, EventLog, LogBackend};
 use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig};
 use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 use tokio::net::TcpListener;
@@ -56,6 +56,21 @@ pub struct NodeConfig {
     /// Origins whose pages may call the API from a browser (CORS): `scheme://host[:port]`, or
     /// `*` for any. Empty: no CORS headers, so browsers allow same-origin pages only.
     pub cors_origins: Vec<String>,
+    /// The partitions this node applies when nodes split them (config `[cluster]`); `None`:
+    /// every partition.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A node's part of a cluster whose nodes split the partitions (`docs/SCALING.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The partitions this node applies.
+    pub partitions: Vec<u32>,
+    /// The change log's Fluvio topic ([`marquee_ingest::DEFAULT_CHANGES_TOPIC`] by default).
+    pub changes_topic: String,
+    /// The other nodes: their address (`http://host:port`) and partitions, named in the 421
+    /// answer to a request about one of their users.
+    pub peers: Vec<(String, Vec<u32>)>,
 }
 
 /// The PEM files of a TLS listener.
@@ -84,6 +99,7 @@ impl NodeConfig {
             pseudonymise_user_ids: false,
             event_retention: None,
             cors_origins: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -198,6 +214,30 @@ fn load(
     let mut processor_config = config.processor.clone();
     let workers = processor_config.workers;
     processor_config.erasure_key = erasure_key(&config.data_dir)?;
+    let mut owners: Vec<Option<String>> = Vec::new();
+    let changes = match &config.cluster {
+        None => None,
+        Some(cluster) => {
+            processor_config.partitions = Some(cluster.partitions.clone());
+            owners = vec![None; log.partition_count() as usize];
+            for (address, partitions) in &cluster.peers {
+                for &partition in partitions {
+                    if let Some(slot) = owners.get_mut(partition as usize) {
+                        *slot = Some(address.clone());
+                    }
+                }
+            }
+            let changes = tokio::runtime::Handle::current()
+                .block_on(AnyChangeLog::open(&config.log, &cluster.changes_topic))
+                .map_err(|error| {
+                    format!(
+                        "opening the change log (topic {}): {error}",
+                        cluster.changes_topic
+                    )
+                })?;
+            Some(changes)
+        }
+    };
     let Engine {
         items,
         index,
@@ -212,6 +252,12 @@ fn load(
         metrics.clone(),
     )
     .map_err(|error| format!("loading the state: {error}"))?;
+    let processor = match changes {
+        Some(changes) => processor
+            .with_changes(changes)
+            .map_err(|error| format!("reading the change log's offsets: {error}"))?,
+        None => processor,
+    };
     let item_count = items.read().len();
     info!(
         items = item_count,
@@ -252,6 +298,7 @@ fn load(
             processor: handle,
             index: index.clone(),
             data_dir: config.data_dir.clone(),
+            owners: owners.into(),
         },
         index,
         processor: processor_thread,

@@ -49,6 +49,29 @@ pub struct Services {
     pub index: VectorIndex,
     /// The node's data directory (the keys file, backups' source).
     pub data_dir: std::path::PathBuf,
+    /// Per partition, the address of the node that applies it, where the configuration names
+    /// one (nodes that split the partitions); empty on a node that applies every partition.
+    pub owners: Arc<[Option<String>]>,
+}
+
+impl Services {
+    /// Refuses a request about `stored_id` when another node applies the user's partition: only
+    /// that node has the user's history and seen items (`docs/SCALING.md`).
+    fn check_owner(&self, stored_id: &str) -> Result<(), ApiError> {
+        let partition = marquee_schemas::partition_for_user(stored_id, self.log.partition_count());
+        if self.processor.owns(partition) {
+            return Ok(());
+        }
+        let owner = self.owners.get(partition as usize).cloned().flatten();
+        Err(ApiError::Misdirected {
+            message: format!(
+                "user_id: this user's partition ({partition}) is served by {}; send the \
+                 request there",
+                owner.as_deref().unwrap_or("another node")
+            ),
+            owner,
+        })
+    }
 }
 
 /// Router state: the services once loaded, and the metrics from the start.
@@ -544,6 +567,7 @@ async fn get_recommendations(
 ) -> Result<Json<RecommendationsBody>, ApiError> {
     let services = state.services()?;
     let stored_id = state.stored_user_id(&user_id)?;
+    services.check_owner(&stored_id)?;
     reject_unknown_params(&params, &["count", "exclude_seen", "genre", "exclude"])?;
     let count = parse_count(&params)?;
     let exclude_seen = match params.get("exclude_seen").map(String::as_str) {
@@ -642,6 +666,7 @@ async fn get_user(
 ) -> Result<Json<Value>, ApiError> {
     let services = state.services()?;
     let lookup_id = state.stored_user_id(&user_id)?;
+    services.check_owner(&lookup_id)?;
     let engine = services.query.clone();
     let mut summary = tokio::task::spawn_blocking(move || engine.user_summary(&lookup_id))
         .await
@@ -659,6 +684,7 @@ async fn get_export(
 ) -> Result<Json<Value>, ApiError> {
     let services = state.services()?.clone();
     let lookup_id = state.stored_user_id(&user_id)?;
+    services.check_owner(&lookup_id)?;
     let export = tokio::task::spawn_blocking(move || export_user(&services, &lookup_id))
         .await
         .map_err(ApiError::internal)??;
@@ -734,6 +760,7 @@ async fn delete_user(
 ) -> Result<Json<Value>, ApiError> {
     let services = state.services()?;
     let stored_id = state.stored_user_id(&user_id)?;
+    services.check_owner(&stored_id)?;
     let erasure = services
         .processor
         .erase_user(&stored_id)
@@ -844,12 +871,10 @@ async fn healthz() -> Json<Value> {
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.services.get() {
         Some(services) => {
-            let lag: u64 = services
-                .log
-                .end_offsets()
-                .unwrap_or_default()
+            let ends = services.log.end_offsets().unwrap_or_default();
+            let lag: u64 = ends
                 .iter()
-                .zip(services.processor.committed_offsets())
+                .zip(services.processor.lag_offsets(&ends))
                 .map(|(end, committed)| end.saturating_sub(committed))
                 .sum();
             Json(json!({
@@ -882,7 +907,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             // Read here rather than trusted to the processor loop, so a stuck processor shows
             // as a growing lag.
             if let Ok(ends) = services.log.end_offsets() {
-                metrics.set_offsets(&ends, &services.processor.committed_offsets());
+                metrics.set_offsets(&ends, &services.processor.lag_offsets(&ends));
             }
         })
         .await;

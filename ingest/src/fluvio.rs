@@ -264,13 +264,25 @@ impl FluvioLog {
 
     /// Sends `events` and waits for every record's committed acknowledgement.
     async fn produce(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
-        let endpoint = &self.inner.config.endpoint;
         let append_ms = now_ms();
+        let records = events
+            .into_iter()
+            .map(|event| {
+                let key = event.user_id.clone().into_bytes();
+                let value =
+                    encode_record(&LogRecord { append_ms, event }).map_err(Error::Encode)?;
+                Ok((key, value))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.produce_records(records).await
+    }
+
+    /// Sends `(key, value)` records and waits for every record's committed acknowledgement.
+    async fn produce_records(&self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<Appended>> {
+        let endpoint = &self.inner.config.endpoint;
         let producer = self.producer().await?;
-        let mut outputs = Vec::with_capacity(events.len());
-        for event in events {
-            let key = event.user_id.clone().into_bytes();
-            let value = encode_record(&LogRecord { append_ms, event }).map_err(Error::Encode)?;
+        let mut outputs = Vec::with_capacity(records.len());
+        for (key, value) in records {
             let output = producer
                 .send(key, value)
                 .await
@@ -294,6 +306,46 @@ impl FluvioLog {
             .collect();
         self.inner.raise_ends(&ends);
         Ok(appended)
+    }
+
+    /// Appends raw records to partition 0, with the append timeout of [`EventLog::append`]:
+    /// the change log's records (`crate::changes`).
+    pub(crate) async fn append_raw(&self, values: Vec<Vec<u8>>) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.inner.config.append_timeout;
+        let records = values
+            .into_iter()
+            .map(|value| (Vec::new(), value))
+            .collect();
+        let outcome = tokio::time::timeout(timeout, self.produce_records(records))
+            .await
+            .unwrap_or_else(|_| {
+                Err(unavailable(
+                    &self.inner.config.endpoint,
+                    "append failed",
+                    format!("no acknowledgement within {timeout:?}"),
+                ))
+            });
+        if outcome.is_err() {
+            self.inner.producer.lock().take();
+        }
+        outcome.map(|_| ())
+    }
+
+    /// Up to `max_records` raw records of partition 0 from `from_offset`.
+    pub(crate) fn read_raw(
+        &self,
+        from_offset: u64,
+        max_records: usize,
+    ) -> Result<Vec<crate::changes::ChangeRecord>> {
+        let records =
+            fluvio_future::task::run_block_on(self.fetch_records(0, from_offset, max_records))?;
+        Ok(records
+            .into_iter()
+            .map(|(offset, value)| crate::changes::ChangeRecord { offset, value })
+            .collect())
     }
 
     /// The committed records of `partition` from `offset` to the partition's end as the stream
@@ -328,17 +380,45 @@ impl FluvioLog {
             .map_err(|error| unavailable(endpoint, "cannot read", error))
     }
 
-    /// Up to `max_records` committed records of `partition` from `from_offset`, as stored.
+    /// Up to `max_records` committed records of `partition` from `from_offset`, decoded.
     async fn fetch(
         &self,
         partition: u32,
         from_offset: u64,
         max_records: usize,
     ) -> Result<Vec<LogEntry>> {
+        self.fetch_records(partition, from_offset, max_records)
+            .await?
+            .into_iter()
+            .map(|(offset, value)| {
+                let stored: LogRecord =
+                    decode_record(&value).map_err(|source| Error::CorruptRecord {
+                        partition,
+                        offset,
+                        source,
+                    })?;
+                Ok(LogEntry {
+                    partition,
+                    offset,
+                    append_ms: stored.append_ms,
+                    event: stored.event,
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `max_records` committed records of `partition` from `from_offset`, as stored:
+    /// `(offset, value)`.
+    async fn fetch_records(
+        &self,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
         let endpoint = &self.inner.config.endpoint;
-        let mut entries = Vec::new();
+        let mut records = Vec::new();
         if max_records == 0 {
-            return Ok(entries);
+            return Ok(records);
         }
         let offset = Offset::absolute(from_offset as i64)
             .map_err(|error| unavailable(endpoint, "bad offset", error))?;
@@ -355,23 +435,12 @@ impl FluvioLog {
             if offset < from_offset {
                 continue;
             }
-            let stored: LogRecord =
-                decode_record(record.value()).map_err(|source| Error::CorruptRecord {
-                    partition,
-                    offset,
-                    source,
-                })?;
-            entries.push(LogEntry {
-                partition,
-                offset,
-                append_ms: stored.append_ms,
-                event: stored.event,
-            });
-            if entries.len() >= max_records {
+            records.push((offset, record.value().to_vec()));
+            if records.len() >= max_records {
                 break;
             }
         }
-        Ok(entries)
+        Ok(records)
     }
 
     /// One past the last committed offset of every partition, as the cluster has it now.

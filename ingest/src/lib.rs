@@ -4,12 +4,15 @@
 //! - [`embedded`]: the default backend, a RocksDB instance in the data directory with group
 //!   commit.
 //! - [`fluvio`] (cargo feature `fluvio`): a topic of a Fluvio cluster, for more than one machine.
+//! - [`changes`]: the change log, which carries item changes between nodes that split the
+//!   partitions.
 //! - [`AnyLog`] and [`LogBackend`]: the backend chosen at run time behind one type.
 //! - [`error`]: this crate's error type.
 //!
 //! The processor reads the log only through [`EventLog`], so backends are interchangeable.
 
 mod backend;
+pub mod changes;
 pub mod embedded;
 pub mod error;
 #[cfg(feature = "fluvio")]
@@ -17,6 +20,11 @@ pub mod fluvio;
 mod log;
 
 pub use backend::{AnyLog, DEFAULT_TOPIC, LogBackend};
+#[cfg(feature = "fluvio")]
+pub use changes::FluvioChangeLog;
+pub use changes::{
+    AnyChangeLog, ChangeLog, ChangeRecord, DEFAULT_CHANGES_TOPIC, EmbeddedChangeLog,
+};
 pub use embedded::{EmbeddedLog, EmbeddedLogConfig};
 pub use error::{Error, Result};
 #[cfg(feature = "fluvio")]

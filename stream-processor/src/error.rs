@@ -11,6 +11,9 @@ pub enum Error {
     State(#[from] marquee_vector_store::Error),
     #[error("the processor stopped before the request ran")]
     Stopped,
+    /// A setting of the processor that cannot work (names the setting).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Error {

@@ -62,10 +62,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use marquee_ingest::{EventLog, LogEntry};
+use marquee_ingest::{AnyChangeLog, ChangeLog, EventLog, LogEntry};
 use marquee_schemas::partition_for_user;
 use marquee_vector_store::{
-    HistoryEntry, ItemDelta, ItemTable, Popularity, SeenEntry, StateStore, UserState, VectorIndex,
+    HistoryEntry, ItemChanges, ItemDelta, ItemTable, Popularity, SeenEntry, StateStore, UserState,
+    VectorIndex,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -98,6 +99,9 @@ pub struct ProcessorConfig {
     /// Loops a node runs, each owning a group of partitions (see "Workers" above); at most the
     /// partition count. Default: the machine's cores.
     pub workers: usize,
+    /// The partitions this node applies, when the partitions are split between nodes (see
+    /// "Nodes" above); `None`: all of them.
+    pub partitions: Option<Vec<u32>>,
 }
 
 impl Default for ProcessorConfig {
@@ -107,6 +111,7 @@ impl Default for ProcessorConfig {
             max_batch_events: 10_000,
             idle_wait: Duration::from_millis(200),
             erasure_key: [0; 32],
+            partitions: None,
         }
     }
 }
@@ -121,6 +126,8 @@ pub struct ProcessorHandle {
 struct HandleInner {
     /// Committed (next-to-apply) offset per partition.
     committed: Vec<AtomicU64>,
+    /// Per partition, whether this node applies it.
+    owned: Vec<bool>,
     /// One bit per worker, set while its last attempt to apply a batch failed.
     failing: AtomicU64,
     /// Set by an operator: the loop applies nothing until it is cleared.
@@ -171,6 +178,7 @@ pub struct Erasure {
 impl ProcessorHandle {
     fn new(
         offsets: &[u64],
+        owned: &[u32],
         erased: HashMap<[u8; 32], i64>,
         erasure_key: [u8; 32],
     ) -> ProcessorHandle {
@@ -179,6 +187,9 @@ impl ProcessorHandle {
                 committed: offsets
                     .iter()
                     .map(|&offset| AtomicU64::new(offset))
+                    .collect(),
+                owned: (0..offsets.len() as u32)
+                    .map(|partition| owned.contains(&partition))
                     .collect(),
                 failing: AtomicU64::new(0),
                 paused: AtomicBool::new(false),
@@ -196,6 +207,32 @@ impl ProcessorHandle {
             .committed
             .iter()
             .map(|offset| offset.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Whether this node applies `partition` (every partition unless the node was given some).
+    pub fn owns(&self, partition: u32) -> bool {
+        self.inner
+            .owned
+            .get(partition as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The committed offsets for measuring lag against `ends`: a partition of another node
+    /// counts as caught up (its owner reports its lag).
+    pub fn lag_offsets(&self, ends: &[u64]) -> Vec<u64> {
+        self.committed_offsets()
+            .into_iter()
+            .zip(ends)
+            .enumerate()
+            .map(|(partition, (committed, &end))| {
+                if self.owns(partition as u32) {
+                    committed
+                } else {
+                    end
+                }
+            })
             .collect()
     }
 
@@ -417,6 +454,16 @@ struct Shared {
     unpersisted_item_ids: parking_lot::Mutex<std::collections::BTreeMap<u32, String>>,
     /// The stream's clock (latest event timestamp applied) across workers.
     clock: AtomicI64,
+    /// Per partition, the offset up to which the item table holds the events' item changes
+    /// ([`StateStore::item_offsets`]).
+    item_offsets: Vec<AtomicU64>,
+    /// The next outbox sequence (nodes that ship item changes).
+    outbox_sequence: AtomicU64,
+    /// Wakes the shipper after a commit put records in the outbox.
+    outbox_ready: tokio::sync::Notify,
+    /// Set once the change-log consumer read the change log to its end as of the start (always
+    /// set without a change log): until then, workers apply nothing (see "Nodes").
+    changes_drained: AtomicBool,
     /// Set when a worker applied a batch since the trending list was last refreshed: the
     /// worker that next finds its partitions caught up refreshes it.
     trending_stale: AtomicBool,
@@ -445,6 +492,12 @@ pub struct Processor<L: EventLog> {
     /// Worker 0 also refreshes the trending list and reports index builds.
     worker: usize,
     shared: Arc<Shared>,
+    /// The change log, when the partitions are split between nodes (see "Nodes").
+    changes: Option<AnyChangeLog>,
+    /// The next change-log offset to apply (the change-log consumer's).
+    change_offset: u64,
+    /// Every partition this node applies (all workers together).
+    node_partitions: Vec<u32>,
 }
 
 impl<L: EventLog> Processor<L> {
@@ -465,6 +518,30 @@ impl<L: EventLog> Processor<L> {
     ) -> Result<Processor<L>> {
         let offsets = store.offsets(log.partition_count())?;
         let offsets_len = log.partition_count();
+        let node_partitions = match &config.partitions {
+            None => (0..offsets_len).collect(),
+            Some(partitions) => {
+                let mut partitions = partitions.clone();
+                partitions.sort_unstable();
+                partitions.dedup();
+                if partitions.is_empty() {
+                    return Err(crate::Error::Config(
+                        "cluster.partitions: a node must apply at least one partition".to_owned(),
+                    ));
+                }
+                if let Some(beyond) = partitions
+                    .iter()
+                    .find(|&&partition| partition >= offsets_len)
+                {
+                    return Err(crate::Error::Config(format!(
+                        "cluster.partitions: partition {beyond} does not exist (the log has \
+                         {offsets_len}, numbered from 0)"
+                    )));
+                }
+                partitions
+            }
+        };
+        let item_offsets = store.item_offsets(offsets_len)?;
         let clock = {
             let table = items.read();
             table
@@ -476,7 +553,7 @@ impl<L: EventLog> Processor<L> {
         trending.refresh(&items, clock, model.popularity_half_life_ms());
         info!(?offsets, "processor resumes");
         let erased = store.load_erasures()?.into_iter().collect();
-        let handle = ProcessorHandle::new(&offsets, erased, config.erasure_key);
+        let handle = ProcessorHandle::new(&offsets, &node_partitions, erased, config.erasure_key);
         Ok(Processor {
             log,
             store,
@@ -490,13 +567,31 @@ impl<L: EventLog> Processor<L> {
             clock,
             handle,
             rebuilds_reported: 0,
-            owned: (0..offsets_len).collect(),
+            owned: node_partitions.clone(),
             worker: 0,
             shared: Arc::new(Shared {
                 clock: AtomicI64::new(clock),
+                item_offsets: item_offsets.into_iter().map(AtomicU64::new).collect(),
+                changes_drained: AtomicBool::new(true),
                 ..Shared::default()
             }),
+            changes: None,
+            change_offset: 0,
+            node_partitions,
         })
+    }
+
+    /// Ships this node's item changes to `changes` and applies the other nodes' from it (see
+    /// "Nodes"): for a node that applies only some partitions. The workers apply nothing until
+    /// the change log was read to its end as of their start.
+    pub fn with_changes(mut self, changes: AnyChangeLog) -> Result<Processor<L>> {
+        self.change_offset = self.store.change_offset()?;
+        self.shared
+            .outbox_sequence
+            .store(self.store.last_outbox_sequence()? + 1, Ordering::Release);
+        self.shared.changes_drained.store(false, Ordering::Release);
+        self.changes = Some(changes);
+        Ok(self)
     }
 
     pub fn handle(&self) -> ProcessorHandle {
@@ -505,7 +600,7 @@ impl<L: EventLog> Processor<L> {
 
     /// Runs the loop on a dedicated thread until `cancel` fires; the batch under way completes.
     pub fn spawn(mut self, cancel: CancellationToken) -> std::thread::JoinHandle<()> {
-        let name = if self.owned.len() == self.log.partition_count() as usize {
+        let name = if self.owned == self.node_partitions {
             "processor".to_owned()
         } else {
             format!("processor-{}", self.worker)
@@ -533,33 +628,26 @@ impl<L: EventLog> Processor<L> {
     where
         L: Clone,
     {
-        let partitions = self.log.partition_count() as usize;
+        let partitions = self.node_partitions.len();
         let workers = workers.clamp(1, partitions.max(1));
-        if workers == 1 {
-            return vec![self.spawn(cancel)];
+        let mut handles = Vec::with_capacity(workers + 2);
+        if self.changes.is_some() {
+            handles.push(self.spawn_change_consumer(cancel.clone()));
+            handles.push(self.spawn_shipper(cancel.clone()));
         }
-        let mut handles = Vec::with_capacity(workers);
+        if workers == 1 {
+            handles.push(self.spawn(cancel));
+            return handles;
+        }
         for worker in (0..workers).rev() {
-            let owned: Vec<u32> = (0..partitions as u32)
-                .filter(|partition| *partition as usize % workers == worker)
+            let owned: Vec<u32> = self
+                .node_partitions
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| index % workers == worker)
+                .map(|(_, &partition)| partition)
                 .collect();
-            let processor = Processor {
-                log: self.log.clone(),
-                store: self.store.clone(),
-                items: self.items.clone(),
-                index: self.index.clone(),
-                trending: self.trending.clone(),
-                model: self.model.clone(),
-                metrics: self.metrics.clone(),
-                config: self.config.clone(),
-                offsets: self.offsets.clone(),
-                clock: self.clock,
-                handle: self.handle.clone(),
-                rebuilds_reported: self.rebuilds_reported,
-                owned,
-                worker,
-                shared: Arc::clone(&self.shared),
-            };
+            let processor = self.clone_for(owned, worker);
             handles.push(processor.spawn(cancel.clone()));
         }
         handles
@@ -570,7 +658,7 @@ impl<L: EventLog> Processor<L> {
             self.run_erasures();
             let paused = self.handle.is_paused();
             self.metrics.processor_paused.set(i64::from(paused));
-            if paused {
+            if paused || !self.shared.changes_drained.load(Ordering::Acquire) {
                 self.report_index_builds();
                 tokio::select! {
                     () = tokio::time::sleep(PAUSED_POLL) => {}
@@ -785,7 +873,14 @@ impl<L: EventLog> Processor<L> {
             batch.add_neighbours(*number, removed);
         }
         batch.put_erasure(&hash, erased_ms);
+        if self.changes.is_some() {
+            let changes =
+                self.item_changes(Vec::new(), &deltas, &pair_removals, Some((hash, erased_ms)));
+            let sequence = self.shared.outbox_sequence.fetch_add(1, Ordering::AcqRel);
+            batch.put_outbox(sequence, &changes)?;
+        }
         self.store.commit_synced(batch)?;
+        self.shared.outbox_ready.notify_one();
         self.handle.inner.erased.write().insert(hash, erased_ms);
 
         // Publish, as a batch would.
@@ -854,11 +949,35 @@ impl<L: EventLog> Processor<L> {
     pub fn step(&mut self) -> Result<usize> {
         let mut entries = Vec::new();
         let mut next_offsets = self.offsets.clone();
-        for &partition in &self.owned {
+        // Partitions whose item changes the item table holds beyond the committed offset (a
+        // partition taken over from another node, see "Nodes"): those events are applied to
+        // their users only, up to where the item changes end, before anything else.
+        let known: Vec<(u32, u64)> = self
+            .owned
+            .iter()
+            .filter_map(|&partition| {
+                let known = self.shared.item_offsets[partition as usize].load(Ordering::Acquire);
+                (self.offsets[partition as usize] < known).then_some((partition, known))
+            })
+            .collect();
+        let items_known = !known.is_empty();
+        let reads: Vec<(u32, usize)> = if items_known {
+            known
+                .iter()
+                .map(|&(partition, known)| {
+                    let left = known - self.offsets[partition as usize];
+                    (partition, self.config.max_batch_events.min(left as usize))
+                })
+                .collect()
+        } else {
+            self.owned
+                .iter()
+                .map(|&partition| (partition, self.config.max_batch_events))
+                .collect()
+        };
+        for (partition, max) in reads {
             let from = self.offsets[partition as usize];
-            let read = self
-                .log
-                .read(partition, from, self.config.max_batch_events)?;
+            let read = self.log.read(partition, from, max)?;
             entries.extend(read.entries);
             next_offsets[partition as usize] = read.next_offset;
         }
@@ -870,7 +989,7 @@ impl<L: EventLog> Processor<L> {
         if consumed == 0 {
             return Ok(0);
         }
-        self.apply(entries, next_offsets)?;
+        self.apply(entries, next_offsets, items_known)?;
         let failing = self
             .handle
             .inner
@@ -881,8 +1000,15 @@ impl<L: EventLog> Processor<L> {
         Ok(consumed as usize)
     }
 
-    /// Applies `entries` and commits `next_offsets` with them (past erased offsets too).
-    fn apply(&mut self, entries: Vec<LogEntry>, next_offsets: Vec<u64>) -> Result<()> {
+    /// Applies `entries` and commits `next_offsets` with them (past erased offsets too). With
+    /// `items_known`, the item table holds the events' item changes already (see "Nodes"):
+    /// only users change.
+    fn apply(
+        &mut self,
+        entries: Vec<LogEntry>,
+        next_offsets: Vec<u64>,
+        items_known: bool,
+    ) -> Result<()> {
         let started = Instant::now();
         let model = self.model.clone();
         let half_life_ms = model.popularity_half_life_ms();
@@ -1054,7 +1180,11 @@ impl<L: EventLog> Processor<L> {
         for ((user_id, number), entry) in &seen {
             batch.add_seen(user_id, *number, entry)?;
         }
-        let mut additions: Vec<(u32, Vec<(u32, f32)>)> = pairs.additions.into_iter().collect();
+        let mut additions: Vec<(u32, Vec<(u32, f32)>)> = if items_known {
+            Vec::new()
+        } else {
+            pairs.additions.into_iter().collect()
+        };
         additions.sort_unstable_by_key(|(number, _)| *number);
         for (number, added) in &additions {
             batch.add_neighbours(*number, added);
@@ -1067,7 +1197,7 @@ impl<L: EventLog> Processor<L> {
             batch.put_item_id(item_id, *number);
         }
         let mut deltas: Vec<(u32, ItemDelta)> = Vec::with_capacity(work.len());
-        {
+        if !items_known {
             let table = self.items.read();
             for (&number, item_work) in &work {
                 if !item_work.changed {
@@ -1082,10 +1212,28 @@ impl<L: EventLog> Processor<L> {
             batch.merge_item(*number, delta)?;
         }
         // Only this worker's partitions: the others' offsets are theirs to commit.
+        let mut ranges = Vec::new();
         for &partition in &self.owned {
-            batch.put_offset(partition, next_offsets[partition as usize]);
+            let (from, to) = (
+                self.offsets[partition as usize],
+                next_offsets[partition as usize],
+            );
+            batch.put_offset(partition, to);
+            if !items_known && to > from {
+                batch.put_item_offset(partition, to);
+                ranges.push((partition, from, to));
+            }
+        }
+        let shipped = self.changes.is_some() && !ranges.is_empty();
+        if shipped {
+            let changes = self.item_changes(ranges, &deltas, &additions, None);
+            let sequence = self.shared.outbox_sequence.fetch_add(1, Ordering::AcqRel);
+            batch.put_outbox(sequence, &changes)?;
         }
         self.store.commit(batch)?;
+        if shipped {
+            self.shared.outbox_ready.notify_one();
+        }
         if !pending_ids.is_empty() {
             let mut pending = shared.unpersisted_item_ids.lock();
             for number in pending_ids.keys() {
@@ -1114,8 +1262,11 @@ impl<L: EventLog> Processor<L> {
         self.clock = clock;
         shared.clock.fetch_max(clock, Ordering::AcqRel);
         for &partition in &self.owned {
-            self.handle.inner.committed[partition as usize]
-                .store(self.offsets[partition as usize], Ordering::Release);
+            let offset = self.offsets[partition as usize];
+            self.handle.inner.committed[partition as usize].store(offset, Ordering::Release);
+            if !items_known {
+                self.shared.item_offsets[partition as usize].fetch_max(offset, Ordering::AcqRel);
+            }
         }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1134,5 +1285,427 @@ impl<L: EventLog> Processor<L> {
             warn!(events = entries.len(), "slow processor batch");
         }
         Ok(())
+    }
+}
+
+/// Change-log records a consumer batch applies at most.
+const CHANGES_PER_BATCH: usize = 256;
+
+/// Outbox records one append ships at most.
+const SHIPPED_PER_APPEND: usize = 256;
+
+/// The item changes of nodes that split the partitions (see "Nodes" in the module docs).
+impl<L: EventLog> Processor<L> {
+    /// A batch's (or an erasure's) item changes as they travel: items by id, since item numbers
+    /// are each node's own.
+    fn item_changes(
+        &self,
+        ranges: Vec<(u32, u64, u64)>,
+        deltas: &[(u32, ItemDelta)],
+        additions: &[(u32, Vec<(u32, f32)>)],
+        erasure: Option<([u8; 32], i64)>,
+    ) -> ItemChanges {
+        let table = self.items.read();
+        let id = |number: u32| {
+            table
+                .id(number)
+                .map_or_else(String::new, |id| id.to_string())
+        };
+        ItemChanges {
+            ranges,
+            items: deltas.iter().map(|(_, delta)| delta.clone()).collect(),
+            pairs: additions
+                .iter()
+                .map(|(number, added)| {
+                    (
+                        id(*number),
+                        added
+                            .iter()
+                            .map(|(neighbour, weight)| (id(*neighbour), *weight))
+                            .collect(),
+                    )
+                })
+                .collect(),
+            erasure,
+        }
+    }
+
+    /// Reads and applies one batch of the change log; returns the records read. A record is
+    /// applied unless the item table holds its changes already: a partition's changes up to
+    /// the record's end offset (its own node's records, one shipped twice), or, for an
+    /// erasure, the same erasure. Applied records, their item offsets and the change-log
+    /// offset commit in one write.
+    pub fn apply_changes(&mut self) -> Result<usize> {
+        let Some(changes) = self.changes.clone() else {
+            return Ok(0);
+        };
+        let records = changes.read(self.change_offset, CHANGES_PER_BATCH)?;
+        let Some(last) = records.last() else {
+            return Ok(0);
+        };
+        let next_offset = last.offset + 1;
+        let half_life_ms = self.model.popularity_half_life_ms();
+        let drained = self.shared.changes_drained.load(Ordering::Acquire);
+        let mut batch = self.store.batch();
+        let mut item_offsets: Vec<u64> = self
+            .shared
+            .item_offsets
+            .iter()
+            .map(|offset| offset.load(Ordering::Acquire))
+            .collect();
+        let mut erasures: Vec<([u8; 32], i64)> = Vec::new();
+        let mut deltas: Vec<(u32, ItemDelta)> = Vec::new();
+        let mut additions: Vec<(u32, Vec<(u32, f32)>)> = Vec::new();
+        let mut clock = i64::MIN;
+        let (mut applied, mut own, mut known) = (0u64, 0u64, 0u64);
+        for record in &records {
+            let changes: ItemChanges =
+                marquee_schemas::decode_record(&record.value).map_err(|source| {
+                    marquee_ingest::Error::CorruptRecord {
+                        partition: 0,
+                        offset: record.offset,
+                        source,
+                    }
+                })?;
+            if let Some((hash, erased_ms)) = changes.erasure {
+                let done = self
+                    .handle
+                    .inner
+                    .erased
+                    .read()
+                    .get(&hash)
+                    .is_some_and(|&at| at >= erased_ms)
+                    || erasures.contains(&(hash, erased_ms));
+                if done {
+                    known += 1;
+                    continue;
+                }
+                batch.put_erasure(&hash, erased_ms);
+                erasures.push((hash, erased_ms));
+            } else {
+                // After the start, records of this node's partitions are its own: the item
+                // table had their changes before they were shipped.
+                if drained
+                    && changes
+                        .ranges
+                        .iter()
+                        .all(|(partition, _, _)| self.handle.owns(*partition))
+                {
+                    own += 1;
+                    continue;
+                }
+                if changes.ranges.iter().all(|&(partition, _, to)| {
+                    item_offsets
+                        .get(partition as usize)
+                        .is_none_or(|&known| to <= known)
+                }) {
+                    known += 1;
+                    continue;
+                }
+                for &(partition, from, to) in &changes.ranges {
+                    let Some(slot) = item_offsets.get_mut(partition as usize) else {
+                        continue;
+                    };
+                    if from != *slot {
+                        warn!(
+                            partition,
+                            from,
+                            known = *slot,
+                            "item changes do not start where this node's end"
+                        );
+                    }
+                    *slot = (*slot).max(to);
+                    batch.put_item_offset(partition, *slot);
+                }
+            }
+            applied += 1;
+            let numbers = self.number_items(
+                changes
+                    .items
+                    .iter()
+                    .map(|delta| delta.item_id.as_str())
+                    .chain(changes.pairs.iter().flat_map(|(id, added)| {
+                        std::iter::once(id.as_str()).chain(added.iter().map(|(id, _)| id.as_str()))
+                    })),
+            );
+            let mut numbers = numbers.into_iter();
+            for delta in changes.items {
+                let number = numbers.next().expect("one number per id");
+                if delta.popularity_at > clock {
+                    clock = delta.popularity_at;
+                }
+                let delta = ItemDelta {
+                    half_life_ms: if delta.half_life_ms > 0.0 {
+                        delta.half_life_ms
+                    } else {
+                        half_life_ms
+                    },
+                    ..delta
+                };
+                batch.merge_item(number, &delta)?;
+                deltas.push((number, delta));
+            }
+            for (_, added) in changes.pairs {
+                let number = numbers.next().expect("one number per id");
+                let added: Vec<(u32, f32)> = added
+                    .into_iter()
+                    .map(|(_, weight)| (numbers.next().expect("one number per id"), weight))
+                    .collect();
+                batch.add_neighbours(number, &added);
+                additions.push((number, added));
+            }
+        }
+        let pending_ids = self.shared.unpersisted_item_ids.lock().clone();
+        for (number, item_id) in &pending_ids {
+            batch.put_item_id(item_id, *number);
+        }
+        batch.put_change_offset(next_offset);
+        self.store.commit(batch)?;
+        if !pending_ids.is_empty() {
+            let mut pending = self.shared.unpersisted_item_ids.lock();
+            for number in pending_ids.keys() {
+                pending.remove(number);
+            }
+        }
+
+        // Publish, as a batch of this node's own would.
+        {
+            let mut table = self.items.write();
+            for (number, delta) in &deltas {
+                table.add_delta(*number, delta);
+            }
+        }
+        for chunk in additions.chunks(PUBLISH_LISTS_PER_LOCK) {
+            let mut table = self.items.write();
+            for (number, added) in chunk {
+                table.neighbours_mut(*number).add_all(added);
+            }
+        }
+        if !erasures.is_empty() {
+            let mut erased = self.handle.inner.erased.write();
+            for (hash, at) in &erasures {
+                let slot = erased.entry(*hash).or_insert(*at);
+                *slot = (*slot).max(*at);
+            }
+        }
+        self.index
+            .mark_changed(deltas.iter().map(|(number, _)| *number));
+        for (partition, offset) in item_offsets.iter().enumerate() {
+            self.shared.item_offsets[partition].fetch_max(*offset, Ordering::AcqRel);
+        }
+        if clock > i64::MIN {
+            self.shared.clock.fetch_max(clock, Ordering::AcqRel);
+        }
+        if applied > 0 {
+            self.shared.trending_stale.store(true, Ordering::Release);
+        }
+        self.change_offset = next_offset;
+        for (outcome, count) in [("applied", applied), ("own", own), ("known", known)] {
+            self.metrics
+                .item_changes
+                .with_label_values(&[outcome])
+                .inc_by(count);
+        }
+        Ok(records.len())
+    }
+
+    /// The item numbers of `ids`, assigning numbers to items never seen here; new ones wait in
+    /// the shared list until a commit wrote them (as a batch's do).
+    fn number_items<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Vec<u32> {
+        let mut table = self.items.write();
+        ids.map(|id| {
+            let (number, created) = table.assign(id);
+            if created {
+                self.shared
+                    .unpersisted_item_ids
+                    .lock()
+                    .insert(number, id.to_owned());
+            }
+            number
+        })
+        .collect()
+    }
+
+    /// Runs the change-log consumer on a thread of its own: it reads the change log to its end
+    /// as of the start (the workers wait for that), then follows it.
+    fn spawn_change_consumer(&self, cancel: CancellationToken) -> std::thread::JoinHandle<()>
+    where
+        L: Clone,
+    {
+        let mut consumer = self.clone_for(self.node_partitions.clone(), usize::MAX);
+        std::thread::Builder::new()
+            .name("item-changes".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("building the change consumer's runtime");
+                runtime.block_on(consumer.follow_changes(cancel));
+            })
+            .expect("spawning the change consumer's thread")
+    }
+
+    async fn follow_changes(&mut self, cancel: CancellationToken) {
+        let Some(changes) = self.changes.clone() else {
+            return;
+        };
+        let mut drain_to = None;
+        while !cancel.is_cancelled() {
+            if drain_to.is_none() {
+                match changes.end_offset() {
+                    Ok(end) => drain_to = Some(end),
+                    Err(failure) => {
+                        warn!(error = %failure, "cannot read the change log's end; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            () = cancel.cancelled() => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+            match self.apply_changes() {
+                Ok(read) => {
+                    if let Ok(end) = changes.end_offset() {
+                        self.metrics
+                            .item_changes_lag
+                            .set(end.saturating_sub(self.change_offset) as i64);
+                    }
+                    if drain_to.is_some_and(|end| self.change_offset >= end)
+                        && !self.shared.changes_drained.swap(true, Ordering::AcqRel)
+                    {
+                        info!(
+                            offset = self.change_offset,
+                            "read the change log to its end; applying events"
+                        );
+                    }
+                    if read == 0 {
+                        tokio::select! {
+                            () = changes.wait_for_append(self.change_offset, self.config.idle_wait) => {}
+                            () = cancel.cancelled() => {}
+                        }
+                    }
+                }
+                Err(failure) => {
+                    error!(error = %failure, "applying item changes failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the shipper on a thread of its own: it appends the outbox to the change log, in
+    /// sequence order, and removes what was appended. An append that fails is retried with
+    /// backoff; records appended twice (a failure after the append) are recognised by readers.
+    fn spawn_shipper(&self, cancel: CancellationToken) -> std::thread::JoinHandle<()> {
+        let store = self.store.clone();
+        let shared = Arc::clone(&self.shared);
+        let metrics = self.metrics.clone();
+        let changes = self.changes.clone();
+        std::thread::Builder::new()
+            .name("item-shipper".to_owned())
+            .spawn(move || {
+                let Some(changes) = changes else { return };
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("building the shipper's runtime");
+                runtime.block_on(ship(store, shared, metrics, changes, cancel));
+            })
+            .expect("spawning the shipper's thread")
+    }
+
+    /// A copy of this processor sharing everything but its partitions and worker number.
+    fn clone_for(&self, owned: Vec<u32>, worker: usize) -> Processor<L>
+    where
+        L: Clone,
+    {
+        Processor {
+            log: self.log.clone(),
+            store: self.store.clone(),
+            items: self.items.clone(),
+            index: self.index.clone(),
+            trending: self.trending.clone(),
+            model: self.model.clone(),
+            metrics: self.metrics.clone(),
+            config: self.config.clone(),
+            offsets: self.offsets.clone(),
+            clock: self.clock,
+            handle: self.handle.clone(),
+            rebuilds_reported: self.rebuilds_reported,
+            owned,
+            worker,
+            shared: Arc::clone(&self.shared),
+            changes: self.changes.clone(),
+            change_offset: self.change_offset,
+            node_partitions: self.node_partitions.clone(),
+        }
+    }
+}
+
+/// The shipper's loop (see [`Processor::spawn_shipper`]). At a stop, it ships what the outbox
+/// holds for up to 5 s more; what is left is shipped at the next start.
+async fn ship(
+    store: StateStore,
+    shared: Arc<Shared>,
+    metrics: Metrics,
+    changes: AnyChangeLog,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut stop_by: Option<Instant> = None;
+    loop {
+        if cancel.is_cancelled() && stop_by.is_none() {
+            stop_by = Some(Instant::now() + Duration::from_secs(5));
+        }
+        if stop_by.is_some_and(|deadline| Instant::now() >= deadline) {
+            return;
+        }
+        let records = match store.outbox(SHIPPED_PER_APPEND) {
+            Ok(records) => records,
+            Err(failure) => {
+                error!(error = %failure, "cannot read the outbox; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(&(last, _)) = records.last() else {
+            metrics.item_changes_outbox.set(0);
+            if stop_by.is_some() {
+                return;
+            }
+            tokio::select! {
+                () = shared.outbox_ready.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = cancel.cancelled() => {}
+            }
+            continue;
+        };
+        let count = records.len();
+        let values = records.into_iter().map(|(_, value)| value).collect();
+        match changes.append(values).await {
+            Ok(()) => {
+                backoff = Duration::from_millis(100);
+                if let Err(failure) = store.remove_shipped(last) {
+                    error!(error = %failure, "cannot remove shipped item changes; they will be sent again");
+                }
+                if count < SHIPPED_PER_APPEND {
+                    metrics.item_changes_outbox.set(0);
+                }
+            }
+            Err(failure) => {
+                metrics.item_changes_ship_failures.inc();
+                metrics.item_changes_outbox.set(count as i64);
+                warn!(error = %failure, "cannot ship item changes; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = cancel.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }

@@ -74,6 +74,17 @@ pub struct Metrics {
     pub processor_paused: IntGauge,
     /// `marquee_processor_failing`: 1 while the last batch failed (the processor retries).
     pub processor_failing: IntGauge,
+    /// `marquee_item_changes_outbox_records`: item-change records written and not yet shipped to
+    /// the change log (nodes that split the partitions).
+    pub item_changes_outbox: IntGauge,
+    /// `marquee_item_changes_total{outcome}`: change-log records read, by outcome (`applied`;
+    /// `own`: this node's; `known`: their changes were here already).
+    pub item_changes: IntCounterVec,
+    /// `marquee_item_changes_lag_records`: change-log records not yet read by this node.
+    pub item_changes_lag: IntGauge,
+    /// `marquee_item_changes_ship_failures_total`: appends to the change log that failed (the
+    /// shipper retries).
+    pub item_changes_ship_failures: IntCounter,
     /// `marquee_storage_corrupt_records_total{db}`: stored records that failed to decode, each
     /// time one was read (the read fails with an error; nothing is skipped).
     pub corrupt_records: IntCounterVec,
@@ -206,6 +217,24 @@ impl Metrics {
                 "marquee_processor_failing",
                 "1 while the processor's last batch failed (it retries)",
             ),
+            item_changes_outbox: gauge(
+                "marquee_item_changes_outbox_records",
+                "Item-change records waiting in the outbox to be shipped to the change log",
+            ),
+            item_changes: counter_vec(
+                "marquee_item_changes_total",
+                "Change-log records read, by outcome (applied, own, known)",
+                &["outcome"],
+            ),
+            item_changes_lag: gauge(
+                "marquee_item_changes_lag_records",
+                "Change-log records not yet read by this node",
+            ),
+            item_changes_ship_failures: IntCounter::new(
+                "marquee_item_changes_ship_failures_total",
+                "Appends of item changes to the change log that failed (retried)",
+            )
+            .expect("valid metric"),
             corrupt_records: counter_vec(
                 "marquee_storage_corrupt_records_total",
                 "Reads that met a stored record that does not decode, by database (log, state)",
@@ -291,6 +320,10 @@ impl Metrics {
             Box::new(self.index_build_duration.clone()),
             Box::new(self.index_graph_age.clone()),
             Box::new(self.corrupt_records.clone()),
+            Box::new(self.item_changes_outbox.clone()),
+            Box::new(self.item_changes.clone()),
+            Box::new(self.item_changes_lag.clone()),
+            Box::new(self.item_changes_ship_failures.clone()),
             Box::new(self.rocksdb_live_data.clone()),
             Box::new(self.rocksdb_pending_compaction.clone()),
             Box::new(self.rocksdb_sst_files.clone()),

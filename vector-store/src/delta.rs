@@ -31,6 +31,26 @@ use crate::items::{INITIAL_VECTOR_SCALE, Popularity};
 use crate::store::ItemState;
 use crate::vector::seeded_vector;
 
+/// What one batch (or one erasure) did to items, as it travels between nodes that split the
+/// partitions: written to the node's outbox in the batch's own write, shipped to the change
+/// log, and applied by every other node (`marquee_stream_processor::processor`, "Nodes").
+/// Items are named by id, since item numbers are each node's own.
+#[derive(Debug, Clone, PartialEq, Default, Encode, Decode)]
+pub struct ItemChanges {
+    /// The events these are the item changes of: `(partition, from, to)`, offsets `from..to`.
+    /// A reader that holds a partition's changes up to `to` already skips the record, so a
+    /// record shipped twice is applied once. Empty for an erasure.
+    pub ranges: Vec<(u32, u64, u64)>,
+    /// What each item gained.
+    pub items: Vec<ItemDelta>,
+    /// Co-occurrence additions: an item's id and its `(neighbour id, weight)` additions, in the
+    /// order they were applied.
+    pub pairs: Vec<(String, Vec<(String, f32)>)>,
+    /// For an erasure's changes: the erased user's keyed hash and erasure time, which identify
+    /// it (a reader that has the same erasure skips it) and join the reader's erasure list.
+    pub erasure: Option<([u8; 32], i64)>,
+}
+
 /// What one batch added to one item.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct ItemDelta {

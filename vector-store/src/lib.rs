@@ -24,7 +24,7 @@ pub mod neighbours;
 pub mod store;
 pub mod vector;
 
-pub use delta::ItemDelta;
+pub use delta::{ItemChanges, ItemDelta};
 pub use error::{Error, Result};
 pub use index::{IndexConfig, IndexStats, Scored, VectorIndex, mips_item, mips_probe};
 pub use items::{ItemTable, Popularity, Table, content_labels};

@@ -10,6 +10,10 @@
 //! | `catalogue` | item_id | [`Item`] (title, genres, year, tags) |
 //! | `dedup` | user_id ‖ 0x00 ‖ event_id | first application time (i64 BE, ms) |
 //! | `offsets` | partition (u32 BE) | next log offset to apply (u64 BE) |
+//! | `offsets` | `items` ‖ partition (u32 BE) | the partition's offset up to which the item table holds the events' item changes (u64 BE; absent: the next offset above) |
+//! | `offsets` | `changes` | next change-log offset to apply (u64 BE) |
+//! | `offsets` | `shipped` | the highest outbox sequence shipped (u64 BE) |
+//! | `outbox` | sequence (u64 BE) | [`ItemChanges`] of a batch, waiting to be shipped to the change log |
 //! | `erased` | keyed hash of an erased user_id (HMAC-SHA-256, 32 bytes) | erasure time (i64 BE, ms) |
 //! | `default` | `dimension` | embedding dimension (u32 BE), fixed at creation |
 //! | `default` | `seen_outside_history` | present in states whose `seen` holds only what left the histories |
@@ -38,7 +42,7 @@ use rocksdb::{
     compaction_filter::Decision,
 };
 
-use crate::delta::ItemDelta;
+use crate::delta::{ItemChanges, ItemDelta};
 use crate::error::{Error, Result};
 use crate::neighbours::{Neighbours, encode_pairs};
 
@@ -51,6 +55,10 @@ const DEDUP_CF: &str = "dedup";
 const OFFSETS_CF: &str = "offsets";
 const NEIGHBOURS_CF: &str = "neighbours";
 const ERASED_CF: &str = "erased";
+const OUTBOX_CF: &str = "outbox";
+const ITEM_OFFSET_PREFIX: &[u8] = b"items";
+const CHANGE_OFFSET_KEY: &[u8] = b"changes";
+const SHIPPED_KEY: &[u8] = b"shipped";
 const DIMENSION_KEY: &[u8] = b"dimension";
 /// Present in a state created with the `seen` layout that holds only interactions that left
 /// the users' history windows (see [`StateStore::seen_outside_history`]).
@@ -241,6 +249,12 @@ fn seen_key(user_id: &str, item: u32) -> Vec<u8> {
     key
 }
 
+fn item_offset_key(partition: u32) -> Vec<u8> {
+    let mut key = ITEM_OFFSET_PREFIX.to_vec();
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
 fn dedup_key(user_id: &str, event_id: &str) -> Vec<u8> {
     let mut key = user_prefix(user_id);
     key.extend_from_slice(event_id.as_bytes());
@@ -248,7 +262,7 @@ fn dedup_key(user_id: &str, event_id: &str) -> Vec<u8> {
 }
 
 /// Every column family of the state, for figures summed over all of them.
-const ALL_CFS: [&str; 10] = [
+const ALL_CFS: [&str; 11] = [
     rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
     USERS_CF,
     SEEN_CF,
@@ -259,6 +273,7 @@ const ALL_CFS: [&str; 10] = [
     OFFSETS_CF,
     NEIGHBOURS_CF,
     ERASED_CF,
+    OUTBOX_CF,
 ];
 
 impl StateStore {
@@ -556,6 +571,95 @@ impl StateStore {
                     .unwrap_or(0))
             })
             .collect()
+    }
+
+    /// Per partition, the offset up to which the item table holds the item changes of the
+    /// partition's events: written with the offsets by a processor that applies them, and by
+    /// the change-log consumer for the partitions of other nodes. Where none was written, the
+    /// committed offset (a state of one node).
+    pub fn item_offsets(&self, partition_count: u32) -> Result<Vec<u64>> {
+        let committed = self.offsets(partition_count)?;
+        (0..partition_count)
+            .map(|partition| {
+                let value = self
+                    .inner
+                    .db
+                    .get_cf(self.cf_handle(OFFSETS_CF), item_offset_key(partition))?;
+                Ok(value
+                    .and_then(|bytes| bytes.as_slice().try_into().ok())
+                    .map_or(committed[partition as usize], u64::from_be_bytes))
+            })
+            .collect()
+    }
+
+    /// The next change-log offset to apply.
+    pub fn change_offset(&self) -> Result<u64> {
+        self.offsets_value(CHANGE_OFFSET_KEY)
+    }
+
+    /// The highest outbox sequence shipped to the change log (0: none).
+    pub fn shipped_sequence(&self) -> Result<u64> {
+        self.offsets_value(SHIPPED_KEY)
+    }
+
+    fn offsets_value(&self, key: &[u8]) -> Result<u64> {
+        Ok(self
+            .inner
+            .db
+            .get_cf(self.cf_handle(OFFSETS_CF), key)?
+            .and_then(|bytes| bytes.as_slice().try_into().ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Up to `max` outbox records, in sequence order: `(sequence, encoded ItemChanges)`.
+    pub fn outbox(&self, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.inner
+            .db
+            .iterator_cf(self.cf_handle(OUTBOX_CF), IteratorMode::Start)
+            .take(max)
+            .map(|item| {
+                let (key, value) = item?;
+                let sequence = <[u8; 8]>::try_from(key.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| Error::CorruptKey {
+                        column_family: OUTBOX_CF,
+                    })?;
+                Ok((sequence, value.into_vec()))
+            })
+            .collect()
+    }
+
+    /// The highest sequence in the outbox or shipped (0: none): a node's next record takes a
+    /// higher one.
+    pub fn last_outbox_sequence(&self) -> Result<u64> {
+        let last = match self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(OUTBOX_CF), IteratorMode::End)
+            .next()
+        {
+            Some(item) => {
+                let (key, _) = item?;
+                <[u8; 8]>::try_from(key.as_ref()).map_or(0, u64::from_be_bytes)
+            }
+            None => 0,
+        };
+        Ok(last.max(self.shipped_sequence()?))
+    }
+
+    /// Removes shipped outbox records (up to and including `through`) and records that they
+    /// were shipped.
+    pub fn remove_shipped(&self, through: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        let cf = self.cf_handle(OUTBOX_CF);
+        batch.delete_range_cf(cf, 0u64.to_be_bytes(), (through + 1).to_be_bytes());
+        batch.put_cf(
+            self.cf_handle(OFFSETS_CF),
+            SHIPPED_KEY,
+            through.to_be_bytes(),
+        );
+        self.inner.db.write(batch)?;
+        Ok(())
     }
 
     /// Every item state, in item-number order (start-up load).
@@ -935,6 +1039,26 @@ impl StateBatch {
         self.batch
             .put_cf(cf, partition.to_be_bytes(), next_offset.to_be_bytes());
     }
+
+    /// Records that the item table holds the item changes of `partition`'s events up to
+    /// `offset` ([`StateStore::item_offsets`]).
+    pub fn put_item_offset(&mut self, partition: u32, offset: u64) {
+        let cf = self.store.cf_handle(OFFSETS_CF);
+        self.batch
+            .put_cf(cf, item_offset_key(partition), offset.to_be_bytes());
+    }
+
+    /// The next change-log offset to apply.
+    pub fn put_change_offset(&mut self, offset: u64) {
+        let cf = self.store.cf_handle(OFFSETS_CF);
+        self.batch
+            .put_cf(cf, CHANGE_OFFSET_KEY, offset.to_be_bytes());
+    }
+
+    /// Puts a batch's item changes in the outbox, to be shipped to the change log.
+    pub fn put_outbox(&mut self, sequence: u64, changes: &ItemChanges) -> Result<()> {
+        self.put_record(OUTBOX_CF, &sequence.to_be_bytes(), changes)
+    }
 }
 
 /// The `seen` column family's merge: interactions add up, the last operand's weight and time
@@ -1018,6 +1142,7 @@ fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFamilyDescripto
         ColumnFamilyDescriptor::new(OFFSETS_CF, base_options(cache, false)),
         ColumnFamilyDescriptor::new(NEIGHBOURS_CF, neighbours_options),
         ColumnFamilyDescriptor::new(ERASED_CF, base_options(cache, false)),
+        ColumnFamilyDescriptor::new(OUTBOX_CF, base_options(cache, false)),
     ]
 }
 

@@ -1,0 +1,348 @@
+//! Nodes that split the partitions: each applies the events of its own partitions and takes the
+//! other nodes' item changes from the change log ("Nodes" in
+//! `stream-processor/src/processor.rs`, `docs/SCALING.md`). What must hold:
+//!
+//! - every node's item table counts every event once, whichever node applied it, and agrees
+//!   with one node applying everything (counts, co-occurrence lists);
+//! - a user's state is on the node that owns the user's partition, the same as one node gives;
+//! - a record of the change log sent twice is applied once;
+//! - a partition taken over from a lost node, by a node with no state for it, is rebuilt from
+//!   the log without counting its events a second time in the items.
+//!
+//! The same test body runs on the embedded log with an embedded change log (two nodes in one
+//! process, in CI), and on Fluvio (an event topic and a change topic) when
+//! `MARQUEE_FLUVIO_ENDPOINT` names a running cluster; it prints that it skipped otherwise.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use marquee_ingest::{
+    AnyChangeLog, AnyLog, ChangeLog, EmbeddedChangeLog, EmbeddedLog, EmbeddedLogConfig, EventLog,
+    LogBackend,
+};
+use marquee_schemas::{Event, EventKind, partition_for_user};
+use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig};
+use marquee_vector_store::{IndexConfig, ItemTable, StateStore, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+const PARTITIONS: u32 = 4;
+
+/// 400 users over 4 partitions rating the same 30 items, so every item is changed from every
+/// partition, and so from both nodes.
+fn events(range: std::ops::Range<u32>) -> Vec<Event> {
+    range
+        .map(|i| {
+            let user = (i * 7919) % 400;
+            let item = (i.wrapping_mul(2_654_435_761) >> 8) % 30;
+            Event {
+                event_id: format!("e{i}"),
+                user_id: format!("u{user}"),
+                item_id: format!("m{item}"),
+                kind: if i % 3 == 0 {
+                    EventKind::View
+                } else {
+                    EventKind::Rating
+                },
+                value: (i % 3 != 0).then_some(1.0 + (i % 5) as f32),
+                timestamp: 1_700_000_000_000 + i64::from(i) * 1_000,
+                context: BTreeMap::new(),
+            }
+        })
+        .collect()
+}
+
+fn store_config() -> StoreConfig {
+    StoreConfig {
+        dimension: ModelConfig::default().dimension,
+        dedup_window: Duration::from_secs(3600),
+        block_cache_bytes: 16 << 20,
+    }
+}
+
+/// One node: its own state, applying `partitions` (all when `None`), and that state.
+fn engine(
+    log: &AnyLog,
+    state: &Path,
+    partitions: Option<Vec<u32>>,
+) -> (Engine<AnyLog>, StateStore) {
+    let store = StateStore::open(state, &store_config()).unwrap();
+    let engine = Engine::open(
+        log.clone(),
+        store.clone(),
+        ModelConfig::default(),
+        IndexConfig::default(),
+        ProcessorConfig {
+            workers: 2,
+            // Small batches: many change records, interleaved between the nodes.
+            max_batch_events: 300,
+            partitions,
+            ..ProcessorConfig::default()
+        },
+        Metrics::new(PARTITIONS),
+    )
+    .unwrap();
+    (engine, store)
+}
+
+/// A node that runs: its item table and what stops it.
+struct Node {
+    items: ItemTable,
+    store: StateStore,
+    handle: marquee_stream_processor::ProcessorHandle,
+    cancel: CancellationToken,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Node {
+    fn start(log: &AnyLog, changes: &AnyChangeLog, state: &Path, partitions: Vec<u32>) -> Node {
+        let (
+            Engine {
+                items, processor, ..
+            },
+            store,
+        ) = engine(log, state, Some(partitions));
+        let processor = processor.with_changes(changes.clone()).unwrap();
+        let handle = processor.handle();
+        let cancel = CancellationToken::new();
+        let threads = processor.spawn_workers(2, cancel.clone());
+        Node {
+            items,
+            store,
+            handle,
+            cancel,
+            threads,
+        }
+    }
+
+    fn stop(self) {
+        self.cancel.cancel();
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+    }
+}
+
+/// Per item: event count and co-occurrence list (neighbour id → weight). By id: nodes number
+/// items each in their own way.
+type ItemSummary = BTreeMap<String, (u64, BTreeMap<String, f32>)>;
+
+fn items(table: &ItemTable) -> ItemSummary {
+    let table = table.read();
+    table
+        .numbers()
+        .map(|number| {
+            let pairs = table
+                .neighbours(number)
+                .entries()
+                .iter()
+                .map(|&(to, weight)| (table.id(to).unwrap().to_string(), weight))
+                .collect();
+            (
+                table.id(number).unwrap().to_string(),
+                (table.event_count(number), pairs),
+            )
+        })
+        .collect()
+}
+
+/// Whether two summaries have the same counts and lists, weights within a relative 1e-4 (the
+/// order changes arrive in moves the last bits of a sum); the first difference otherwise.
+fn difference(left: &ItemSummary, right: &ItemSummary) -> Option<String> {
+    if left.len() != right.len() {
+        return Some(format!("{} items against {}", left.len(), right.len()));
+    }
+    for (item, (count, pairs)) in left {
+        let Some((other_count, other_pairs)) = right.get(item) else {
+            return Some(format!("{item} missing"));
+        };
+        if count != other_count {
+            return Some(format!("{item}: {count} events against {other_count}"));
+        }
+        if !pairs.keys().eq(other_pairs.keys()) {
+            return Some(format!("{item}: other neighbours"));
+        }
+        for ((to, weight), other) in pairs.iter().zip(other_pairs.values()) {
+            if (weight - other).abs() > 1e-4 * weight.abs().max(1.0) {
+                return Some(format!("{item} → {to}: {weight} against {other}"));
+            }
+        }
+    }
+    None
+}
+
+/// Waits, at most 120 s, until `table` agrees with `expected`.
+async fn converges(table: &ItemTable, expected: &ItemSummary, what: &str) {
+    let started = Instant::now();
+    loop {
+        let Some(problem) = difference(&items(table), expected) else {
+            return;
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{what}: the item table did not converge: {problem}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `handle` committed `ends` for the partitions it owns.
+async fn applied(handle: &marquee_stream_processor::ProcessorHandle, ends: &[u64], what: &str) {
+    let started = Instant::now();
+    while handle.lag_offsets(ends) != ends {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{what}: did not apply its partitions: {:?} of {ends:?}",
+            handle.committed_offsets()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What one node applying every partition gives: its items, and its state for the users.
+fn reference(log: &AnyLog, state: &Path) -> (ItemSummary, StateStore) {
+    let (mut single, store) = engine(log, state, None);
+    while single.processor.step().unwrap() > 0 {}
+    (items(&single.items), store)
+}
+
+fn assert_same_users(node: &StateStore, owned: &[u32], reference: &StateStore, what: &str) {
+    for user in 0..400 {
+        let id = format!("u{user}");
+        let expected = reference.user(&id).unwrap().map(|state| state.event_count);
+        let found = node.user(&id).unwrap().map(|state| state.event_count);
+        if owned.contains(&partition_for_user(&id, PARTITIONS)) {
+            assert_eq!(found, expected, "{what}: {id}'s events");
+        } else {
+            assert_eq!(found, None, "{what}: {id} belongs to another node");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_splitting_the_partitions_share_every_item_change_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AnyLog::Embedded(
+        EmbeddedLog::open(
+            dir.path().join("log"),
+            EmbeddedLogConfig {
+                partitions: PARTITIONS,
+                ..EmbeddedLogConfig::default()
+            },
+        )
+        .unwrap(),
+    );
+    let changes =
+        AnyChangeLog::Embedded(EmbeddedChangeLog::open(dir.path().join("changes")).unwrap());
+    nodes_share_item_changes(log, changes, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_fluvio_nodes_splitting_the_partitions_share_every_item_change_once() {
+    let Some(backend) = common::fluvio_backend("cluster") else {
+        return;
+    };
+    let LogBackend::Fluvio { topic, .. } = &backend else {
+        unreachable!("a Fluvio backend")
+    };
+    let changes_topic = format!("{topic}-changes");
+    let dir = tempfile::tempdir().unwrap();
+    let log = AnyLog::open(&backend, &dir.path().join("log"), PARTITIONS)
+        .await
+        .unwrap();
+    let changes = AnyChangeLog::open(&backend, &changes_topic).await.unwrap();
+    nodes_share_item_changes(log, changes, dir.path()).await;
+}
+
+async fn nodes_share_item_changes(log: AnyLog, changes: AnyChangeLog, dir: &Path) {
+    let first = events(0..12_000);
+    for chunk in first.chunks(2_000) {
+        log.append(chunk.to_vec()).await.unwrap();
+    }
+    let ends = log.end_offsets().unwrap();
+    assert!(
+        ends.iter().all(|&end| end > 0),
+        "every partition has events"
+    );
+
+    // Two nodes, two partitions each, on states of their own.
+    let a = Node::start(&log, &changes, &dir.join("a"), vec![0, 1]);
+    let b = Node::start(&log, &changes, &dir.join("b"), vec![2, 3]);
+    applied(&a.handle, &ends, "node a").await;
+    applied(&b.handle, &ends, "node b").await;
+    let (expected, reference_store) = reference(&log, &dir.join("reference"));
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for event in &first {
+        *counts.entry(event.item_id.as_str()).or_default() += 1;
+    }
+    for (item, (count, pairs)) in &expected {
+        assert_eq!(*count, counts[item.as_str()], "the reference counts {item}");
+        assert!(!pairs.is_empty(), "{item} has neighbours");
+    }
+    // Each node's items hold both nodes' events: the same counts and lists as one node.
+    converges(&a.items, &expected, "node a").await;
+    converges(&b.items, &expected, "node b").await;
+    // Users stay on the node of their partition.
+    assert_same_users(&a.store, &[0, 1], &reference_store, "node a");
+    assert_same_users(&b.store, &[2, 3], &reference_store, "node b");
+    assert!(a.handle.owns(0) && !a.handle.owns(2));
+
+    // A record sent twice (a shipper that failed after its append) is applied once: send the
+    // first one again, then more events; the tables must reach the counts of all events, not
+    // more.
+    let record = changes.read(0, 1).unwrap().remove(0);
+    changes.append(vec![record.value]).await.unwrap();
+    let second = events(12_000..14_000);
+    log.append(second.clone()).await.unwrap();
+    let ends = log.end_offsets().unwrap();
+    applied(&a.handle, &ends, "node a").await;
+    applied(&b.handle, &ends, "node b").await;
+    let (expected, reference_store) = reference(&log, &dir.join("reference-2"));
+    converges(&a.items, &expected, "node a after a duplicate").await;
+    converges(&b.items, &expected, "node b after a duplicate").await;
+
+    // Memory and disk agree: node a's state reopened holds the same items, and its outbox was
+    // shipped.
+    let a_items = items(&a.items);
+    let a_store = a.store.clone();
+    a.stop();
+    assert!(
+        a_store.outbox(1).unwrap().is_empty(),
+        "node a shipped its outbox"
+    );
+    drop(a_store);
+    let (reopened, _) = engine(&log, &dir.join("a"), Some(vec![0, 1]));
+    assert_eq!(
+        difference(&items(&reopened.items), &a_items),
+        None,
+        "node a on disk"
+    );
+    drop(reopened);
+
+    // Node b is lost. Node c, with no state at all, takes over its partitions: it reads the
+    // change log (b's changes included), then applies the partitions' events to their users
+    // only, up to where b's shipped changes end, and applies the rest as an owner. Nothing is
+    // counted twice, and b's users are rebuilt.
+    let b_store_dir = dir.join("b");
+    b.stop();
+    std::fs::remove_dir_all(&b_store_dir).unwrap();
+    let c = Node::start(&log, &changes, &dir.join("c"), vec![2, 3]);
+    applied(&c.handle, &ends, "node c").await;
+    converges(&c.items, &expected, "node c, after the takeover").await;
+    assert_same_users(&c.store, &[2, 3], &reference_store, "node c");
+
+    // Node a comes back; both go on together.
+    let a = Node::start(&log, &changes, &dir.join("a"), vec![0, 1]);
+    let third = events(14_000..16_000);
+    log.append(third).await.unwrap();
+    let ends = log.end_offsets().unwrap();
+    applied(&a.handle, &ends, "node a, restarted").await;
+    applied(&c.handle, &ends, "node c").await;
+    let (expected, _) = reference(&log, &dir.join("reference-3"));
+    converges(&a.items, &expected, "node a, restarted").await;
+    converges(&c.items, &expected, "node c").await;
+    a.stop();
+    c.stop();
+}
