@@ -12,6 +12,13 @@
 //! from the log does (same [`Engine`] wiring, same batch size as `serve`), and applies every
 //! event; the figure is events applied per second of that phase, commits included.
 //!
+//! With `nodes` above 1, the partitions are split between that many nodes in one process, each
+//! with its own state and processor loops, sharing their item changes through a change log (an
+//! embedded one, or a topic beside the Fluvio event topic), as nodes on several machines do
+//! (`docs/SCALING.md`). The figure is then events per second until every node's items count
+//! every event; the seconds from the last node's last commit to that point are the change
+//! log's lag at the end.
+//!
 //! The storage ceiling beside it: the write batches that phase committed, recorded, then
 //! written as they are to a fresh state store (same column families and options) on the same
 //! disk. Its events per second is what RocksDB alone allows for those records; the ratio of the
@@ -21,7 +28,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use marquee_ingest::{AnyLog, EmbeddedLog, EmbeddedLogConfig, EventLog, LogBackend};
+use marquee_ingest::{
+    AnyChangeLog, AnyLog, ChangeLog, EmbeddedChangeLog, EmbeddedLog, EmbeddedLogConfig, EventLog,
+    LogBackend,
+};
 use marquee_stream_processor::{Engine, Metrics, ModelConfig, ProcessorConfig};
 use marquee_vector_store::{IndexConfig, StateStore, StoreConfig};
 use serde::Serialize;
@@ -41,6 +51,8 @@ pub struct CatchUpOptions {
     /// The log filled and read: the embedded one under the run's directory (written without
     /// syncs: the fill is not what is measured), or a new topic of a Fluvio cluster.
     pub log: LogBackend,
+    /// Nodes that split the partitions (1: one node applies them all).
+    pub nodes: u32,
 }
 
 impl Default for CatchUpOptions {
@@ -58,6 +70,7 @@ impl Default for CatchUpOptions {
             },
             seed: 42,
             log: LogBackend::Embedded,
+            nodes: 1,
         }
     }
 }
@@ -97,6 +110,13 @@ pub struct CatchUpReport {
     pub batch_bytes: u64,
     /// State size on disk after the run (SST files and write-ahead log).
     pub state_bytes: u64,
+    /// Nodes that split the partitions.
+    pub nodes: u32,
+    /// With several nodes: seconds from the last node's last commit until every node's items
+    /// counted every event (the change log's lag at the end of the run).
+    pub changes_lag_seconds: f64,
+    /// With several nodes: records in the change log after the run.
+    pub change_records: u64,
 }
 
 fn directory_bytes(path: &Path) -> u64 {
@@ -153,6 +173,9 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
     }
     let fill_seconds = filling.elapsed().as_secs_f64();
 
+    if options.nodes > 1 {
+        return catch_up_nodes(dir, options, &runtime, log, fill_seconds);
+    }
     let state_dir = dir.join("state");
     let store = StateStore::open(
         &state_dir,
@@ -232,6 +255,125 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
         ceiling_events_per_second: applied as f64 / ceiling_seconds,
         batch_bytes,
         state_bytes,
+        nodes: 1,
+        changes_lag_seconds: 0.0,
+        change_records: 0,
+    })
+}
+
+/// [`catch_up`] with the partitions split between `options.nodes` nodes; see the module docs.
+fn catch_up_nodes(
+    dir: &Path,
+    options: &CatchUpOptions,
+    runtime: &tokio::runtime::Runtime,
+    log: AnyLog,
+    fill_seconds: f64,
+) -> Result<CatchUpReport> {
+    let changes = match &options.log {
+        LogBackend::Embedded => {
+            AnyChangeLog::Embedded(EmbeddedChangeLog::open(dir.join("changes"))?)
+        }
+        backend @ LogBackend::Fluvio { topic, .. } => runtime
+            .block_on(AnyChangeLog::open(backend, &format!("{topic}-changes")))
+            .context("opening the change log")?,
+    };
+    let ends = log.end_offsets()?;
+    let events: u64 = ends.iter().sum();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut nodes = Vec::new();
+    let started = Instant::now();
+    for node in 0..options.nodes {
+        let owned: Vec<u32> = (0..options.partitions)
+            .filter(|partition| partition % options.nodes == node)
+            .collect();
+        let store = StateStore::open(
+            dir.join(format!("state-{node}")),
+            &StoreConfig {
+                dimension: options.model.dimension,
+                dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
+                block_cache_bytes: 128 * 1024 * 1024,
+            },
+        )
+        .context("opening a node's state")?;
+        let Engine {
+            items, processor, ..
+        } = Engine::open(
+            log.clone(),
+            store,
+            options.model.clone(),
+            IndexConfig::default(),
+            ProcessorConfig {
+                partitions: Some(owned),
+                ..options.processor.clone()
+            },
+            Metrics::new(options.partitions),
+        )?;
+        let processor = processor.with_changes(changes.clone())?;
+        let handle = processor.handle();
+        let threads = processor.spawn_workers(options.processor.workers, cancel.clone());
+        nodes.push((items, handle, threads));
+    }
+    let counted = |items: &marquee_vector_store::ItemTable| -> u64 {
+        let table = items.read();
+        table
+            .numbers()
+            .map(|number| table.event_count(number))
+            .sum()
+    };
+    let mut applied_at = None;
+    loop {
+        if applied_at.is_none()
+            && nodes
+                .iter()
+                .all(|(_, handle, _)| handle.lag_offsets(&ends) == ends)
+        {
+            applied_at = Some(started.elapsed().as_secs_f64());
+        }
+        if applied_at.is_some() && nodes.iter().all(|(items, _, _)| counted(items) == events) {
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(1800) {
+            cancel.cancel();
+            anyhow::bail!(
+                "after 30 min, the nodes' items count {:?} of {events} events",
+                nodes
+                    .iter()
+                    .map(|(items, _, _)| counted(items))
+                    .collect::<Vec<_>>()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let catch_up_seconds = started.elapsed().as_secs_f64();
+    cancel.cancel();
+    for (_, _, threads) in nodes {
+        for thread in threads {
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a processor thread panicked"))?;
+        }
+    }
+    let change_records = changes.end_offset()?;
+    log.close();
+    let state_bytes = (0..options.nodes)
+        .map(|node| directory_bytes(&dir.join(format!("state-{node}"))))
+        .sum();
+    Ok(CatchUpReport {
+        events,
+        users: options.users,
+        items: options.items,
+        partitions: options.partitions,
+        fill_seconds,
+        catch_up_seconds,
+        events_per_second: events as f64 / catch_up_seconds,
+        batches: 0,
+        ceiling_seconds: f64::NAN,
+        ceiling_events_per_second: f64::NAN,
+        batch_bytes: 0,
+        state_bytes,
+        nodes: options.nodes,
+        changes_lag_seconds: catch_up_seconds - applied_at.unwrap_or(catch_up_seconds),
+        change_records,
     })
 }
 
@@ -278,6 +420,26 @@ mod tests {
         assert_eq!(report.timeouts, 0);
         assert!(report.p50_ms.is_finite() && report.p50_ms <= report.p99_ms);
         assert!(report.polls_per_trial >= 1.0);
+    }
+
+    #[test]
+    fn catch_up_on_two_nodes_counts_every_event_on_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = catch_up(
+            dir.path(),
+            &CatchUpOptions {
+                events: 3_000,
+                users: 200,
+                items: 300,
+                nodes: 2,
+                ..CatchUpOptions::default()
+            },
+        )
+        .unwrap();
+        // The run ends once both nodes' items count all 3,000 events.
+        assert_eq!(report.events, 3_000);
+        assert!(report.change_records >= 2, "both nodes shipped changes");
+        assert!(report.changes_lag_seconds >= 0.0);
     }
 
     #[test]

@@ -662,4 +662,58 @@ mod tests {
         let error = missing.resolve("./data").unwrap_err().to_string();
         assert!(error.starts_with("log.fluvio_topic:"), "{error}");
     }
+
+    #[test]
+    fn a_nodes_partitions_come_from_the_file_or_the_flag_and_are_checked() {
+        assert_eq!(args(None).resolve("./data").unwrap().cluster, None);
+        assert_eq!(parse_partition_list("0-3, 6,5"), Ok(vec![0, 1, 2, 3, 5, 6]));
+        assert!(parse_partition_list("3-1").unwrap_err().contains("empty"));
+        assert!(parse_partition_list("a").unwrap_err().contains("\"a\""));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marquee.toml");
+        std::fs::write(
+            &path,
+            "partitions = 8\n[log]\nbackend = \"fluvio\"\nfluvio_endpoint = \"10.0.0.5:9003\"\n\
+             [cluster]\npartitions = \"0-3\"\n\
+             peers = [{ address = \"http://10.0.0.6:8080\", partitions = \"4-7\" }]\n",
+        )
+        .unwrap();
+        let config = args(Some(path.clone())).resolve("./data").unwrap();
+        assert_eq!(
+            config.cluster,
+            Some(ClusterConfig {
+                partitions: vec![0, 1, 2, 3],
+                changes_topic: "marquee-item-deltas".into(),
+                peers: vec![("http://10.0.0.6:8080".into(), vec![4, 5, 6, 7])],
+            })
+        );
+        let mut flagged = args(Some(path));
+        flagged.owned_partitions = Some("4-5".into());
+        let error = flagged.resolve("./data").unwrap_err().to_string();
+        assert!(
+            error.starts_with("cluster.peers (http://10.0.0.6:8080): partition 4 is this node's"),
+            "{error}"
+        );
+        flagged.owned_partitions = Some("2,9".into());
+        let error = flagged.resolve("./data").unwrap_err().to_string();
+        assert!(
+            error.starts_with("cluster.partitions: partition 9 does not exist"),
+            "{error}"
+        );
+        flagged.owned_partitions = Some("2-".into());
+        let error = flagged.resolve("./data").unwrap_err().to_string();
+        assert!(error.starts_with("cluster.partitions:"), "{error}");
+
+        // The embedded log is one machine's.
+        let mut embedded = args(None);
+        embedded.owned_partitions = Some("0-1".into());
+        let error = embedded.resolve("./data").unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "cluster.partitions: nodes split the partitions of a Fluvio topic only"
+            ),
+            "{error}"
+        );
+    }
 }

@@ -346,3 +346,98 @@ async fn nodes_share_item_changes(log: AnyLog, changes: AnyChangeLog, dir: &Path
     a.stop();
     c.stop();
 }
+
+/// Two serving nodes on one Fluvio cluster, each applying half the partitions: either takes
+/// events for any user; each answers for the users of its own partitions and sends the others
+/// to their node with a 421 naming it; both count every event in their items. Fluvio only: the
+/// embedded log is one machine's, and a node refuses to split its partitions (checked in
+/// `src/config.rs`'s tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_node() {
+    let Some(backend) = common::fluvio_backend("serving") else {
+        return;
+    };
+    let LogBackend::Fluvio { topic, .. } = &backend else {
+        unreachable!("a Fluvio backend")
+    };
+    let changes_topic = format!("{topic}-changes");
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [common::free_port(), common::free_port()];
+    let urls = ports.map(|port| format!("http://127.0.0.1:{port}"));
+    let owned = [vec![0, 1], vec![2, 3]];
+    let mut nodes = Vec::new();
+    for index in 0..2 {
+        let mut config = common::test_config(&dir.path().join(format!("node{index}")));
+        config.listen = format!("127.0.0.1:{}", ports[index]).parse().unwrap();
+        config.log = backend.clone();
+        config.partitions = PARTITIONS;
+        config.cluster = Some(marquee_api::ClusterConfig {
+            partitions: owned[index].clone(),
+            changes_topic: changes_topic.clone(),
+            peers: vec![(urls[1 - index].clone(), owned[1 - index].clone())],
+        });
+        nodes.push(common::start(config).await);
+    }
+
+    // Every event goes in through node 0, whoever its user.
+    let sent = events(0..3_000);
+    for chunk in sent.chunks(500) {
+        let body: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|event| serde_json::to_value(event).unwrap())
+            .collect();
+        let (status, answer) = common::post_json(
+            &format!("{}/v1/events", urls[0]),
+            &serde_json::Value::Array(body),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let expected: u64 = sent.iter().filter(|event| event.item_id == "m7").count() as u64;
+    for url in &urls {
+        common::eventually("both nodes count every event of m7", || async {
+            let (status, item) = common::get_json(&format!("{url}/v1/items/m7")).await;
+            (status == 200 && item["event_count"] == expected).then_some(())
+        })
+        .await;
+        common::eventually("no lag", || async {
+            let (_, ready) = common::get_json(&format!("{url}/readyz")).await;
+            (ready["processor_lag_events"] == 0).then_some(())
+        })
+        .await;
+    }
+
+    for user in ["u1", "u2", "u3", "u4", "u5", "u6"] {
+        let owner = partition_for_user(user, PARTITIONS) as usize / 2;
+        let other = 1 - owner;
+        let (status, answer) =
+            common::get_json(&format!("{}/v1/users/{user}/recommendations", urls[owner])).await;
+        assert_eq!(status, 200, "{user} on its node: {answer}");
+        assert_eq!(answer["strategy"], "personalised", "{user}: {answer}");
+        let response = common::http()
+            .get(format!("{}/v1/users/{user}/recommendations", urls[other]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 421, "{user} on the other node");
+        assert_eq!(
+            response.headers()["x-marquee-owner"].to_str().unwrap(),
+            urls[owner]
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "misdirected");
+        assert_eq!(body["error"]["owner"], urls[owner].as_str());
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("user_id:"),
+            "{body}"
+        );
+        let (status, _) = common::get_json(&format!("{}/v1/users/{user}", urls[other])).await;
+        assert_eq!(status, 421, "{user}'s summary on the other node");
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

@@ -1,10 +1,11 @@
-//! The `EventLog` conformance suite. Every backend must pass it; it runs here against the
-//! embedded RocksDB backend.
+//! The `EventLog` conformance suite, and the `ChangeLog` one. Every backend must pass them; they
+//! run here against the embedded RocksDB backends, and against Fluvio when
+//! `MARQUEE_FLUVIO_ENDPOINT` names a running cluster.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
+use marquee_ingest::{ChangeLog, EmbeddedChangeLog, EmbeddedLog, EmbeddedLogConfig, EventLog};
 use marquee_schemas::{Event, EventKind, partition_for_user};
 
 fn event(user: &str, sequence: u32) -> Event {
@@ -17,6 +18,67 @@ fn event(user: &str, sequence: u32) -> Event {
         timestamp: 1_000 + i64::from(sequence),
         context: BTreeMap::new(),
     }
+}
+
+/// The contract of `ChangeLog`, for any backend: one ordered stream of the records as sent,
+/// offsets dense from the end at the start, reads that never wait and stop at `max_records`,
+/// and a wait that returns once something is appended.
+async fn change_log_conformance<C: ChangeLog + Clone>(log: &C) {
+    let start = log.end_offset().unwrap();
+    assert!(
+        log.read(start, 10).unwrap().is_empty(),
+        "nothing past the end"
+    );
+    let records: Vec<Vec<u8>> = (0..25u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+    log.append(records[..10].to_vec()).await.unwrap();
+    log.append(records[10..].to_vec()).await.unwrap();
+    log.append(Vec::new()).await.unwrap();
+    assert_eq!(log.end_offset().unwrap(), start + 25);
+    let read = log.read(start, 100).unwrap();
+    assert_eq!(read.len(), 25);
+    for (index, (record, sent)) in read.iter().zip(&records).enumerate() {
+        assert_eq!(record.offset, start + index as u64);
+        assert_eq!(&record.value, sent);
+    }
+    let middle = log.read(start + 7, 5).unwrap();
+    assert_eq!(
+        middle
+            .iter()
+            .map(|record| record.offset)
+            .collect::<Vec<_>>(),
+        (start + 7..start + 12).collect::<Vec<_>>()
+    );
+
+    // A waiter wakes on another writer's append.
+    let end = log.end_offset().unwrap();
+    let writer = log.clone();
+    let append = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        writer.append(vec![b"late".to_vec()]).await.unwrap();
+    });
+    let waited = std::time::Instant::now();
+    log.wait_for_append(end - 1, Duration::from_secs(30)).await;
+    log.wait_for_append(end, Duration::from_secs(30)).await;
+    assert!(
+        waited.elapsed() < Duration::from_secs(30),
+        "the wait ended on the append, not on its timeout"
+    );
+    append.await.unwrap();
+    assert_eq!(log.read(end, 10).unwrap()[0].value, b"late");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_change_log_passes_the_conformance_suite_and_keeps_records_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedChangeLog::open(dir.path().join("changes")).unwrap();
+    change_log_conformance(&log).await;
+    let end = log.end_offset().unwrap();
+    let last = log.read(end - 1, 1).unwrap();
+    drop(log);
+    let reopened = EmbeddedChangeLog::open(dir.path().join("changes")).unwrap();
+    assert_eq!(reopened.end_offset().unwrap(), end);
+    assert_eq!(reopened.read(end - 1, 1).unwrap(), last);
+    change_log_conformance(&reopened).await;
 }
 
 /// The contract of `EventLog`, for any backend.
@@ -312,6 +374,22 @@ mod fluvio {
             .await
             .unwrap();
         conformance(&log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fluvio_change_log_passes_the_conformance_suite() {
+        let Some(endpoint) = endpoint() else { return };
+        let topic = config(endpoint.clone(), "changes", 1).topic;
+        let log = marquee_ingest::FluvioChangeLog::connect(&endpoint, &topic, 1)
+            .await
+            .unwrap();
+        change_log_conformance(&log).await;
+        // Another node sees the same records.
+        let other = marquee_ingest::FluvioChangeLog::connect(&endpoint, &topic, 1)
+            .await
+            .unwrap();
+        assert_eq!(other.end_offset().unwrap(), log.end_offset().unwrap());
+        assert_eq!(other.read(0, 100).unwrap(), log.read(0, 100).unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

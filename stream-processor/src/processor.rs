@@ -51,9 +51,41 @@
 //!   any worker applied a batch (and at most once a second while batches keep coming); worker 0
 //!   reports index builds.
 //!
-//! A processor on another machine, owning only some partitions, would need the others' item
-//! changes as well: they are the same deltas, and `docs/SCALING.md` describes the item-delta
-//! topic that would carry them.
+//! ## Nodes
+//!
+//! Nodes on several machines can split the partitions ([`ProcessorConfig::partitions`], with
+//! [`Processor::with_changes`]; `docs/SCALING.md`). A node applies the events of its own
+//! partitions only, so a user's state lives on exactly one node. Items are everyone's: what a
+//! node's batches do to items reaches the others through the **change log**
+//! (`marquee_ingest::changes`), and a node needs nothing else from the others.
+//!
+//! - **Outbox.** A batch's item changes (its [`ItemDelta`]s and co-occurrence additions, by
+//!   item id, with the offset ranges `(partition, from, to)` of the events they come from) are
+//!   written as one [`ItemChanges`] record to the state's `outbox` **in the batch's own write**,
+//!   beside the state and offsets. A shipper thread appends the outbox to the change log in
+//!   sequence order and then removes what it appended: a crash can send a record twice, never
+//!   lose one. An erasure ships its negative deltas the same way, with the erasure's hash,
+//!   which joins every node's erasure list.
+//! - **Item offsets.** Every node keeps, per partition, the offset up to which its item table
+//!   holds the partition's item changes (`StateStore::item_offsets`): advanced with the
+//!   committed offsets by a batch of its own, and by each change record it applies, in that
+//!   record's write with the change log's offset. A record whose ranges end at or below them is
+//!   known and skipped, so a record sent twice is applied once, and records apply in any
+//!   partition order.
+//! - **Consumer.** A thread follows the change log from its committed offset, applying the
+//!   other nodes' records as a batch of its own would (merge operands, then the same deltas
+//!   in memory, the index marked) and skipping the node's own. At start, it first reads the
+//!   change log to its end, and the workers wait for that: a node given partitions it did not
+//!   own before (a lost node's) learns how far their item changes reached the change log.
+//! - **Taking over a partition.** A worker whose partition's item offset is beyond its
+//!   committed offset applies the events in between to users only (the items have them), then
+//!   goes on as the owner: a partition moved to a node with no state for it is rebuilt from the
+//!   log without counting its events twice in the items. Its previous owner must have stopped
+//!   first (`docs/OPERATIONS.md`).
+//! - **What differs from one node**: item vectors and float sums, for the reasons of
+//!   "Workers" above, and because a node's SGD steps read other nodes' changes as late as the
+//!   change log delivers them; counts, seen items, histories and (non-full) co-occurrence lists
+//!   are the same (`tests/cluster.rs`).
 
 // Batch-local maps keyed by client-chosen ids (user ids, event ids): foldhash, seeded per
 // process, instead of SipHash, which took 5.5% of a catch-up's profile.
@@ -1672,7 +1704,7 @@ async fn ship(
                 continue;
             }
         };
-        let Some(&(last, _)) = records.last() else {
+        if records.is_empty() {
             metrics.item_changes_outbox.set(0);
             if stop_by.is_some() {
                 return;
@@ -1683,13 +1715,13 @@ async fn ship(
                 () = cancel.cancelled() => {}
             }
             continue;
-        };
+        }
         let count = records.len();
-        let values = records.into_iter().map(|(_, value)| value).collect();
+        let (sequences, values): (Vec<u64>, Vec<Vec<u8>>) = records.into_iter().unzip();
         match changes.append(values).await {
             Ok(()) => {
                 backoff = Duration::from_millis(100);
-                if let Err(failure) = store.remove_shipped(last) {
+                if let Err(failure) = store.remove_shipped(&sequences) {
                     error!(error = %failure, "cannot remove shipped item changes; they will be sent again");
                 }
                 if count < SHIPPED_PER_APPEND {

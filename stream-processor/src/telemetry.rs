@@ -361,6 +361,9 @@ impl Metrics {
             self.log_end_offset.with_label_values(&[label.as_str()]);
             self.committed_offset.with_label_values(&[label.as_str()]);
         }
+        for outcome in ["applied", "own", "known"] {
+            self.item_changes.with_label_values(&[outcome]);
+        }
         for strategy in Strategy::ALL {
             self.recommendations.with_label_values(&[strategy.as_str()]);
         }

@@ -647,16 +647,21 @@ impl StateStore {
         Ok(last.max(self.shipped_sequence()?))
     }
 
-    /// Removes shipped outbox records (up to and including `through`) and records that they
-    /// were shipped.
-    pub fn remove_shipped(&self, through: u64) -> Result<()> {
+    /// Removes the shipped outbox records `sequences` and records the highest as shipped. Each
+    /// by its key, not as a range: a worker may commit a lower sequence than one already
+    /// shipped (sequences are taken before commits finish), and it must stay to be shipped.
+    pub fn remove_shipped(&self, sequences: &[u64]) -> Result<()> {
         let mut batch = WriteBatch::default();
         let cf = self.cf_handle(OUTBOX_CF);
-        batch.delete_range_cf(cf, 0u64.to_be_bytes(), (through + 1).to_be_bytes());
+        for sequence in sequences {
+            batch.delete_cf(cf, sequence.to_be_bytes());
+        }
+        let highest = sequences.iter().copied().max().unwrap_or(0);
+        let shipped = self.shipped_sequence()?.max(highest);
         batch.put_cf(
             self.cf_handle(OFFSETS_CF),
             SHIPPED_KEY,
-            through.to_be_bytes(),
+            shipped.to_be_bytes(),
         );
         self.inner.db.write(batch)?;
         Ok(())
