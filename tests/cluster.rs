@@ -410,10 +410,14 @@ async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_no
     for user in ["u1", "u2", "u3", "u4", "u5", "u6"] {
         let owner = partition_for_user(user, PARTITIONS) as usize / 2;
         let other = 1 - owner;
+        // The user's node has the user's state: every event of theirs, whichever node took it.
+        let events_of_user = sent.iter().filter(|event| event.user_id == user).count();
+        let (status, summary) = common::get_json(&format!("{}/v1/users/{user}", urls[owner])).await;
+        assert_eq!(status, 200, "{user} on its node: {summary}");
+        assert_eq!(summary["event_count"], events_of_user, "{user}: {summary}");
         let (status, answer) =
             common::get_json(&format!("{}/v1/users/{user}/recommendations", urls[owner])).await;
         assert_eq!(status, 200, "{user} on its node: {answer}");
-        assert_eq!(answer["strategy"], "personalised", "{user}: {answer}");
         let response = common::http()
             .get(format!("{}/v1/users/{user}/recommendations", urls[other]))
             .send()
@@ -434,8 +438,21 @@ async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_no
                 .starts_with("user_id:"),
             "{body}"
         );
-        let (status, _) = common::get_json(&format!("{}/v1/users/{user}", urls[other])).await;
-        assert_eq!(status, 421, "{user}'s summary on the other node");
+        for path in ["", "/export"] {
+            let (status, _) =
+                common::get_json(&format!("{}/v1/users/{user}{path}", urls[other])).await;
+            assert_eq!(status, 421, "{user}{path} on the other node");
+        }
+        let response = common::http()
+            .delete(format!("{}/v1/users/{user}", urls[other]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            421,
+            "{user}'s erasure on the other node"
+        );
     }
     for node in nodes {
         node.shutdown().await.unwrap();

@@ -376,6 +376,62 @@ mod fluvio {
         conformance(&log).await;
     }
 
+    /// Reads cover every record of producer batches larger than one default Fluvio fetch
+    /// (about 1 MiB): the default left such a batch out and the read went on past it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fluvio_reads_miss_no_record_of_large_batches() {
+        let Some(endpoint) = endpoint() else { return };
+        let log = FluvioLog::connect(config(endpoint.clone(), "large", 1))
+            .await
+            .unwrap();
+        // 20,000 events of one user (about 3 MiB): several full 1 MiB batches.
+        let events: Vec<Event> = (0..20_000).map(|i| event("heavy", i)).collect();
+        for chunk in events.chunks(5_000) {
+            log.append(chunk.to_vec()).await.unwrap();
+        }
+        let read = log.read(0, 0, 100_000).unwrap();
+        assert_eq!(read.entries.len(), 20_000);
+        assert!(
+            read.entries
+                .iter()
+                .enumerate()
+                .all(|(index, entry)| entry.offset == index as u64)
+        );
+
+        let topic = config(endpoint.clone(), "large-changes", 1).topic;
+        let changes = marquee_ingest::FluvioChangeLog::connect(&endpoint, &topic, 1)
+            .await
+            .unwrap();
+        let records: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 200_000]).collect();
+        changes.append(records.clone()).await.unwrap();
+        let read = changes.read(0, 100).unwrap();
+        assert_eq!(read.len(), 40, "every 200 kB record read back");
+        assert!(
+            read.iter()
+                .zip(&records)
+                .all(|(read, sent)| &read.value == sent)
+        );
+        // Records over Fluvio's batch limit travel in chunks and come back whole, one at a time
+        // when asked for one.
+        let large: Vec<Vec<u8>> = (0..3u8)
+            .map(|i| {
+                (0..5_000_000u32)
+                    .map(|byte| (byte % 251) as u8 ^ i)
+                    .collect()
+            })
+            .collect();
+        changes.append(large.clone()).await.unwrap();
+        let end = read.last().unwrap().offset + 1;
+        let first = changes.read(end, 1).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].value, large[0]);
+        let rest = changes.read(first[0].offset + 1, 10).unwrap();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest[0].value, large[1]);
+        assert_eq!(rest[1].value, large[2]);
+        assert_eq!(rest[1].offset + 1, changes.end_offset().unwrap());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fluvio_change_log_passes_the_conformance_suite() {
         let Some(endpoint) = endpoint() else { return };

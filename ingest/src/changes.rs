@@ -159,6 +159,13 @@ impl ChangeLog for EmbeddedChangeLog {
 
 /// The change log on a Fluvio topic of one partition (a [`FluvioLog`] of that topic, read and
 /// written as raw records).
+///
+/// Fluvio refuses batches over its maximum (2 MiB by default), and a processor batch's changes
+/// can be larger: a record over [`CHUNK_BYTES`] is sent as consecutive chunks and put together
+/// again by [`read`](ChangeLog::read), which gives it the offset of its last chunk. Every Fluvio
+/// record starts with a byte saying which it is: `0` a whole record, `1` a chunk, followed by
+/// the chunk's index and the chunk count (u32, big-endian each). Chunks of an append that failed
+/// part-way, sent again whole by the shipper, are incomplete and passed over.
 #[cfg(feature = "fluvio")]
 #[derive(Clone, Debug)]
 pub struct FluvioChangeLog {
@@ -182,14 +189,114 @@ impl FluvioChangeLog {
     }
 }
 
+/// Records larger than this travel as chunks of this size on Fluvio.
+#[cfg(feature = "fluvio")]
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+#[cfg(feature = "fluvio")]
+const WHOLE: u8 = 0;
+#[cfg(feature = "fluvio")]
+const CHUNK: u8 = 1;
+
+/// A record as Fluvio records: whole, or in chunks (see [`FluvioChangeLog`]).
+#[cfg(feature = "fluvio")]
+fn frame(record: &[u8], framed: &mut Vec<Vec<u8>>) {
+    if record.len() <= CHUNK_BYTES {
+        let mut whole = Vec::with_capacity(record.len() + 1);
+        whole.push(WHOLE);
+        whole.extend_from_slice(record);
+        framed.push(whole);
+        return;
+    }
+    let count = record.len().div_ceil(CHUNK_BYTES) as u32;
+    for (index, part) in record.chunks(CHUNK_BYTES).enumerate() {
+        let mut chunk = Vec::with_capacity(part.len() + 9);
+        chunk.push(CHUNK);
+        chunk.extend_from_slice(&(index as u32).to_be_bytes());
+        chunk.extend_from_slice(&count.to_be_bytes());
+        chunk.extend_from_slice(part);
+        framed.push(chunk);
+    }
+}
+
+/// Puts framed Fluvio records back together, in order: whole records and complete chunk runs,
+/// each with the offset of its last Fluvio record; the offset from which the rest must be read
+/// again (an incomplete run at the end), if any.
+#[cfg(feature = "fluvio")]
+fn unframe(raw: Vec<ChangeRecord>) -> Result<(Vec<ChangeRecord>, Option<u64>)> {
+    let corrupt = |offset: u64| crate::Error::CorruptRecord {
+        partition: 0,
+        offset,
+        source: marquee_schemas::CodecError::Empty,
+    };
+    let mut records = Vec::new();
+    // The run being put together: its first offset, the next index, the count, the bytes.
+    let mut run: Option<(u64, u32, u32, Vec<u8>)> = None;
+    for record in raw {
+        match record.value.first() {
+            Some(&WHOLE) => {
+                run = None;
+                records.push(ChangeRecord {
+                    offset: record.offset,
+                    value: record.value[1..].to_vec(),
+                });
+            }
+            Some(&CHUNK) if record.value.len() >= 9 => {
+                let number = |at: usize| {
+                    u32::from_be_bytes(record.value[at..at + 4].try_into().expect("4 bytes"))
+                };
+                let (index, count) = (number(1), number(5));
+                let part = &record.value[9..];
+                if index == 0 {
+                    run = Some((record.offset, 0, count, Vec::new()));
+                }
+                match &mut run {
+                    Some((_, next, run_count, bytes)) if *next == index && *run_count == count => {
+                        bytes.extend_from_slice(part);
+                        *next += 1;
+                        if *next == count {
+                            let (_, _, _, value) = run.take().expect("a run");
+                            records.push(ChangeRecord {
+                                offset: record.offset,
+                                value,
+                            });
+                        }
+                    }
+                    // A chunk of a run that was cut short (an append that failed part-way):
+                    // the shipper sent the record again whole, after it.
+                    _ => run = None,
+                }
+            }
+            _ => return Err(corrupt(record.offset)),
+        }
+    }
+    Ok((records, run.map(|(first, ..)| first)))
+}
+
 #[cfg(feature = "fluvio")]
 impl ChangeLog for FluvioChangeLog {
     async fn append(&self, records: Vec<Vec<u8>>) -> Result<()> {
-        self.log.append_raw(records).await
+        let mut framed = Vec::with_capacity(records.len());
+        for record in &records {
+            frame(record, &mut framed);
+        }
+        self.log.append_raw(framed).await
     }
 
     fn read(&self, from_offset: u64, max_records: usize) -> Result<Vec<ChangeRecord>> {
-        self.log.read_raw(from_offset, max_records)
+        let mut fetch = max_records.max(1);
+        loop {
+            let raw = self.log.read_raw(from_offset, fetch)?;
+            let fetched = raw.len();
+            let (mut records, incomplete) = unframe(raw)?;
+            records.truncate(max_records);
+            match incomplete {
+                // A run cut by this read's bound, and nothing whole before it: read further.
+                Some(_) if records.is_empty() && fetched == fetch => fetch *= 2,
+                // A run not yet all committed: the records before it now, the run later.
+                _ => return Ok(records),
+            }
+        }
     }
 
     fn end_offset(&self) -> Result<u64> {

@@ -217,6 +217,7 @@ impl FluvioLog {
                     .topic(inner.config.topic.clone())
                     .partition(partition)
                     .offset_start(Offset::absolute(start as i64).unwrap_or_else(|_| Offset::end()))
+                    .max_bytes(MAX_FETCH_BYTES)
                     .isolation(Isolation::ReadCommitted)
                     .retry_mode(RetryMode::Disabled)
                     .build();
@@ -369,6 +370,7 @@ impl FluvioLog {
             .partition(partition)
             .offset_start(offset)
             .disable_continuous(true)
+            .max_bytes(MAX_FETCH_BYTES)
             .isolation(Isolation::ReadCommitted)
             .retry_mode(RetryMode::Disabled)
             .build()
@@ -529,6 +531,11 @@ async fn ensure_topic(fluvio: &Fluvio, config: &FluvioLogConfig) -> Result<u32> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Most bytes one fetch of a read may return: several of the producer's batches (1 MiB
+/// each). Fluvio's default (about 1 MiB) left a batch that did not fit out of a fetch, and the
+/// bounded stream went on past it: records went missing from reads.
+const MAX_FETCH_BYTES: i32 = 16 << 20;
 
 /// Longest wait for the next record of a bounded read (or for the read to start). A read that
 /// gets nothing for this long is an error the processor retries with a new consumer: a
