@@ -186,13 +186,14 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
         },
     )
     .context("opening the state")?;
+    let metrics = Metrics::new(options.partitions);
     let Engine { mut processor, .. } = Engine::open(
         log.clone(),
         store.clone(),
         options.model.clone(),
         IndexConfig::default(),
         options.processor.clone(),
-        Metrics::new(options.partitions),
+        metrics.clone(),
     )?;
     store.record_commits();
     let started = Instant::now();
@@ -223,6 +224,7 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
         applied = ends.iter().sum();
     }
     let catch_up_seconds = started.elapsed().as_secs_f64();
+    check_applied(&[&metrics], applied)?;
     log.close();
     let recorded = store.take_recorded();
     let batches = recorded.len() as u64;
@@ -261,6 +263,32 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
     })
 }
 
+/// Fails unless the processors counted `events` events, applied or skipped as duplicates: a
+/// read that missed records (it happened, with Fluvio's default fetch size) reaches the end
+/// offsets all the same.
+fn check_applied(metrics: &[&Metrics], events: u64) -> Result<()> {
+    let counted: u64 = metrics
+        .iter()
+        .flat_map(|metrics| {
+            marquee_schemas::EventKind::ALL.iter().map(|kind| {
+                metrics
+                    .events_applied
+                    .with_label_values(&[kind.as_str()])
+                    .get()
+                    + metrics
+                        .events_duplicate
+                        .with_label_values(&[kind.as_str()])
+                        .get()
+            })
+        })
+        .sum();
+    anyhow::ensure!(
+        counted == events,
+        "the processors counted {counted} events of the {events} in the log"
+    );
+    Ok(())
+}
+
 /// [`catch_up`] with the partitions split between `options.nodes` nodes; see the module docs.
 fn catch_up_nodes(
     dir: &Path,
@@ -281,6 +309,7 @@ fn catch_up_nodes(
     let events: u64 = ends.iter().sum();
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut nodes = Vec::new();
+    let mut node_metrics = Vec::new();
     let started = Instant::now();
     for node in 0..options.nodes {
         let owned: Vec<u32> = (0..options.partitions)
@@ -295,6 +324,7 @@ fn catch_up_nodes(
             },
         )
         .context("opening a node's state")?;
+        let metrics = Metrics::new(options.partitions);
         let Engine {
             items, processor, ..
         } = Engine::open(
@@ -306,12 +336,13 @@ fn catch_up_nodes(
                 partitions: Some(owned),
                 ..options.processor.clone()
             },
-            Metrics::new(options.partitions),
+            metrics.clone(),
         )?;
         let processor = processor.with_changes(changes.clone())?;
         let handle = processor.handle();
         let threads = processor.spawn_workers(options.processor.workers, cancel.clone());
         nodes.push((items, handle, threads));
+        node_metrics.push(metrics);
     }
     let counted = |items: &marquee_vector_store::ItemTable| -> u64 {
         let table = items.read();
@@ -353,6 +384,7 @@ fn catch_up_nodes(
                 .map_err(|_| anyhow::anyhow!("a processor thread panicked"))?;
         }
     }
+    check_applied(&node_metrics.iter().collect::<Vec<_>>(), events)?;
     let change_records = changes.end_offset()?;
     log.close();
     let state_bytes = (0..options.nodes)
