@@ -16,6 +16,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
+
+use common::ItemSummary;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -125,59 +127,15 @@ impl Node {
     }
 }
 
-/// Per item: event count and co-occurrence list (neighbour id → weight). By id: nodes number
-/// items each in their own way.
-type ItemSummary = BTreeMap<String, (u64, BTreeMap<String, f32>)>;
-
 fn items(table: &ItemTable) -> ItemSummary {
-    let table = table.read();
-    table
-        .numbers()
-        .map(|number| {
-            let pairs = table
-                .neighbours(number)
-                .entries()
-                .iter()
-                .map(|&(to, weight)| (table.id(to).unwrap().to_string(), weight))
-                .collect();
-            (
-                table.id(number).unwrap().to_string(),
-                (table.event_count(number), pairs),
-            )
-        })
-        .collect()
-}
-
-/// Whether two summaries have the same counts and lists, weights within a relative 1e-4 (the
-/// order changes arrive in moves the last bits of a sum); the first difference otherwise.
-fn difference(left: &ItemSummary, right: &ItemSummary) -> Option<String> {
-    if left.len() != right.len() {
-        return Some(format!("{} items against {}", left.len(), right.len()));
-    }
-    for (item, (count, pairs)) in left {
-        let Some((other_count, other_pairs)) = right.get(item) else {
-            return Some(format!("{item} missing"));
-        };
-        if count != other_count {
-            return Some(format!("{item}: {count} events against {other_count}"));
-        }
-        if !pairs.keys().eq(other_pairs.keys()) {
-            return Some(format!("{item}: other neighbours"));
-        }
-        for ((to, weight), other) in pairs.iter().zip(other_pairs.values()) {
-            if (weight - other).abs() > 1e-4 * weight.abs().max(1.0) {
-                return Some(format!("{item} → {to}: {weight} against {other}"));
-            }
-        }
-    }
-    None
+    common::item_summary(table)
 }
 
 /// Waits, at most 120 s, until `table` agrees with `expected`.
 async fn converges(table: &ItemTable, expected: &ItemSummary, what: &str) {
     let started = Instant::now();
     loop {
-        let Some(problem) = difference(&items(table), expected) else {
+        let Some(problem) = common::item_difference(&items(table), expected) else {
             return;
         };
         assert!(
@@ -315,7 +273,7 @@ async fn nodes_share_item_changes(log: AnyLog, changes: AnyChangeLog, dir: &Path
     drop(a_store);
     let (reopened, _) = engine(&log, &dir.join("a"), Some(vec![0, 1]));
     assert_eq!(
-        difference(&items(&reopened.items), &a_items),
+        common::item_difference(&items(&reopened.items), &a_items),
         None,
         "node a on disk"
     );

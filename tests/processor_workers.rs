@@ -4,7 +4,11 @@
 //! item, each user's state is the one a single loop gives, and every partition's offset reaches
 //! its end.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
+
+use common::ItemSummary;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,48 +92,12 @@ fn engine(log: &EmbeddedLog, state: &Path, workers: usize) -> Engine<EmbeddedLog
     .unwrap()
 }
 
-/// Per item: event count and co-occurrence list (neighbour id → weight), as the table holds
-/// them. By id: two states may number the items differently.
-type ItemSummary = BTreeMap<String, (u64, BTreeMap<String, f32>)>;
-
 fn items(table: &ItemTable) -> ItemSummary {
-    let table = table.read();
-    table
-        .numbers()
-        .map(|number| {
-            let pairs = table
-                .neighbours(number)
-                .entries()
-                .iter()
-                .map(|&(to, weight)| (table.id(to).unwrap().to_string(), weight))
-                .collect();
-            (
-                table.id(number).unwrap().to_string(),
-                (table.event_count(number), pairs),
-            )
-        })
-        .collect()
+    common::item_summary(table)
 }
 
-/// Equal counts and neighbours; weights equal to a relative 1e-4 (the order of additions from
-/// two workers can move the last bits of a sum).
 fn assert_same_items(left: &ItemSummary, right: &ItemSummary, what: &str) {
-    assert_eq!(left.len(), right.len(), "{what}: items");
-    for (item, (count, pairs)) in left {
-        let (other_count, other_pairs) = &right[item];
-        assert_eq!(count, other_count, "{what}: {item}: events counted");
-        assert_eq!(pairs.len(), other_pairs.len(), "{what}: {item}: neighbours");
-        assert!(
-            pairs.keys().eq(other_pairs.keys()),
-            "{what}: {item}: neighbours"
-        );
-        for ((to, weight), other_weight) in pairs.iter().zip(other_pairs.values()) {
-            assert!(
-                (weight - other_weight).abs() <= 1e-4 * weight.abs().max(1.0),
-                "{what}: {item} → {to}: {weight} vs {other_weight}"
-            );
-        }
-    }
+    assert_eq!(common::item_difference(left, right), None, "{what}");
 }
 
 /// Per item: vector, popularity score and co-occurrence mass.

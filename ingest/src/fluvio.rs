@@ -315,12 +315,24 @@ impl FluvioLog {
         if values.is_empty() {
             return Ok(());
         }
-        let timeout = self.inner.config.append_timeout;
         let records = values
             .into_iter()
             .map(|value| (Vec::new(), value))
             .collect();
-        let outcome = tokio::time::timeout(timeout, self.produce_records(records))
+        self.within_append_timeout(self.produce_records(records))
+            .await
+            .map(|_| ())
+    }
+
+    /// `produce`'s outcome within the append timeout: the producer reconnects to a lost SPU
+    /// forever, and the caller gets an answer in time. After a failure, the next append opens
+    /// a new producer.
+    async fn within_append_timeout<T>(
+        &self,
+        produce: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let timeout = self.inner.config.append_timeout;
+        let outcome = tokio::time::timeout(timeout, produce)
             .await
             .unwrap_or_else(|_| {
                 Err(unavailable(
@@ -329,10 +341,10 @@ impl FluvioLog {
                     format!("no acknowledgement within {timeout:?}"),
                 ))
             });
-        if outcome.is_err() {
-            self.inner.producer.lock().take();
+        if outcome.is_err() && self.inner.producer.lock().take().is_some() {
+            warn!("a Fluvio append failed; the next append opens a new producer");
         }
-        outcome.map(|_| ())
+        outcome
     }
 
     /// Up to `max_records` raw records of partition 0 from `from_offset`.
@@ -601,21 +613,7 @@ impl EventLog for FluvioLog {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let timeout = self.inner.config.append_timeout;
-        // The producer reconnects to a lost SPU forever; the caller gets an answer in time.
-        let outcome = tokio::time::timeout(timeout, self.produce(events))
-            .await
-            .unwrap_or_else(|_| {
-                Err(unavailable(
-                    &self.inner.config.endpoint,
-                    "append failed",
-                    format!("no acknowledgement within {timeout:?}"),
-                ))
-            });
-        if outcome.is_err() && self.inner.producer.lock().take().is_some() {
-            warn!("a Fluvio append failed; the next append opens a new producer");
-        }
-        outcome
+        self.within_append_timeout(self.produce(events)).await
     }
 
     fn read(&self, partition: u32, from_offset: u64, max_records: usize) -> Result<LogRead> {

@@ -916,15 +916,7 @@ impl<L: EventLog> Processor<L> {
         self.handle.inner.erased.write().insert(hash, erased_ms);
 
         // Publish, as a batch would.
-        {
-            let mut table = self.items.write();
-            for (number, delta) in &deltas {
-                table.add_delta(*number, delta);
-            }
-            for (number, removed) in &pair_removals {
-                table.neighbours_mut(*number).add_all(removed);
-            }
-        }
+        self.publish_items(&deltas, &pair_removals);
 
         // The log, then the write-ahead logs that still hold the user's rows.
         let positions: Vec<(u32, u64)> = entries
@@ -1221,13 +1213,7 @@ impl<L: EventLog> Processor<L> {
         for (number, added) in &additions {
             batch.add_neighbours(*number, added);
         }
-        // Every number not yet written, by any worker: a worker whose commit carries a delta of
-        // a new item also carries its number, even while another worker's commit of it is
-        // under way (the write is idempotent).
-        let pending_ids = shared.unpersisted_item_ids.lock().clone();
-        for (number, item_id) in &pending_ids {
-            batch.put_item_id(item_id, *number);
-        }
+        let pending_ids = self.write_pending_ids(&mut batch);
         let mut deltas: Vec<(u32, ItemDelta)> = Vec::with_capacity(work.len());
         if !items_known {
             let table = self.items.read();
@@ -1266,30 +1252,10 @@ impl<L: EventLog> Processor<L> {
         if shipped {
             self.shared.outbox_ready.notify_one();
         }
-        if !pending_ids.is_empty() {
-            let mut pending = shared.unpersisted_item_ids.lock();
-            for number in pending_ids.keys() {
-                pending.remove(number);
-            }
-        }
+        self.forget_written_ids(&pending_ids);
 
-        // 5. Publish: the same deltas, added to the items in memory.
-        {
-            let mut table = self.items.write();
-            for (number, delta) in &deltas {
-                table.add_delta(*number, delta);
-            }
-        }
-        // The pairs, a bounded number of lists per lock hold (a batch is committed already;
-        // a query in between sees some of its lists updated and the rest a moment later).
-        for chunk in additions.chunks(PUBLISH_LISTS_PER_LOCK) {
-            let mut table = self.items.write();
-            for (number, added) in chunk {
-                table.neighbours_mut(*number).add_all(added);
-            }
-        }
-        self.index
-            .mark_changed(deltas.iter().map(|(number, _)| *number));
+        // 5. Publish: the same deltas and pairs, added to the items in memory.
+        self.publish_items(&deltas, &additions);
         self.offsets = next_offsets;
         self.clock = clock;
         shared.clock.fetch_max(clock, Ordering::AcqRel);
@@ -1487,32 +1453,13 @@ impl<L: EventLog> Processor<L> {
                 additions.push((number, added));
             }
         }
-        let pending_ids = self.shared.unpersisted_item_ids.lock().clone();
-        for (number, item_id) in &pending_ids {
-            batch.put_item_id(item_id, *number);
-        }
+        let pending_ids = self.write_pending_ids(&mut batch);
         batch.put_change_offset(next_offset);
         self.store.commit(batch)?;
-        if !pending_ids.is_empty() {
-            let mut pending = self.shared.unpersisted_item_ids.lock();
-            for number in pending_ids.keys() {
-                pending.remove(number);
-            }
-        }
+        self.forget_written_ids(&pending_ids);
 
         // Publish, as a batch of this node's own would.
-        {
-            let mut table = self.items.write();
-            for (number, delta) in &deltas {
-                table.add_delta(*number, delta);
-            }
-        }
-        for chunk in additions.chunks(PUBLISH_LISTS_PER_LOCK) {
-            let mut table = self.items.write();
-            for (number, added) in chunk {
-                table.neighbours_mut(*number).add_all(added);
-            }
-        }
+        self.publish_items(&deltas, &additions);
         if !erasures.is_empty() {
             let mut erased = self.handle.inner.erased.write();
             for (hash, at) in &erasures {
@@ -1520,8 +1467,6 @@ impl<L: EventLog> Processor<L> {
                 *slot = (*slot).max(*at);
             }
         }
-        self.index
-            .mark_changed(deltas.iter().map(|(number, _)| *number));
         for (partition, offset) in item_offsets.iter().enumerate() {
             self.shared.item_offsets[partition].fetch_max(*offset, Ordering::AcqRel);
         }
@@ -1539,6 +1484,52 @@ impl<L: EventLog> Processor<L> {
                 .inc_by(count);
         }
         Ok(records.len())
+    }
+
+    /// Writes every item number not yet written, by any worker, into `batch`; returns them. A
+    /// commit carrying a delta of a new item also carries its number, even while another
+    /// worker's commit of it is under way (the write is idempotent).
+    fn write_pending_ids(
+        &self,
+        batch: &mut marquee_vector_store::StateBatch,
+    ) -> std::collections::BTreeMap<u32, String> {
+        let pending_ids = self.shared.unpersisted_item_ids.lock().clone();
+        for (number, item_id) in &pending_ids {
+            batch.put_item_id(item_id, *number);
+        }
+        pending_ids
+    }
+
+    /// After a commit that held `written` ([`Processor::write_pending_ids`]): those numbers
+    /// are on disk.
+    fn forget_written_ids(&self, written: &std::collections::BTreeMap<u32, String>) {
+        if !written.is_empty() {
+            let mut pending = self.shared.unpersisted_item_ids.lock();
+            for number in written.keys() {
+                pending.remove(number);
+            }
+        }
+    }
+
+    /// Adds committed item deltas and co-occurrence additions to the items in memory and marks
+    /// the items changed in the index. The pairs are added a bounded number of lists per lock
+    /// hold (the commit is done; a query in between sees some lists updated and the rest a
+    /// moment later).
+    fn publish_items(&self, deltas: &[(u32, ItemDelta)], additions: &[(u32, Vec<(u32, f32)>)]) {
+        {
+            let mut table = self.items.write();
+            for (number, delta) in deltas {
+                table.add_delta(*number, delta);
+            }
+        }
+        for chunk in additions.chunks(PUBLISH_LISTS_PER_LOCK) {
+            let mut table = self.items.write();
+            for (number, added) in chunk {
+                table.neighbours_mut(*number).add_all(added);
+            }
+        }
+        self.index
+            .mark_changed(deltas.iter().map(|(number, _)| *number));
     }
 
     /// The item numbers of `ids`, assigning numbers to items never seen here; new ones wait in

@@ -241,3 +241,53 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Per item: event count and co-occurrence list (neighbour id → weight), as an item table holds
+/// them. By id: two states may number the items differently.
+pub type ItemSummary =
+    std::collections::BTreeMap<String, (u64, std::collections::BTreeMap<String, f32>)>;
+
+pub fn item_summary(table: &marquee_vector_store::ItemTable) -> ItemSummary {
+    let table = table.read();
+    table
+        .numbers()
+        .map(|number| {
+            let pairs = table
+                .neighbours(number)
+                .entries()
+                .iter()
+                .map(|&(to, weight)| (table.id(to).unwrap().to_string(), weight))
+                .collect();
+            (
+                table.id(number).unwrap().to_string(),
+                (table.event_count(number), pairs),
+            )
+        })
+        .collect()
+}
+
+/// The first difference between two summaries, if any: counts and neighbours must be equal,
+/// weights within a relative 1e-4 (the order additions arrive in, from two workers or two
+/// nodes, moves the last bits of a sum).
+pub fn item_difference(left: &ItemSummary, right: &ItemSummary) -> Option<String> {
+    if left.len() != right.len() {
+        return Some(format!("{} items against {}", left.len(), right.len()));
+    }
+    for (item, (count, pairs)) in left {
+        let Some((other_count, other_pairs)) = right.get(item) else {
+            return Some(format!("{item} missing"));
+        };
+        if count != other_count {
+            return Some(format!("{item}: {count} events against {other_count}"));
+        }
+        if !pairs.keys().eq(other_pairs.keys()) {
+            return Some(format!("{item}: other neighbours"));
+        }
+        for ((to, weight), other) in pairs.iter().zip(other_pairs.values()) {
+            if (weight - other).abs() > 1e-4 * weight.abs().max(1.0) {
+                return Some(format!("{item} → {to}: {weight} against {other}"));
+            }
+        }
+    }
+    None
+}
