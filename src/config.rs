@@ -448,8 +448,8 @@ fn validate(config: &NodeConfig) -> Result<()> {
             .find(|&&partition| partition >= config.partitions)
         {
             bail!(
-                "cluster.partitions: partition {beyond} does not exist (the log has {}, numbered \
-                 from 0)",
+                "cluster.partitions: partition {beyond} does not exist (the log has {} partitions, \
+                 numbered from 0)",
                 config.partitions
             );
         }

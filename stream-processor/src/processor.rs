@@ -567,7 +567,7 @@ impl<L: EventLog> Processor<L> {
                 {
                     return Err(crate::Error::Config(format!(
                         "cluster.partitions: partition {beyond} does not exist (the log has \
-                         {offsets_len}, numbered from 0)"
+                         {offsets_len} partitions, numbered from 0)"
                     )));
                 }
                 partitions
