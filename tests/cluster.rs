@@ -416,3 +416,50 @@ async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_no
         node.shutdown().await.unwrap();
     }
 }
+
+/// A lost node's partitions taken over from its latest backup: the new owner resumes from the
+/// backup's offsets, reads in the change log what the lost node shipped after the backup, and
+/// applies those events to users only, so nothing is counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_taken_over_from_a_backup_counts_no_event_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let log = AnyLog::Embedded(
+        EmbeddedLog::open(
+            dir.join("log"),
+            EmbeddedLogConfig {
+                partitions: PARTITIONS,
+                ..EmbeddedLogConfig::default()
+            },
+        )
+        .unwrap(),
+    );
+    let changes = AnyChangeLog::Embedded(EmbeddedChangeLog::open(dir.join("changes")).unwrap());
+    log.append(events(0..8_000)).await.unwrap();
+    let ends = log.end_offsets().unwrap();
+    let a = Node::start(&log, &changes, &dir.join("a"), vec![0, 1]);
+    let b = Node::start(&log, &changes, &dir.join("b"), vec![2, 3]);
+    applied(&a.handle, &ends, "node a").await;
+    applied(&b.handle, &ends, "node b").await;
+    let (expected, _) = reference(&log, &dir.join("reference"));
+    converges(&b.items, &expected, "node b").await;
+
+    // Node b's backup, then more events it applies and ships before it is lost.
+    b.store.checkpoint(&dir.join("b-backup")).unwrap();
+    log.append(events(8_000..12_000)).await.unwrap();
+    let ends = log.end_offsets().unwrap();
+    applied(&a.handle, &ends, "node a").await;
+    applied(&b.handle, &ends, "node b").await;
+    let (expected, reference_store) = reference(&log, &dir.join("reference-2"));
+    converges(&a.items, &expected, "node a").await;
+    converges(&b.items, &expected, "node b").await;
+    b.stop();
+
+    // Node c starts on the backup, behind what b shipped.
+    let c = Node::start(&log, &changes, &dir.join("b-backup"), vec![2, 3]);
+    applied(&c.handle, &ends, "node c").await;
+    converges(&c.items, &expected, "node c, from the backup").await;
+    assert_same_users(&c.store, &[2, 3], &reference_store, "node c");
+    a.stop();
+    c.stop();
+}
