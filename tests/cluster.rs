@@ -57,11 +57,22 @@ fn events(range: std::ops::Range<u32>) -> Vec<Event> {
 }
 
 fn store_config() -> StoreConfig {
-    StoreConfig {
-        dimension: ModelConfig::default().dimension,
-        dedup_window: Duration::from_secs(3600),
-        block_cache_bytes: 16 << 20,
-    }
+    common::small_store_config()
+}
+
+/// The embedded event log (4 partitions) and an embedded change log under `dir`: nodes in one
+/// process sharing both.
+fn embedded_backends(dir: &Path) -> (AnyLog, AnyChangeLog) {
+    let log = EmbeddedLog::open(
+        dir.join("log"),
+        EmbeddedLogConfig {
+            partitions: PARTITIONS,
+            ..EmbeddedLogConfig::default()
+        },
+    )
+    .unwrap();
+    let changes = EmbeddedChangeLog::open(dir.join("changes")).unwrap();
+    (AnyLog::Embedded(log), AnyChangeLog::Embedded(changes))
 }
 
 /// One node: its own state, applying `partitions` (all when `None`), and that state.
@@ -182,18 +193,7 @@ fn assert_same_users(node: &StateStore, owned: &[u32], reference: &StateStore, w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_splitting_the_partitions_share_every_item_change_once() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AnyLog::Embedded(
-        EmbeddedLog::open(
-            dir.path().join("log"),
-            EmbeddedLogConfig {
-                partitions: PARTITIONS,
-                ..EmbeddedLogConfig::default()
-            },
-        )
-        .unwrap(),
-    );
-    let changes =
-        AnyChangeLog::Embedded(EmbeddedChangeLog::open(dir.path().join("changes")).unwrap());
+    let (log, changes) = embedded_backends(dir.path());
     nodes_share_item_changes(log, changes, dir.path()).await;
 }
 
@@ -424,17 +424,7 @@ async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_no
 async fn a_partition_taken_over_from_a_backup_counts_no_event_twice() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let log = AnyLog::Embedded(
-        EmbeddedLog::open(
-            dir.join("log"),
-            EmbeddedLogConfig {
-                partitions: PARTITIONS,
-                ..EmbeddedLogConfig::default()
-            },
-        )
-        .unwrap(),
-    );
-    let changes = AnyChangeLog::Embedded(EmbeddedChangeLog::open(dir.join("changes")).unwrap());
+    let (log, changes) = embedded_backends(dir);
     log.append(events(0..8_000)).await.unwrap();
     let ends = log.end_offsets().unwrap();
     let a = Node::start(&log, &changes, &dir.join("a"), vec![0, 1]);

@@ -43,11 +43,7 @@ fn contended_events() -> Vec<Event> {
 }
 
 fn store_config() -> StoreConfig {
-    StoreConfig {
-        dimension: ModelConfig::default().dimension,
-        dedup_window: Duration::from_secs(3600),
-        block_cache_bytes: 16 << 20,
-    }
+    common::small_store_config()
 }
 
 fn open_log(dir: &Path) -> EmbeddedLog {

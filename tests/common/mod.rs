@@ -291,3 +291,13 @@ pub fn item_difference(left: &ItemSummary, right: &ItemSummary) -> Option<String
     }
     None
 }
+
+/// A state store's settings for in-process tests: the default dimension, a 1-hour
+/// de-duplication window, a 16 MiB block cache.
+pub fn small_store_config() -> marquee_vector_store::StoreConfig {
+    marquee_vector_store::StoreConfig {
+        dimension: marquee_stream_processor::ModelConfig::default().dimension,
+        dedup_window: Duration::from_secs(3600),
+        block_cache_bytes: 16 << 20,
+    }
+}
