@@ -44,6 +44,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bulk;
 mod delivery;
 mod error;
 mod event;
@@ -52,11 +53,13 @@ mod query;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bulk::{Refusal, SEND_ATTEMPTS, Sent};
 pub use delivery::{Closed, ErrorCallback, Stats, Undelivered};
 pub use error::{DeliveryError, Error};
 pub use event::{Event, EventKind};
 pub use query::{
-    Item, Recommendation, RecommendationOptions, Recommendations, TrendingOptions, Upserted,
+    ITEMS_PER_REQUEST, Item, Recommendation, RecommendationOptions, Recommendations,
+    TrendingOptions, Upserted,
 };
 
 use delivery::{Settings, Shared};

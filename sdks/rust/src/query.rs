@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiErrorBody;
 use crate::{Client, Error};
 
+/// Most items one catalogue request carries.
+pub const ITEMS_PER_REQUEST: usize = 2_000;
+
 /// One recommended, similar or trending item.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Recommendation {
@@ -173,26 +176,54 @@ impl Client {
         self.get(self.url(&["v1", "items", item_id])).await
     }
 
-    /// `POST /v1/items`: creates or replaces catalogue items (an `admin` key).
-    pub async fn upsert_items(&self, items: &[Item]) -> Result<Upserted, Error> {
-        let request = self
-            .handle
-            .http
-            .post(self.url(&["v1", "items"]))
-            .json(items);
-        let answer: UpsertAnswer = self.send(request).await?;
-        Ok(Upserted {
-            upserted: answer.upserted,
-            rejected: answer
-                .rejected
-                .into_iter()
-                .map(|rejection| (rejection.index, rejection.error))
-                .collect(),
-        })
+    /// `POST /v1/items`: creates or replaces catalogue items (an `admin` key), in requests of
+    /// at most [`ITEMS_PER_REQUEST`]; a refusal's position is the item's in `items`. Anything
+    /// that serialises as the server's item JSON will do ([`Item`], or a server-side type).
+    pub async fn upsert_items<I: Serialize>(&self, items: &[I]) -> Result<Upserted, Error> {
+        let mut total = Upserted {
+            upserted: 0,
+            rejected: Vec::new(),
+        };
+        for (chunk_at, chunk) in items.chunks(ITEMS_PER_REQUEST).enumerate() {
+            let request = self
+                .handle
+                .http
+                .post(self.url(&["v1", "items"]))
+                .json(chunk);
+            let answer: UpsertAnswer = match self.send(request).await {
+                Ok(answer) => answer,
+                // Every item of the chunk invalid: the same answer under 422.
+                Err(Error::Api {
+                    status: 422,
+                    message,
+                    ..
+                }) => match serde_json::from_str::<UpsertAnswer>(&message) {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        return Err(Error::Api {
+                            status: 422,
+                            code: "validation_failed".into(),
+                            message,
+                            retry_after: None,
+                        });
+                    }
+                },
+                Err(error) => return Err(error),
+            };
+            total.upserted += answer.upserted;
+            let offset = chunk_at * ITEMS_PER_REQUEST;
+            total.rejected.extend(
+                answer
+                    .rejected
+                    .into_iter()
+                    .map(|rejection| (offset + rejection.index, rejection.error)),
+            );
+        }
+        Ok(total)
     }
 
     /// The base URL with `segments` appended, each percent-encoded.
-    fn url(&self, segments: &[&str]) -> reqwest::Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> reqwest::Url {
         let mut url = self.handle.base.clone();
         url.path_segments_mut()
             .expect("checked at build: a base URL")

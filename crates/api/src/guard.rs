@@ -1,0 +1,350 @@
+//! The guard every request passes before its handler: size limits, load shedding, API keys and
+//! scopes, per-key rate limits, and the request timeout, in that order.
+//!
+//! - Size: a URI longer than `max_uri_bytes` is refused with 414, headers larger than
+//!   `max_header_bytes` in all with 431 (hyper's own, larger, limits stay behind these); bodies are
+//!   limited by the router (`max_body_bytes`, 413).
+//! - Load shedding: at most `max_concurrent_requests` requests are served at once; the next one
+//!   gets 503 with `Retry-After: 1` at once instead of waiting in a queue that would make every
+//!   request late.
+//! - Keys: when auth is on, every route but the open ones (`/healthz`, `/readyz`, `/metrics`,
+//!   `/openapi.json`) needs `Authorization: Bearer KEY` or `X-API-Key: KEY` of a key whose scopes
+//!   allow the route ([`required_scope`]): 401 without a valid key, 403 with the wrong scope.
+//!   The beacon route (`POST /v1/events/beacon`, for `navigator.sendBeacon`, which cannot set
+//!   headers) takes its key from the `key` query parameter instead, and only a key whose one
+//!   scope is `ingest`: a URL ends up in logs and browser history, so a key that can read or
+//!   administer never travels in one. The
+//!   keys file is re-read within a second of a change ([`Guard::reload_if_changed`]), so
+//!   `marquee keys create` and `revoke` take effect on a running server.
+//! - Rate: each key has a token bucket (GCRA, the `governor` crate) of its own rate, or the
+//!   default, with a burst of `rate_burst_seconds` of it; an empty bucket gives 429 with
+//!   `Retry-After`. Without auth there is no key to meter, and only the concurrency limit applies.
+//! - Timeout: a request not answered within `request_timeout` gets 503 with code `timeout`. An
+//!   event append already handed to the log still completes: a client that retries with the same
+//!   `event_id`s is de-duplicated, so send ids (the SDKs do) where a retry must not count twice.
+//!
+//! Every refusal carries its reason to the metrics (`marquee_http_requests_rejected_total`).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use axum::http::{HeaderMap, header};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::error::ApiError;
+use crate::keys::{KeySet, Scope};
+
+/// Whether requests need an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// On unless the node listens on a loopback address only.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl AuthMode {
+    /// Whether auth is on for a node listening on `listen`.
+    pub fn enabled(self, listen: std::net::SocketAddr) -> bool {
+        match self {
+            AuthMode::Auto => !listen.ip().is_loopback(),
+            AuthMode::On => true,
+            AuthMode::Off => false,
+        }
+    }
+}
+
+/// The limits of the guard; every field is a `[limits]` key of the configuration file.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Requests per second of a key without a rate of its own.
+    pub rate_per_second: u32,
+    /// A key may spend this many seconds of its rate at once.
+    pub rate_burst_seconds: u32,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub max_uri_bytes: usize,
+    pub request_timeout_secs: f64,
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            rate_per_second: 1_000,
+            rate_burst_seconds: 2,
+            max_body_bytes: crate::decode::MAX_BODY_BYTES,
+            max_header_bytes: 16 * 1024,
+            max_uri_bytes: 8 * 1024,
+            request_timeout_secs: 10.0,
+            max_concurrent_requests: 2_048,
+        }
+    }
+}
+
+impl Limits {
+    /// A message naming the first invalid field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rate_per_second == 0 || self.rate_burst_seconds == 0 {
+            return Err(
+                "limits.rate_per_second and limits.rate_burst_seconds: must be at least 1".into(),
+            );
+        }
+        if self.max_body_bytes < 1024 || self.max_header_bytes < 1024 || self.max_uri_bytes < 256 {
+            return Err(
+                "limits.max_body_bytes and limits.max_header_bytes: at least 1024; limits.max_uri_bytes: at least 256"
+                    .into(),
+            );
+        }
+        if !(self.request_timeout_secs.is_finite() && self.request_timeout_secs > 0.0) {
+            return Err("limits.request_timeout_secs: must be a number > 0".into());
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err("limits.max_concurrent_requests: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The beacon form of event ingest, whose key is a query parameter.
+pub const BEACON_ROUTE: &str = "/v1/events/beacon";
+
+/// A key set with one rate limiter per key.
+struct Keys {
+    set: KeySet,
+    limiters: HashMap<String, Arc<DefaultDirectRateLimiter>>,
+}
+
+/// The state of the guard, shared by every request.
+pub struct Guard {
+    limits: Limits,
+    pub(crate) auth: bool,
+    path: PathBuf,
+    keys: ArcSwap<Keys>,
+    /// The keys file's (modification time, length) at the last load.
+    seen: Mutex<Option<(SystemTime, u64)>>,
+    pub(crate) permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("auth", &self.auth)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+fn quota(rate: u32, burst_seconds: u32) -> Quota {
+    let rate = NonZeroU32::new(rate.max(1)).expect("at least 1");
+    let burst =
+        NonZeroU32::new(rate.get().saturating_mul(burst_seconds.max(1))).expect("at least 1");
+    Quota::per_second(rate).allow_burst(burst)
+}
+
+impl Guard {
+    /// A guard reading its keys from `keys_file` (`<data-dir>/keys.json`).
+    pub fn new(keys_file: PathBuf, auth: bool, limits: Limits) -> Guard {
+        let guard = Guard {
+            permits: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            limits,
+            auth,
+            path: keys_file,
+            keys: ArcSwap::from_pointee(Keys {
+                set: KeySet::default(),
+                limiters: HashMap::new(),
+            }),
+            seen: Mutex::new(None),
+        };
+        guard.reload_if_changed();
+        if auth && guard.keys.load().set.is_empty() {
+            warn!(
+                keys_file = %guard.path.display(),
+                "auth is on and there are no keys: every request but the probes will get 401; \
+                 create one with `marquee keys create --scope admin`"
+            );
+        }
+        guard
+    }
+
+    pub fn auth_enabled(&self) -> bool {
+        self.auth
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Re-reads the keys file if its modification time or length changed. A file that cannot be
+    /// read or parsed keeps the keys in force (and is logged).
+    pub fn reload_if_changed(&self) {
+        let stamp = std::fs::metadata(&self.path).ok().map(|meta| {
+            (
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            )
+        });
+        let mut seen = self.seen.lock();
+        if *seen == stamp && seen.is_some() {
+            return;
+        }
+        match KeySet::load(&self.path) {
+            Ok(set) => {
+                let old = self.keys.load();
+                let limiters = set
+                    .records()
+                    .into_iter()
+                    .map(|record| {
+                        let unchanged = old.set.records().into_iter().any(|before| {
+                            before.id == record.id
+                                && before.rate_per_second == record.rate_per_second
+                        });
+                        let limiter = match (unchanged, old.limiters.get(&record.id)) {
+                            (true, Some(limiter)) => limiter.clone(),
+                            _ => Arc::new(RateLimiter::direct(quota(
+                                record
+                                    .rate_per_second
+                                    .unwrap_or(self.limits.rate_per_second),
+                                self.limits.rate_burst_seconds,
+                            ))),
+                        };
+                        (record.id.clone(), limiter)
+                    })
+                    .collect();
+                if seen.is_some() {
+                    info!(keys = set.records().len(), "keys file reloaded");
+                }
+                self.keys.store(Arc::new(Keys { set, limiters }));
+                *seen = stamp;
+            }
+            Err(error) => {
+                warn!(%error, "the keys file cannot be read; the keys in force are kept");
+                *seen = stamp;
+            }
+        }
+    }
+
+    /// Checks the key of a request that needs `scope`; returns the key's rate limiter.
+    pub(crate) fn authorise(
+        &self,
+        presented: Presented<'_>,
+        scope: Scope,
+    ) -> Result<Arc<DefaultDirectRateLimiter>, ApiError> {
+        let (field, key) = match presented {
+            Presented::Header(key) => ("authorization", key),
+            Presented::Query(key) => ("key", key),
+        };
+        let key = key.ok_or_else(|| ApiError::Unauthorized {
+            message: match presented {
+                Presented::Header(_) => "authorization: missing API key; send `Authorization: Bearer KEY` or `X-API-Key: KEY`".into(),
+                Presented::Query(_) => "key: missing API key; the beacon route takes an ingest key as the `key` query parameter".into(),
+            },
+        })?;
+        let keys = self.keys.load();
+        let record = keys.set.verify(key).ok_or_else(|| ApiError::Unauthorized {
+            message: format!("{field}: unknown or revoked API key"),
+        })?;
+        if matches!(presented, Presented::Query(_))
+            && !record.scopes.iter().all(|held| *held == Scope::Ingest)
+        {
+            return Err(ApiError::Forbidden {
+                message: format!(
+                    "key: key {} can do more than ingest; only a key whose one scope is ingest \
+                     may be sent in a URL (create one with `marquee keys create --scope ingest`)",
+                    record.id
+                ),
+            });
+        }
+        if !record.allows(scope) {
+            let held: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
+            return Err(ApiError::Forbidden {
+                message: format!(
+                    "authorization: key {} has scope {}; this route needs {scope}",
+                    record.id,
+                    held.join(",")
+                ),
+            });
+        }
+        Ok(keys
+            .limiters
+            .get(&record.id)
+            .cloned()
+            .expect("a limiter per key"))
+    }
+}
+
+/// Where a request's key came from, and the key if there was one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Presented<'a> {
+    Header(Option<&'a str>),
+    Query(Option<&'a str>),
+}
+
+/// The `key` query parameter of a beacon request, percent-decoded.
+pub(crate) fn query_key(uri: &axum::http::Uri) -> Option<String> {
+    let axum::extract::Query(params) =
+        axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri).ok()?;
+    params.get("key").cloned()
+}
+
+/// The key of a request: `Authorization: Bearer KEY`, else `X-API-Key: KEY`.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, key) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim());
+    }
+    headers.get("x-api-key")?.to_str().ok().map(str::trim)
+}
+
+/// Re-reads the keys file every second until `cancel`.
+pub async fn watch_keys(guard: Arc<Guard>, cancel: tokio_util::sync::CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {
+                let guard = guard.clone();
+                let _ = tokio::task::spawn_blocking(move || guard.reload_if_changed()).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_either_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(presented_key(&headers), None);
+        headers.insert("x-api-key", "mq_a_b".parse().unwrap());
+        assert_eq!(presented_key(&headers), Some("mq_a_b"));
+        headers.insert(header::AUTHORIZATION, "Bearer mq_c_d".parse().unwrap());
+        assert_eq!(presented_key(&headers), Some("mq_c_d"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(presented_key(&headers), None);
+    }
+
+    #[test]
+    fn auth_is_on_by_default_off_loopback() {
+        let loopback: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(!AuthMode::Auto.enabled(loopback));
+        assert!(AuthMode::Auto.enabled(any));
+        assert!(AuthMode::On.enabled(loopback));
+        assert!(!AuthMode::Off.enabled(any));
+    }
+}

@@ -1,0 +1,175 @@
+//! Operators' routes: the processor's state and pause, online backups.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use marquee_ingest::EventLog;
+use marquee_stream_processor::backup::{self, Manifest};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::decode::{json_body, object_of};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::{AppState, Services};
+
+/// The processor's state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProcessorStatus {
+    /// Paused by an operator: ingest goes on, the lag grows.
+    pub paused: bool,
+    /// The last batch failed (the processor retries).
+    pub failing: bool,
+    /// Events appended and not yet applied, all partitions.
+    pub lag_events: u64,
+    pub log_end_offsets: Vec<u64>,
+    pub committed_offsets: Vec<u64>,
+}
+
+impl ProcessorStatus {
+    pub(crate) fn of(services: &Services) -> ProcessorStatus {
+        let ends = services.log.end_offsets().unwrap_or_default();
+        let committed = services.processor.committed_offsets();
+        let lag_events = ends
+            .iter()
+            .zip(&committed)
+            .map(|(end, committed)| end.saturating_sub(*committed))
+            .sum();
+        ProcessorStatus {
+            paused: services.processor.is_paused(),
+            failing: services.processor.is_failing(),
+            lag_events,
+            log_end_offsets: ends,
+            committed_offsets: committed,
+        }
+    }
+}
+
+/// The body of a pause or resume.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct ProcessorChange {
+    pub paused: bool,
+}
+
+/// The body of a backup request.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct BackupRequest {
+    /// A new (absent or empty) directory on the server, as an absolute path.
+    pub dir: String,
+}
+
+/// A backup taken.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BackupTaken {
+    pub dir: String,
+    #[schema(value_type = Object)]
+    pub manifest: Manifest,
+}
+
+/// The processor: paused, failing, lag and offsets per partition
+#[utoipa::path(
+    get,
+    path = "/v1/admin/processor",
+    tag = "admin",
+    responses((status = 200, description = "The processor's state", body = ProcessorStatus)),
+    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+)]
+pub async fn get_processor(
+    State(state): State<AppState>,
+) -> Result<Json<ProcessorStatus>, ApiError> {
+    Ok(Json(ProcessorStatus::of(state.services()?)))
+}
+
+/// Pause or resume the processor
+///
+/// Ingest goes on while it is paused, and queries answer from the state as it was; not
+/// persisted across restarts.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/processor",
+    tag = "admin",
+    request_body = ProcessorChange,
+    responses(
+        (status = 200, description = "The processor's new state", body = ProcessorStatus),
+        (status = 422, description = "The body is not {\"paused\": true|false}", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+)]
+pub async fn post_processor(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ProcessorStatus>, ApiError> {
+    let services = state.services()?;
+    let value = json_body(&headers, body, state.guard.limits().max_body_bytes)?;
+    let object = object_of(&value, &["paused"], "{\"paused\": true}")?;
+    let paused = object
+        .get("paused")
+        .ok_or_else(|| ApiError::Unprocessable {
+            message: "paused: required (true or false)".into(),
+        })?
+        .as_bool()
+        .ok_or_else(|| ApiError::Unprocessable {
+            message: "paused: expected true or false".into(),
+        })?;
+    services.processor.set_paused(paused);
+    tracing::info!(paused, "processor pause changed by an operator");
+    Ok(Json(ProcessorStatus::of(services)))
+}
+
+/// Take an online, consistent backup into a new directory on the server
+///
+/// RocksDB checkpoints of the state and the log, and the data directory's keys (see
+/// `docs/OPERATIONS.md`).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/backups",
+    tag = "admin",
+    request_body = BackupRequest,
+    responses(
+        (status = 201, description = "The backup is on disk", body = BackupTaken),
+        (status = 422, description = "The directory is not absolute, or not empty", body = ErrorBody),
+        (status = 503, description = "The backup failed", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+)]
+pub async fn post_backup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<BackupTaken>), ApiError> {
+    let services = state.services()?.clone();
+    let value = json_body(&headers, body, state.guard.limits().max_body_bytes)?;
+    let object = object_of(&value, &["dir"], "{\"dir\": \"/var/backups/marquee/1\"}")?;
+    let dir = object
+        .get("dir")
+        .and_then(Value::as_str)
+        .filter(|dir| !dir.is_empty())
+        .ok_or_else(|| ApiError::Unprocessable {
+            message: "dir: required, an absolute path on the server".into(),
+        })?
+        .to_owned();
+    let started = Instant::now();
+    let target = std::path::PathBuf::from(&dir);
+    let manifest = tokio::task::spawn_blocking(move || {
+        let source = backup::Source {
+            log: &services.log,
+            store: &services.store,
+            processor: &services.processor,
+            data_dir: &services.data_dir,
+        };
+        backup::create(source, &target)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    tracing::info!(
+        dir,
+        bytes = manifest.bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "backup taken"
+    );
+    Ok((StatusCode::CREATED, Json(BackupTaken { dir, manifest })))
+}

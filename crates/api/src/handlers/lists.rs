@@ -1,0 +1,203 @@
+//! The lists: a user's recommendations, the items similar to one, trending.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use marquee_stream_processor::{Recommendation, RecommendationQuery, Strategy};
+use serde::Serialize;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{
+    Params, check_path_id, parse_bool, parse_count, parse_exclude, parse_text,
+    reject_unknown_params,
+};
+use crate::state::AppState;
+
+/// Which method produced a list.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyName {
+    /// Ranked from what viewers did after the items the user engaged with.
+    Personalised,
+    /// Ranked from content only: the user's items have no co-occurrence pairs yet.
+    ColdStart,
+    /// The trending list, for a user the model knows nothing positive about yet.
+    Popular,
+}
+
+impl From<Strategy> for StrategyName {
+    fn from(strategy: Strategy) -> StrategyName {
+        match strategy {
+            Strategy::Personalised => StrategyName::Personalised,
+            Strategy::ColdStart => StrategyName::ColdStart,
+            Strategy::Popular => StrategyName::Popular,
+        }
+    }
+}
+
+/// One item of a list, with what the catalogue says of it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ListedItem {
+    pub item_id: String,
+    pub score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub genres: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<i32>,
+}
+
+impl From<Recommendation> for ListedItem {
+    fn from(item: Recommendation) -> ListedItem {
+        ListedItem {
+            item_id: item.item_id,
+            score: item.score,
+            title: item.title,
+            genres: item.genres,
+            year: item.year,
+        }
+    }
+}
+
+fn listed(items: Vec<Recommendation>) -> Vec<ListedItem> {
+    items.into_iter().map(ListedItem::from).collect()
+}
+
+/// A user's recommendations.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Recommendations {
+    pub user_id: String,
+    pub strategy: StrategyName,
+    pub items: Vec<ListedItem>,
+}
+
+/// The items similar to one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Similar {
+    pub item_id: String,
+    pub items: Vec<ListedItem>,
+}
+
+/// The trending items.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Trending {
+    pub items: Vec<ListedItem>,
+}
+
+/// What this user should watch next
+///
+/// Ranked from the co-occurrence neighbours of the user's history (recent events weigh most),
+/// blended with new items whose genres and tags match; `strategy` says which method produced
+/// the list. Seen items, excluded ids and items outside `genre` are left out.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/recommendations",
+    tag = "lists",
+    params(
+        ("user_id" = String, Path),
+        ("count" = Option<usize>, Query, description = "1 to 100 (default 10)"),
+        ("exclude_seen" = Option<bool>, Query, description = "Leave out items the user interacted with (default true)"),
+        ("genre" = Option<String>, Query, description = "Only items of this genre (case-insensitive)"),
+        ("exclude" = Option<String>, Query, description = "Comma-separated item ids to leave out (at most 1000)"),
+    ),
+    responses(
+        (status = 200, description = "The list", body = Recommendations),
+        (status = 400, description = "A parameter is wrong (named in the message)", body = ErrorBody),
+        (status = 421, description = "Another node serves this user (its address in `owner`)", body = ErrorBody),
+        (status = 503, description = "The node is starting", body = ErrorBody),
+    ),
+    security(("bearer" = ["read"]), ("apiKey" = ["read"]))
+)]
+pub async fn get_recommendations(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Json<Recommendations>, ApiError> {
+    let services = state.services()?;
+    let stored_id = state.stored_user_id(&user_id)?;
+    services.check_owner(&stored_id)?;
+    reject_unknown_params(&params, &["count", "exclude_seen", "genre", "exclude"])?;
+    let query = RecommendationQuery {
+        user_id: stored_id,
+        count: parse_count(&params)?,
+        exclude_seen: parse_bool(&params, "exclude_seen", true)?,
+        genre: parse_text(&params, "genre"),
+        exclude: parse_exclude(&params)?,
+    };
+    // On the async worker, not `spawn_blocking`: a query's work is bounded (about 100 µs of
+    // ranking and two RocksDB reads served from the block cache), and handing it to the
+    // blocking pool cost two thread switches per request, 14% of a serving node's CPU. The
+    // body is serialised straight to bytes (through a `serde_json::Value` it cost 6%).
+    let (strategy, items) = services.query.recommend(&query)?;
+    Ok(Json(Recommendations {
+        user_id,
+        strategy: strategy.into(),
+        items: listed(items),
+    }))
+}
+
+/// Items most like this one
+///
+/// What viewers watch around it (co-occurrence), completed for a new item by trending items
+/// sharing a genre or tag.
+#[utoipa::path(
+    get,
+    path = "/v1/items/{item_id}/similar",
+    tag = "lists",
+    params(
+        ("item_id" = String, Path),
+        ("count" = Option<usize>, Query, description = "1 to 100 (default 10)"),
+    ),
+    responses(
+        (status = 200, description = "The list", body = Similar),
+        (status = 400, description = "A parameter is wrong", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody),
+    ),
+    security(("bearer" = ["read"]), ("apiKey" = ["read"]))
+)]
+pub async fn get_similar(
+    State(state): State<AppState>,
+    Path(item_id): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Json<Similar>, ApiError> {
+    let services = state.services()?;
+    check_path_id("item_id", &item_id)?;
+    reject_unknown_params(&params, &["count"])?;
+    let count = parse_count(&params)?;
+    // Bounded work from memory, on the async worker (see `get_recommendations`).
+    let items = services
+        .query
+        .similar(&item_id, count)
+        .ok_or_else(|| ApiError::not_found(format!("item_id: no item {item_id:?}")))?;
+    Ok(Json(Similar {
+        item_id,
+        items: listed(items),
+    }))
+}
+
+/// The most popular items now (time-decayed)
+#[utoipa::path(
+    get,
+    path = "/v1/trending",
+    tag = "lists",
+    params(
+        ("count" = Option<usize>, Query, description = "1 to 100 (default 10)"),
+        ("genre" = Option<String>, Query, description = "Only items of this genre (case-insensitive)"),
+    ),
+    responses(
+        (status = 200, description = "The list", body = Trending),
+        (status = 400, description = "A parameter is wrong", body = ErrorBody),
+    ),
+    security(("bearer" = ["read"]), ("apiKey" = ["read"]))
+)]
+pub async fn get_trending(
+    State(state): State<AppState>,
+    Query(params): Query<Params>,
+) -> Result<Json<Trending>, ApiError> {
+    let services = state.services()?;
+    reject_unknown_params(&params, &["count", "genre"])?;
+    let count = parse_count(&params)?;
+    let genre = params.get("genre").map(String::as_str);
+    Ok(Json(Trending {
+        items: listed(services.query.trending(count, genre)),
+    }))
+}

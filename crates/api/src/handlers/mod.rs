@@ -1,0 +1,9 @@
+//! The handlers, one file per resource; each declares its path, method, access and answers in
+//! its `#[utoipa::path]` attribute, which the route table ([`crate::routes`]) reads.
+
+pub mod admin;
+pub mod events;
+pub mod items;
+pub mod lists;
+pub mod probes;
+pub mod users;

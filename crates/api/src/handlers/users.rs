@@ -1,0 +1,247 @@
+//! A user's data: `GET /v1/users/{user_id}` (what the model knows), its export (right of
+//! access) and its erasure (right to erasure).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use marquee_ingest::EventLog;
+use marquee_stream_processor::{Erasure, UserSummary};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::{AppState, Services};
+
+/// What the model knows of a user.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub user_id: String,
+    /// Events applied (each `event_id` once).
+    pub event_count: u64,
+    pub last_timestamp: i64,
+    /// Every item the user interacted with, sorted.
+    pub seen_items: Vec<String>,
+    /// The model's history window, newest first.
+    pub recent: Vec<RecentView>,
+}
+
+/// One entry of a user's recent history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecentView {
+    pub item_id: String,
+    /// The event's weight in the model (negative for dislikes and low ratings).
+    pub weight: f32,
+    pub timestamp: i64,
+}
+
+impl UserView {
+    fn new(user_id: String, summary: UserSummary) -> UserView {
+        UserView {
+            user_id,
+            event_count: summary.event_count,
+            last_timestamp: summary.last_timestamp,
+            seen_items: summary.seen_items,
+            recent: summary
+                .recent
+                .into_iter()
+                .map(|entry| RecentView {
+                    item_id: entry.item_id,
+                    weight: entry.weight,
+                    timestamp: entry.timestamp,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What an erasure removed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErasureView {
+    /// Events of the user found in the log and erased from it (or, on a log that cannot erase,
+    /// left to the erasure list).
+    pub log_events: usize,
+    /// Of those, events the model had applied, whose contributions were taken back.
+    pub applied_events: usize,
+    /// Whether the user had state (counts, seen items, history).
+    pub had_state: bool,
+    /// Items whose popularity, counts and co-occurrence lists changed.
+    pub items_adjusted: usize,
+    /// Whether the log itself erased the events (false: the backend keeps history; replay and
+    /// the processor skip them through the erasure list).
+    pub log_erased: bool,
+    /// Time of the erasure, ms since the Unix epoch.
+    pub erased_ms: i64,
+}
+
+impl From<Erasure> for ErasureView {
+    fn from(erasure: Erasure) -> ErasureView {
+        ErasureView {
+            log_events: erasure.log_events,
+            applied_events: erasure.applied_events,
+            had_state: erasure.had_state,
+            items_adjusted: erasure.items_adjusted,
+            log_erased: erasure.log_erased,
+            erased_ms: erasure.erased_ms,
+        }
+    }
+}
+
+/// The answer to an erasure.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Erased {
+    pub user_id: String,
+    pub erased: ErasureView,
+}
+
+/// What the model knows of a user: event count, seen items, recent history
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}",
+    tag = "users",
+    params(("user_id" = String, Path)),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 404, description = "No events for this user", body = ErrorBody),
+        (status = 421, description = "Another node serves this user", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    let services = state.services()?;
+    let lookup_id = state.stored_user_id(&user_id)?;
+    services.check_owner(&lookup_id)?;
+    let engine = services.query.clone();
+    let summary = tokio::task::spawn_blocking(move || engine.user_summary(&lookup_id))
+        .await
+        .map_err(ApiError::internal)??
+        .ok_or_else(|| ApiError::not_found(format!("user_id: no events for user {user_id:?}")))?;
+    Ok(Json(UserView::new(user_id, summary)))
+}
+
+/// Everything stored about the user (right of access)
+///
+/// Events as the log holds them, state, seen items, applied event ids.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/export",
+    tag = "users",
+    params(("user_id" = String, Path)),
+    responses(
+        (status = 200, description = "The export", body = Object),
+        (status = 404, description = "Nothing stored for this user", body = ErrorBody),
+        (status = 421, description = "Another node serves this user", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+)]
+pub async fn get_export(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let services = state.services()?.clone();
+    let lookup_id = state.stored_user_id(&user_id)?;
+    services.check_owner(&lookup_id)?;
+    let export = tokio::task::spawn_blocking(move || export_user(&services, &lookup_id))
+        .await
+        .map_err(ApiError::internal)??;
+    let mut export = export
+        .ok_or_else(|| ApiError::not_found(format!("user_id: nothing stored for {user_id:?}")))?;
+    export["user_id"] = json!(user_id);
+    Ok(Json(export))
+}
+
+fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiError> {
+    let entries = services.log.user_entries(user_id)?;
+    let user = services.store.user(user_id)?;
+    if entries.is_empty() && user.is_none() {
+        return Ok(None);
+    }
+    let seen = services.store.seen_with(user_id, user.as_ref())?;
+    let applied = services.store.applied_events(user_id)?;
+    let table = services.items.read();
+    let item_id = |number: u32| table.id(number).map(|id| id.to_string());
+    let events: Vec<Value> = entries
+        .iter()
+        .map(|entry| {
+            json!({
+                "partition": entry.partition,
+                "offset": entry.offset,
+                "append_ms": entry.append_ms,
+                "event": entry.event,
+            })
+        })
+        .collect();
+    let state = user.map(|user| {
+        json!({
+            "event_count": user.event_count,
+            "last_timestamp": user.last_timestamp,
+            "vector": user.vector,
+            "history": user.history.iter().map(|entry| json!({
+                "item_id": item_id(entry.item),
+                "weight": entry.weight,
+                "timestamp": entry.timestamp,
+            })).collect::<Vec<_>>(),
+        })
+    });
+    let seen: Vec<Value> = seen
+        .iter()
+        .map(|(number, entry)| {
+            json!({
+                "item_id": item_id(*number),
+                "interactions": entry.interactions,
+                "last_weight": entry.last_weight,
+                "last_timestamp": entry.last_timestamp,
+            })
+        })
+        .collect();
+    let applied: Vec<Value> = applied
+        .iter()
+        .map(|(event_id, applied_ms)| json!({"event_id": event_id, "applied_ms": applied_ms}))
+        .collect();
+    Ok(Some(json!({
+        "user_id": user_id,
+        "exported_ms": marquee_schemas::now_ms(),
+        "events": events,
+        "state": state,
+        "seen": seen,
+        "applied_events": applied,
+    })))
+}
+
+/// Erase the user (right to erasure)
+///
+/// Their events from the log, their state, seen items and applied event ids, and their
+/// contribution to item popularity, counts and co-occurrence; learned item vectors keep their
+/// influence until the state is rebuilt from the log. Answers once durable.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{user_id}",
+    tag = "users",
+    params(("user_id" = String, Path)),
+    responses(
+        (status = 200, description = "Erased", body = Erased),
+        (status = 404, description = "Nothing stored for this user", body = ErrorBody),
+        (status = 421, description = "Another node serves this user", body = ErrorBody),
+        (status = 503, description = "The erasure did not complete; retry", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+)]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Erased>, ApiError> {
+    let services = state.services()?;
+    let stored_id = state.stored_user_id(&user_id)?;
+    services.check_owner(&stored_id)?;
+    let erasure = services.processor.erase_user(&stored_id).await?;
+    if erasure.log_events == 0 && !erasure.had_state {
+        return Err(ApiError::not_found(format!(
+            "user_id: nothing stored for {user_id:?}"
+        )));
+    }
+    Ok(Json(Erased {
+        user_id,
+        erased: erasure.into(),
+    }))
+}

@@ -1,0 +1,278 @@
+//! Interaction events and their validation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted id (`event_id`, `user_id`, `item_id`), in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// How far into the future a client timestamp may lie: clocks drift, but not by days.
+pub const MAX_FUTURE_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
+/// `context` is a small map of request metadata, not a payload.
+pub const MAX_CONTEXT_ENTRIES: usize = 16;
+/// Longest context key or value, in bytes.
+pub const MAX_CONTEXT_BYTES: usize = 256;
+
+/// What a viewer did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Encode, Decode)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    View,
+    Click,
+    Watch,
+    Rating,
+    Like,
+    Dislike,
+    AddToWatchlist,
+    Skip,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order (metric label sets are initialised from this).
+    pub const ALL: [EventKind; 8] = [
+        EventKind::View,
+        EventKind::Click,
+        EventKind::Watch,
+        EventKind::Rating,
+        EventKind::Like,
+        EventKind::Dislike,
+        EventKind::AddToWatchlist,
+        EventKind::Skip,
+    ];
+
+    /// The wire name (`add_to_watchlist`), as used in JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::View => "view",
+            EventKind::Click => "click",
+            EventKind::Watch => "watch",
+            EventKind::Rating => "rating",
+            EventKind::Like => "like",
+            EventKind::Dislike => "dislike",
+            EventKind::AddToWatchlist => "add_to_watchlist",
+            EventKind::Skip => "skip",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One interaction, as stored in the log. Every field is set: the server fills `event_id` and
+/// `timestamp` when a client leaves them out, before the event is appended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Event {
+    /// Idempotency key: a repeated id for the same user is applied once (see the processor's
+    /// de-duplication window).
+    pub event_id: String,
+    pub user_id: String,
+    pub item_id: String,
+    pub kind: EventKind,
+    /// Rating in 0.5..=5.0 (half steps), watch fraction in 0..=1, absent for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f32>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// Small string map: surface, position, request_id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
+}
+
+/// A validation failure that names the field it concerns (`value`, `context.surface`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Prefixes the field with a path, as in `events[3].value`.
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = format!("{prefix}.{}", self.field);
+        self
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Checks an identifier: 1 to 128 bytes, no control characters.
+pub fn validate_id(field: &str, id: &str) -> Result<(), FieldError> {
+    if id.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_ID_BYTES} bytes, got {}", id.len()),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+impl Event {
+    /// Checks every field against the rules of the event schema. `now_ms` is the server clock,
+    /// used to refuse timestamps more than a day ahead.
+    pub fn validate(&self, now_ms: i64) -> Result<(), FieldError> {
+        validate_id("event_id", &self.event_id)?;
+        validate_id("user_id", &self.user_id)?;
+        validate_id("item_id", &self.item_id)?;
+        validate_value(self.kind, self.value)?;
+        if self.timestamp < 0 {
+            return Err(FieldError::new(
+                "timestamp",
+                "must be milliseconds since the Unix epoch (not negative)",
+            ));
+        }
+        if self.timestamp > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+            return Err(FieldError::new(
+                "timestamp",
+                "must not be more than one day in the future",
+            ));
+        }
+        if self.context.len() > MAX_CONTEXT_ENTRIES {
+            return Err(FieldError::new(
+                "context",
+                format!("must have at most {MAX_CONTEXT_ENTRIES} entries"),
+            ));
+        }
+        for (key, value) in &self.context {
+            if key.is_empty() || key.len() > MAX_CONTEXT_BYTES || key.chars().any(char::is_control)
+            {
+                return Err(FieldError::new(
+                    "context",
+                    format!(
+                        "keys must be 1 to {MAX_CONTEXT_BYTES} bytes without control characters"
+                    ),
+                ));
+            }
+            if value.len() > MAX_CONTEXT_BYTES {
+                return Err(FieldError::new(
+                    format!("context.{key}"),
+                    format!("must be at most {MAX_CONTEXT_BYTES} bytes"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value rules per kind: ratings in half steps from 0.5 to 5.0, watch fractions in 0..=1,
+/// no value for the other kinds.
+pub fn validate_value(kind: EventKind, value: Option<f32>) -> Result<(), FieldError> {
+    match (kind, value) {
+        (EventKind::Rating, None) => Err(FieldError::new(
+            "value",
+            "is required for a rating (0.5 to 5.0 in steps of 0.5)",
+        )),
+        (EventKind::Rating, Some(rating)) => {
+            let doubled = rating * 2.0;
+            if !(0.5..=5.0).contains(&rating) || doubled.fract() != 0.0 {
+                return Err(FieldError::new(
+                    "value",
+                    format!("rating must be 0.5 to 5.0 in steps of 0.5, got {rating}"),
+                ));
+            }
+            Ok(())
+        }
+        (EventKind::Watch, None) => Err(FieldError::new(
+            "value",
+            "is required for a watch (fraction watched, 0 to 1)",
+        )),
+        (EventKind::Watch, Some(fraction)) => {
+            if !(0.0..=1.0).contains(&fraction) {
+                return Err(FieldError::new(
+                    "value",
+                    format!("watch fraction must be between 0 and 1, got {fraction}"),
+                ));
+            }
+            Ok(())
+        }
+        (_, None) => Ok(()),
+        (other, Some(_)) => Err(FieldError::new(
+            "value",
+            format!("must be absent for a {other} event"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rating(value: f32) -> Event {
+        Event {
+            event_id: "e1".into(),
+            user_id: "u1".into(),
+            item_id: "m1".into(),
+            kind: EventKind::Rating,
+            value: Some(value),
+            timestamp: 1_000,
+            context: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn ratings_take_half_steps_only() {
+        assert!(rating(0.5).validate(2_000).is_ok());
+        assert!(rating(5.0).validate(2_000).is_ok());
+        assert_eq!(rating(4.25).validate(2_000).unwrap_err().field, "value");
+        assert_eq!(rating(0.0).validate(2_000).unwrap_err().field, "value");
+        assert_eq!(rating(5.5).validate(2_000).unwrap_err().field, "value");
+    }
+
+    #[test]
+    fn ids_are_bounded_and_printable() {
+        assert!(validate_id("user_id", &"x".repeat(128)).is_ok());
+        assert!(validate_id("user_id", &"x".repeat(129)).is_err());
+        assert!(validate_id("user_id", "").is_err());
+        assert!(validate_id("user_id", "a\nb").is_err());
+    }
+
+    #[test]
+    fn far_future_timestamps_are_refused() {
+        let mut event = rating(3.0);
+        event.timestamp = 2_000 + MAX_FUTURE_SKEW_MS + 1;
+        assert_eq!(event.validate(2_000).unwrap_err().field, "timestamp");
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_wire_names() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventKind::parse("purchase"), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! The layout of a node's data directory, written once: every file and directory name a node,
+//! a backup, a restore and a replay use.
+//!
+//! | path | what |
+//! |---|---|
+//! | `log/` | the embedded event log (a RocksDB instance; nothing with the Fluvio log) |
+//! | `state/` | the model state (`marquee_vector_store::store`) |
+//! | `index/` | the HNSW graph a clean stop saved (`marquee_vector_store::VectorIndex::save`) |
+//! | `keys.json` | API key hashes (`marquee_api::keys`), mode 0600 |
+//! | `erasure.key` | the 32-byte key of the erasure list's keyed hashes, mode 0600 |
+//! | `pseudonym.key` | the 32-byte key of pseudonymised user ids, mode 0600 |
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The embedded log's directory name.
+pub const LOG_DIR: &str = "log";
+/// The state's directory name.
+pub const STATE_DIR: &str = "state";
+/// Where a clean stop saves the index's graph.
+pub const INDEX_DIR: &str = "index";
+/// The API keys file's name.
+pub const KEYS_FILE: &str = "keys.json";
+/// The erasure key's file name.
+pub const ERASURE_KEY_FILE: &str = "erasure.key";
+/// The pseudonymisation key's file name.
+pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
+
+/// The files a backup copies beside the state and the log, and a restore puts back.
+pub const SECRET_FILES: [&str; 3] = [KEYS_FILE, ERASURE_KEY_FILE, PSEUDONYM_KEY_FILE];
+
+/// A node's data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/log`: the embedded event log.
+    pub fn log(&self) -> PathBuf {
+        self.root.join(LOG_DIR)
+    }
+
+    /// `<root>/state`: the model state.
+    pub fn state(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    /// `<root>/index`: the graph saved at a clean stop.
+    pub fn index(&self) -> PathBuf {
+        self.root.join(INDEX_DIR)
+    }
+
+    /// `<root>/keys.json`: the API keys.
+    pub fn keys_file(&self) -> PathBuf {
+        self.root.join(KEYS_FILE)
+    }
+
+    /// The key of the erasure list's hashes (`erasure.key`), created on first use. It is
+    /// copied into backups with the state, whose erasure list it reads.
+    pub fn erasure_key(&self) -> Result<[u8; 32]> {
+        self.secret_key(ERASURE_KEY_FILE)
+    }
+
+    /// The key of pseudonymised user ids (`pseudonym.key`), created on first use.
+    pub fn pseudonym_key(&self) -> Result<[u8; 32]> {
+        self.secret_key(PSEUDONYM_KEY_FILE)
+    }
+
+    /// A 32-byte key kept in `<root>/<name>` (mode 0600), created at first use.
+    fn secret_key(&self, name: &str) -> Result<[u8; 32]> {
+        let path = self.root.join(name);
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| Error::SecretKey {
+                path: path.clone(),
+                found: bytes.len(),
+            }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+                std::fs::create_dir_all(&self.root).map_err(|source| Error::Io {
+                    path: self.root.clone(),
+                    source,
+                })?;
+                write_private(&path, &key).map_err(io)?;
+                Ok(key)
+            }
+            Err(error) => Err(io(error)),
+        }
+    }
+}
+
+/// Writes `bytes` to `path`, readable and writable by the owner only (mode 0600), synced.
+#[cfg(unix)]
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Writes `bytes` to `path`, synced.
+#[cfg(not(unix))]
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_key_is_created_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::new(dir.path().join("data"));
+        let key = data_dir.erasure_key().unwrap();
+        assert_eq!(data_dir.erasure_key().unwrap(), key);
+        assert_ne!(data_dir.pseudonym_key().unwrap(), key);
+        std::fs::write(dir.path().join("data").join(ERASURE_KEY_FILE), b"short").unwrap();
+        let error = data_dir.erasure_key().unwrap_err().to_string();
+        assert!(error.contains("expected 32 bytes, found 5"), "{error}");
+    }
+}

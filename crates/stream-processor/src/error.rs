@@ -1,0 +1,40 @@
+//! Errors of the processor, the query side, the data directory and backups.
+
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Log(#[from] marquee_ingest::Error),
+    #[error(transparent)]
+    State(#[from] marquee_vector_store::Error),
+    #[error("the processor stopped before the request ran")]
+    Stopped,
+    /// A setting of the processor that cannot work (names the setting).
+    #[error("{0}")]
+    Config(String),
+    /// A file or directory of the data directory that cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A key file of the wrong length.
+    #[error("{}: expected 32 bytes, found {found}", path.display())]
+    SecretKey { path: PathBuf, found: usize },
+}
+
+impl Error {
+    /// The database (`log` or `state`) holding a record that failed to decode, if that is what
+    /// this error is.
+    pub fn corrupt_db(&self) -> Option<&'static str> {
+        match self {
+            Error::Log(marquee_ingest::Error::CorruptRecord { .. }) => Some("log"),
+            Error::State(error) if error.is_corrupt() => Some("state"),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The stream processor: consumes the event log and maintains the model state, and the read side
+//! of the same model; the data directory they live in, and its backups. No HTTP, no JSON wire
+//! types: those are `marquee_api`'s.
+//!
+//! - [`backup`]: online backups (RocksDB checkpoints of the state and the log) and restore.
+//! - [`data_dir`]: [`DataDir`], the layout of a node's data directory, and its secret keys.
+//! - [`catalogue`]: item metadata writes, shared by the API and the evaluator.
+//! - [`engine`]: [`Engine`], the processor and query engine wired over one log and state.
+//! - [`model`]: the online model — event weights, sequential item co-occurrence, item and user
+//!   embeddings, content labels, popularity. Written down in its module docs.
+//! - [`processor`]: the consumer loop. Reads every partition from its committed offset, applies
+//!   events once (de-duplicating by `event_id`), commits state and offsets in one RocksDB batch,
+//!   then publishes the new vectors to the in-memory table and the index.
+//! - [`query`]: recommendations, similar items and trending, over the same state.
+//! - [`trending`]: the periodically refreshed list of the most popular items.
+//! - [`strategy`]: [`Strategy`], which method produced a list.
+//! - [`telemetry`]: the Prometheus metrics of the processor, queries, index and storage,
+//!   registered once.
+//! - [`error`]: this crate's error type.
+
+pub mod backup;
+pub mod catalogue;
+pub mod data_dir;
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod processor;
+pub mod query;
+pub mod strategy;
+pub mod telemetry;
+pub mod trending;
+
+pub use data_dir::DataDir;
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use model::ModelConfig;
+pub use processor::{Erasure, Processor, ProcessorConfig, ProcessorHandle, erasure_hash};
+pub use query::{QueryEngine, RecentEvent, Recommendation, RecommendationQuery, UserSummary};
+pub use strategy::Strategy;
+pub use telemetry::Metrics;
+pub use trending::Trending;

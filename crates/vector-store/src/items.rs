@@ -1,0 +1,323 @@
+//! [`ItemTable`]: every item's vector, popularity and catalogue entry, in memory.
+//!
+//! Items are numbered densely from 0 in order of first appearance (an event or a catalogue
+//! write); numbers are persisted in the `item_ids` column family and never reused. The table is
+//! behind one `RwLock` (parking_lot: no poisoning, writer-fair): queries take short read locks to
+//! score candidates, the processor takes one write lock per applied batch to publish the new
+//! vectors. A number whose assignment was lost in a crash before it was persisted stays vacant.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use marquee_schemas::Item;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::delta::ItemDelta;
+use crate::neighbours::Neighbours;
+use crate::records::{ItemState, Popularity};
+use crate::vector::{INITIAL_VECTOR_SCALE, seeded_vector};
+
+/// The in-memory item table. Cheap to clone.
+#[derive(Clone)]
+pub struct ItemTable {
+    inner: Arc<RwLock<Table>>,
+    dimension: usize,
+}
+
+impl std::fmt::Debug for ItemTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemTable")
+            .field("items", &self.inner.read().ids.len())
+            .finish()
+    }
+}
+
+/// The table's contents; reached through [`ItemTable::read`] and [`ItemTable::write`].
+#[derive(Debug, Default)]
+pub struct Table {
+    dimension: usize,
+    /// Item id per number; empty for a vacant number.
+    ids: Vec<Arc<str>>,
+    by_id: HashMap<Arc<str>, u32>,
+    /// Row-major vectors, `dimension` floats per item.
+    vectors: Vec<f32>,
+    popularity: Vec<Popularity>,
+    event_counts: Vec<u64>,
+    masses: Vec<f32>,
+    /// Per item, `(1 + mass)^−α`: the co-occurrence normalisation as a history item, kept with
+    /// the mass so queries only multiply.
+    history_normalisers: Vec<f32>,
+    /// Per item, `(1 + mass)^(α−1)`: the normalisation as a candidate. An array of its own: a
+    /// query reads it for every candidate, in random order, and 4 bytes per item instead of 8
+    /// interleaved with the history normalisers miss the cache less often.
+    candidate_normalisers: Vec<f32>,
+    /// The exponent `α` of [`Table::normalisers`].
+    neighbour_exponent: f32,
+    neighbours: Vec<Neighbours>,
+    catalogue: Vec<Option<Arc<Item>>>,
+    /// Per content label (genre or tag, see [`content_labels`]): the latest items catalogued
+    /// with it before any positive event, newest last, at most [`COLD_ITEMS_PER_LABEL`].
+    cold_by_label: HashMap<String, VecDeque<u32>>,
+}
+
+fn normalisers(mass: f32, exponent: f32) -> (f32, f32) {
+    let base = 1.0 + mass.max(0.0);
+    (base.powf(-exponent), base.powf(exponent - 1.0))
+}
+
+/// Items without events remembered per content label, for content-based recommendations.
+pub const COLD_ITEMS_PER_LABEL: usize = 256;
+
+/// The content labels of a catalogue entry: its genres and tags, lower-cased, tags prefixed
+/// with `tag:`.
+pub fn content_labels(item: &Item) -> impl Iterator<Item = String> + '_ {
+    item.genres.iter().map(|genre| genre.to_lowercase()).chain(
+        item.tags
+            .iter()
+            .map(|tag| format!("tag:{}", tag.to_lowercase())),
+    )
+}
+
+impl ItemTable {
+    pub fn new(dimension: usize) -> ItemTable {
+        ItemTable {
+            inner: Arc::new(RwLock::new(Table {
+                dimension,
+                ..Table::default()
+            })),
+            dimension,
+        }
+    }
+
+    /// Builds the table from what the state store holds.
+    pub fn load(
+        dimension: usize,
+        item_ids: Vec<(String, u32)>,
+        states: Vec<(u32, ItemState)>,
+        neighbours: Vec<(u32, Neighbours)>,
+        catalogue: Vec<Item>,
+    ) -> ItemTable {
+        let table = ItemTable::new(dimension);
+        {
+            let mut writer = table.write();
+            for (item_id, number) in item_ids {
+                writer.place(&item_id, number);
+            }
+            for (number, state) in states {
+                writer.place(&state.item_id, number);
+                let index = number as usize;
+                if state.vector.len() == dimension {
+                    writer.vectors[index * dimension..(index + 1) * dimension]
+                        .copy_from_slice(&state.vector);
+                }
+                writer.popularity[index] = Popularity {
+                    score: state.popularity,
+                    at: state.popularity_at,
+                };
+                writer.event_counts[index] = state.event_count;
+                writer.set_mass(number, state.mass);
+            }
+            for (number, list) in neighbours {
+                if let Some(slot) = writer.neighbours.get_mut(number as usize) {
+                    *slot = list;
+                }
+            }
+            for item in catalogue {
+                let number = writer.assign(&item.item_id).0;
+                writer.set_catalogue(number, item);
+            }
+        }
+        table
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Table> {
+        self.inner.read()
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Table> {
+        self.inner.write()
+    }
+}
+
+impl Table {
+    /// Number of item numbers in use (vacant ones included).
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn number(&self, item_id: &str) -> Option<u32> {
+        self.by_id.get(item_id).copied()
+    }
+
+    /// The item id of `number`; `None` for a vacant or unknown number.
+    pub fn id(&self, number: u32) -> Option<&Arc<str>> {
+        self.ids.get(number as usize).filter(|id| !id.is_empty())
+    }
+
+    pub fn vector(&self, number: u32) -> &[f32] {
+        let start = number as usize * self.dimension;
+        &self.vectors[start..start + self.dimension]
+    }
+
+    pub fn vector_mut(&mut self, number: u32) -> &mut [f32] {
+        let start = number as usize * self.dimension;
+        &mut self.vectors[start..start + self.dimension]
+    }
+
+    pub fn popularity(&self, number: u32) -> Popularity {
+        self.popularity[number as usize]
+    }
+
+    pub fn popularity_mut(&mut self, number: u32) -> &mut Popularity {
+        &mut self.popularity[number as usize]
+    }
+
+    pub fn event_count(&self, number: u32) -> u64 {
+        self.event_counts[number as usize]
+    }
+
+    pub fn event_count_mut(&mut self, number: u32) -> &mut u64 {
+        &mut self.event_counts[number as usize]
+    }
+
+    /// Adds what a batch committed for `number` (see [`crate::delta`]): the same operation the
+    /// `items` merge operator performs on disk.
+    pub fn add_delta(&mut self, number: u32, delta: &ItemDelta) {
+        if delta.vector.len() == self.dimension {
+            for (component, change) in self.vector_mut(number).iter_mut().zip(&delta.vector) {
+                *component += change;
+            }
+        }
+        let popularity = &mut self.popularity[number as usize];
+        popularity.merge(delta.popularity(), delta.half_life_ms);
+        popularity.score = popularity.score.max(0.0);
+        let count = &mut self.event_counts[number as usize];
+        *count = count.saturating_add_signed(delta.event_count);
+        let mass = (self.masses[number as usize] + delta.mass).max(0.0);
+        self.set_mass(number, mass);
+    }
+
+    /// Total positive weight the co-occurrence model counted for `number`.
+    pub fn mass(&self, number: u32) -> f32 {
+        self.masses[number as usize]
+    }
+
+    /// Sets the mass of `number` and its normalisers.
+    pub fn set_mass(&mut self, number: u32, mass: f32) {
+        self.masses[number as usize] = mass;
+        let (history, candidate) = normalisers(mass, self.neighbour_exponent);
+        self.history_normalisers[number as usize] = history;
+        self.candidate_normalisers[number as usize] = candidate;
+    }
+
+    /// `((1 + mass)^−α, (1 + mass)^(α−1))` of `number`.
+    pub fn normalisers(&self, number: u32) -> (f32, f32) {
+        (
+            self.history_normalisers[number as usize],
+            self.candidate_normalisers[number as usize],
+        )
+    }
+
+    /// The second of [`Table::normalisers`] of every item, by number.
+    pub fn candidate_normalisers(&self) -> &[f32] {
+        &self.candidate_normalisers
+    }
+
+    /// Sets the exponent `α` of the normalisers and recomputes them all.
+    pub fn set_neighbour_exponent(&mut self, exponent: f32) {
+        self.neighbour_exponent = exponent;
+        for (number, mass) in self.masses.iter().enumerate() {
+            let (history, candidate) = normalisers(*mass, exponent);
+            self.history_normalisers[number] = history;
+            self.candidate_normalisers[number] = candidate;
+        }
+    }
+
+    pub fn neighbours(&self, number: u32) -> &Neighbours {
+        &self.neighbours[number as usize]
+    }
+
+    pub fn neighbours_mut(&mut self, number: u32) -> &mut Neighbours {
+        &mut self.neighbours[number as usize]
+    }
+
+    pub fn catalogue(&self, number: u32) -> Option<&Arc<Item>> {
+        self.catalogue.get(number as usize).and_then(Option::as_ref)
+    }
+
+    /// Sets the catalogue entry of `number`; an item with no positive event yet is listed
+    /// under its content labels for content-based recommendations.
+    pub fn set_catalogue(&mut self, number: u32, item: Item) {
+        if self.mass(number) == 0.0 {
+            for label in content_labels(&item) {
+                let list = self.cold_by_label.entry(label).or_default();
+                if !list.contains(&number) {
+                    if list.len() == COLD_ITEMS_PER_LABEL {
+                        list.pop_front();
+                    }
+                    list.push_back(number);
+                }
+            }
+        }
+        self.catalogue[number as usize] = Some(Arc::new(item));
+    }
+
+    /// Items catalogued with `label` that had no positive event when they were listed (the
+    /// caller checks [`Table::mass`] for events since), newest last.
+    pub fn cold_items(&self, label: &str) -> impl Iterator<Item = u32> + '_ {
+        self.cold_by_label.get(label).into_iter().flatten().copied()
+    }
+
+    /// The number of `item_id`, assigning the next free one (with the item's seeded starting
+    /// vector) when it has none. Returns whether it was assigned now.
+    pub fn assign(&mut self, item_id: &str) -> (u32, bool) {
+        if let Some(number) = self.number(item_id) {
+            return (number, false);
+        }
+        let number = self.ids.len() as u32;
+        self.place(item_id, number);
+        (number, true)
+    }
+
+    /// Puts `item_id` at `number`, growing the table with vacant numbers as needed.
+    fn place(&mut self, item_id: &str, number: u32) {
+        let index = number as usize;
+        while self.ids.len() <= index {
+            self.ids.push(Arc::from(""));
+            self.vectors
+                .extend(std::iter::repeat_n(0.0, self.dimension));
+            self.popularity.push(Popularity::default());
+            self.event_counts.push(0);
+            self.masses.push(0.0);
+            let (history, candidate) = normalisers(0.0, self.neighbour_exponent);
+            self.history_normalisers.push(history);
+            self.candidate_normalisers.push(candidate);
+            self.neighbours.push(Neighbours::default());
+            self.catalogue.push(None);
+        }
+        if self.ids[index].is_empty() {
+            let id: Arc<str> = Arc::from(item_id);
+            self.ids[index] = Arc::clone(&id);
+            self.by_id.insert(id, number);
+            let seeded = seeded_vector(item_id, self.dimension, INITIAL_VECTOR_SCALE);
+            self.vector_mut(number).copy_from_slice(&seeded);
+        }
+    }
+
+    /// Every live item number.
+    pub fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| !id.is_empty())
+            .map(|(number, _)| number as u32)
+    }
+}

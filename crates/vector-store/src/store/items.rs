@@ -1,0 +1,120 @@
+//! Items' rows: stored states, co-occurrence lists, item numbers, the catalogue.
+
+use marquee_schemas::{Item, decode_record, encode_record};
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
+
+use super::StateStore;
+use super::keys::{CATALOGUE_CF, ITEM_IDS_CF, ITEMS_CF, NEIGHBOURS_CF};
+use crate::error::{Error, Result};
+use crate::neighbours::Neighbours;
+use crate::records::ItemState;
+
+impl StateStore {
+    /// Every item state, in item-number order (start-up load).
+    pub fn load_items(&self) -> Result<Vec<(u32, ItemState)>> {
+        let mut items = Vec::new();
+        for entry in self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(ITEMS_CF), IteratorMode::Start)
+        {
+            let (key, value) = entry?;
+            let Ok(number) = <[u8; 4]>::try_from(&key[..]) else {
+                continue;
+            };
+            let number = u32::from_be_bytes(number);
+            let state = decode_record(&value).map_err(|source| Error::CorruptRecord {
+                column_family: ITEMS_CF,
+                key: number.to_string(),
+                source,
+            })?;
+            items.push((number, state));
+        }
+        Ok(items)
+    }
+
+    /// Every item's co-occurrence list (start-up load).
+    pub fn load_neighbours(&self) -> Result<Vec<(u32, Neighbours)>> {
+        let mut lists = Vec::new();
+        for entry in self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(NEIGHBOURS_CF), IteratorMode::Start)
+        {
+            let (key, value) = entry?;
+            let Ok(number) = <[u8; 4]>::try_from(&key[..]) else {
+                continue;
+            };
+            let number = u32::from_be_bytes(number);
+            let list =
+                Neighbours::decode(&value).ok_or(Error::CorruptNeighbours { item: number })?;
+            lists.push((number, list));
+        }
+        Ok(lists)
+    }
+
+    /// Every item-id mapping, including items the catalogue knows but no event touched yet.
+    pub fn load_item_ids(&self) -> Result<Vec<(String, u32)>> {
+        let mut ids = Vec::new();
+        for entry in self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(ITEM_IDS_CF), IteratorMode::Start)
+        {
+            let (key, value) = entry?;
+            let (Ok(id), Ok(number)) = (
+                String::from_utf8(key.to_vec()),
+                <[u8; 4]>::try_from(&value[..]),
+            ) else {
+                continue;
+            };
+            ids.push((id, u32::from_be_bytes(number)));
+        }
+        Ok(ids)
+    }
+
+    /// Every catalogue entry (start-up load).
+    pub fn load_catalogue(&self) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        for entry in self
+            .inner
+            .db
+            .iterator_cf(self.cf_handle(CATALOGUE_CF), IteratorMode::Start)
+        {
+            let (key, value) = entry?;
+            let item = decode_record(&value).map_err(|source| Error::CorruptRecord {
+                column_family: CATALOGUE_CF,
+                key: String::from_utf8_lossy(&key).into_owned(),
+                source,
+            })?;
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// One catalogue entry.
+    pub fn catalogue_item(&self, item_id: &str) -> Result<Option<Item>> {
+        self.get_record(CATALOGUE_CF, item_id.as_bytes())
+    }
+
+    /// Writes catalogue entries and their item numbers durably (synced) in one batch.
+    pub fn put_catalogue(&self, entries: &[(Item, u32)]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (item, number) in entries {
+            let bytes = encode_record(item).map_err(|source| Error::Encode {
+                column_family: CATALOGUE_CF,
+                source,
+            })?;
+            batch.put_cf(self.cf_handle(CATALOGUE_CF), item.item_id.as_bytes(), bytes);
+            batch.put_cf(
+                self.cf_handle(ITEM_IDS_CF),
+                item.item_id.as_bytes(),
+                number.to_be_bytes(),
+            );
+        }
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.inner.db.write_opt(batch, &sync)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! Users' rows: states, seen items, applied event ids.
+
+use marquee_schemas::decode_record;
+use rocksdb::{Direction, IteratorMode, ReadOptions};
+
+use super::StateStore;
+use super::keys::{DEDUP_CF, SEEN_CF, USERS_CF, dedup_key, seen_key, user_prefix};
+use crate::error::{Error, Result};
+use crate::records::{HistoryEntry, SeenEntry, UserState};
+
+/// `seen` (by item number) with the interactions of `history` added, oldest first, as the
+/// column family's merge adds them: interactions counted, the last weight and time kept.
+fn add_history(seen: Vec<(u32, SeenEntry)>, history: &[HistoryEntry]) -> Vec<(u32, SeenEntry)> {
+    let mut all: std::collections::BTreeMap<u32, SeenEntry> = seen.into_iter().collect();
+    for past in history {
+        all.entry(past.item)
+            .or_default()
+            .record(past.weight, past.timestamp);
+    }
+    all.into_iter().collect()
+}
+
+impl StateStore {
+    /// The states of many users (one `MultiGet`), in the order asked.
+    pub fn users(&self, user_ids: &[&str]) -> Result<Vec<Option<UserState>>> {
+        let keys: Vec<Vec<u8>> = user_ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        self.get_records(USERS_CF, &keys)
+    }
+
+    /// Seen entries of many `(user, item)` pairs (one `MultiGet`), in the order asked.
+    pub fn seen_entries(&self, pairs: &[(&str, u32)]) -> Result<Vec<Option<SeenEntry>>> {
+        let keys: Vec<Vec<u8>> = pairs
+            .iter()
+            .map(|(user_id, item)| seen_key(user_id, *item))
+            .collect();
+        self.get_records(SEEN_CF, &keys)
+    }
+
+    /// For many `(user, event_id)` pairs (one `MultiGet`), whether each was already applied
+    /// within the de-duplication window.
+    pub fn applied(&self, events: &[(&str, &str)]) -> Result<Vec<bool>> {
+        let keys: Vec<Vec<u8>> = events
+            .iter()
+            .map(|(user_id, event_id)| dedup_key(user_id, event_id))
+            .collect();
+        Ok(self
+            .multi_get(DEDUP_CF, &keys)?
+            .iter()
+            .map(Option::is_some)
+            .collect())
+    }
+
+    /// A user's state, or `None` for a user without applied events.
+    pub fn user(&self, user_id: &str) -> Result<Option<UserState>> {
+        self.get_record(USERS_CF, user_id.as_bytes())
+    }
+
+    /// Whether the `seen` column family holds only the interactions that left the users'
+    /// history windows (states created since that layout; the history holds the rest), rather
+    /// than every interaction (older states, which keep their layout).
+    ///
+    /// Catching up, most users' events all fit in their history (500 events by default), so a
+    /// state of this layout writes no `seen` entry for them: a third fewer memtable inserts.
+    pub fn seen_outside_history(&self) -> bool {
+        self.inner.seen_outside_history
+    }
+
+    /// Every item the user interacted with, by item number (reads the user's state).
+    pub fn seen_items(&self, user_id: &str) -> Result<Vec<(u32, SeenEntry)>> {
+        let state = self.user(user_id)?;
+        self.seen_with(user_id, state.as_ref())
+    }
+
+    /// Every item the user interacted with, by item number, given the user's state (`None`:
+    /// no state). A user whose every event is still in the history needs no read of the
+    /// column family.
+    pub fn seen_with(
+        &self,
+        user_id: &str,
+        state: Option<&UserState>,
+    ) -> Result<Vec<(u32, SeenEntry)>> {
+        match state {
+            Some(state) if state.event_count == state.history.len() as u64 => {
+                Ok(add_history(Vec::new(), &state.history))
+            }
+            Some(state) if self.inner.seen_outside_history => {
+                Ok(add_history(self.seen_column(user_id)?, &state.history))
+            }
+            _ => self.seen_column(user_id),
+        }
+    }
+
+    /// The user's entries in the `seen` column family, by item number.
+    fn seen_column(&self, user_id: &str) -> Result<Vec<(u32, SeenEntry)>> {
+        let prefix = user_prefix(user_id);
+        let mut seen = Vec::new();
+        // The user's keys end before `user_id` + 0x01: with that bound the iterator neither
+        // reads nor opens anything past them.
+        let mut options = ReadOptions::default();
+        let mut bound = prefix.clone();
+        *bound.last_mut().expect("a prefix ends with its separator") = 1;
+        options.set_iterate_upper_bound(bound);
+        let iterator = self.inner.db.iterator_cf_opt(
+            self.cf_handle(SEEN_CF),
+            options,
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for entry in iterator {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let Some(item_bytes) = key
+                .get(prefix.len()..)
+                .and_then(|rest| rest.try_into().ok())
+            else {
+                continue;
+            };
+            let item = u32::from_be_bytes(item_bytes);
+            let entry: SeenEntry =
+                decode_record(&value).map_err(|source| Error::CorruptRecord {
+                    column_family: SEEN_CF,
+                    key: format!("{user_id}/{item}"),
+                    source,
+                })?;
+            seen.push((item, entry));
+        }
+        Ok(seen)
+    }
+
+    /// The `event_id`s applied for `user_id` and when, within the de-duplication window.
+    pub fn applied_events(&self, user_id: &str) -> Result<Vec<(String, i64)>> {
+        let prefix = user_prefix(user_id);
+        let mut found = Vec::new();
+        for item in self.inner.db.iterator_cf(
+            self.cf_handle(DEDUP_CF),
+            IteratorMode::From(&prefix, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let event_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let at = <[u8; 8]>::try_from(value.as_ref())
+                .map(i64::from_be_bytes)
+                .unwrap_or(0);
+            found.push((event_id, at));
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,36 @@
+//! `marquee backup DIR` (online, through the node's API) and `marquee restore` (offline).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+pub async fn backup(dir: &Path, url: &str, api_key: Option<&str>) -> Result<()> {
+    let dir = std::path::absolute(dir).context("dir: cannot be made absolute")?;
+    let client = super::client(url, api_key)?;
+    let started = std::time::Instant::now();
+    let answer = client.backup(&dir.display().to_string()).await?;
+    let manifest = &answer["manifest"];
+    eprintln!(
+        "backup taken in {:.1} s into {} ({} bytes; recovery point {} ms since the epoch)",
+        started.elapsed().as_secs_f64(),
+        dir.display(),
+        manifest["bytes"],
+        manifest["created_ms"]
+    );
+    Ok(())
+}
+
+pub fn restore(backup: &Path, data_dir: &Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    let manifest = marquee_stream_processor::backup::restore(backup, data_dir)?;
+    eprintln!(
+        "restored {} into {} in {:.1} s (recovery point {} ms since the epoch); start the node \
+         with --data-dir {}",
+        backup.display(),
+        data_dir.display(),
+        started.elapsed().as_secs_f64(),
+        manifest.created_ms,
+        data_dir.display()
+    );
+    Ok(())
+}

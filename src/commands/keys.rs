@@ -1,0 +1,83 @@
+//! `marquee keys`: create, list and revoke API keys in a data directory's keys file (a running
+//! server picks changes up within a second).
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use marquee_api::keys::{KeySet, Scope, keys_path};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysAction {
+    /// Create a key and print it (once: only its hash is stored).
+    Create {
+        /// Scopes, comma-separated: ingest (POST events only), read (queries), admin (all).
+        #[arg(long, value_delimiter = ',', required = true)]
+        scope: Vec<String>,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Requests per second for this key (default: the server's `limits.rate_per_second`).
+        #[arg(long)]
+        rate: Option<u32>,
+    },
+    /// List the keys (ids, names, scopes; never the keys).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+pub fn run(action: KeysAction, data_dir: &Path) -> Result<()> {
+    let path = keys_path(data_dir);
+    let mut set = KeySet::load(&path)?;
+    match action {
+        KeysAction::Create { scope, name, rate } => {
+            let scopes = scope
+                .iter()
+                .map(|text| {
+                    Scope::parse(text.trim()).ok_or_else(|| {
+                        anyhow!("--scope: {text:?} is not a scope; use ingest, read or admin")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if rate == Some(0) {
+                return Err(anyhow!("--rate: must be at least 1"));
+            }
+            let (key, record) = set.create(&name, &scopes, rate)?;
+            set.save(&path)?;
+            let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
+            eprintln!(
+                "created key {} (scopes: {}) in {}; it is shown once, store it now:",
+                record.id,
+                scopes.join(","),
+                path.display()
+            );
+            println!("{key}");
+        }
+        KeysAction::List => {
+            println!(
+                "{:<10} {:<20} {:<18} {:>8}  created",
+                "id", "name", "scopes", "rate/s"
+            );
+            for record in set.records() {
+                let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
+                let rate = record
+                    .rate_per_second
+                    .map_or_else(|| "default".to_owned(), |rate| rate.to_string());
+                println!(
+                    "{:<10} {:<20} {:<18} {:>8}  {}",
+                    record.id,
+                    record.name,
+                    scopes.join(","),
+                    rate,
+                    record.created_ms
+                );
+            }
+        }
+        KeysAction::Revoke { id } => {
+            let record = set.revoke(&id)?;
+            set.save(&path)?;
+            eprintln!("revoked key {} ({})", record.id, record.name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Backup and restore round trip on a real node: a backup taken while the node runs restores,
+//! into a new data directory, exactly the users and events of the moment it was taken.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+
+use common::{caught_up, get_json, item_ids, post, post_json, start, test_config};
+use marquee_stream_processor::backup::{self, BackupError};
+use serde_json::{Value, json};
+
+fn events(round: u32, users: u32) -> String {
+    let mut body = String::new();
+    for user in 0..users {
+        for step in 0..6 {
+            let item = (user * 7 + step * 3 + round * 11) % 40;
+            body.push_str(
+                &json!({
+                    "event_id": format!("r{round}-u{user}-{step}"),
+                    "user_id": format!("u{user}"),
+                    "item_id": format!("m{item}"),
+                    "kind": "rating",
+                    "value": 4.5,
+                    "timestamp": 1_700_000_000_000i64 + i64::from(round * 1000 + step),
+                })
+                .to_string(),
+            );
+            body.push('\n');
+        }
+    }
+    body
+}
+
+/// Each user's summary (count, seen items) and recommendation list.
+async fn snapshot(base: &str, users: u32) -> BTreeMap<String, (Value, Value, Vec<String>)> {
+    let mut snapshot = BTreeMap::new();
+    for user in 0..users {
+        let (status, summary) = get_json(&format!("{base}/v1/users/u{user}")).await;
+        assert_eq!(status, 200, "{summary}");
+        let (_, list) = get_json(&format!("{base}/v1/users/u{user}/recommendations")).await;
+        snapshot.insert(
+            format!("u{user}"),
+            (
+                summary["event_count"].clone(),
+                summary["seen_items"].clone(),
+                item_ids(&list),
+            ),
+        );
+    }
+    snapshot
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restores_the_state_and_the_log_as_of_when_it_was_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let backup_dir = dir.path().join("backup");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("keys.json"), "{\"keys\": []}").unwrap();
+    let node = start(test_config(&data)).await;
+    let base = node.url();
+    let ingest = format!("{base}/v1/events");
+    let (status, answer) = post(&ingest, "application/x-ndjson", events(0, 20)).await;
+    assert_eq!(status, 202, "{answer}");
+    caught_up(&node).await;
+    let before = snapshot(&base, 20).await;
+
+    // Refusals name the field.
+    let backups = format!("{base}/v1/admin/backups");
+    let (status, answer) = post_json(&backups, &json!({"dir": "relative/path"})).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("dir:")
+    );
+    let (status, answer) = post_json(&backups, &json!({"dir": data})).await;
+    assert_eq!(status, 422, "an existing, non-empty directory: {answer}");
+
+    let (status, answer) = post_json(&backups, &json!({"dir": backup_dir})).await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer["manifest"]["bytes"].as_u64().unwrap() > 0);
+
+    // Later events are not in the backup.
+    let (status, _) = post(&ingest, "application/x-ndjson", events(1, 20)).await;
+    assert_eq!(status, 202);
+    caught_up(&node).await;
+    let after = snapshot(&base, 20).await;
+    assert_ne!(before, after, "the second round changed the state");
+    node.shutdown().await.unwrap();
+
+    // Restore into a new data directory; a directory that holds a state is refused.
+    assert!(matches!(
+        backup::restore(&backup_dir, &data),
+        Err(BackupError::TargetInUse(_))
+    ));
+    let restored = dir.path().join("restored");
+    let manifest = backup::restore(&backup_dir, &restored).unwrap();
+    assert_eq!(manifest.format, 1);
+    assert!(restored.join("keys.json").exists());
+    let node = start(test_config(&restored)).await;
+    caught_up(&node).await;
+    let services = node.services().unwrap();
+    let ends: u64 = marquee_ingest::EventLog::end_offsets(&services.log)
+        .unwrap()
+        .iter()
+        .sum();
+    assert_eq!(ends, 20 * 6, "the restored log holds the first round only");
+    let restored_snapshot = snapshot(&node.url(), 20).await;
+    for (user, (count, seen, list)) in &before {
+        let (restored_count, restored_seen, restored_list) = &restored_snapshot[user];
+        assert_eq!((count, seen), (restored_count, restored_seen), "{user}");
+        assert_eq!(
+            list, restored_list,
+            "{user}: the same state gives the same list"
+        );
+    }
+    node.shutdown().await.unwrap();
+}
