@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-# The same (dev) profile and the same targets as the tests (`--all-targets` brings in the
-# dev-dependencies, so features unify exactly as in `cargo test --all-targets`): RocksDB's C++
-# is compiled once for both README commands. Dependencies are optimised in it (see Cargo.toml).
-cargo build --locked --all-targets
+# The binary alone, in the one (dev) profile: the same command the test script builds first, so
+# either script run after the other finds it built (docs/PERFORMANCE.md, "Builds").
+./scripts/build.sh
 exec ./target/debug/marquee demo "$@"

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 # Build and test prerequisites (libclang, a C++ compiler, Prometheus); does nothing when present.
 ./scripts/setup.sh
 cargo fmt --all -- --check
+# The demo's build first (the binary alone): after this script, `scripts/demo.sh` starts at once.
+./scripts/build.sh
 # Clippy only type-checks: nothing is linked, so it needs RocksDB's bindings but not its C++
 # library. Pointing librocksdb-sys at a library directory makes its build script skip the C++
 # build (about 13 CPU-minutes) for this check; the test build below compiles and links it.

@@ -19,8 +19,8 @@ mkdir -p target/bench
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
 "$venv/bin/python" -c 'import hnswlib, numpy' 2>/dev/null \
   || "$venv/bin/pip" install --quiet hnswlib numpy
-cargo build --locked --all-targets
-./target/debug/examples/index_compare --data-dir "$data_dir" --users "$users" \
+cargo build --locked -p marquee-bench --bin index_compare
+./target/debug/index_compare --data-dir "$data_dir" --users "$users" \
   --queries "$queries" --out target/bench/index-data --json target/bench/index-rust.json
 "$venv/bin/python" scripts/bench/index_hnswlib.py target/bench/index-data \
   target/bench/index-rust.json --json target/bench/index.json

@@ -50,7 +50,7 @@ if ! command -v wrk >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
-cargo build --locked --all-targets
+cargo build --locked -p marquee --bin marquee
 marquee=./target/debug/marquee
 work=$(mktemp -d)
 data=${MARQUEE_BENCH_DATA:-$work/data}
