@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 # The binary alone, in the one (dev) profile: the same command the test script builds first, so
-# either script run after the other finds it built (docs/PERFORMANCE.md, "Builds").
+# either script run after the other finds it built (docs/PERFORMANCE-JOURNAL.md, "Builds").
 ./scripts/build.sh
 exec ./target/debug/marquee demo "$@"

@@ -17,8 +17,9 @@ ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
 ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
   cargo clippy -p marquee-ingest --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
-# The Rust SDK's documentation examples (it links no RocksDB, so its doctests are cheap).
-cargo test -p marquee-client --doc --locked
+# The documentation examples (the Rust SDK's), over the whole workspace so that features
+# resolve as in the build above and nothing is compiled again.
+cargo test --workspace --doc --locked
 # The TypeScript SDK: type-checked build, then its tests (Node.js and headless Chromium) against
 # the `marquee` binary the cargo tests just built.
 (

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Index benchmark (docs/PERFORMANCE.md, "The index"): hnsw_rs as Marquee configures it, exact
+# Index benchmark (docs/PERFORMANCE-JOURNAL.md, "The index"): hnsw_rs as Marquee configures it, exact
 # search and hnswlib (PyPI, C++) on the same vectors, the same transformed space, the same
 # queries, one thread per query run, over a grid of M and ef, in one run.
 #

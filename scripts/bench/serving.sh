@@ -18,7 +18,7 @@
 # with the same variable serves the state already in it instead of loading it again (the
 # arguments must match the first run's). Measuring starts once RocksDB's compactions of the
 # loaded state have settled (at most 10 minutes). Results go to standard output and to
-# target/bench/serving.txt.
+# target/bench/serving.txt. MARQUEE_BIN=PATH runs that binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 users=${1:-1000000}
@@ -50,8 +50,14 @@ if ! command -v wrk >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
-cargo build --locked -p marquee --bin marquee
-marquee=./target/debug/marquee
+# MARQUEE_BIN runs another build of the binary on the same harness (builds compared in one
+# sitting, alternated); by default the one built here.
+if [ -n "${MARQUEE_BIN:-}" ]; then
+  marquee=$MARQUEE_BIN
+else
+  cargo build --locked -p marquee --bin marquee
+  marquee=./target/debug/marquee
+fi
 work=$(mktemp -d)
 data=${MARQUEE_BENCH_DATA:-$work/data}
 reuse=false

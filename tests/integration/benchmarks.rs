@@ -7,8 +7,6 @@ use marquee_bench::catch_up::{CatchUpOptions, catch_up};
 use marquee_bench::freshness::{FreshnessOptions, freshness};
 use marquee_bench::index::{IndexBenchOptions, load_input, run};
 use marquee_bench::ingest::{IngestOptions, ingest};
-use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog, LogBackend};
-use marquee_vector_store::IndexConfig;
 
 #[test]
 fn catch_up_applies_every_event_and_the_index_benchmark_runs_on_its_state() {
@@ -126,49 +124,6 @@ async fn the_freshness_benchmark_answers_every_trial() {
     );
 }
 
-// The harnesses at their smallest, each on its own.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_acknowledges_every_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = IngestOptions {
-        events: 5_000,
-        batch: 500,
-        connections: 3,
-        seed: 4,
-        log: LogBackend::Embedded,
-    };
-    let report = ingest(dir.path(), &options).await.unwrap();
-    assert_eq!(report.events, 5_000);
-    assert!(report.p50_ms <= report.p99_ms);
-    // Every acknowledged event is in the log.
-    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedLogConfig::default()).unwrap();
-    assert_eq!(log.end_offsets().unwrap().iter().sum::<u64>(), 5_000);
-    log.close();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn freshness_measures_every_trial() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = freshness(
-        dir.path(),
-        &FreshnessOptions {
-            trials: 5,
-            warmup_events: 20_000,
-            background_rate: 1_000,
-            users: 500,
-            items: 300,
-            seed: 3,
-            index: IndexConfig::default(),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.timeouts, 0);
-    assert!(report.p50_ms.is_finite() && report.p50_ms <= report.p99_ms);
-    assert!(report.polls_per_trial >= 1.0);
-}
-
 #[test]
 fn catch_up_on_two_nodes_counts_every_event_on_both() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,23 +142,4 @@ fn catch_up_on_two_nodes_counts_every_event_on_both() {
     assert_eq!(report.events, 3_000);
     assert!(report.change_records >= 2, "both nodes shipped changes");
     assert!(report.changes_lag_seconds >= 0.0);
-}
-
-#[test]
-fn catch_up_applies_every_event_of_the_filled_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = catch_up(
-        dir.path(),
-        &CatchUpOptions {
-            events: 3_000,
-            users: 200,
-            items: 300,
-            ..CatchUpOptions::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(report.events, 3_000);
-    assert!(report.batches >= 1);
-    assert!(report.state_bytes > 0);
-    assert!(report.batch_bytes > 0);
 }

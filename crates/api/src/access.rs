@@ -25,14 +25,15 @@ pub enum Access {
 pub struct ApiDocument {
     /// The OpenAPI document as served at `/openapi.json`.
     pub json: String,
-    access: HashMap<(Method, String), Access>,
+    /// By path pattern, then method: looked up without allocating, on every request.
+    access: HashMap<String, Vec<(Method, Access)>>,
 }
 
 impl ApiDocument {
     /// Reads the access of every operation of `json`, an OpenAPI document.
     pub fn new(json: String) -> ApiDocument {
         let document: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
-        let mut access = HashMap::new();
+        let mut access: HashMap<String, Vec<(Method, Access)>> = HashMap::new();
         let paths = document["paths"].as_object().cloned().unwrap_or_default();
         for (path, item) in paths {
             let Some(operations) = item.as_object() else {
@@ -42,7 +43,10 @@ impl ApiDocument {
                 let Ok(method) = method.to_ascii_uppercase().parse::<Method>() else {
                     continue;
                 };
-                access.insert((method, path.clone()), operation_access(operation));
+                access
+                    .entry(path.clone())
+                    .or_default()
+                    .push((method, operation_access(operation)));
             }
         }
         ApiDocument { json, access }
@@ -51,14 +55,21 @@ impl ApiDocument {
     /// The access of the route `path` (a matched pattern) under `method`.
     pub fn access(&self, method: &Method, path: &str) -> Access {
         self.access
-            .get(&(method.clone(), path.to_owned()))
-            .copied()
-            .unwrap_or(Access::Key(Scope::Admin))
+            .get(path)
+            .and_then(|methods| methods.iter().find(|(known, _)| known == method))
+            .map_or(Access::Key(Scope::Admin), |(_, access)| *access)
     }
 
     /// Every route of the document: its method and path pattern.
     pub fn routes(&self) -> Vec<(Method, String)> {
-        self.access.keys().cloned().collect()
+        self.access
+            .iter()
+            .flat_map(|(path, methods)| {
+                methods
+                    .iter()
+                    .map(move |(method, _)| (method.clone(), path.clone()))
+            })
+            .collect()
     }
 }
 

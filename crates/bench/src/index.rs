@@ -1,4 +1,4 @@
-//! The index benchmark (`docs/PERFORMANCE.md`, "The index"): `hnsw_rs` as Marquee configures
+//! The index benchmark (`docs/PERFORMANCE-JOURNAL.md`, "The index"): `hnsw_rs` as Marquee configures
 //! it, against exact search, on the item vectors and user vectors of a real state.
 //!
 //! [`load_input`] reads the item vectors and a sample of user vectors from a node's data

@@ -132,21 +132,11 @@ impl Client {
             .http
             .post(self.url(&["v1", "admin", "backups"]))
             .json(&serde_json::json!({ "dir": dir }));
-        let (status, retry_after, text) = self.exchange(request).await?;
-        if !status.is_success() {
-            let error = ApiErrorBody::parse(&text);
-            return Err(Error::Api {
-                status: status.as_u16(),
-                code: error.code,
-                message: error.message,
-                retry_after,
-            });
-        }
-        serde_json::from_str(&text).map_err(|error| Error::Decode(error.to_string()))
+        self.send(request).await
     }
 
     /// Sends `request` with the key; the status, `Retry-After` and body text.
-    async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         mut request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, Option<Duration>, String), Error> {

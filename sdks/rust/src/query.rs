@@ -237,17 +237,13 @@ impl Client {
         self.send(request).await
     }
 
-    async fn send<T: DeserializeOwned>(
+    /// Sends `request` with the key and reads a 2xx answer as `T`; any other status is the
+    /// server's error.
+    pub(crate) async fn send<T: DeserializeOwned>(
         &self,
-        mut request: reqwest::RequestBuilder,
+        request: reqwest::RequestBuilder,
     ) -> Result<T, Error> {
-        if let Some(key) = &self.handle.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let retry_after = crate::error::retry_after(response.headers());
-        let text = response.text().await?;
+        let (status, retry_after, text) = self.exchange(request).await?;
         if !status.is_success() {
             let error = ApiErrorBody::parse(&text);
             return Err(Error::Api {

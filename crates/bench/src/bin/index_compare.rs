@@ -1,4 +1,4 @@
-//! The index benchmark's Rust side (docs/PERFORMANCE.md, "The index"); `scripts/bench/index.sh`
+//! The index benchmark's Rust side (docs/PERFORMANCE-JOURNAL.md, "The index"); `scripts/bench/index.sh`
 //! runs it and then `hnswlib` on the data it writes.
 //!
 //! `cargo run -p marquee-bench --bin index_compare -- --data-dir DIR [--users 1000000]

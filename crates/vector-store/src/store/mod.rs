@@ -388,7 +388,7 @@ impl StateStore {
 
 /// Reads `files` once, front to back, and drops what it read: the operating system keeps them
 /// in its page cache, so the first queries after a start on a cold machine do not each wait for
-/// the disk (`docs/PERFORMANCE.md`, "Index builds yield to queries"). Needs no open state, so
+/// the disk (`docs/PERFORMANCE-JOURNAL.md`, "Index builds yield to queries"). Needs no open state, so
 /// it may run beside a node that stops meanwhile; a file a compaction removed is passed over.
 /// Returns the bytes read.
 pub fn warm_files(files: &[PathBuf]) -> Result<u64> {
