@@ -6,15 +6,17 @@ cd "$(dirname "$0")/.."
 # Build and test prerequisites (libclang, a C++ compiler, Prometheus); does nothing when present.
 ./scripts/setup.sh
 cargo fmt --all -- --check
-# The demo's build first (the binary alone): after this script, `scripts/demo.sh` starts at once.
-./scripts/build.sh
-# Clippy after the build: it reads the build script output of librocksdb-sys that the build
-# left (RocksDB's C++ compiled once). Pointing the script at another library directory for
-# clippy alone, as this script once did, changed the script's environment, and the test build
-# then compiled RocksDB again: on every run, about 13 CPU-minutes.
+# RocksDB's C++ is compiled by librocksdb-sys's build script, and cargo runs that script once per
+# set of build-time (host) dependencies: those depend on which packages a command selects, so
+# `-p marquee --bin marquee` (the demo's build), `--workspace --all-targets` and
+# `-p marquee-ingest` each compile RocksDB again (about 13 CPU-minutes each). This script
+# compiles it once: every command but the last clippy selects the whole workspace, and that
+# clippy, which only type-checks, points the script at a library directory instead, which makes
+# it skip the C++ (in a unit of its own, so the workspace's is not disturbed).
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The log crate without the `fluvio` feature (an embedded-only build) stays clean too.
-cargo clippy -p marquee-ingest --all-targets --locked -- -D warnings
+ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
+  cargo clippy -p marquee-ingest --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
 # The documentation examples (the Rust SDK's), over the whole workspace so that features
 # resolve as in the build above and nothing is compiled again.
