@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-# The binary alone, in the one (dev) profile: the same command the test script builds first, so
-# either script run after the other finds it built (docs/PERFORMANCE-JOURNAL.md, "Builds").
+# The binary alone, in the one (dev) profile, and no test binary: the tests build the same
+# binary on the same dependency artifacts, RocksDB's included, so either script run after the
+# other finds it built (docs/PERFORMANCE-JOURNAL.md, "Build: RocksDB's C++ once per test run").
 ./scripts/build.sh
 exec ./target/debug/marquee demo "$@"

@@ -7,12 +7,11 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo fmt --all -- --check
 # RocksDB's C++ is compiled by librocksdb-sys's build script, and cargo runs that script once per
-# set of build-time (host) dependencies: those depend on which packages a command selects, so
-# `-p marquee --bin marquee` (the demo's build), `--workspace --all-targets` and
-# `-p marquee-ingest` each compile RocksDB again (about 13 CPU-minutes each). This script
-# compiles it once: every command but the last clippy selects the whole workspace, and that
-# clippy, which only type-checks, points the script at a library directory instead, which makes
-# it skip the C++ (in a unit of its own, so the workspace's is not disturbed).
+# set of build-time (host) dependencies. With the build-override profile of Cargo.toml, the
+# demo's build (`scripts/build.sh`, the binary alone), the workspace's clippy, tests and
+# doctests share one; the log crate's clippy alone resolves other features, so it points the
+# script at a library directory instead, which makes it skip the C++ (about 13 CPU-minutes) for a
+# check that links nothing, in a unit of its own that the others do not read.
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The log crate without the `fluvio` feature (an embedded-only build) stays clean too.
 ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
