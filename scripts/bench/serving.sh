@@ -19,6 +19,9 @@
 # arguments must match the first run's). Measuring starts once RocksDB's compactions of the
 # loaded state have settled (at most 10 minutes). Results go to standard output and to
 # target/bench/serving.txt. MARQUEE_BIN=PATH runs that binary instead of building one.
+# MARQUEE_BENCH_MAX_HISTORY=N gives users a heavy-tailed activity (`marquee generate
+# --max-history N`): for example `scripts/bench/serving.sh 100000 100000 11400000` with 5000,
+# histories of about 1 to 5,000 events.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 users=${1:-1000000}
@@ -27,6 +30,7 @@ events=${3:-5000000}
 connections=${4:-64}
 seconds=${5:-30}
 port=${MARQUEE_BENCH_PORT:-18480}
+max_history=${MARQUEE_BENCH_MAX_HISTORY:-0}
 base="http://127.0.0.1:$port"
 
 open_connections=${MARQUEE_BENCH_OPEN_CONNECTIONS:-10000}
@@ -84,7 +88,7 @@ for file in "$work"/items-*; do
   { printf '['; paste -sd, "$file"; printf ']'; } \
     | curl -sf -o /dev/null -H 'content-type: application/json' --data-binary @- "$base/v1/items"
 done
-"$marquee" generate --users "$users" --items "$items" --events "$events" \
+"$marquee" generate --users "$users" --items "$items" --events "$events" --max-history "$max_history" \
   | split -l 1000 - "$work/events-"
 ls "$work"/events-* | xargs -P 4 -I{} curl -sf -o /dev/null \
   -H 'content-type: application/x-ndjson' --data-binary @{} "$base/v1/events"

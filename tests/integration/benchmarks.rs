@@ -56,10 +56,13 @@ fn catch_up_applies_every_event_and_the_index_benchmark_runs_on_its_state() {
             ("marquee VectorIndex::search", 128)
         ]
     );
-    // With ef 400 over a few hundred points the graph search is all but exhaustive, and
-    // Marquee's own path re-scores its candidates exactly.
-    assert!(report.rows[1].recall_at_10 >= 0.99, "{:?}", report.rows[1]);
-    assert!(report.rows[2].recall_at_10 >= 0.95, "{:?}", report.rows[2]);
+    // Over a few hundred points the graph search at ef 400 finds most of the exact top 10,
+    // and so does Marquee's own path, which re-scores its candidates exactly. On the factor
+    // vectors both find 0.93–0.95 here (the item2vec vectors gave 0.99): the MIPS transform of
+    // vectors whose norms spread as widely as these is the graph's hard case
+    // (docs/PERFORMANCE-JOURNAL.md, "The index on factor vectors").
+    assert!(report.rows[1].recall_at_10 >= 0.9, "{:?}", report.rows[1]);
+    assert!(report.rows[2].recall_at_10 >= 0.9, "{:?}", report.rows[2]);
     // The files hnswlib reads: every point and query in the searched space, and the answers.
     let size = |name: &str| std::fs::metadata(out.path().join(name)).unwrap().len() as usize;
     assert_eq!(size("items.f32"), report.items * report.dimension * 4);

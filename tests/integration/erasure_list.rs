@@ -70,7 +70,7 @@ async fn events_left_in_an_immutable_log_are_never_applied_again_after_an_erasur
     let store = StateStore::open(
         dir.path().join("state"),
         &StoreConfig {
-            dimension: model.dimension,
+            dimension: model.stored_dimension(),
             dedup_window: Duration::from_secs(3600),
             block_cache_bytes: 8 << 20,
         },

@@ -354,16 +354,26 @@ fn background_rebuilds_run_below_the_queries_priority() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(index.stats().indexed_items, ITEMS);
+    // Other tests of this binary run nodes at the same time, whose index threads run at the
+    // default niceness: this index's are the ones at `background`.
+    let default = i64::from(IndexConfig::default().background_nice);
     let threads = threads_named("index-");
+    let ours: Vec<&(String, i64)> = threads
+        .iter()
+        .filter(|(_, nice)| *nice == background)
+        .collect();
     assert!(
-        threads.iter().any(|(name, _)| name == "index-rebuild")
-            && threads
+        ours.iter().any(|(name, _)| name == "index-rebuild")
+            && ours
                 .iter()
                 .any(|(name, _)| name.starts_with("index-build-")),
-        "the worker and its build threads: {threads:?}"
+        "the worker and its build threads at niceness {background}: {threads:?}"
     );
     for (name, nice) in &threads {
-        assert_eq!(*nice, background, "thread {name}");
+        assert!(
+            *nice == background || *nice == default,
+            "thread {name} at niceness {nice}"
+        );
     }
     let after = nice_of(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
     assert_eq!(after, own, "the caller's priority is left alone");

@@ -112,7 +112,7 @@ fn open_stores(
     let store = marquee_vector_store::StateStore::open(
         data.join("state"),
         &marquee_vector_store::StoreConfig {
-            dimension: marquee_stream_processor::ModelConfig::default().dimension,
+            dimension: marquee_stream_processor::ModelConfig::default().stored_dimension(),
             dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
             block_cache_bytes: 8 << 20,
         },

@@ -105,7 +105,7 @@ fn item_floats(table: &ItemTable) -> BTreeMap<String, (Vec<f32>, f32, f32)> {
             (
                 table.id(number).unwrap().to_string(),
                 (
-                    table.vector(number).to_vec(),
+                    table.stored_vector(number),
                     table.popularity(number).score,
                     table.mass(number),
                 ),

@@ -16,9 +16,10 @@ use foldhash::{HashMap, HashMapExt};
 use marquee_datasets::synthetic::{Synthetic, SyntheticConfig};
 use marquee_eval::System;
 use marquee_schemas::Event;
-use marquee_stream_processor::model::{ItemVectors, TargetItem, event_weight, learn_event};
+use marquee_stream_processor::factors::fold_in;
+use marquee_stream_processor::model::{TargetItem, event_weight, learn_event};
 use marquee_stream_processor::{ModelConfig, RecommendationQuery};
-use marquee_vector_store::{IndexConfig, ItemTable, Table, UserState};
+use marquee_vector_store::{IndexConfig, ItemTable, UserState};
 
 const WARM_EVENTS: u64 = 200_000;
 const BATCH: usize = 5_000;
@@ -61,21 +62,6 @@ struct Memory {
     users: HashMap<String, UserState>,
 }
 
-/// Items other than the event's own, read and moved in the table.
-struct TableVectors<'a>(&'a mut Table);
-
-impl ItemVectors for TableVectors<'_> {
-    fn context(&mut self, number: u32) -> Option<&mut [f32]> {
-        self.0.id(number)?;
-        Some(self.0.vector_mut(number))
-    }
-
-    fn negative(&mut self, number: u32) -> Option<&[f32]> {
-        self.0.id(number)?;
-        Some(self.0.vector(number))
-    }
-}
-
 impl Memory {
     fn new() -> Memory {
         let model = ModelConfig::default();
@@ -94,14 +80,12 @@ impl Memory {
         let mut additions: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
         for event in events {
             let (number, _) = table.assign(&event.item_id);
-            let item_count = table.len();
             let weight = event_weight(event, &self.model.weights);
             if !self.users.contains_key(&event.user_id) {
                 self.users
                     .insert(event.user_id.clone(), UserState::default());
             }
             let user = self.users.get_mut(&event.user_id).expect("inserted");
-            let mut vector = table.vector(number).to_vec();
             let mut popularity = *table.popularity_mut(number);
             let mut mass = table.mass(number);
             let mut event_count = table.event_count(number);
@@ -109,27 +93,38 @@ impl Memory {
                 &self.model,
                 half_life_ms,
                 event,
-                number,
                 weight,
                 user,
                 TargetItem {
-                    vector: &mut vector,
+                    number,
                     popularity: &mut popularity,
                     mass: &mut mass,
                     event_count: &mut event_count,
                 },
-                &mut TableVectors(&mut table),
-                item_count,
                 |from, to, pair_weight| {
                     if pair_weight > 0.0 {
                         additions.entry(from).or_default().push((to, pair_weight));
                     }
                 },
             );
-            table.vector_mut(number).copy_from_slice(&vector);
             *table.popularity_mut(number) = popularity;
             table.set_mass(number, mass);
             *table.event_count_mut(number) = event_count;
+        }
+        // The pairs fold into the vectors (against the vectors before the batch), then join
+        // the lists, as a processor batch does.
+        let mut additions: Vec<(u32, Vec<(u32, f32)>)> = additions.into_iter().collect();
+        additions.sort_unstable_by_key(|(from, _)| *from);
+        let mut changes = std::collections::HashMap::new();
+        fold_in(&*table, &additions, &mut changes);
+        for (number, change) in changes {
+            let (source, target) = change.split_at(table.dimension());
+            for (component, add) in table.source_vector_mut(number).iter_mut().zip(source) {
+                *component += add;
+            }
+            for (component, add) in table.vector_mut(number).iter_mut().zip(target) {
+                *component += add;
+            }
         }
         for (from, list) in additions {
             table.neighbours_mut(from).add_all(&list);

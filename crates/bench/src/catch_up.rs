@@ -170,7 +170,7 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
     let store = StateStore::open(
         &state_dir,
         &StoreConfig {
-            dimension: options.model.dimension,
+            dimension: options.model.stored_dimension(),
             dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
             block_cache_bytes: 256 * 1024 * 1024,
         },
@@ -223,7 +223,7 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
     let ceiling = StateStore::open(
         dir.join("ceiling"),
         &StoreConfig {
-            dimension: options.model.dimension,
+            dimension: options.model.stored_dimension(),
             dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
             block_cache_bytes: 256 * 1024 * 1024,
         },
@@ -308,7 +308,7 @@ fn catch_up_nodes(
         let store = StateStore::open(
             dir.join(format!("state-{node}")),
             &StoreConfig {
-                dimension: options.model.dimension,
+                dimension: options.model.stored_dimension(),
                 dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
                 block_cache_bytes: 128 * 1024 * 1024,
             },

@@ -12,13 +12,14 @@
 //! queries and the exact answers as raw little-endian files, for `scripts/bench/index_hnswlib.py`
 //! to run `hnswlib` on exactly the same data.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use hnsw_rs::prelude::{DistL2, Hnsw};
+use marquee_stream_processor::query::user_vector_from;
 use marquee_vector_store::vector::norm;
 use marquee_vector_store::{
     IndexConfig, ItemTable, StateStore, StoreConfig, VectorIndex, mips_item, mips_probe,
@@ -49,17 +50,27 @@ pub fn load_input(data_dir: &Path, users: u64, queries: usize, seed: u64) -> Res
         secondary.path(),
         // The dimension stored in the state wins over this one; the window is not used.
         &StoreConfig {
-            dimension: marquee_stream_processor::ModelConfig::default().dimension,
+            dimension: marquee_stream_processor::ModelConfig::default().stored_dimension(),
             dedup_window: std::time::Duration::from_secs(3600),
             block_cache_bytes: 64 * 1024 * 1024,
         },
     )
     .with_context(|| format!("opening the state in {}", data_dir.display()))?;
-    let items: Vec<(u32, Vec<f32>)> = store
-        .load_items()?
+    // Stored records hold four vectors (source, target, and the last solve's); the index
+    // searches the targets with users' vectors made of the sources, as the query engine does.
+    let model = marquee_stream_processor::ModelConfig::default();
+    let dimension = model.dimension;
+    let stored = store.load_items()?;
+    let sources: HashMap<u32, Vec<f32>> = stored
+        .iter()
+        .filter(|(_, state)| state.vector.len() == model.stored_dimension())
+        .map(|(number, state)| (*number, state.vector[..dimension].to_vec()))
+        .collect();
+    let items: Vec<(u32, Vec<f32>)> = stored
         .into_iter()
-        .filter(|(_, state)| state.vector.iter().any(|x| *x != 0.0))
-        .map(|(number, state)| (number, state.vector))
+        .filter(|(_, state)| state.vector.len() == model.stored_dimension())
+        .map(|(number, state)| (number, state.vector[dimension..2 * dimension].to_vec()))
+        .filter(|(_, target)| target.iter().any(|x| *x != 0.0))
         .collect();
     if items.is_empty() {
         bail!("no item vectors in {}", data_dir.display());
@@ -74,10 +85,13 @@ pub fn load_input(data_dir: &Path, users: u64, queries: usize, seed: u64) -> Res
         if !seen.insert(user) {
             continue;
         }
-        if let Some(state) = store.user(&format!("u{user}"))?
-            && state.vector.iter().any(|x| *x != 0.0)
-        {
-            vectors.push(state.vector);
+        if let Some(state) = store.user(&format!("u{user}"))? {
+            let vector = user_vector_from(&state.history, &model, dimension, |item| {
+                sources.get(&item).map(Vec::as_slice)
+            });
+            if vector.iter().any(|x| *x != 0.0) {
+                vectors.push(vector);
+            }
         }
     }
     if vectors.is_empty() {
@@ -138,13 +152,34 @@ pub struct IndexReport {
     pub rows: Vec<IndexRow>,
 }
 
-fn recall(truth: &[Vec<u32>], answers: &[Vec<u32>]) -> f64 {
+/// Recall@10 with ties: an answer counts when it is one of the exact top 10 or as near as the
+/// tenth (items with equal vectors — those of one content label, say — are interchangeable,
+/// and which of them the exact search keeps is arbitrary).
+fn recall(truth: &Truth, answers: &[Vec<u32>], points: &[Vec<f32>], probes: &[Vec<f32>]) -> f64 {
     let found: usize = truth
+        .top
         .iter()
-        .zip(answers)
-        .map(|(truth, answer)| answer.iter().filter(|item| truth.contains(item)).count())
+        .zip(&truth.tenth)
+        .zip(answers.iter().zip(probes))
+        .map(|((top, tenth), (answer, probe))| {
+            answer
+                .iter()
+                .take(K)
+                .filter(|item| {
+                    top.contains(item)
+                        || squared_distance(probe, &points[**item as usize]) <= tenth * (1.0 + 1e-6)
+                })
+                .count()
+        })
         .sum();
-    found as f64 / (truth.len() * K) as f64
+    found as f64 / (truth.top.len() * K) as f64
+}
+
+/// The exact answers: per query, the top 10 (positions in the points) and the tenth's
+/// squared distance.
+struct Truth {
+    top: Vec<Vec<u32>>,
+    tenth: Vec<f32>,
 }
 
 fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
@@ -187,7 +222,7 @@ pub fn run(
 
     // Exact top 10 in the searched space, as positions in `points`.
     let started = Instant::now();
-    let truth: Vec<Vec<u32>> = probes
+    let (top, tenth): (Vec<Vec<u32>>, Vec<f32>) = probes
         .iter()
         .map(|probe| {
             let mut scored: Vec<(f32, u32)> = points
@@ -196,10 +231,12 @@ pub fn run(
                 .map(|(at, point)| (squared_distance(probe, point), at as u32))
                 .collect();
             scored.select_nth_unstable_by(K - 1, |a, b| a.0.total_cmp(&b.0));
+            let tenth = scored[K - 1].0;
             scored.truncate(K);
-            scored.into_iter().map(|(_, at)| at).collect()
+            (scored.into_iter().map(|(_, at)| at).collect(), tenth)
         })
-        .collect();
+        .unzip();
+    let truth = Truth { top, tenth };
     let exact_seconds = started.elapsed().as_secs_f64();
 
     if let Some(out) = out {
@@ -207,7 +244,7 @@ pub fn run(
         write_f32s(&out.join("items.f32"), &points)?;
         write_f32s(&out.join("queries.f32"), &probes)?;
         let mut answers = std::io::BufWriter::new(std::fs::File::create(out.join("truth.u32"))?);
-        for row in &truth {
+        for row in &truth.top {
             for at in row {
                 answers.write_all(&at.to_le_bytes())?;
             }
@@ -255,7 +292,7 @@ pub fn run(
                 library: "hnsw_rs".into(),
                 max_connections: m,
                 ef_search: ef,
-                recall_at_10: recall(&truth, &answers),
+                recall_at_10: recall(&truth, &answers, &points, &probes),
                 queries_per_second: probes.len() as f64 / seconds,
                 build_seconds,
             });
@@ -295,7 +332,7 @@ pub fn run(
         library: "marquee VectorIndex::search".into(),
         max_connections: config.max_connections,
         ef_search: config.ef_search,
-        recall_at_10: recall(&truth, &answers),
+        recall_at_10: recall(&truth, &answers, &points, &probes),
         queries_per_second: input.queries.len() as f64 / seconds,
         build_seconds,
     });

@@ -4,7 +4,10 @@
 //! with a genre name; within a cluster, popularity follows a power law (Zipf, exponent 0.9) over
 //! the item's rank. Users `u0 … u{users-1}` like one or two clusters (drawn from the seed).
 //! Events come in short sessions of one user: 90% inside the user's clusters, rated and watched
-//! favourably there and poorly elsewhere. Everything follows from the seed, and events are
+//! favourably there and poorly elsewhere. Sessions pick their user uniformly, or — with
+//! [`SyntheticConfig::max_history`] set — by a per-user activity drawn from a power law
+//! (exponent [`ACTIVITY_EXPONENT`]) between 1 and `max_history`: a few users with thousands of
+//! events and most with a handful, as real services have. Everything follows from the seed, and events are
 //! produced one at a time (an iterator), so ten million of them never sit in memory.
 //!
 //! The ground truth ([`Synthetic::item_cluster`], [`Synthetic::user_clusters`]) is what lets a
@@ -61,7 +64,17 @@ pub struct SyntheticConfig {
     pub start_ms: i64,
     /// Time between consecutive events, ms.
     pub step_ms: i64,
+    /// 0: sessions pick users uniformly. Otherwise each user's activity is drawn from a power
+    /// law on `[1, max_history]` ([`ACTIVITY_EXPONENT`]), and a user's expected events are
+    /// `events` times their share of the total activity: with `events` = `users` × the mean
+    /// activity (114 for 5,000), history lengths run from 1 to about `max_history`.
+    pub max_history: u64,
 }
+
+/// The exponent of the power law of user activity: `p(a) ∝ a^−1.4` on `[1, max_history]`
+/// (mean 114 for a `max_history` of 5,000; MovieLens' users, 20 to 2,698 ratings, fall off
+/// with a similar tail).
+pub const ACTIVITY_EXPONENT: f64 = 1.4;
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
@@ -73,6 +86,7 @@ impl Default for SyntheticConfig {
             events: 100_000,
             start_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
             step_ms: 1000,
+            max_history: 0,
         }
     }
 }
@@ -83,6 +97,16 @@ pub struct Synthetic {
     config: SyntheticConfig,
     /// Per cluster, the cumulative Zipf weights of its items by rank.
     cumulative_weights: Vec<Vec<f64>>,
+    /// The cumulative activity of the users, by user number; empty when they are uniform.
+    cumulative_activity: Vec<f64>,
+}
+
+/// A user's activity, from the seed: the inverse of the power law's distribution function
+/// ([`ACTIVITY_EXPONENT`]) on `[1, max]` at a uniform draw.
+fn activity(seed: u64, user: u64, max: f64) -> f64 {
+    let uniform = (mix(seed ^ mix(user.wrapping_add(0xac71))) >> 11) as f64 / (1u64 << 53) as f64;
+    let rise = 1.0 - ACTIVITY_EXPONENT;
+    (1.0 + uniform * (max.powf(rise) - 1.0)).powf(1.0 / rise)
 }
 
 fn mix(mut value: u64) -> u64 {
@@ -106,9 +130,35 @@ impl Synthetic {
                     .collect()
             })
             .collect();
+        let cumulative_activity = if config.max_history > 1 {
+            let mut total = 0.0;
+            (0..config.users)
+                .map(|user| {
+                    total += activity(config.seed, user, config.max_history as f64);
+                    total
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Synthetic {
             config,
             cumulative_weights,
+            cumulative_activity,
+        }
+    }
+
+    /// The user of a new session.
+    fn sample_user(&self, rng: &mut impl Rng) -> u64 {
+        match self.cumulative_activity.last() {
+            None => rng.random_range(0..self.config.users),
+            Some(&total) => {
+                let target = rng.random::<f64>() * total;
+                let user = self
+                    .cumulative_activity
+                    .partition_point(|&cumulative| cumulative < target);
+                (user as u64).min(self.config.users - 1)
+            }
         }
     }
 
@@ -225,7 +275,7 @@ impl Events<'_> {
         }
         let config = &self.generator.config;
         if self.session_left == 0 {
-            self.session_user = self.rng.random_range(0..config.users);
+            self.session_user = self.generator.sample_user(&mut self.rng);
             self.session_left = self.rng.random_range(1..=8);
         }
         self.session_left -= 1;
@@ -331,6 +381,37 @@ mod tests {
             inside > 4_000,
             "{inside} of 5000 inside the user's clusters"
         );
+    }
+
+    #[test]
+    fn a_maximum_history_gives_a_heavy_tail_of_activity() {
+        let generator = Synthetic::new(SyntheticConfig {
+            users: 2_000,
+            events: 2_000 * 114,
+            max_history: 5_000,
+            ..SyntheticConfig::default()
+        });
+        let mut counts = vec![0u64; 2_000];
+        for event in generator.events() {
+            let user: usize = event.user_id[1..].parse().unwrap();
+            counts[user] += 1;
+        }
+        counts.sort_unstable();
+        let median = counts[1_000];
+        let most = counts[1_999];
+        assert!(median <= 20, "median history {median}");
+        assert!(most >= 1_500, "longest history {most}");
+        // Uniform users (the default) have no such tail.
+        let uniform = Synthetic::new(SyntheticConfig {
+            users: 2_000,
+            events: 2_000 * 114,
+            ..SyntheticConfig::default()
+        });
+        let mut counts = vec![0u64; 2_000];
+        for event in uniform.events() {
+            counts[event.user_id[1..].parse::<usize>().unwrap()] += 1;
+        }
+        assert!(counts.iter().max().unwrap() < &400);
     }
 
     #[test]

@@ -39,7 +39,7 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use marquee_stream_processor::ModelConfig;
+use marquee_stream_processor::{ModelConfig, Ranking};
 use marquee_vector_store::IndexConfig;
 use serde::Serialize;
 
@@ -65,6 +65,15 @@ pub(crate) const KNN_MAX_ITEMS: usize = 20_000;
 pub(crate) const TRENDING_EVERY: usize = 1_000;
 /// Events appended per log write when streaming a training part.
 pub(crate) const APPEND_CHUNK: usize = 5_000;
+
+/// The production system's rows: the served ranking, the index alone (the user's vector
+/// through the HNSW search, no pair lists, no content), and the pairs with content without
+/// the index (the ranking before the index carried lists).
+pub(crate) const MARQUEE_ROWS: [(&str, Ranking); 3] = [
+    ("marquee", Ranking::ALL),
+    ("marquee-index", Ranking::INDEX),
+    ("marquee-pairs", Ranking::PAIRS),
+];
 
 /// Which protocol to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -8,7 +8,8 @@ use crate::data::{Prepared, Rating};
 use crate::error::Result;
 use crate::system::System;
 use crate::{
-    EvalOptions, KNN_MAX_ITEMS, ModelResult, POSITIVE, Protocol, STREAM_KNN_HISTORY, progress,
+    EvalOptions, KNN_MAX_ITEMS, MARQUEE_ROWS, ModelResult, POSITIVE, Protocol, STREAM_KNN_HISTORY,
+    progress,
 };
 
 /// Positions of each step's ratings, in stream order.
@@ -123,7 +124,7 @@ pub(crate) fn run(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelRes
             eprintln!("item-kNN skipped: the dense baseline handles at most {KNN_MAX_ITEMS} items");
         }
     }
-    results.push(marquee(&stream)?);
+    results.extend(marquee(&stream)?);
     Ok(results)
 }
 
@@ -195,21 +196,24 @@ fn item_knn(stream: &Stream<'_>) -> ModelResult {
     )
 }
 
-/// The production system: a list before each step of a known user, then the step applied.
-fn marquee(stream: &Stream<'_>) -> Result<ModelResult> {
+/// The production system: a list of each row's ranking before each step of a known user,
+/// then the step applied.
+fn marquee(stream: &Stream<'_>) -> Result<Vec<ModelResult>> {
     let ratings = stream.ratings;
     let started = Instant::now();
     let mut system = System::open(stream.data, stream.options)?;
     let mut known: HashSet<u32> = HashSet::new();
-    let mut hits = Hits::default();
+    let mut hits: Vec<Hits> = MARQUEE_ROWS.iter().map(|_| Hits::default()).collect();
     let bar = progress(stream.options, stream.steps.len(), "marquee: steps");
     let mut step_ratings = Vec::new();
     for step in &stream.steps {
         let user = ratings[step[0]].user;
         if known.contains(&user) {
             system.before_queries();
-            let list = system.recommend(user)?;
-            hits.score(&list, step, ratings, stream.half);
+            for ((_, ranking), hits) in MARQUEE_ROWS.iter().zip(&mut hits) {
+                let list = system.recommend(user, *ranking)?;
+                hits.score(&list, step, ratings, stream.half);
+            }
         }
         step_ratings.clear();
         step_ratings.extend(step.iter().map(|&position| ratings[position].clone()));
@@ -218,5 +222,10 @@ fn marquee(stream: &Stream<'_>) -> Result<ModelResult> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(stream.report("marquee", &hits, started.elapsed().as_secs_f64()))
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(MARQUEE_ROWS
+        .iter()
+        .zip(&hits)
+        .map(|((model, _), hits)| stream.report(model, hits, seconds))
+        .collect())
 }

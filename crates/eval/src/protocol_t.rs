@@ -8,7 +8,8 @@ use crate::data::{Prepared, Rating};
 use crate::error::Result;
 use crate::system::System;
 use crate::{
-    APPEND_CHUNK, EvalOptions, K, KNN_MAX_ITEMS, ModelResult, POSITIVE, Protocol, progress,
+    APPEND_CHUNK, EvalOptions, K, KNN_MAX_ITEMS, MARQUEE_ROWS, ModelResult, POSITIVE, Protocol,
+    progress,
 };
 
 struct SplitT {
@@ -174,13 +175,21 @@ pub(crate) fn run(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelRes
     bar.finish_and_clear();
     system.processor.refresh_trending();
     system.before_queries();
-    let bar = progress(options, split.test_users.len(), "marquee: queries");
-    let mut lists = Vec::with_capacity(split.test_users.len());
-    for (user, _, _) in &split.test_users {
-        lists.push(system.recommend(*user)?);
-        bar.inc(1);
+    let trained = started.elapsed().as_secs_f64();
+    for (model, ranking) in MARQUEE_ROWS {
+        let started = Instant::now();
+        let bar = progress(options, split.test_users.len(), "marquee: queries");
+        let mut lists = Vec::with_capacity(split.test_users.len());
+        for (user, _, _) in &split.test_users {
+            lists.push(system.recommend(*user, ranking)?);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        results.push(report(
+            model,
+            lists,
+            trained + started.elapsed().as_secs_f64(),
+        ));
     }
-    bar.finish_and_clear();
-    results.push(report("marquee", lists, started.elapsed().as_secs_f64()));
     Ok(results)
 }

@@ -8,7 +8,8 @@ use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use marquee_schemas::{Event, Item};
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::{
-    Engine, Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, RecommendationQuery,
+    Engine, Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, Ranking,
+    RecommendationQuery,
 };
 use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 
@@ -25,7 +26,6 @@ pub struct System {
     index: VectorIndex,
     pub(crate) processor: Processor<EmbeddedLog>,
     query: QueryEngine,
-    uses_index: bool,
     /// Events applied since the trending list was last refreshed.
     since_refresh: usize,
     /// Catalogue index per item id.
@@ -74,7 +74,7 @@ impl System {
         let store = StateStore::open(
             dir.path().join("state"),
             &StoreConfig {
-                dimension: model.dimension,
+                dimension: model.stored_dimension(),
                 dedup_window: std::time::Duration::from_secs(365 * 24 * 3600),
                 block_cache_bytes: 64 * 1024 * 1024,
             },
@@ -84,7 +84,6 @@ impl System {
             .enumerate()
             .map(|(at, item)| (item.item_id.clone(), at as u32))
             .collect();
-        let uses_index = model.embedding_weight > 0.0;
         let Engine {
             items,
             index,
@@ -106,7 +105,7 @@ impl System {
             },
             Metrics::new(1),
         )?;
-        upsert_catalogue(&store, &items, catalogue)?;
+        upsert_catalogue(&store, &items, &index, catalogue)?;
         Ok(System {
             _dir: dir,
             runtime,
@@ -114,7 +113,6 @@ impl System {
             index,
             processor,
             query,
-            uses_index,
             since_refresh: 0,
             numbers,
             user_ids: HashMap::new(),
@@ -147,19 +145,22 @@ impl System {
 
     /// What the index worker would have done by now.
     pub(crate) fn before_queries(&mut self) {
-        if self.uses_index && self.index.rebuild_due() {
+        if self.index.rebuild_due() {
             self.index.rebuild_now();
         }
     }
 
-    pub(crate) fn recommend(&self, user: u32) -> Result<Vec<u32>> {
-        let (_, list) = self.query.recommend(&RecommendationQuery {
-            user_id: self.user_ids[&user].clone(),
-            count: K,
-            exclude_seen: true,
-            genre: None,
-            exclude: Vec::new(),
-        })?;
+    pub(crate) fn recommend(&self, user: u32, ranking: Ranking) -> Result<Vec<u32>> {
+        let (_, list) = self.query.recommend_with(
+            &RecommendationQuery {
+                user_id: self.user_ids[&user].clone(),
+                count: K,
+                exclude_seen: true,
+                genre: None,
+                exclude: Vec::new(),
+            },
+            ranking,
+        )?;
         Ok(list
             .iter()
             .filter_map(|recommendation| self.numbers.get(&recommendation.item_id).copied())

@@ -550,8 +550,10 @@ fn validate_model(model: &ModelConfig) -> Result<()> {
             model.dimension
         )));
     }
-    if !(model.learning_rate > 0.0 && model.learning_rate < 1.0) {
-        return Err(refuse("model.learning_rate: must be in (0, 1)"));
+    if model.embedding_candidates == 0 || model.pair_history == 0 {
+        return Err(refuse(
+            "model.embedding_candidates and model.pair_history: must be at least 1",
+        ));
     }
     if model.history_len == 0 {
         return Err(refuse("model.history_len: must be at least 1"));

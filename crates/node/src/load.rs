@@ -42,7 +42,7 @@ pub(crate) fn load(
     let store = StateStore::open(
         data_dir.state(),
         &StoreConfig {
-            dimension: config.model.dimension,
+            dimension: config.model.stored_dimension(),
             dedup_window: config.dedup_window,
             block_cache_bytes: config.block_cache_bytes,
         },

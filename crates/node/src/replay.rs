@@ -220,7 +220,7 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         .end_offsets()
         .map_err(marquee_stream_processor::Error::from)?;
     let store_config = StoreConfig {
-        dimension: options.node.model.dimension,
+        dimension: options.node.model.stored_dimension(),
         dedup_window: options.node.dedup_window,
         block_cache_bytes: 64 * 1024 * 1024,
     };
@@ -268,7 +268,7 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         processor_config,
         Metrics::new(log_end.len() as u32),
     )?;
-    upsert_catalogue(&store, &engine.items, catalogue)?;
+    upsert_catalogue(&store, &engine.items, &engine.index, catalogue)?;
     let mut processor = engine.processor;
     let total: u64 = log_end.iter().sum();
     let mut read = 0u64;

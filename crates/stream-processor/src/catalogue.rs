@@ -1,13 +1,21 @@
 //! Catalogue writes: the one path by which item metadata enters the state.
 
 use marquee_schemas::Item;
-use marquee_vector_store::{ItemTable, StateStore};
+use marquee_vector_store::{ItemDelta, ItemTable, StateStore, VectorIndex};
 
 use crate::error::Result;
+use crate::factors::content_vectors;
 
-/// Numbers new items, stores the entries durably, then publishes them to the item table.
-/// Blocking: call from a blocking thread in async code.
-pub fn upsert_catalogue(store: &StateStore, items: &ItemTable, entries: Vec<Item>) -> Result<()> {
+/// Numbers new items, stores the entries durably, then publishes them to the item table. An
+/// item without events gets the vectors of its content labels ([`crate::factors`]), committed
+/// as an item delta and marked changed in `index`, so it is found through the index from now
+/// on. Blocking: call from a blocking thread in async code.
+pub fn upsert_catalogue(
+    store: &StateStore,
+    items: &ItemTable,
+    index: &VectorIndex,
+    entries: Vec<Item>,
+) -> Result<()> {
     let entries: Vec<(Item, u32)> = {
         let mut table = items.write();
         entries
@@ -19,9 +27,45 @@ pub fn upsert_catalogue(store: &StateStore, items: &ItemTable, entries: Vec<Item
             .collect()
     };
     store.put_catalogue(&entries)?;
-    let mut table = items.write();
-    for (item, number) in entries {
-        table.set_catalogue(number, item);
+    let deltas: Vec<(u32, ItemDelta)> = {
+        let table = items.read();
+        let rank = table.dimension();
+        entries
+            .iter()
+            .filter(|(_, number)| table.mass(*number) == 0.0)
+            .filter_map(|(item, number)| {
+                let both = content_vectors(item, rank, |label| {
+                    table.label_vector(label).map(<[f32]>::to_vec)
+                })?;
+                // Current and solved vectors alike: its first events fold into them.
+                let current = table.stored_vector(*number);
+                let mut delta = ItemDelta::new(&item.item_id, 0.0);
+                delta.vector = both
+                    .iter()
+                    .chain(&both)
+                    .zip(&current)
+                    .map(|(new, old)| new - old)
+                    .collect();
+                Some((*number, delta))
+            })
+            .collect()
+    };
+    if !deltas.is_empty() {
+        let mut batch = store.batch();
+        for (number, delta) in &deltas {
+            batch.merge_item(*number, delta)?;
+        }
+        store.commit_synced(batch)?;
     }
+    {
+        let mut table = items.write();
+        for (item, number) in entries {
+            table.set_catalogue(number, item);
+        }
+        for (number, delta) in &deltas {
+            table.add_delta(*number, delta);
+        }
+    }
+    index.mark_changed(deltas.iter().map(|(number, _)| *number));
     Ok(())
 }

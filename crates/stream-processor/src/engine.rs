@@ -38,9 +38,16 @@ impl<L: EventLog> Engine<L> {
             store.load_neighbours()?,
             store.load_catalogue()?,
         );
-        items
-            .write()
-            .set_neighbour_exponent(model.neighbour_exponent);
+        {
+            let mut table = items.write();
+            table.set_neighbour_exponent(model.neighbour_exponent);
+            table.set_factor_scales(store.factor_scales()?);
+            let rank = table.dimension();
+            let labels = crate::factors::label_vectors(&table, rank, |item| {
+                table.stored_vector(item)[..2 * rank].to_vec()
+            });
+            table.set_label_vectors(labels);
+        }
         let index = VectorIndex::new(items.clone(), index);
         let trending = Trending::default();
         let processor = Processor::new(

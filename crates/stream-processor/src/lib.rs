@@ -6,6 +6,8 @@
 //! - [`data_dir`]: [`DataDir`], the layout of a node's data directory, and its secret keys.
 //! - [`catalogue`]: item metadata writes, shared by the API and the evaluator.
 //! - [`engine`]: [`Engine`], the processor and query engine wired over one log and state.
+//! - [`factors`]: the item vectors — a factorisation of the co-occurrence, solved now and then
+//!   and folded into event by event.
 //! - [`model`]: the online model — event weights, sequential item co-occurrence, item and user
 //!   embeddings, content labels, popularity. Written down in its module docs.
 //! - [`processor`]: the consumer loop. Reads every partition from its committed offset, applies
@@ -23,6 +25,7 @@ pub mod catalogue;
 pub mod data_dir;
 pub mod engine;
 pub mod error;
+pub mod factors;
 pub mod model;
 pub mod processor;
 pub mod query;
@@ -35,7 +38,9 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use model::ModelConfig;
 pub use processor::{Erasure, Processor, ProcessorConfig, ProcessorHandle, erasure_hash};
-pub use query::{QueryEngine, RecentEvent, Recommendation, RecommendationQuery, UserSummary};
+pub use query::{
+    QueryEngine, Ranking, RecentEvent, Recommendation, RecommendationQuery, Sources, UserSummary,
+};
 pub use strategy::Strategy;
 pub use telemetry::Metrics;
 pub use trending::Trending;

@@ -8,7 +8,7 @@
 //! (default `n` = 2: 5★ → 1, 3★ → 0.33, 2★ → 0, 0.5★ → −1; a lukewarm 3★ still says "watched,
 //! and about that kind of film", which measured better than treating it as neutral), `like`
 //! 1, `dislike` −1, `add_to_watchlist` 0.7, `watch` the fraction watched minus 0.3, `click` 0.3,
-//! `view` 0.15, `skip` −0.3. Only events with `w > 0` teach co-occurrence and embeddings; events
+//! `view` 0.15, `skip` −0.3. Only events with `w > 0` teach co-occurrence (and so embeddings); events
 //! with `w < 0` push the neighbours of their item down in the user's ranking.
 //!
 //! **Sequential co-occurrence** (the main ranking signal). When user `u` has a positive event
@@ -27,15 +27,13 @@
 //! [`ModelConfig::recency_decay`], `φ` = [`ModelConfig::recency_floor`], `α` =
 //! [`ModelConfig::neighbour_exponent`]): recent events dominate, older ones still count.
 //!
-//! **Item embeddings** are learned online by skip-gram with negative sampling over each user's
-//! sequence of positive events (item2vec): when user `u` has a positive event on item `i`, `i` is
-//! pulled towards each of the last [`ModelConfig::context_window`] items `u` liked (and they
-//! towards `i`) with step `η·w·(1 − σ(vᵢ·vⱼ))`, and pushed away from
-//! [`ModelConfig::negatives`] items drawn uniformly from the catalogue with step
-//! `η·σ(vᵢ·vₙ)`. A user's embedding is kept as a decayed sum, `u ← λ·u + w·v(item)` at each
-//! event, with the item's vector as it was then (`O(dimension)`, whatever the history). The
-//! embeddings feed the HNSW index: similar items, and candidates blended into a user's ranking
-//! with weight [`ModelConfig::embedding_weight`].
+//! **Item embeddings** factorise the same normalised co-occurrence ([`crate::factors`]): each
+//! item has a source and a target vector of [`ModelConfig::dimension`] floats, re-solved every
+//! [`ModelConfig::solve_every_events`] events and moved between solves by every pair addition
+//! (fold-in). A user's vector is the recency-weighted sum of their history's source vectors,
+//! computed when a list is asked for; its inner products with target vectors approximate the
+//! pair scores, whatever the history's length. The embeddings feed the HNSW index: candidates
+//! of every list, blended into its ranking with weight [`ModelConfig::embedding_weight`].
 //!
 //! **Content** (cold items). An item catalogued with genres and tags but without a positive
 //! event yet has no pairs and a seeded vector; it reaches viewers through its labels instead.
@@ -49,14 +47,12 @@
 //! [`ModelConfig::popularity_half_life_secs`], on the stream's clock (the latest event
 //! timestamp), so that a replay of old data gives the same trend as it did live.
 //!
-//! **Cost per event** is `O(pair_window · log C + (context_window + negatives) · dimension)`
+//! **Cost per event** is `O(pair_window · (log C + dimension))` (the pairs, and their fold-in)
 //! with `C` the neighbour-list capacity (`O(C)` when a full list takes a new neighbour heavier
 //! than its lightest), independent of the number of users and items. **Cost per query** is
 //! `O(history_len · C)` plus one index search.
 
-use marquee_schemas::partition::fnv1a_64;
 use marquee_schemas::{Event, EventKind};
-use marquee_vector_store::vector::dot;
 use marquee_vector_store::{HistoryEntry, Popularity, UserState};
 use serde::{Deserialize, Serialize};
 
@@ -95,14 +91,11 @@ impl Default for EventWeights {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Embedding dimension (fixed when a state directory is created).
+    /// Floats of each item vector, source and target: the factorisation's rank (fixed when a
+    /// state directory is created; the state stores both and the last solve's, `4 · dimension`).
     pub dimension: usize,
-    /// SGD step size `η`.
-    pub learning_rate: f32,
-    /// Recent positive items each positive event is paired with.
-    pub context_window: usize,
-    /// Negative samples per positive event.
-    pub negatives: usize,
+    /// Events between two solves of the factorisation; the pairs fold in between.
+    pub solve_every_events: u64,
     /// Events kept in a user's history.
     pub history_len: usize,
     /// Weight factor per step back in a user's history.
@@ -124,10 +117,13 @@ pub struct ModelConfig {
     /// Exponent `α` splitting the pair normalisation between the history item and the
     /// candidate: near 1 favours popular candidates, near 0 rare ones.
     pub neighbour_exponent: f32,
-    /// Weight of the embedding score in a user's ranking (0: co-occurrence only).
+    /// Weight of the embedding score in a user's ranking (0: co-occurrence and content only).
     pub embedding_weight: f32,
     /// Candidates taken from the index for the embedding part of a ranking.
     pub embedding_candidates: usize,
+    /// Recent events whose co-occurrence lists a ranking reads exactly (at most
+    /// `history_len`); the embedding carries the whole history.
+    pub pair_history: usize,
     /// Weight of the content part: items with no positive event yet whose genres and tags
     /// match the user's recent positive items (0: off).
     pub content_weight: f32,
@@ -139,9 +135,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             dimension: 32,
-            learning_rate: 0.05,
-            context_window: 10,
-            negatives: 3,
+            solve_every_events: 2_000,
             history_len: 500,
             recency_decay: 0.8,
             recency_floor: 0.02,
@@ -154,6 +148,7 @@ impl Default for ModelConfig {
             neighbour_exponent: 0.8,
             embedding_weight: 0.0,
             embedding_candidates: 50,
+            pair_history: 500,
             content_weight: 0.1,
             content_history: 20,
         }
@@ -161,6 +156,12 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// Floats of the vectors an item's stored record holds: source and target, current and
+    /// solved.
+    pub fn stored_dimension(&self) -> usize {
+        marquee_vector_store::STORED_PARTS * self.dimension
+    }
+
     pub fn popularity_half_life_ms(&self) -> f64 {
         self.popularity_half_life_secs as f64 * 1000.0
     }
@@ -194,38 +195,6 @@ pub fn activity_damping(user_events: u64, exponent: f32) -> f32 {
         return 1.0;
     }
     1.0 / (2.0 + user_events as f32).log2().powf(exponent)
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x.clamp(-30.0, 30.0)).exp())
-}
-
-/// Pulls `target` and `context` together (both updated from their old values).
-pub fn positive_pair_step(target: &mut [f32], context: &mut [f32], step: f32) {
-    let gradient = step * (1.0 - sigmoid(dot(target, context)));
-    for (t, c) in target.iter_mut().zip(context.iter_mut()) {
-        let old_target = *t;
-        *t += gradient * *c;
-        *c += gradient * old_target;
-    }
-}
-
-/// Pushes `target` away from `negative` (only `target` moves).
-pub fn negative_step(target: &mut [f32], negative: &[f32], step: f32) {
-    let gradient = step * sigmoid(dot(target, negative));
-    for (t, n) in target.iter_mut().zip(negative) {
-        *t -= gradient * n;
-    }
-}
-
-/// The `k`-th negative sample for an event: an item number in `0..item_count`, derived from the
-/// event id so that a replay draws the same samples.
-pub fn negative_sample(event_id: &str, k: usize, item_count: usize) -> usize {
-    let mut key = fnv1a_64(event_id.as_bytes()) ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    key ^= key >> 33;
-    key = key.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    key ^= key >> 33;
-    (key % item_count.max(1) as u64) as usize
 }
 
 /// The sequential co-occurrence pairs an event on `number` at `timestamp`, of weight `damped`,
@@ -269,71 +238,33 @@ pub fn push_history(history: &mut Vec<HistoryEntry>, entry: HistoryEntry, histor
     }
 }
 
-/// Item vectors other than the event's own, as [`learn_event`] reads and moves them.
-pub trait ItemVectors {
-    /// The vector of a recent item of the user's, which a positive step moves; `None` for a
-    /// vacant number (lost in a crash before it was persisted).
-    fn context(&mut self, number: u32) -> Option<&mut [f32]>;
-    /// The vector of a negative sample, which only the event's item moves away from; `None`
-    /// for a vacant number.
-    fn negative(&mut self, number: u32) -> Option<&[f32]>;
-}
-
 /// The event's item, as [`learn_event`] changes it.
 pub struct TargetItem<'a> {
-    pub vector: &'a mut [f32],
+    /// Its number.
+    pub number: u32,
     pub popularity: &'a mut Popularity,
     pub mass: &'a mut f32,
     pub event_count: &'a mut u64,
 }
 
-/// What one event teaches the model, in memory: the item2vec steps of the event's item against
-/// the user's recent positive items and the negative samples, its popularity and mass, the
-/// co-occurrence pairs (`pairs(from, to, weight)`, which the caller adds to the lists), and the
-/// user's count, history and embedding. `weight` is [`event_weight`] of the event and `number`
-/// its item's number among `item_count`. The processor applies every event through this, and
-/// the criterion bench measures it alone (`benches/model.rs`): the model's per-event cost
-/// without the state store.
-#[allow(clippy::too_many_arguments)]
+/// What one event teaches the model, in memory: its item's popularity, mass and count, the
+/// co-occurrence pairs (`pairs(from, to, weight)`, which the caller adds to the lists and folds
+/// into the item vectors, [`crate::factors`]), and the user's count and history. `weight` is
+/// [`event_weight`] of the event. The processor applies every
+/// event through this, and the criterion bench measures it alone
+/// (`crates/bench/benches/model.rs`): the model's per-event cost without the state store.
 pub fn learn_event(
     model: &ModelConfig,
     half_life_ms: f64,
     event: &Event,
-    number: u32,
     weight: f32,
     user: &mut UserState,
     target: TargetItem<'_>,
-    items: &mut impl ItemVectors,
-    item_count: usize,
     pairs: impl FnMut(u32, u32, f32),
 ) {
+    let number = target.number;
     if weight > 0.0 {
-        let step = model.learning_rate * weight.abs();
-        let contexts = user
-            .history
-            .iter()
-            .rev()
-            .filter(|past| past.weight > 0.0 && past.item != number)
-            .map(|past| past.item)
-            .take(model.context_window);
-        for context_number in contexts {
-            let Some(context) = items.context(context_number) else {
-                continue;
-            };
-            positive_pair_step(target.vector, context, step);
-        }
-        for k in 0..model.negatives {
-            let negative = negative_sample(&event.event_id, k, item_count) as u32;
-            if negative == number {
-                continue;
-            }
-            let Some(negative) = items.negative(negative) else {
-                continue;
-            };
-            negative_step(target.vector, negative, model.learning_rate);
-        }
         target.popularity.add(1.0, event.timestamp, half_life_ms);
-
         // Sequential co-occurrence with the user's recent positive items.
         let damped = weight * activity_damping(user.event_count, model.activity_damping);
         *target.mass += damped;
@@ -352,30 +283,11 @@ pub fn learn_event(
         },
         model.history_len,
     );
-    // The user's embedding, decayed incrementally: u ← λ·u + w·v(item).
-    if user.vector.len() != model.dimension {
-        user.vector = vec![0.0; model.dimension];
-    }
-    for (component, value) in user.vector.iter_mut().zip(target.vector.iter()) {
-        *component = model.recency_decay * *component + weight * value;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn positive_steps_raise_and_negative_steps_lower_the_score() {
-        let mut a = vec![0.1, 0.2, -0.1];
-        let mut b = vec![0.05, -0.1, 0.2];
-        let before = dot(&a, &b);
-        positive_pair_step(&mut a, &mut b, 0.5);
-        assert!(dot(&a, &b) > before);
-        let before = dot(&a, &b);
-        negative_step(&mut a, &b.clone(), 0.5);
-        assert!(dot(&a, &b) < before);
-    }
 
     #[test]
     fn weights_follow_the_rating() {

@@ -19,6 +19,9 @@ use prometheus::{
 
 use crate::strategy::Strategy;
 
+/// The `source` label of the recommendation counters: where a candidate came from.
+pub const SOURCES: [&str; 3] = ["index", "pairs", "content"];
+
 /// The `db` label of the RocksDB gauges: the event log and the state store.
 pub const DATABASES: [&str; 2] = ["log", "state"];
 
@@ -62,6 +65,16 @@ pub struct Metrics {
     pub batch_duration: Histogram,
     /// `marquee_recommendations_total{strategy}`.
     pub recommendations: IntCounterVec,
+    /// `marquee_factor_solves_total`: solves of the item vectors' factorisation.
+    pub factor_solves: IntCounter,
+    /// `marquee_factor_solve_duration_seconds`.
+    pub factor_solve_duration: Histogram,
+    /// `marquee_recommendation_candidates_total{source}`: candidates a ranking considered, by
+    /// where they came from (`index`, `pairs`, `content`).
+    pub recommendation_candidates: IntCounterVec,
+    /// `marquee_recommendation_items_total{source}`: items returned in lists, by source (an
+    /// item from several sources counts for each).
+    pub recommendation_items: IntCounterVec,
     /// `marquee_index_items`.
     pub index_items: IntGauge,
     /// `marquee_index_side_set_items`.
@@ -194,6 +207,26 @@ impl Metrics {
                 "Recommendation responses by strategy",
                 &["strategy"],
             ),
+            factor_solves: IntCounter::new(
+                "marquee_factor_solves_total",
+                "Solves of the item vectors' factorisation",
+            )
+            .expect("valid metric"),
+            factor_solve_duration: histogram(
+                "marquee_factor_solve_duration_seconds",
+                "Duration of solves of the item vectors' factorisation",
+                &BUILD_BUCKETS,
+            ),
+            recommendation_candidates: counter_vec(
+                "marquee_recommendation_candidates_total",
+                "Candidates rankings considered, by source (index, pairs, content)",
+                &["source"],
+            ),
+            recommendation_items: counter_vec(
+                "marquee_recommendation_items_total",
+                "Items returned in lists, by source (index, pairs, content)",
+                &["source"],
+            ),
             index_items: gauge("marquee_index_items", "Items in the current HNSW graph"),
             index_side_set_items: gauge(
                 "marquee_index_side_set_items",
@@ -248,6 +281,10 @@ impl Metrics {
             Box::new(self.freshness.clone()),
             Box::new(self.batch_duration.clone()),
             Box::new(self.recommendations.clone()),
+            Box::new(self.factor_solves.clone()),
+            Box::new(self.factor_solve_duration.clone()),
+            Box::new(self.recommendation_candidates.clone()),
+            Box::new(self.recommendation_items.clone()),
             Box::new(self.index_items.clone()),
             Box::new(self.index_side_set_items.clone()),
             Box::new(self.index_rebuilds.clone()),
@@ -286,6 +323,10 @@ impl Metrics {
         }
         for outcome in ["applied", "own", "known"] {
             self.item_changes.with_label_values(&[outcome]);
+        }
+        for source in SOURCES {
+            self.recommendation_candidates.with_label_values(&[source]);
+            self.recommendation_items.with_label_values(&[source]);
         }
         for strategy in Strategy::ALL {
             self.recommendations.with_label_values(&[strategy.as_str()]);

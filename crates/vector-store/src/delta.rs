@@ -9,17 +9,17 @@
 //! between reading an item and committing its change, and a loop elsewhere (another machine)
 //! could send its deltas to be added just the same.
 //!
-//! - **Vectors**: the delta is the batch's SGD change (`after − before`), computed against the
-//!   vector the batch read. Two loops changing one item at once both apply their change to the
-//!   sum — asynchronous SGD in the Hogwild! manner, the usual practice for sparse updates.
+//! - **Vectors** (both sides, source first): the delta is what the batch's co-occurrence
+//!   additions fold into them (`marquee_stream_processor::factors`), computed against the
+//!   vectors the batch read, or what a solve replaced them with. Two loops changing one item at
+//!   once both apply their change to the sum.
 //! - **Popularity** is a decayed sum: `Σ w · 2^−(t_now − t)/h`. A delta holds the batch's sum as
 //!   of its own time; [`Popularity::merge`] decays both sides to the later time and adds them,
 //!   which is commutative and associative. Each delta carries the half-life it was computed
 //!   with, so a stored delta needs no configuration to be read.
 //! - **Counts and mass** add; an erasure writes negative ones. A state never goes below zero.
 //! - **The item id** rides in every delta: a delta whose item has no stored state yet (its first
-//!   events) starts from the item's seeded vector, whichever delta lands first. Adding the seed
-//!   depends only on the id, so it is idempotent.
+//!   events) starts from zero vectors, whichever delta lands first.
 //!
 //! Float addition is not associative, so two loops' deltas summed in different orders may differ
 //! in the last bits between memory and disk, and between runs; counts never do.
@@ -28,7 +28,6 @@ use bincode::{Decode, Encode};
 use marquee_schemas::{decode_record, encode_record};
 
 use crate::records::{ItemState, Popularity};
-use crate::vector::{INITIAL_VECTOR_SCALE, seeded_vector};
 
 /// What one batch (or one erasure) did to items, as it travels between nodes that split the
 /// partitions: written to the node's outbox in the batch's own write, shipped to the change
@@ -53,7 +52,7 @@ pub struct ItemChanges {
 /// What one batch added to one item.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct ItemDelta {
-    /// The item's id, so a delta without a stored state starts from the seeded vector.
+    /// The item's id, so a delta without a stored state can start it.
     pub item_id: String,
     /// Added to the vector (empty: no change).
     pub vector: Vec<f32>,
@@ -102,11 +101,13 @@ impl ItemDelta {
     /// Applies this delta to `state` (`dimension` floats per vector).
     pub fn apply(&self, state: &mut ItemState, dimension: usize) {
         if state.item_id.is_empty() {
-            // The item's first delta: it starts from its seeded vector.
+            // The item's first delta: it starts from zero vectors.
             state.item_id.clone_from(&self.item_id);
-            state.vector = seeded_vector(&self.item_id, dimension, INITIAL_VECTOR_SCALE);
+            state.vector = vec![0.0; dimension];
         }
-        if state.vector.len() == self.vector.len() {
+        // A fold-in's delta holds the current vectors only (the first half of the stored
+        // record); a solve's, the whole record.
+        if state.vector.len() == self.vector.len() || state.vector.len() == 2 * self.vector.len() {
             add_vector(&mut state.vector, &self.vector);
         }
         let mut popularity = Popularity {
@@ -121,16 +122,14 @@ impl ItemDelta {
     }
 }
 
+/// Adds `addition` to the first floats of `sum`, growing `sum` with zeros to its length when it
+/// is shorter (a fold-in's half-length delta combined with a solve's whole one).
 fn add_vector(sum: &mut Vec<f32>, addition: &[f32]) {
-    if addition.is_empty() {
-        return;
+    if sum.len() < addition.len() {
+        sum.resize(addition.len(), 0.0);
     }
-    if sum.is_empty() {
-        sum.extend_from_slice(addition);
-    } else if sum.len() == addition.len() {
-        for (total, value) in sum.iter_mut().zip(addition) {
-            *total += value;
-        }
+    for (total, value) in sum.iter_mut().zip(addition) {
+        *total += value;
     }
 }
 
@@ -229,12 +228,30 @@ mod tests {
     }
 
     #[test]
-    fn a_first_delta_starts_from_the_seeded_vector_and_states_stay_non_negative() {
+    fn a_half_length_delta_adds_to_the_first_half_alone_merged_directly_or_partially() {
+        let mut solve = ItemDelta::new("m1", 1.0);
+        solve.vector = vec![1.0, 2.0, 3.0, 4.0];
+        let mut fold_in = ItemDelta::new("m1", 1.0);
+        fold_in.vector = vec![0.5, -0.5];
+        let operands: Vec<Vec<u8>> = [&fold_in, &solve, &fold_in]
+            .iter()
+            .map(|delta| encode_record(*delta).unwrap())
+            .collect();
+        let direct = merge_full(None, operands.iter().map(Vec::as_slice), 4).unwrap();
+        let direct: ItemState = decode_record(&direct).unwrap();
+        assert_eq!(direct.vector, vec![2.0, 1.0, 3.0, 4.0]);
+        let partial = merge_partial(operands.iter().map(Vec::as_slice)).unwrap();
+        let via_partial = merge_full(None, std::iter::once(partial.as_slice()), 4).unwrap();
+        let via_partial: ItemState = decode_record(&via_partial).unwrap();
+        assert_eq!(via_partial.vector, direct.vector);
+    }
+
+    #[test]
+    fn a_first_delta_starts_from_zero_vectors_and_states_stay_non_negative() {
         let first = delta([0.5, 0.0], (1.0, 10), 1, 1.0);
         let state = merged(None, &[&first]);
-        let seed = seeded_vector("m1", 2, INITIAL_VECTOR_SCALE);
         assert_eq!(state.item_id, "m1");
-        assert_eq!(state.vector, vec![seed[0] + 0.5, seed[1]]);
+        assert_eq!(state.vector, vec![0.5, 0.0]);
         assert_eq!(state.event_count, 1);
 
         let taken_back = delta([0.0, 0.0], (-3.0, 10), -5, -2.0);

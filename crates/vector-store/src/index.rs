@@ -162,7 +162,7 @@ struct Inner {
 /// Sets the calling thread's niceness to `nice` (Linux; 0 leaves it). `thread-priority` maps
 /// its cross-platform values 0–99 onto niceness 19 down to −20, truncating; this is the value
 /// that lands on `nice`. Lowering one's own priority needs no privilege; a failure is logged.
-fn lower_priority(nice: u8) {
+pub fn lower_priority(nice: u8) {
     if nice == 0 {
         return;
     }
@@ -177,7 +177,7 @@ fn lower_priority(nice: u8) {
     if let Err(message) = outcome {
         warn!(
             nice,
-            message, "could not lower the index builder's priority"
+            message, "could not lower a background thread's priority"
         );
     }
 }

@@ -15,7 +15,6 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::delta::ItemDelta;
 use crate::neighbours::Neighbours;
 use crate::records::{ItemState, Popularity};
-use crate::vector::{INITIAL_VECTOR_SCALE, seeded_vector};
 
 /// The in-memory item table. Cheap to clone.
 #[derive(Clone)]
@@ -33,14 +32,33 @@ impl std::fmt::Debug for ItemTable {
 }
 
 /// The table's contents; reached through [`ItemTable::read`] and [`ItemTable::write`].
+///
+/// Each item has two vectors of `dimension` floats, the two sides of the factorised
+/// co-occurrence (`marquee_stream_processor::factors`): its *target* vector
+/// ([`Table::vector`]), what the index searches and a user's vector is scored against, and its
+/// *source* vector ([`Table::source_vector`]), what the item contributes to the vector of a
+/// user who engaged with it. Beside them it keeps the two vectors of the last solve, frozen
+/// until the next ([`Table::basis_source`], [`Table::basis_target`]): the basis the pairs fold
+/// into between solves. Stored records and deltas carry all four, in that order
+/// ([`STORED_PARTS`] `· dimension` floats).
 #[derive(Debug, Default)]
 pub struct Table {
     dimension: usize,
     /// Item id per number; empty for a vacant number.
     ids: Vec<Arc<str>>,
     by_id: HashMap<Arc<str>, u32>,
-    /// Row-major vectors, `dimension` floats per item.
+    /// Row-major target vectors, `dimension` floats per item.
     vectors: Vec<f32>,
+    /// Row-major source vectors, `dimension` floats per item.
+    sources: Vec<f32>,
+    /// Row-major solved vectors, source then target: `2 · dimension` floats per item.
+    basis: Vec<f32>,
+    /// The scales `σ` of the factorisation the vectors belong to, one per component; empty
+    /// before the first solve (`marquee_stream_processor::factors`).
+    factor_scales: Vec<f32>,
+    /// Per content label: the mean vectors (source then target) of the items with events that
+    /// carry it, what an item with only metadata starts from.
+    label_vectors: HashMap<String, Vec<f32>>,
     popularity: Vec<Popularity>,
     event_counts: Vec<u64>,
     masses: Vec<f32>,
@@ -64,6 +82,10 @@ fn normalisers(mass: f32, exponent: f32) -> (f32, f32) {
     let base = 1.0 + mass.max(0.0);
     (base.powf(-exponent), base.powf(exponent - 1.0))
 }
+
+/// Vectors of `dimension` floats in an item's stored record: source, target, and the solved
+/// source and target ([`Table`]).
+pub const STORED_PARTS: usize = 4;
 
 /// Items without events remembered per content label, for content-based recommendations.
 pub const COLD_ITEMS_PER_LABEL: usize = 256;
@@ -106,9 +128,8 @@ impl ItemTable {
             for (number, state) in states {
                 writer.place(&state.item_id, number);
                 let index = number as usize;
-                if state.vector.len() == dimension {
-                    writer.vectors[index * dimension..(index + 1) * dimension]
-                        .copy_from_slice(&state.vector);
+                if state.vector.len() == STORED_PARTS * dimension {
+                    writer.set_stored_vector(number, &state.vector);
                 }
                 writer.popularity[index] = Popularity {
                     score: state.popularity,
@@ -130,6 +151,7 @@ impl ItemTable {
         table
     }
 
+    /// Floats per vector (per side).
     pub fn dimension(&self) -> usize {
         self.dimension
     }
@@ -144,6 +166,11 @@ impl ItemTable {
 }
 
 impl Table {
+    /// Floats per vector (per side).
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
     /// Number of item numbers in use (vacant ones included).
     pub fn len(&self) -> usize {
         self.ids.len()
@@ -162,6 +189,7 @@ impl Table {
         self.ids.get(number as usize).filter(|id| !id.is_empty())
     }
 
+    /// The item's target vector: what the index searches.
     pub fn vector(&self, number: u32) -> &[f32] {
         let start = number as usize * self.dimension;
         &self.vectors[start..start + self.dimension]
@@ -170,6 +198,89 @@ impl Table {
     pub fn vector_mut(&mut self, number: u32) -> &mut [f32] {
         let start = number as usize * self.dimension;
         &mut self.vectors[start..start + self.dimension]
+    }
+
+    /// The item's source vector: what it adds to the vector of a user who engaged with it.
+    pub fn source_vector(&self, number: u32) -> &[f32] {
+        let start = number as usize * self.dimension;
+        &self.sources[start..start + self.dimension]
+    }
+
+    pub fn source_vector_mut(&mut self, number: u32) -> &mut [f32] {
+        let start = number as usize * self.dimension;
+        &mut self.sources[start..start + self.dimension]
+    }
+
+    /// The item's source vector as the last solve gave it (see [`Table`]).
+    pub fn basis_source(&self, number: u32) -> &[f32] {
+        let start = number as usize * 2 * self.dimension;
+        &self.basis[start..start + self.dimension]
+    }
+
+    /// The item's target vector as the last solve gave it (see [`Table`]).
+    pub fn basis_target(&self, number: u32) -> &[f32] {
+        let start = (number as usize * 2 + 1) * self.dimension;
+        &self.basis[start..start + self.dimension]
+    }
+
+    /// The vectors as stored: source, target, solved source, solved target.
+    pub fn stored_vector(&self, number: u32) -> Vec<f32> {
+        let mut all = Vec::with_capacity(STORED_PARTS * self.dimension);
+        all.extend_from_slice(self.source_vector(number));
+        all.extend_from_slice(self.vector(number));
+        let start = number as usize * 2 * self.dimension;
+        all.extend_from_slice(&self.basis[start..start + 2 * self.dimension]);
+        all
+    }
+
+    /// Sets the vectors from a stored record's ([`Table::stored_vector`]).
+    fn set_stored_vector(&mut self, number: u32, stored: &[f32]) {
+        self.change_stored_vector(number, stored, |slot, value| *slot = value);
+    }
+
+    /// Applies `change` to each float of the item's vectors with the matching one of `stored`
+    /// (in the stored order: `STORED_PARTS · dimension` floats, or only the first `2 ·
+    /// dimension`, the current vectors).
+    fn change_stored_vector(
+        &mut self,
+        number: u32,
+        stored: &[f32],
+        change: impl Fn(&mut f32, f32),
+    ) {
+        let dimension = self.dimension;
+        let (source, rest) = stored.split_at(dimension);
+        let (target, basis) = rest.split_at(dimension);
+        for (slot, value) in self.source_vector_mut(number).iter_mut().zip(source) {
+            change(slot, *value);
+        }
+        for (slot, value) in self.vector_mut(number).iter_mut().zip(target) {
+            change(slot, *value);
+        }
+        let start = number as usize * 2 * dimension;
+        for (slot, value) in self.basis[start..start + 2 * dimension]
+            .iter_mut()
+            .zip(basis)
+        {
+            change(slot, *value);
+        }
+    }
+
+    /// The scales of the current factorisation (empty before the first solve).
+    pub fn factor_scales(&self) -> &[f32] {
+        &self.factor_scales
+    }
+
+    pub fn set_factor_scales(&mut self, scales: Vec<f32>) {
+        self.factor_scales = scales;
+    }
+
+    /// The mean vectors (source then target) of the items with events labelled `label`.
+    pub fn label_vector(&self, label: &str) -> Option<&[f32]> {
+        self.label_vectors.get(label).map(Vec::as_slice)
+    }
+
+    pub fn set_label_vectors(&mut self, vectors: HashMap<String, Vec<f32>>) {
+        self.label_vectors = vectors;
     }
 
     pub fn popularity(&self, number: u32) -> Popularity {
@@ -191,10 +302,10 @@ impl Table {
     /// Adds what a batch committed for `number` (see [`crate::delta`]): the same operation the
     /// `items` merge operator performs on disk.
     pub fn add_delta(&mut self, number: u32, delta: &ItemDelta) {
-        if delta.vector.len() == self.dimension {
-            for (component, change) in self.vector_mut(number).iter_mut().zip(&delta.vector) {
-                *component += change;
-            }
+        // The whole record (a solve's delta) or its current half (a fold-in's).
+        let length = delta.vector.len();
+        if length == STORED_PARTS * self.dimension || length == 2 * self.dimension {
+            self.change_stored_vector(number, &delta.vector, |slot, change| *slot += change);
         }
         let popularity = &mut self.popularity[number as usize];
         popularity.merge(delta.popularity(), delta.half_life_ms);
@@ -276,8 +387,8 @@ impl Table {
         self.cold_by_label.get(label).into_iter().flatten().copied()
     }
 
-    /// The number of `item_id`, assigning the next free one (with the item's seeded starting
-    /// vector) when it has none. Returns whether it was assigned now.
+    /// The number of `item_id`, assigning the next free one (with zero vectors: an item has
+    /// none until the co-occurrence gives it one) when it has none. Returns whether it was assigned now.
     pub fn assign(&mut self, item_id: &str) -> (u32, bool) {
         if let Some(number) = self.number(item_id) {
             return (number, false);
@@ -294,6 +405,10 @@ impl Table {
             self.ids.push(Arc::from(""));
             self.vectors
                 .extend(std::iter::repeat_n(0.0, self.dimension));
+            self.sources
+                .extend(std::iter::repeat_n(0.0, self.dimension));
+            self.basis
+                .extend(std::iter::repeat_n(0.0, 2 * self.dimension));
             self.popularity.push(Popularity::default());
             self.event_counts.push(0);
             self.masses.push(0.0);
@@ -307,8 +422,6 @@ impl Table {
             let id: Arc<str> = Arc::from(item_id);
             self.ids[index] = Arc::clone(&id);
             self.by_id.insert(id, number);
-            let seeded = seeded_vector(item_id, self.dimension, INITIAL_VECTOR_SCALE);
-            self.vector_mut(number).copy_from_slice(&seeded);
         }
     }
 

@@ -294,7 +294,7 @@ pub fn item_difference(left: &ItemSummary, right: &ItemSummary) -> Option<String
 /// de-duplication window, a 16 MiB block cache.
 pub fn small_store_config() -> marquee_vector_store::StoreConfig {
     marquee_vector_store::StoreConfig {
-        dimension: marquee_stream_processor::ModelConfig::default().dimension,
+        dimension: marquee_stream_processor::ModelConfig::default().stored_dimension(),
         dedup_window: Duration::from_secs(3600),
         block_cache_bytes: 16 << 20,
     }

@@ -40,7 +40,8 @@ pub struct ItemView {
 async fn upsert_items(services: &Services, items: Vec<Item>) -> Result<(), ApiError> {
     let store = services.store.clone();
     let table = services.items.clone();
-    tokio::task::spawn_blocking(move || upsert_catalogue(&store, &table, items))
+    let index = services.index.clone();
+    tokio::task::spawn_blocking(move || upsert_catalogue(&store, &table, &index, items))
         .await
         .map_err(ApiError::internal)??;
     Ok(())

@@ -44,6 +44,10 @@ pub struct ListedItem {
     pub genres: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub year: Option<i32>,
+    /// Where it came from: `index` (the nearest neighbours of the user's or the item's
+    /// vector), `pairs` (what followed the user's recent items), `content` (genres and tags of
+    /// an item without events yet), `trending` (a fill).
+    pub sources: Vec<&'static str>,
 }
 
 impl From<Recommendation> for ListedItem {
@@ -54,6 +58,7 @@ impl From<Recommendation> for ListedItem {
             title: item.title,
             genres: item.genres,
             year: item.year,
+            sources: item.sources.names().collect(),
         }
     }
 }

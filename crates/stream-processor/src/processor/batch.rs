@@ -9,105 +9,39 @@ use std::time::{Duration, Instant};
 // process, instead of SipHash, which took 5.5% of a catch-up's profile.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use marquee_ingest::{EventLog, LogEntry};
-use marquee_vector_store::{ItemDelta, ItemTable, Popularity, SeenEntry, UserState};
+use marquee_vector_store::{ItemDelta, Popularity, SeenEntry, UserState};
 use tracing::warn;
 
 use super::Processor;
 use super::handle::erasure_hash;
 use crate::error::Result;
-use crate::model::{ItemVectors, TargetItem, event_weight, learn_event};
+use crate::factors::fold_in;
+use crate::model::{TargetItem, event_weight, learn_event};
 use crate::telemetry::KindCounts;
 
-/// Working copy of one item while a batch is applied: its vector as read and as changed, and
-/// what the batch added to the rest. The batch writes the difference (an [`ItemDelta`]).
+/// What a batch added to one item besides its vectors (which its co-occurrence additions
+/// fold into, [`crate::factors::fold_in`]); the batch writes it as an [`ItemDelta`].
+#[derive(Default)]
 struct ItemWork {
-    before: Vec<f32>,
-    vector: Vec<f32>,
     /// Popularity gained in this batch.
     popularity: Popularity,
     event_count: u64,
     mass: f32,
-    /// Whether the batch changed the item (negative samples are read, not changed).
-    changed: bool,
 }
 
 impl ItemWork {
-    /// The item as the table holds it now; `None` for a vacant number.
-    fn load(items: &ItemTable, number: u32) -> Option<ItemWork> {
-        let table = items.read();
-        table.id(number)?;
-        let vector = table.vector(number).to_vec();
-        Some(ItemWork {
-            before: vector.clone(),
-            vector,
-            popularity: Popularity::default(),
-            event_count: 0,
-            mass: 0.0,
-            changed: false,
-        })
-    }
-
-    /// The batch's working copy of `number`, copied from the table on first use; `None` for a
-    /// vacant number.
-    fn get<'w>(
-        work: &'w mut NumberMap<ItemWork>,
-        items: &ItemTable,
-        number: u32,
-    ) -> Option<&'w mut ItemWork> {
-        match work.entry(number) {
-            std::collections::hash_map::Entry::Occupied(slot) => Some(slot.into_mut()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                Some(slot.insert(ItemWork::load(items, number)?))
-            }
-        }
-    }
-
-    /// What the batch added to the item.
-    fn delta(&self, item_id: &str, half_life_ms: f64) -> ItemDelta {
+    /// What the batch added to the item, with the vector changes `vector` (source then
+    /// target; empty for none).
+    fn delta(&self, item_id: &str, vector: Vec<f32>, half_life_ms: f64) -> ItemDelta {
         ItemDelta {
             item_id: item_id.to_owned(),
-            vector: self
-                .vector
-                .iter()
-                .zip(&self.before)
-                .map(|(after, before)| after - before)
-                .collect(),
+            vector,
             popularity: self.popularity.score,
             popularity_at: self.popularity.at,
             half_life_ms,
             event_count: self.event_count as i64,
             mass: self.mass,
         }
-    }
-}
-
-/// The batch's working copies as the per-event update reads and moves them: copied from the
-/// table on first use, marked changed when a positive step moves them. A negative sample is
-/// only read: from its working copy when the batch has one, else from the table into `scratch`
-/// (no copy kept; within a batch, only the batch itself changes the items it has not copied,
-/// except for other workers' publications, which it may then see a step earlier).
-struct BatchItems<'a> {
-    work: &'a mut NumberMap<ItemWork>,
-    items: &'a ItemTable,
-    scratch: &'a mut Vec<f32>,
-}
-
-impl ItemVectors for BatchItems<'_> {
-    fn context(&mut self, number: u32) -> Option<&mut [f32]> {
-        let context = ItemWork::get(self.work, self.items, number)?;
-        context.changed = true;
-        Some(&mut context.vector)
-    }
-
-    fn negative(&mut self, number: u32) -> Option<&[f32]> {
-        if let Some(negative) = self.work.get(&number) {
-            return Some(&negative.vector);
-        }
-        let table = self.items.read();
-        table.id(number)?;
-        self.scratch.clear();
-        self.scratch.extend_from_slice(table.vector(number));
-        Some(self.scratch.as_slice())
     }
 }
 
@@ -320,8 +254,6 @@ impl<L: EventLog> Processor<L> {
             duplicates: KindCounts::default(),
             clock: self.clock.max(self.shared.clock.load(Ordering::Acquire)),
         };
-        let mut scratch: Vec<f32> = Vec::with_capacity(model.dimension);
-        let item_count = self.items.read().len();
         for (((entry, &number), &before), &blocked) in
             entries.iter().zip(numbers).zip(applied_before).zip(blocked)
         {
@@ -343,11 +275,7 @@ impl<L: EventLog> Processor<L> {
                 .get_mut(&event.user_id)
                 .expect("read for every event not applied before");
             let weight = event_weight(event, &model.weights);
-            let mut target = match learned.work.remove(&number) {
-                Some(target) => target,
-                None => ItemWork::load(&self.items, number).expect("a numbered item has an id"),
-            };
-            target.changed = true;
+            let target = learned.work.entry(number).or_default();
             if seen_outside_history {
                 // The entries this event pushes out of the history window (one, once the window
                 // is full) join the `seen` column family; the history holds the rest.
@@ -365,24 +293,16 @@ impl<L: EventLog> Processor<L> {
                 model,
                 half_life_ms,
                 event,
-                number,
                 weight,
                 user,
                 TargetItem {
-                    vector: &mut target.vector,
+                    number,
                     popularity: &mut target.popularity,
                     mass: &mut target.mass,
                     event_count: &mut target.event_count,
                 },
-                &mut BatchItems {
-                    work: &mut learned.work,
-                    items: &self.items,
-                    scratch: &mut scratch,
-                },
-                item_count,
                 |from, to, pair_weight| pairs.add(from, to, pair_weight),
             );
-            learned.work.insert(number, target);
             if !seen_outside_history {
                 // A state of the older layout: every interaction; the commit adds the batch's
                 // to the stored entry.
@@ -415,11 +335,17 @@ impl<L: EventLog> Processor<L> {
         let mut deltas: Vec<(u32, ItemDelta)> = Vec::with_capacity(learned.work.len());
         {
             let table = self.items.read();
+            let mut vectors = std::collections::HashMap::new();
+            fold_in(&*table, &additions, &mut vectors);
             for (&number, item_work) in &learned.work {
-                if item_work.changed {
-                    let id = table.id(number).map_or("", |id| id);
-                    deltas.push((number, item_work.delta(id, half_life_ms)));
-                }
+                let id = table.id(number).map_or("", |id| id);
+                let vector = vectors.remove(&number).unwrap_or_default();
+                deltas.push((number, item_work.delta(id, vector, half_life_ms)));
+            }
+            // Items whose vectors the pairs moved without an event of their own in the batch.
+            for (number, vector) in vectors {
+                let id = table.id(number).map_or("", |id| id);
+                deltas.push((number, ItemWork::default().delta(id, vector, half_life_ms)));
             }
         }
         deltas.sort_unstable_by_key(|(number, _)| *number);
@@ -552,6 +478,9 @@ impl<L: EventLog> Processor<L> {
         deltas: &[(u32, ItemDelta)],
         additions: &[(u32, Vec<(u32, f32)>)],
     ) {
+        if let Some(recorded) = self.shared.recorded_pairs.lock().as_mut() {
+            recorded.extend_from_slice(additions);
+        }
         {
             let mut table = self.items.write();
             for (number, delta) in deltas {

@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 
 use super::Processor;
 use crate::error::Result;
+use crate::factors::fold_in;
 
 /// Change-log records a consumer batch applies at most.
 const CHANGES_PER_BATCH: usize = 256;
@@ -229,8 +230,21 @@ impl<L: EventLog> Processor<L> {
                 })),
         );
         let mut numbers = numbers.into_iter();
-        for delta in changes.items {
+        let item_numbers: Vec<u32> = numbers.by_ref().take(changes.items.len()).collect();
+        let mut additions: Vec<(u32, Vec<(u32, f32)>)> = Vec::with_capacity(changes.pairs.len());
+        for (_, added) in changes.pairs {
             let number = numbers.next().expect("one number per id");
+            let added: Vec<(u32, f32)> = added
+                .into_iter()
+                .map(|(_, weight)| (numbers.next().expect("one number per id"), weight))
+                .collect();
+            additions.push((number, added));
+        }
+        // The vectors are each node's own factorisation: the sender's vector changes are left
+        // out, and the pairs fold into this node's vectors as its own batches' do.
+        let mut vectors = std::collections::HashMap::new();
+        fold_in(&*self.items.read(), &additions, &mut vectors);
+        for (number, delta) in item_numbers.into_iter().zip(changes.items) {
             if delta.popularity_at > staged.clock {
                 staged.clock = delta.popularity_at;
             }
@@ -240,17 +254,22 @@ impl<L: EventLog> Processor<L> {
                 } else {
                     half_life_ms
                 },
+                vector: vectors.remove(&number).unwrap_or_default(),
                 ..delta
             };
             staged.batch.merge_item(number, &delta)?;
             staged.deltas.push((number, delta));
         }
-        for (_, added) in changes.pairs {
-            let number = numbers.next().expect("one number per id");
-            let added: Vec<(u32, f32)> = added
-                .into_iter()
-                .map(|(_, weight)| (numbers.next().expect("one number per id"), weight))
-                .collect();
+        let mut moved: Vec<(u32, Vec<f32>)> = vectors.into_iter().collect();
+        moved.sort_unstable_by_key(|(number, _)| *number);
+        for (number, vector) in moved {
+            let id = self.items.read().id(number).map(|id| id.to_string());
+            let mut delta = ItemDelta::new(id.as_deref().unwrap_or(""), half_life_ms);
+            delta.vector = vector;
+            staged.batch.merge_item(number, &delta)?;
+            staged.deltas.push((number, delta));
+        }
+        for (number, added) in additions {
             staged.batch.add_neighbours(number, &added);
             staged.additions.push((number, added));
         }

@@ -13,6 +13,7 @@ use super::Processor;
 use super::batch::NumberMap;
 use super::handle::{Erasure, ErasureRequest, erasure_hash};
 use crate::error::Result;
+use crate::factors::fold_in;
 use crate::model::{activity_damping, event_weight, push_history, sequential_pairs};
 
 /// What an erased user's applied events added to one item.
@@ -204,9 +205,18 @@ impl<L: EventLog> Processor<L> {
         removals: &Removals,
     ) -> (Vec<(u32, ItemDelta)>, Vec<(u32, Vec<(u32, f32)>)>) {
         let half_life_ms = self.model.popularity_half_life_ms();
+        let mut pair_removals: Vec<(u32, Vec<(u32, f32)>)> = removals
+            .pairs
+            .iter()
+            .map(|(n, r)| (*n, r.clone()))
+            .collect();
+        pair_removals.sort_unstable_by_key(|(number, _)| *number);
         let mut deltas: Vec<(u32, ItemDelta)> = Vec::with_capacity(removals.items.len());
         {
             let table = self.items.read();
+            // The removed pairs come out of the vectors as they went in.
+            let mut vectors = std::collections::HashMap::new();
+            fold_in(&*table, &pair_removals, &mut vectors);
             for (&number, removal) in &removals.items {
                 let mut delta = ItemDelta::new(table.id(number).map_or("", |id| id), half_life_ms);
                 let mut popularity = Popularity::default();
@@ -217,16 +227,16 @@ impl<L: EventLog> Processor<L> {
                 delta.popularity_at = popularity.at;
                 delta.event_count = -(removal.event_count as i64);
                 delta.mass = -removal.mass;
+                delta.vector = vectors.remove(&number).unwrap_or_default();
+                deltas.push((number, delta));
+            }
+            for (number, vector) in vectors {
+                let mut delta = ItemDelta::new(table.id(number).map_or("", |id| id), half_life_ms);
+                delta.vector = vector;
                 deltas.push((number, delta));
             }
         }
         deltas.sort_unstable_by_key(|(number, _)| *number);
-        let mut pair_removals: Vec<(u32, Vec<(u32, f32)>)> = removals
-            .pairs
-            .iter()
-            .map(|(n, r)| (*n, r.clone()))
-            .collect();
-        pair_removals.sort_unstable_by_key(|(number, _)| *number);
         (deltas, pair_removals)
     }
 }

@@ -98,6 +98,7 @@ mod changes;
 mod erasure;
 mod handle;
 mod shipper;
+mod solve;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -176,6 +177,17 @@ struct Shared {
     /// When the trending list was last refreshed (at most once per `REFRESH_INTERVAL` while
     /// batches keep coming).
     last_refresh: parking_lot::Mutex<Option<Instant>>,
+    /// Log entries applied since the item vectors were last solved (`solve`).
+    applied_since_solve: AtomicU64,
+    /// Set while a background solve runs.
+    solving: AtomicBool,
+    /// A background solve's result, for worker 0 to install.
+    solved: parking_lot::Mutex<Option<solve::Solved>>,
+    /// No background solve starts before this: a rest after each (`solve::SOLVE_REST`).
+    next_solve: parking_lot::Mutex<Option<Instant>>,
+    /// While a background solve runs: the pairs published since its snapshot, folded into its
+    /// vectors when they are installed.
+    recorded_pairs: parking_lot::Mutex<Option<crate::factors::Additions>>,
 }
 
 pub struct Processor<L: EventLog> {
@@ -204,6 +216,9 @@ pub struct Processor<L: EventLog> {
     change_offset: u64,
     /// Every partition this node applies (all workers together).
     node_partitions: Vec<u32>,
+    /// Whether the item vectors are solved in the background (spawned workers) rather than in
+    /// [`Processor::step`] (a processor driven from its caller's thread).
+    background_solves: bool,
 }
 
 impl<L: EventLog> Processor<L> {
@@ -284,6 +299,7 @@ impl<L: EventLog> Processor<L> {
             changes: None,
             change_offset: 0,
             node_partitions,
+            background_solves: false,
         })
     }
 
@@ -306,6 +322,7 @@ impl<L: EventLog> Processor<L> {
 
     /// Runs the loop on a dedicated thread until `cancel` fires; the batch under way completes.
     pub fn spawn(mut self, cancel: CancellationToken) -> std::thread::JoinHandle<()> {
+        self.background_solves = true;
         let name = if self.owned == self.node_partitions {
             "processor".to_owned()
         } else {
@@ -327,13 +344,14 @@ impl<L: EventLog> Processor<L> {
     /// owning the partitions `p` with `p % workers == w`; see "Workers" in the module
     /// documentation.
     pub fn spawn_workers(
-        self,
+        mut self,
         workers: usize,
         cancel: CancellationToken,
     ) -> Vec<std::thread::JoinHandle<()>>
     where
         L: Clone,
     {
+        self.background_solves = true;
         let partitions = self.node_partitions.len();
         let workers = workers.clamp(1, partitions.max(1));
         let mut handles = Vec::with_capacity(workers + 2);
@@ -362,6 +380,7 @@ impl<L: EventLog> Processor<L> {
     async fn run(&mut self, cancel: CancellationToken) {
         while !cancel.is_cancelled() {
             self.run_erasures();
+            self.tend_factors();
             let paused = self.handle.is_paused();
             self.metrics.processor_paused.set(i64::from(paused));
             if paused || !self.shared.changes_drained.load(Ordering::Acquire) {
@@ -508,6 +527,12 @@ impl<L: EventLog> Processor<L> {
             return Ok(0);
         }
         self.apply(entries, next_offsets, items_known)?;
+        self.shared
+            .applied_since_solve
+            .fetch_add(consumed, Ordering::AcqRel);
+        if !self.background_solves && self.factors_due() {
+            self.solve_factors()?;
+        }
         let failing = self
             .handle
             .inner
@@ -542,6 +567,7 @@ impl<L: EventLog> Processor<L> {
             changes: self.changes.clone(),
             change_offset: self.change_offset,
             node_partitions: self.node_partitions.clone(),
+            background_solves: self.background_solves,
         }
     }
 }

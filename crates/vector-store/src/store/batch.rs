@@ -137,4 +137,13 @@ impl StateBatch {
     pub fn put_outbox(&mut self, sequence: u64, changes: &ItemChanges) -> Result<()> {
         self.put_record(OUTBOX_CF, &sequence.to_be_bytes(), changes)
     }
+
+    /// Records the scales of the factorisation the item vectors now belong to (a solve).
+    pub fn put_factor_scales(&mut self, scales: &[f32]) {
+        let bytes: Vec<u8> = scales
+            .iter()
+            .flat_map(|scale| scale.to_le_bytes())
+            .collect();
+        self.batch.put(FACTOR_SCALES_KEY, bytes);
+    }
 }

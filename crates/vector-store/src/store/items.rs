@@ -4,7 +4,7 @@ use marquee_schemas::{Item, decode_record, encode_record};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 
 use super::StateStore;
-use super::keys::{CATALOGUE_CF, ITEM_IDS_CF, ITEMS_CF, NEIGHBOURS_CF};
+use super::keys::{CATALOGUE_CF, FACTOR_SCALES_KEY, ITEM_IDS_CF, ITEMS_CF, NEIGHBOURS_CF};
 use crate::error::{Error, Result};
 use crate::neighbours::Neighbours;
 use crate::records::ItemState;
@@ -116,5 +116,19 @@ impl StateStore {
         sync.set_sync(true);
         self.inner.db.write_opt(batch, &sync)?;
         Ok(())
+    }
+
+    /// The scales of the item vectors' factorisation; empty before the first solve.
+    pub fn factor_scales(&self) -> Result<Vec<f32>> {
+        let bytes = self.inner.db.get(FACTOR_SCALES_KEY)?.unwrap_or_default();
+        if bytes.len() % 4 != 0 {
+            return Err(Error::CorruptKey {
+                column_family: "default",
+            });
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|chunk| f32::from_le_bytes(chunk.try_into().expect("4 bytes")))
+            .collect())
     }
 }

@@ -14,6 +14,8 @@ pub const ITEM_OFFSET_PREFIX: &[u8] = b"items";
 pub const CHANGE_OFFSET_KEY: &[u8] = b"changes";
 pub const SHIPPED_KEY: &[u8] = b"shipped";
 pub const DIMENSION_KEY: &[u8] = b"dimension";
+/// The scales of the item vectors' factorisation (little-endian `f32`s), in `default`.
+pub const FACTOR_SCALES_KEY: &[u8] = b"factor_scales";
 /// Present in a state created with the `seen` layout that holds only interactions that left
 /// the users' history windows (see [`StateStore::seen_outside_history`]).
 pub const SEEN_LAYOUT_KEY: &[u8] = b"seen_outside_history";

@@ -15,7 +15,8 @@
 //! | `offsets` | `shipped` | the highest outbox sequence shipped (u64 BE) |
 //! | `outbox` | sequence (u64 BE) | [`ItemChanges`] of a batch, waiting to be shipped to the change log |
 //! | `erased` | keyed hash of an erased user_id (HMAC-SHA-256, 32 bytes) | erasure time (i64 BE, ms) |
-//! | `default` | `dimension` | embedding dimension (u32 BE), fixed at creation |
+//! | `default` | `dimension` | floats of an item's stored vectors (u32 BE), fixed at creation |
+//! | `default` | `factor_scales` | the scales `σ` of the item vectors' factorisation (f32 LE each), written by each solve |
 //! | `default` | `seen_outside_history` | present in states whose `seen` holds only what left the histories |
 //!
 //! Ids cannot contain control characters, so 0x00 cleanly ends the user part of a key.
@@ -58,7 +59,7 @@ use options::{base_options, descriptors};
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Embedding dimension; fixed when the state is created.
+    /// Floats of an item's stored vectors (both sides); fixed when the state is created.
     pub dimension: usize,
     /// How long an applied `event_id` is remembered for de-duplication.
     pub dedup_window: Duration,

@@ -1,0 +1,513 @@
+//! The read side: recommendations, similar items and trending, over the processor's state.
+//!
+//! A personalised list takes candidates from three sources ([`Sources`]): the co-occurrence
+//! lists of the user's history (`pairs`, see [`crate::model`]), the [`VectorIndex`] searched
+//! with the user's vector (`index`: the recency-weighted sum of the history's source vectors,
+//! [`user_vector`]; one graph search whatever the history's length), and items without events
+//! that match the user's genres and tags (`content`). Candidates are ranked by the pairs'
+//! score, blended with the content part and — when [`ModelConfig::embedding_weight`] is
+//! positive — with the inner product of the user's vector (each part divided by its best score);
+//! at weight 0, the default, the index's candidates that no other part ranked follow the ranked
+//! ones by inner product (reach: a list the pairs cannot fill), and an item the index proposed
+//! too says so in its sources. What the user has
+//! seen, what the caller excluded and items outside the requested genre are filtered out; ties
+//! go to the smaller item number. A list that only the content part and the index's reach
+//! could rank (the user's items have no co-occurrence pairs yet) is labelled `cold_start`; so is a list of trending
+//! items sharing a genre or tag with the user's positive items, when even the content part has
+//! nothing (every item the user touched is new, and no cold item shares its labels). A user with no positive
+//! signal yet (unknown, or only negative events) gets the trending list (`popular`) through the
+//! same filters; a shorter list is filled from it too.
+//!
+//! Similar items use the same ranking with a history of the one item (the index searched with
+//! its source vector: what viewers watch after it); an item with too few
+//! pairs yet (a new one) is completed with trending items sharing a genre or tag with it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use marquee_schemas::Item;
+use marquee_vector_store::vector::dot;
+use marquee_vector_store::{
+    HistoryEntry, ItemTable, StateStore, Table, VectorIndex, content_labels,
+};
+
+use crate::error::Result;
+use crate::model::ModelConfig;
+use crate::strategy::Strategy;
+use crate::telemetry::Metrics;
+use crate::trending::Trending;
+
+mod score;
+mod sources;
+
+use score::{blend, content_scores, pair_scores, share, top, with_reach};
+pub use score::{user_vector, user_vector_from};
+pub use sources::{Ranking, Sources};
+
+/// What [`QueryEngine::rank`] found.
+struct Ranked {
+    /// The best items, best first, with the sources that proposed each.
+    items: Vec<(u32, f32, Sources)>,
+    /// Whether co-occurrence or the embedding produced candidates (else only content did).
+    behavioural: bool,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    pub item_id: String,
+    pub score: f32,
+    pub title: Option<String>,
+    pub genres: Vec<String>,
+    pub year: Option<i32>,
+    /// Where it came from.
+    pub sources: Sources,
+}
+
+/// A recommendation request, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct RecommendationQuery {
+    pub user_id: String,
+    pub count: usize,
+    pub exclude_seen: bool,
+    pub genre: Option<String>,
+    pub exclude: Vec<String>,
+}
+
+/// Answers queries. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct QueryEngine {
+    model: Arc<ModelConfig>,
+    store: StateStore,
+    items: ItemTable,
+    index: VectorIndex,
+    trending: Trending,
+    metrics: Metrics,
+}
+
+fn to_recommendation(
+    table: &Table,
+    item: u32,
+    score: f32,
+    sources: Sources,
+) -> Option<Recommendation> {
+    let item_id = table.id(item)?.to_string();
+    let catalogue: Option<&Arc<Item>> = table.catalogue(item);
+    Some(Recommendation {
+        item_id,
+        score,
+        title: catalogue.and_then(|entry| entry.title.clone()),
+        genres: catalogue
+            .map(|entry| entry.genres.clone())
+            .unwrap_or_default(),
+        year: catalogue.and_then(|entry| entry.year),
+        sources,
+    })
+}
+
+impl QueryEngine {
+    pub fn new(
+        model: ModelConfig,
+        store: StateStore,
+        items: ItemTable,
+        index: VectorIndex,
+        trending: Trending,
+        metrics: Metrics,
+    ) -> QueryEngine {
+        QueryEngine {
+            model: Arc::new(model),
+            store,
+            items,
+            index,
+            trending,
+            metrics,
+        }
+    }
+
+    /// A user's recommendations and the strategy that produced them.
+    pub fn recommend(
+        &self,
+        query: &RecommendationQuery,
+    ) -> Result<(Strategy, Vec<Recommendation>)> {
+        self.recommend_with(query, Ranking::ALL)
+    }
+
+    /// A user's recommendations from the parts `ranking` names (the evaluator's rows).
+    pub fn recommend_with(
+        &self,
+        query: &RecommendationQuery,
+        ranking: Ranking,
+    ) -> Result<(Strategy, Vec<Recommendation>)> {
+        let user = self.store.user(&query.user_id)?;
+        let excluded = self.excluded(query, user.as_ref())?;
+        let genre = query.genre.as_deref();
+        let accept = |table: &Table, item: u32| {
+            excluded.binary_search(&item).is_err()
+                && genre.is_none_or(|genre| {
+                    table
+                        .catalogue(item)
+                        .is_some_and(|entry| entry.has_genre(genre))
+                })
+        };
+        let history = user
+            .as_ref()
+            .map_or(&[][..], |state| state.history.as_slice());
+        let Ranked {
+            items: mut ranked,
+            behavioural,
+        } = self.rank(history, query.count, &accept, ranking);
+        let table = self.items.read();
+        if ranked.is_empty() {
+            // The user's positive items have no pairs and no cold neighbours yet (new items):
+            // trending items sharing their genres or tags come before the plain trending list.
+            let labels: HashSet<String> = history
+                .iter()
+                .rev()
+                .filter(|past| past.weight > 0.0)
+                .take(self.model.content_history)
+                .filter_map(|past| table.catalogue(past.item))
+                .flat_map(|entry| content_labels(entry))
+                .collect();
+            ranked =
+                self.trending_sharing(&table, &labels, query.count, &|item| accept(&table, item));
+        }
+        let strategy = if ranked.is_empty() {
+            Strategy::Popular
+        } else if behavioural {
+            Strategy::Personalised
+        } else {
+            Strategy::ColdStart
+        };
+        if ranked.len() < query.count {
+            let already: HashSet<u32> = ranked.iter().map(|(item, _, _)| *item).collect();
+            let trending = self.trending.current();
+            ranked.extend(
+                trending
+                    .iter()
+                    .filter(|(item, _)| !already.contains(item) && accept(&table, *item))
+                    .take(query.count - ranked.len())
+                    .map(|&(item, score)| (item, score, Sources::TRENDING)),
+            );
+        }
+        let list: Vec<Recommendation> = ranked
+            .into_iter()
+            .filter_map(|(item, score, sources)| to_recommendation(&table, item, score, sources))
+            .collect();
+        self.metrics
+            .recommendations
+            .with_label_values(&[strategy.as_str()])
+            .inc();
+        self.count_sources(&list);
+        Ok((strategy, list))
+    }
+
+    /// The items a user's list leaves out, sorted (binary search is cheaper per candidate than
+    /// hashing): what the user interacted with (unless asked otherwise) and what the caller
+    /// excluded.
+    fn excluded(
+        &self,
+        query: &RecommendationQuery,
+        user: Option<&marquee_vector_store::UserState>,
+    ) -> Result<Vec<u32>> {
+        let mut excluded: Vec<u32> = Vec::new();
+        if query.exclude_seen {
+            match user {
+                // Every event the user has is still in the history (none has fallen out of its
+                // window): the items seen are the history's, and the `seen` column family need
+                // not be read. Its iterator was 7% of a serving node's CPU.
+                Some(state) if state.event_count == state.history.len() as u64 => {
+                    excluded.extend(state.history.iter().map(|past| past.item));
+                }
+                Some(state) => excluded.extend(
+                    self.store
+                        .seen_with(&query.user_id, Some(state))?
+                        .into_iter()
+                        .map(|(item, _)| item),
+                ),
+                // No record: no event applied, so nothing seen.
+                None => {}
+            }
+        }
+        {
+            let table = self.items.read();
+            excluded.extend(query.exclude.iter().filter_map(|id| table.number(id)));
+        }
+        excluded.sort_unstable();
+        excluded.dedup();
+        Ok(excluded)
+    }
+
+    /// Counts a list's items by source.
+    fn count_sources(&self, list: &[Recommendation]) {
+        for item in list {
+            for source in item.sources.names().filter(|name| *name != "trending") {
+                self.metrics
+                    .recommendation_items
+                    .with_label_values(&[source])
+                    .inc();
+            }
+        }
+    }
+
+    /// Items most like `item_id`: ranked as for a viewer whose only event is a positive one on
+    /// it. `None` when the item is unknown.
+    pub fn similar(&self, item_id: &str, count: usize) -> Option<Vec<Recommendation>> {
+        let number = self.items.read().number(item_id)?;
+        let history = [HistoryEntry {
+            item: number,
+            weight: 1.0,
+            timestamp: 0,
+        }];
+        let mut hits = self
+            .rank(
+                &history,
+                count,
+                &|_, candidate| candidate != number,
+                Ranking::ALL,
+            )
+            .items;
+        let table = self.items.read();
+        // Too few pairs yet (a new item): fill with the trending items that share a genre or
+        // tag with it.
+        if hits.len() < count
+            && let Some(entry) = table.catalogue(number)
+        {
+            let labels: HashSet<String> = content_labels(entry).collect();
+            let already: HashSet<u32> = hits.iter().map(|(item, _, _)| *item).collect();
+            let fill = self.trending_sharing(&table, &labels, count - hits.len(), &|item| {
+                item != number && !already.contains(&item)
+            });
+            hits.extend(fill);
+        }
+        let list: Vec<Recommendation> = hits
+            .into_iter()
+            .filter_map(|(item, score, sources)| to_recommendation(&table, item, score, sources))
+            .collect();
+        self.count_sources(&list);
+        Some(list)
+    }
+
+    /// Up to `count` trending items, in trending order with score 0, that share one of `labels`
+    /// and that `accept` takes.
+    fn trending_sharing(
+        &self,
+        table: &Table,
+        labels: &HashSet<String>,
+        count: usize,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32, Sources)> {
+        if labels.is_empty() || count == 0 {
+            return Vec::new();
+        }
+        self.trending
+            .current()
+            .iter()
+            .filter(|(item, _)| accept(*item))
+            .filter(|(item, _)| {
+                table
+                    .catalogue(*item)
+                    .is_some_and(|other| content_labels(other).any(|l| labels.contains(&l)))
+            })
+            .take(count)
+            .map(|(item, _)| (*item, 0.0, Sources::TRENDING.with(Sources::CONTENT)))
+            .collect()
+    }
+
+    /// The `count` best items for a history (oldest first), among those `accept`s, from the
+    /// parts `ranking` names; empty when none says anything. Each part is divided by its best
+    /// score before they are blended (see the module docs).
+    fn rank(
+        &self,
+        history: &[HistoryEntry],
+        count: usize,
+        accept: &dyn Fn(&Table, u32) -> bool,
+        ranking: Ranking,
+    ) -> Ranked {
+        let model = &self.model;
+        let use_index = ranking.index;
+        let user_vector = if use_index {
+            user_vector(&self.items.read(), history, model)
+        } else {
+            Vec::new()
+        };
+        let embedded = if user_vector.iter().any(|x| *x != 0.0) {
+            self.index
+                .search(&user_vector, model.embedding_candidates.max(count), accept)
+        } else {
+            Vec::new()
+        };
+        let table = self.items.read();
+        // With the embedding's share in the scores, the pairs read the last `pair_history`
+        // events and the user's vector carries the rest; without it, the whole history.
+        let blend_embedding = use_index && (model.embedding_weight > 0.0 || !ranking.pairs);
+        let pair_history = if blend_embedding {
+            model.pair_history
+        } else {
+            model.history_len
+        };
+        let mut ranked = if ranking.pairs {
+            pair_scores(&table, history, model, pair_history, accept)
+        } else {
+            Vec::new()
+        };
+        self.metrics
+            .recommendation_candidates
+            .with_label_values(&["pairs"])
+            .inc_by(ranked.len() as u64);
+        self.metrics
+            .recommendation_candidates
+            .with_label_values(&["index"])
+            .inc_by(embedded.len() as u64);
+        // The index's reach alone (weight 0) does not make a list personalised: for a viewer
+        // whose items have no pairs yet, its vectors are their genres' and tags'.
+        let behavioural = !ranked.is_empty() || (blend_embedding && !embedded.is_empty());
+        let embedding_weight = if ranking.pairs {
+            model.embedding_weight
+        } else {
+            1.0
+        };
+        // Without the embedding's share (weight 0), the index's candidates that nothing else
+        // proposed come after the ranked ones, by inner product: reach, not a change of order.
+        let reach: Vec<(u32, f32, Sources)> = if blend_embedding {
+            Vec::new()
+        } else {
+            embedded
+                .iter()
+                .map(|hit| (hit.item, hit.score, Sources::INDEX))
+                .collect()
+        };
+        let embedded = if blend_embedding {
+            embedded
+        } else {
+            Vec::new()
+        };
+        let blended = !embedded.is_empty() || (ranking.content && model.content_weight > 0.0);
+        let best = ranked
+            .iter()
+            .map(|(_, score, _)| *score)
+            .fold(0.0, f32::max);
+        if blended && best > 0.0 {
+            for (_, score, _) in &mut ranked {
+                *score /= best;
+            }
+        }
+        let mut parts: Vec<(u32, f32, Sources)> = Vec::new();
+        if !embedded.is_empty() {
+            // The embedding's share of every candidate, the pairs' included: one inner
+            // product each, on the current vectors.
+            let hits: HashSet<u32> = embedded.iter().map(|hit| hit.item).collect();
+            let mut scores: Vec<(u32, f32, Sources)> = embedded
+                .iter()
+                .map(|hit| (hit.item, hit.score, Sources::INDEX))
+                .collect();
+            scores.extend(
+                ranked
+                    .iter()
+                    .filter(|(item, _, _)| !hits.contains(item))
+                    .map(|&(item, _, _)| {
+                        (
+                            item,
+                            dot(&user_vector, table.vector(item)),
+                            Sources::default(),
+                        )
+                    }),
+            );
+            parts.extend(share(scores, embedding_weight));
+        }
+        if ranking.content && model.content_weight > 0.0 {
+            let content: Vec<(u32, f32, Sources)> = content_scores(&table, history, model, accept)
+                .into_iter()
+                .map(|(item, score)| (item, score, Sources::CONTENT))
+                .collect();
+            self.metrics
+                .recommendation_candidates
+                .with_label_values(&["content"])
+                .inc_by(content.len() as u64);
+            parts.extend(share(content, model.content_weight));
+        }
+        if blended {
+            blend(&mut ranked, parts, table.len());
+        }
+        let items = with_reach(top(ranked, count), reach, count, table.len());
+        Ranked { items, behavioural }
+    }
+
+    /// The most popular items now, optionally within a genre.
+    pub fn trending(&self, count: usize, genre: Option<&str>) -> Vec<Recommendation> {
+        let trending = self.trending.current();
+        let table = self.items.read();
+        trending
+            .iter()
+            .filter(|(item, _)| {
+                genre.is_none_or(|genre| {
+                    table
+                        .catalogue(*item)
+                        .is_some_and(|entry| entry.has_genre(genre))
+                })
+            })
+            .filter_map(|(item, score)| to_recommendation(&table, *item, *score, Sources::TRENDING))
+            .take(count)
+            .collect()
+    }
+
+    /// The catalogue entry of an item, or `None`.
+    pub fn item(&self, item_id: &str) -> Option<Arc<Item>> {
+        let table = self.items.read();
+        let number = table.number(item_id)?;
+        table.catalogue(number).cloned()
+    }
+
+    /// A user's state summary, for the user endpoint.
+    pub fn user_summary(&self, user_id: &str) -> Result<Option<UserSummary>> {
+        let Some(state) = self.store.user(user_id)? else {
+            return Ok(None);
+        };
+        let seen = self.store.seen_with(user_id, Some(&state))?;
+        let table = self.items.read();
+        let mut seen_ids: Vec<String> = seen
+            .iter()
+            .filter_map(|(item, _)| table.id(*item).map(|id| id.to_string()))
+            .collect();
+        seen_ids.sort();
+        let recent = state
+            .history
+            .iter()
+            .rev()
+            .filter_map(|entry| {
+                Some(RecentEvent {
+                    item_id: table.id(entry.item)?.to_string(),
+                    weight: entry.weight,
+                    timestamp: entry.timestamp,
+                })
+            })
+            .collect();
+        Ok(Some(UserSummary {
+            user_id: user_id.to_owned(),
+            event_count: state.event_count,
+            last_timestamp: state.last_timestamp,
+            seen_items: seen_ids,
+            recent,
+        }))
+    }
+}
+
+/// What the model knows of a user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSummary {
+    pub user_id: String,
+    /// Events applied (each `event_id` once).
+    pub event_count: u64,
+    pub last_timestamp: i64,
+    /// Every item the user interacted with, sorted.
+    pub seen_items: Vec<String>,
+    /// The model's history window, newest first.
+    pub recent: Vec<RecentEvent>,
+}
+
+/// One entry of a user's recent history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentEvent {
+    pub item_id: String,
+    pub weight: f32,
+    pub timestamp: i64,
+}

@@ -1,0 +1,263 @@
+//! The parts of a ranking: the pairs' scores, the viewer's vector, content, and their blend
+//! (see [`super`]).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use marquee_vector_store::{HistoryEntry, Table, content_labels};
+
+use super::Sources;
+use crate::model::ModelConfig;
+
+/// Per-thread score accumulator: one slot per item number, and the slots in use.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    touched: Vec<u32>,
+    /// Per item, its position in the list being blended: the blend's lookup without hashing
+    /// (a hash map of the candidates cost 11% of a serving node's CPU). An entry counts only
+    /// where that position holds the item, so entries left by earlier queries need no reset.
+    position: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Content scores of items without positive events, from the labels of the user's recent
+/// positive items (see [`crate::model`]).
+pub(super) fn content_scores(
+    table: &Table,
+    history: &[HistoryEntry],
+    model: &ModelConfig,
+    accept: &dyn Fn(&Table, u32) -> bool,
+) -> Vec<(u32, f32)> {
+    // Ordered maps: the sums are then added in the same order on every run.
+    let mut profile: BTreeMap<String, f32> = BTreeMap::new();
+    let mut recency = 1.0f32;
+    for past in history
+        .iter()
+        .rev()
+        .filter(|past| past.weight > 0.0)
+        .take(model.content_history)
+    {
+        if let Some(entry) = table.catalogue(past.item) {
+            for label in content_labels(entry) {
+                *profile.entry(label).or_default() += recency * past.weight;
+            }
+        }
+        recency *= model.recency_decay;
+    }
+    let mut scores: BTreeMap<u32, f32> = BTreeMap::new();
+    for (label, weight) in &profile {
+        for item in table.cold_items(label) {
+            if table.mass(item) == 0.0 {
+                *scores.entry(item).or_default() += weight;
+            }
+        }
+    }
+    scores
+        .into_iter()
+        .filter(|(item, _)| accept(table, *item))
+        .filter_map(|(item, score)| {
+            // The number of its content labels, without building them.
+            let entry = table.catalogue(item)?;
+            let labels = (entry.genres.len() + entry.tags.len()).max(1);
+            Some((item, score / (labels as f32).sqrt()))
+        })
+        .collect()
+}
+
+/// The `count` highest scores, best first; ties go to the smaller item number.
+pub(super) fn top(mut ranked: Vec<(u32, f32, Sources)>, count: usize) -> Vec<(u32, f32, Sources)> {
+    let order =
+        |a: &(u32, f32, Sources), b: &(u32, f32, Sources)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if ranked.len() > count && count > 0 {
+        ranked.select_nth_unstable_by(count - 1, order);
+        ranked.truncate(count);
+    }
+    ranked.sort_unstable_by(order);
+    ranked.truncate(count);
+    ranked
+}
+
+/// `items` (ranked, best first) filled up to `count` with the index's candidates in `reach`
+/// (by inner product) that they do not hold; an item in both gains the index as a source.
+pub(super) fn with_reach(
+    mut items: Vec<(u32, f32, Sources)>,
+    reach: Vec<(u32, f32, Sources)>,
+    count: usize,
+    numbers: usize,
+) -> Vec<(u32, f32, Sources)> {
+    if reach.is_empty() {
+        return items;
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let position = &mut scratch.position;
+        if position.len() < numbers {
+            position.resize(numbers, 0);
+        }
+        for (at, (item, _, _)) in items.iter().enumerate() {
+            position[*item as usize] = at as u32;
+        }
+        let mut extra = Vec::new();
+        for hit in reach {
+            match items.get_mut(position[hit.0 as usize] as usize) {
+                // Ranked already: the index proposed it too.
+                Some(entry) if entry.0 == hit.0 => entry.2 = entry.2.with(Sources::INDEX),
+                _ => extra.push(hit),
+            }
+        }
+        let room = count.saturating_sub(items.len());
+        items.extend(top(extra, room));
+    });
+    items
+}
+
+/// The recency weight of each of a history's events, newest first: `λᵏ + φ` times the
+/// event's weight, over the last `history_len` events.
+pub(super) fn recency_weights<'h>(
+    history: &'h [HistoryEntry],
+    model: &ModelConfig,
+) -> impl Iterator<Item = (&'h HistoryEntry, f32)> {
+    let mut recency = 1.0f32;
+    history
+        .iter()
+        .rev()
+        .take(model.history_len)
+        .map(move |past| {
+            let factor = (recency + model.recency_floor) * past.weight;
+            recency *= model.recency_decay;
+            (past, factor)
+        })
+}
+
+/// A user's vector: the recency-weighted sum of the source vectors of their history (which
+/// carry the history item's normalisation, [`crate::factors`]), so that its inner product with
+/// an item's target vector approximates the item's pair score. Computed from the current
+/// vectors at each query: `O(history · dimension)`.
+pub fn user_vector(table: &Table, history: &[HistoryEntry], model: &ModelConfig) -> Vec<f32> {
+    user_vector_from(history, model, table.dimension(), |item| {
+        table.id(item).map(|_| table.source_vector(item))
+    })
+}
+
+/// [`user_vector`] with the source vectors from `source` (`None`: an item without one), for a
+/// reader of the stored state without an item table (the index benchmark).
+pub fn user_vector_from<'v>(
+    history: &[HistoryEntry],
+    model: &ModelConfig,
+    dimension: usize,
+    source: impl Fn(u32) -> Option<&'v [f32]>,
+) -> Vec<f32> {
+    let mut vector = vec![0.0f32; dimension];
+    for (past, factor) in recency_weights(history, model) {
+        if factor == 0.0 {
+            continue;
+        }
+        let Some(components) = source(past.item) else {
+            continue;
+        };
+        for (sum, component) in vector.iter_mut().zip(components) {
+            *sum += factor * component;
+        }
+    }
+    vector
+}
+
+/// The pair scores of the candidates `accept` takes: the co-occurrence lists of the last
+/// `pair_history` events, recency-weighted and normalised (see [`crate::model`]).
+pub(super) fn pair_scores(
+    table: &Table,
+    history: &[HistoryEntry],
+    model: &ModelConfig,
+    pair_history: usize,
+    accept: &dyn Fn(&Table, u32) -> bool,
+) -> Vec<(u32, f32, Sources)> {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let Scratch {
+            scores, touched, ..
+        } = &mut *scratch;
+        if scores.len() < table.len() {
+            scores.resize(table.len(), 0.0);
+        }
+        for (past, factor) in recency_weights(history, model).take(pair_history) {
+            let factor = factor * table.normalisers(past.item).0;
+            if factor == 0.0 {
+                continue;
+            }
+            for &(candidate, weight) in table.neighbours(past.item).entries() {
+                let slot = &mut scores[candidate as usize];
+                if *slot == 0.0 {
+                    touched.push(candidate);
+                }
+                *slot += factor * weight;
+            }
+        }
+        // In three passes: the raw sums (resetting the slots), the candidate normalisers, the
+        // filter. A loop of nothing but independent loads lets the CPU wait for many cache
+        // misses at once; with the filter's call between them it waited for each.
+        let mut ranked: Vec<(u32, f32, Sources)> = Vec::with_capacity(touched.len());
+        for &candidate in touched.iter() {
+            let raw = std::mem::take(&mut scores[candidate as usize]);
+            if raw > 0.0 {
+                ranked.push((candidate, raw, Sources::PAIRS));
+            }
+        }
+        touched.clear();
+        let candidate_normalisers = table.candidate_normalisers();
+        for (candidate, score, _) in &mut ranked {
+            *score *= candidate_normalisers[*candidate as usize];
+        }
+        ranked.retain(|(candidate, _, _)| accept(table, *candidate));
+        ranked
+    })
+}
+
+/// `parts` scaled so that the best positive one is `weight`; the others (zero or negative)
+/// left out.
+pub(super) fn share(parts: Vec<(u32, f32, Sources)>, weight: f32) -> Vec<(u32, f32, Sources)> {
+    let best = parts.iter().map(|(_, score, _)| *score).fold(0.0, f32::max);
+    if best <= 0.0 {
+        return Vec::new();
+    }
+    parts
+        .into_iter()
+        .filter(|(_, score, _)| *score > 0.0)
+        .map(|(item, score, source)| (item, weight * score / best, source))
+        .collect()
+}
+
+/// Adds each of `parts` to the item's entry in `ranked` (or a new entry), with its source:
+/// the blend of a ranking's parts (`numbers`: the table's item numbers in use).
+pub(super) fn blend(
+    ranked: &mut Vec<(u32, f32, Sources)>,
+    parts: Vec<(u32, f32, Sources)>,
+    numbers: usize,
+) {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let position = &mut scratch.position;
+        if position.len() < numbers {
+            position.resize(numbers, 0);
+        }
+        for (at, (item, _, _)) in ranked.iter().enumerate() {
+            position[*item as usize] = at as u32;
+        }
+        for (item, part, source) in parts {
+            let slot = &mut position[item as usize];
+            match ranked.get_mut(*slot as usize) {
+                Some(entry) if entry.0 == item => {
+                    entry.1 += part;
+                    entry.2 = entry.2.with(source);
+                }
+                _ => {
+                    *slot = ranked.len() as u32;
+                    ranked.push((item, part, source));
+                }
+            }
+        }
+    });
+}
