@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 # binary on the same dependency artifacts, RocksDB's included, so either script run after the
 # other finds it built (docs/PERFORMANCE-JOURNAL.md, "Build: RocksDB's C++ once per test run").
 ./scripts/build.sh
-exec ./target/debug/marquee demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/debug/marquee" demo "$@"

@@ -22,6 +22,9 @@ pub struct Recommendation {
     pub genres: Vec<String>,
     #[serde(default)]
     pub year: Option<i32>,
+    /// Where it came from: `index`, `pairs`, `content`, `trending` (one or more).
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// The answer of [`Client::recommendations`].

@@ -118,6 +118,8 @@ export interface Recommendation {
   title?: string;
   genres?: string[];
   year?: number;
+  /** Where it came from: `index`, `pairs`, `content`, `trending` (one or more). */
+  sources?: string[];
 }
 
 export interface Recommendations {
