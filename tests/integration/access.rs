@@ -267,7 +267,9 @@ async fn past_the_concurrency_limit_requests_are_shed_at_once_and_slow_ones_time
     let mut config = test_config(dir.path());
     config.limits = Limits {
         max_concurrent_requests: 1,
-        request_timeout_secs: 1.0,
+        // Long enough that the first poll below comes while the stalled request still holds
+        // the permit, on a machine busy with the other tests.
+        request_timeout_secs: 5.0,
         ..Limits::default()
     };
     let node = start(config).await;
