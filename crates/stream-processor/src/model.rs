@@ -36,7 +36,8 @@
 //! of every list, blended into its ranking with weight [`ModelConfig::embedding_weight`].
 //!
 //! **Content** (cold items). An item catalogued with genres and tags but without a positive
-//! event yet has no pairs and a seeded vector; it reaches viewers through its labels instead.
+//! event yet has no pairs; it reaches viewers through its labels, and through the index from its
+//! labels' mean vectors ([`crate::factors::content`]).
 //! A user's content profile sums `λᵏ · wₖ` over the labels of their last
 //! [`ModelConfig::content_history`] positive items; an item without positive events scores the
 //! profile weight of its labels divided by `√(labels)`, and joins the ranking with weight

@@ -43,11 +43,11 @@
 //!   the order the workers published them: no update is lost whatever the interleaving, and
 //!   each commit holds the offsets of the events whose deltas it carries, so a crash replays
 //!   exactly the uncommitted batches of each worker. Two workers changing one vector at once
-//!   both add their change to it (asynchronous SGD in the Hogwild! manner). Item numbers
+//!   both add their change to it (fold-in deltas are sums, [`crate::factors`]). Item numbers
 //!   assigned by any worker are written by every commit until one of them succeeded; a delta
 //!   carries its item's id too, so a delta committed first is never orphaned.
 //! - **What differs from one loop**: two partitions' events reach a shared item in the order
-//!   the workers' timing gives, so item vectors (online SGD) and sums of floats can differ
+//!   the workers' timing gives, so item vectors (fold-ins against the vectors each batch read) and sums of floats can differ
 //!   between runs, and between memory and disk, in the last bits. A full co-occurrence list
 //!   (256 entries) that two workers add to at once may evict a different light pair in memory
 //!   than on disk, so after a restart its lightest entries can differ; heavy pairs, counts,
@@ -89,7 +89,7 @@
 //!   log without counting its events twice in the items. Its previous owner must have stopped
 //!   first (`docs/OPERATIONS.md`).
 //! - **What differs from one node**: item vectors and float sums, for the reasons of
-//!   "Workers" above, and because a node's SGD steps read other nodes' changes as late as the
+//!   "Workers" above, and because a node folds in and solves on other nodes' changes as late as the
 //!   change log delivers them; counts, seen items, histories and (non-full) co-occurrence lists
 //!   are the same (`tests/cluster.rs`).
 

@@ -81,6 +81,26 @@ pub(super) fn top(mut ranked: Vec<(u32, f32, Sources)>, count: usize) -> Vec<(u3
     ranked
 }
 
+/// Runs `work` with the thread's position array holding each of `items`' index in it (see
+/// [`Scratch::position`]; `numbers`: the table's item numbers in use).
+fn with_positions<R>(
+    items: &mut Vec<(u32, f32, Sources)>,
+    numbers: usize,
+    work: impl FnOnce(&mut [u32], &mut Vec<(u32, f32, Sources)>) -> R,
+) -> R {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let position = &mut scratch.position;
+        if position.len() < numbers {
+            position.resize(numbers, 0);
+        }
+        for (at, (item, _, _)) in items.iter().enumerate() {
+            position[*item as usize] = at as u32;
+        }
+        work(position, items)
+    })
+}
+
 /// `items` (ranked, best first) filled up to `count` with the index's candidates in `reach`
 /// (by inner product) that they do not hold; an item in both gains the index as a source.
 pub(super) fn with_reach(
@@ -92,15 +112,7 @@ pub(super) fn with_reach(
     if reach.is_empty() {
         return items;
     }
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let position = &mut scratch.position;
-        if position.len() < numbers {
-            position.resize(numbers, 0);
-        }
-        for (at, (item, _, _)) in items.iter().enumerate() {
-            position[*item as usize] = at as u32;
-        }
+    with_positions(&mut items, numbers, |position, items| {
         let mut extra = Vec::new();
         for hit in reach {
             match items.get_mut(position[hit.0 as usize] as usize) {
@@ -237,15 +249,7 @@ pub(super) fn blend(
     parts: Vec<(u32, f32, Sources)>,
     numbers: usize,
 ) {
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let position = &mut scratch.position;
-        if position.len() < numbers {
-            position.resize(numbers, 0);
-        }
-        for (at, (item, _, _)) in ranked.iter().enumerate() {
-            position[*item as usize] = at as u32;
-        }
+    with_positions(ranked, numbers, |position, ranked| {
         for (item, part, source) in parts {
             let slot = &mut position[item as usize];
             match ranked.get_mut(*slot as usize) {
