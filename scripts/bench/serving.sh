@@ -21,7 +21,10 @@
 # target/bench/serving.txt. MARQUEE_BIN=PATH runs that binary instead of building one.
 # MARQUEE_BENCH_MAX_HISTORY=N gives users a heavy-tailed activity (`marquee generate
 # --max-history N`): for example `scripts/bench/serving.sh 100000 100000 11400000` with 5000,
-# histories of about 1 to 5,000 events.
+# histories of about 1 to 5,000 events. MARQUEE_BENCH_MOVIELENS=DIR loads a MovieLens release
+# instead (`marquee import movielens DIR`, through the same API; USERS, ITEMS and EVENTS are then
+# ignored) and draws the users uniformly from its own; the open-loop run is then skipped (it is
+# a target of the 1M-user state).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 users=${1:-1000000}
@@ -32,6 +35,18 @@ seconds=${5:-30}
 port=${MARQUEE_BENCH_PORT:-18480}
 max_history=${MARQUEE_BENCH_MAX_HISTORY:-0}
 base="http://127.0.0.1:$port"
+movielens=${MARQUEE_BENCH_MOVIELENS:-}
+if [ -n "$movielens" ]; then
+  # MovieLens user ids are 1..N, N the number of distinct users of ratings.csv.
+  users=$(tail -n +2 "$movielens/ratings.csv" | cut -d, -f1 | sort -u | wc -l)
+  user_first=1
+  user_prefix=""
+  items=$(($(wc -l <"$movielens/movies.csv") - 1))
+  events=$(($(wc -l <"$movielens/ratings.csv") - 1))
+else
+  user_first=0
+  user_prefix=u
+fi
 
 open_connections=${MARQUEE_BENCH_OPEN_CONNECTIONS:-10000}
 open_rate=${MARQUEE_BENCH_OPEN_RATE:-5000}
@@ -46,7 +61,7 @@ if [ "$hard_limit" != unlimited ] && [ "$hard_limit" -lt "$descriptors" ]; then
 fi
 ulimit -n "$descriptors"
 
-if ! command -v oha >/dev/null 2>&1; then
+if [ -z "$movielens" ] && ! command -v oha >/dev/null 2>&1; then
   cargo install --locked oha
 fi
 if ! command -v wrk >/dev/null 2>&1; then
@@ -80,7 +95,9 @@ until curl -sf "$base/readyz" >/dev/null; do sleep 0.2; done
 
 # Catalogue and events through the HTTP ingest path, 1,000 per request, 4 requests at a time.
 started=$(date +%s.%N)
-if ! $reuse; then
+if ! $reuse && [ -n "$movielens" ]; then
+  "$marquee" import movielens "$movielens" --url "$base" 2>"$work/import.log"
+elif ! $reuse; then
 "$marquee" generate --users "$users" --items "$items" --catalogue \
   | split -l 1000 - "$work/items-"
 for file in "$work"/items-*; do
@@ -114,13 +131,13 @@ settled=$(date +%s.%N)
 cat >"$work/users.lua" <<LUA
 math.randomseed(7)
 request = function()
-  return wrk.format("GET", "/v1/users/u" .. math.random(0, $users - 1) .. "/recommendations?count=10")
+  return wrk.format("GET", "/v1/users/$user_prefix" .. math.random($user_first, $users + $user_first - 1) .. "/recommendations?count=10")
 end
 LUA
 mkdir -p target/bench
 {
   echo "serving benchmark $(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-  echo "state: $users users, $items items, $events events, $($reuse && echo "reused from $data, caught up" || echo "loaded and applied") in $(echo "$loaded - $started" | bc) s"
+  echo "state: ${movielens:+MovieLens $movielens: }$users users, $items items, $events events, $($reuse && echo "reused from $data, caught up" || echo "loaded and applied") in $(echo "$loaded - $started" | bc) s"
   echo "compactions settled $(echo "$settled - $loaded" | bc) s later (pending compaction bytes: $(pending_compaction))"
   # Measuring does not wait for the index: a rebuild may be under way (at a lower priority).
   echo "index at the start: $(curl -sf "$base/metrics" | awk '/^marquee_index_(items|side_set_items|rebuilds_total|graph_age_seconds) / { printf "%s %s  ", $1, $2 }')"
@@ -129,12 +146,14 @@ mkdir -p target/bench
   echo "== /healthz, $connections connections, ${seconds}s"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz"
   echo "== node: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB, data $(du -sh "$data" | cut -f1)"
+  if [ -z "$movielens" ]; then
   echo "== $open_connections open connections, $open_rate requests/s in an open loop, ${open_seconds}s"
   # Users drawn uniformly by oha's URL generator: the URL is a regular expression (so `.` and
   # `?` in classes), u1 .. u999999 for a million users.
   # -w: requests still in flight when the time is up are waited for, not counted as errors.
   oha --no-tui -c "$open_connections" -q "$open_rate" -z "${open_seconds}s" --latency-correction -w \
     --rand-regex-url "http://127[.]0[.]0[.]1:$port/v1/users/u[1-9][0-9]{0,$(( ${#users} - 2 ))}/recommendations[?]count=10"
+  fi
   echo "== node after it: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB"
   echo "index at the end: $(curl -sf "$base/metrics" | awk '/^marquee_index_(items|side_set_items|rebuilds_total|graph_age_seconds) / { printf "%s %s  ", $1, $2 }')"
 } | tee target/bench/serving.txt

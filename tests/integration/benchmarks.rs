@@ -52,17 +52,21 @@ fn catch_up_applies_every_event_and_the_index_benchmark_runs_on_its_state() {
         libraries,
         [
             ("hnsw_rs", 10),
+            ("hnsw_rs graph, flat search", 10),
             ("hnsw_rs", 400),
+            ("hnsw_rs graph, flat search", 400),
             ("marquee VectorIndex::search", 128)
         ]
     );
     // Over a few hundred points the graph search at ef 400 finds most of the exact top 10,
-    // and so does Marquee's own path, which re-scores its candidates exactly. On the factor
+    // and so do the flat copy of the same graph and Marquee's own path (which searches that
+    // copy and re-scores its candidates exactly). On the factor
     // vectors both find 0.93–0.95 here (the item2vec vectors gave 0.99): the MIPS transform of
     // vectors whose norms spread as widely as these is the graph's hard case
     // (docs/PERFORMANCE-JOURNAL.md, "The index on factor vectors").
-    assert!(report.rows[1].recall_at_10 >= 0.9, "{:?}", report.rows[1]);
-    assert!(report.rows[2].recall_at_10 >= 0.9, "{:?}", report.rows[2]);
+    for row in &report.rows[2..] {
+        assert!(row.recall_at_10 >= 0.9, "{row:?}");
+    }
     // The files hnswlib reads: every point and query in the searched space, and the answers.
     let size = |name: &str| std::fs::metadata(out.path().join(name)).unwrap().len() as usize;
     assert_eq!(size("items.f32"), report.items * report.dimension * 4);

@@ -29,6 +29,9 @@ pub struct FreshnessOptions {
     pub seed: u64,
     /// The node's index settings (the defaults of `serve` unless changed).
     pub index: IndexConfig,
+    /// What must appear is one of X's top-20 similar items that the index proposed (its
+    /// `sources` name `index`), listed for the user with the index among its sources too.
+    pub from_index: bool,
 }
 
 impl Default for FreshnessOptions {
@@ -41,6 +44,7 @@ impl Default for FreshnessOptions {
             items: 5_000,
             seed: 42,
             index: IndexConfig::default(),
+            from_index: false,
         }
     }
 }
@@ -204,12 +208,20 @@ struct Trials {
     polls: u64,
 }
 
-fn item_ids(answer: &serde_json::Value) -> Vec<String> {
+/// The ids of a list's items; with `from_index`, only those whose sources name the index.
+fn item_ids(answer: &serde_json::Value, from_index: bool) -> Vec<String> {
+    let indexed = |item: &serde_json::Value| {
+        !from_index
+            || item["sources"]
+                .as_array()
+                .is_some_and(|sources| sources.iter().any(|source| source == "index"))
+    };
     answer["items"]
         .as_array()
         .map(|items| {
             items
                 .iter()
+                .filter(|item| indexed(item))
                 .filter_map(|item| item["item_id"].as_str().map(str::to_owned))
                 .collect()
         })
@@ -226,7 +238,8 @@ async fn run_trials(base: &str, items: &[Item], options: &FreshnessOptions) -> R
     };
     let mut candidate = 0u64;
     for trial in 0..options.trials {
-        // An item with a full top 20 (nearly every one after the warm-up).
+        // An item with a full top 20 (nearly every one after the warm-up), of which the index
+        // proposed at least one when that is what must appear.
         let (item, similar) = loop {
             candidate += 1;
             let item = items[((candidate * 7_919) % items.len() as u64) as usize]
@@ -238,8 +251,8 @@ async fn run_trials(base: &str, items: &[Item], options: &FreshnessOptions) -> R
                 .await?
                 .json()
                 .await?;
-            let similar = item_ids(&answer);
-            if similar.len() == 20 {
+            let similar = item_ids(&answer, options.from_index);
+            if item_ids(&answer, false).len() == 20 && !similar.is_empty() {
                 break (item, similar);
             }
         };
@@ -257,7 +270,10 @@ async fn run_trials(base: &str, items: &[Item], options: &FreshnessOptions) -> R
         loop {
             trials.polls += 1;
             let answer: serde_json::Value = http.get(&url).send().await?.json().await?;
-            if item_ids(&answer).iter().any(|id| similar.contains(id)) {
+            if item_ids(&answer, options.from_index)
+                .iter()
+                .any(|id| similar.contains(id))
+            {
                 trials
                     .latencies
                     .push(acknowledged.elapsed().as_secs_f64() * 1000.0);

@@ -7,8 +7,9 @@
 //! [`marquee_vector_store::mips_item`] and [`marquee_vector_store::mips_probe`], L2 distance),
 //! computes the exact top 10 of every query there, then measures on one thread, for every `M`
 //! of a grid, the build time and, for every `ef`, recall@10 and queries per second of
-//! `Hnsw::search`; and the same for Marquee's whole [`VectorIndex::search`] at its defaults
-//! (graph, side set, fresh re-scoring). With an output directory it writes the vectors, the
+//! `Hnsw::search` and of the index's flat copy of the same graph
+//! ([`marquee_vector_store::flat::FlatGraph`]); and the same for Marquee's whole
+//! [`VectorIndex::search`] at its defaults (flat graph, side set, fresh re-scoring). With an output directory it writes the vectors, the
 //! queries and the exact answers as raw little-endian files, for `scripts/bench/index_hnswlib.py`
 //! to run `hnswlib` on exactly the same data.
 
@@ -20,6 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use hnsw_rs::prelude::{DistL2, Hnsw};
 use marquee_stream_processor::query::user_vector_from;
+use marquee_vector_store::flat::FlatGraph;
 use marquee_vector_store::vector::norm;
 use marquee_vector_store::{
     IndexConfig, ItemTable, StateStore, StoreConfig, VectorIndex, mips_item, mips_probe,
@@ -262,6 +264,26 @@ pub fn run(
         std::fs::write(out.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
     }
 
+    let mut rows = graph_rows(&points, &probes, &truth, options);
+    rows.push(marquee_row(input, &points, &probes, &truth));
+    Ok(IndexReport {
+        items: points.len(),
+        dimension,
+        queries: probes.len(),
+        ef_construction: options.ef_construction,
+        exact_seconds,
+        rows,
+    })
+}
+
+/// `hnsw_rs`'s own search and the index's flat copy of the same graph ([`FlatGraph`]), over
+/// the grid of `M` and `ef`.
+fn graph_rows(
+    points: &[Vec<f32>],
+    probes: &[Vec<f32>],
+    truth: &Truth,
+    options: &IndexBenchOptions,
+) -> Vec<IndexRow> {
     let mut rows = Vec::new();
     for &m in &options.max_connections {
         let started = Instant::now();
@@ -276,6 +298,7 @@ pub fn run(
         let mut hnsw = hnsw;
         hnsw.set_searching_mode(true);
         let build_seconds = started.elapsed().as_secs_f64();
+        let flat = FlatGraph::from_hnsw(&hnsw);
         for &ef in &options.ef_search {
             let started = Instant::now();
             let answers: Vec<Vec<u32>> = probes
@@ -292,15 +315,42 @@ pub fn run(
                 library: "hnsw_rs".into(),
                 max_connections: m,
                 ef_search: ef,
-                recall_at_10: recall(&truth, &answers, &points, &probes),
+                recall_at_10: recall(truth, &answers, points, probes),
+                queries_per_second: probes.len() as f64 / seconds,
+                build_seconds,
+            });
+            let started = Instant::now();
+            let answers: Vec<Vec<u32>> = probes
+                .iter()
+                .map(|probe| {
+                    flat.search(probe, K, ef)
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect()
+                })
+                .collect();
+            let seconds = started.elapsed().as_secs_f64();
+            rows.push(IndexRow {
+                library: "hnsw_rs graph, flat search".into(),
+                max_connections: m,
+                ef_search: ef,
+                recall_at_10: recall(truth, &answers, points, probes),
                 queries_per_second: probes.len() as f64 / seconds,
                 build_seconds,
             });
         }
     }
+    rows
+}
 
-    // Marquee's own path at its defaults: the same graph library behind `VectorIndex`, whose
-    // answer is then re-scored with the current vectors.
+/// Marquee's own path at its defaults: the same graph behind `VectorIndex`, searched through
+/// its flat copy, the answer then re-scored with the current vectors.
+fn marquee_row(
+    input: &IndexInput,
+    points: &[Vec<f32>],
+    probes: &[Vec<f32>],
+    truth: &Truth,
+) -> IndexRow {
     let table = ItemTable::new(input.items[0].1.len());
     {
         let mut writer = table.write();
@@ -328,21 +378,13 @@ pub fn run(
         })
         .collect();
     let seconds = started.elapsed().as_secs_f64();
-    rows.push(IndexRow {
+    index.shutdown();
+    IndexRow {
         library: "marquee VectorIndex::search".into(),
         max_connections: config.max_connections,
         ef_search: config.ef_search,
-        recall_at_10: recall(&truth, &answers, &points, &probes),
+        recall_at_10: recall(truth, &answers, points, probes),
         queries_per_second: input.queries.len() as f64 / seconds,
         build_seconds,
-    });
-    index.shutdown();
-    Ok(IndexReport {
-        items: points.len(),
-        dimension,
-        queries: probes.len(),
-        ef_construction: options.ef_construction,
-        exact_seconds,
-        rows,
-    })
+    }
 }

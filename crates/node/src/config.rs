@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Largest `index.max_connections`: level 0 holds `2 · M` links a node, and the graph's
+/// searchable copy counts them in 16 bits; past a few dozen a graph only grows slower.
+const MAX_CONNECTIONS: usize = 256;
+
 /// The configuration file's layout and every default (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,10 +115,16 @@ pub struct CorsSettings {
     pub allowed_origins: Vec<String>,
 }
 
-/// `[index]`: the vector index's rebuilds (`marquee_vector_store::IndexConfig`).
+/// `[index]`: the vector index's graph and its rebuilds (`marquee_vector_store::IndexConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IndexSettings {
+    /// HNSW links per node and level (`M`; level 0 holds twice as many).
+    pub max_connections: usize,
+    /// Candidate list while building the graph.
+    pub ef_construction: usize,
+    /// Smallest candidate list of a search.
+    pub ef_search: usize,
     pub side_set_bound: usize,
     pub rebuild_after_changes: usize,
     pub rebuild_interval_secs: u64,
@@ -180,6 +190,9 @@ impl Default for IndexSettings {
     fn default() -> IndexSettings {
         let index = IndexConfig::default();
         IndexSettings {
+            max_connections: index.max_connections,
+            ef_construction: index.ef_construction,
+            ef_search: index.ef_search,
             side_set_bound: index.side_set_bound,
             rebuild_after_changes: index.rebuild_after_changes,
             rebuild_interval_secs: index.rebuild_interval.as_secs(),
@@ -341,6 +354,9 @@ impl Settings {
         let log = self.log_backend()?;
         let cluster = self.cluster_config()?;
         let index = IndexConfig {
+            max_connections: self.index.max_connections,
+            ef_construction: self.index.ef_construction,
+            ef_search: self.index.ef_search,
             side_set_bound: self.index.side_set_bound,
             rebuild_after_changes: self.index.rebuild_after_changes,
             rebuild_interval: Duration::from_secs(self.index.rebuild_interval_secs),
@@ -452,6 +468,21 @@ fn validate(config: &NodeConfig) -> Result<()> {
         check_cors_origin(origin).map_err(Error::Config)?;
     }
     let index = &config.index;
+    if !(2..=MAX_CONNECTIONS).contains(&index.max_connections) {
+        return Err(refuse(format!(
+            "index.max_connections: must be 2 to {MAX_CONNECTIONS}, got {}",
+            index.max_connections
+        )));
+    }
+    if index.ef_construction < index.max_connections {
+        return Err(refuse(format!(
+            "index.ef_construction: must be at least index.max_connections ({}), got {}",
+            index.max_connections, index.ef_construction
+        )));
+    }
+    if index.ef_search == 0 {
+        return Err(refuse("index.ef_search: must be at least 1"));
+    }
     if index.side_set_bound == 0 || index.rebuild_after_changes == 0 {
         return Err(refuse(
             "index.side_set_bound and index.rebuild_after_changes: must be at least 1",
@@ -550,9 +581,10 @@ fn validate_model(model: &ModelConfig) -> Result<()> {
             model.dimension
         )));
     }
-    if model.embedding_candidates == 0 || model.pair_history == 0 {
+    if model.embedding_candidates == 0 || model.pair_history == 0 || model.pair_candidates == 0 {
         return Err(refuse(
-            "model.embedding_candidates and model.pair_history: must be at least 1",
+            "model.embedding_candidates, model.pair_history and model.pair_candidates: must be \
+             at least 1",
         ));
     }
     if model.history_len == 0 {

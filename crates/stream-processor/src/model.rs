@@ -25,7 +25,9 @@
 //! `Σₖ (λᵏ + φ) · wₖ · C[iₖ][j] / ((1 + m_{iₖ})^α · (1 + mⱼ)^{1−α})` over the last
 //! [`ModelConfig::history_len`] events `iₖ` (newest first; `λ` =
 //! [`ModelConfig::recency_decay`], `φ` = [`ModelConfig::recency_floor`], `α` =
-//! [`ModelConfig::neighbour_exponent`]): recent events dominate, older ones still count.
+//! [`ModelConfig::neighbour_exponent`]): recent events dominate, older ones still count. The
+//! terms of the events after the newest [`ModelConfig::pair_history`] are read through the item
+//! embeddings (below), which approximate the same normalised pairs.
 //!
 //! **Item embeddings** factorise the same normalised co-occurrence ([`crate::factors`]): each
 //! item has a source and a target vector of [`ModelConfig::dimension`] floats, re-solved every
@@ -51,7 +53,9 @@
 //! **Cost per event** is `O(pair_window · (log C + dimension))` (the pairs, and their fold-in)
 //! with `C` the neighbour-list capacity (`O(C)` when a full list takes a new neighbour heavier
 //! than its lightest), independent of the number of users and items. **Cost per query** is
-//! `O(history_len · C)` plus one index search.
+//! `O(min(history, pair_history) · C + history · dimension)` plus one index search and at most
+//! `pair_candidates + embedding_candidates` inner products: the events older than the last
+//! [`ModelConfig::pair_history`] are scored through their vector ([`crate::query`]).
 
 use marquee_schemas::{Event, EventKind};
 use marquee_vector_store::{HistoryEntry, Popularity, UserState};
@@ -123,8 +127,11 @@ pub struct ModelConfig {
     /// Candidates taken from the index for the embedding part of a ranking.
     pub embedding_candidates: usize,
     /// Recent events whose co-occurrence lists a ranking reads exactly (at most
-    /// `history_len`); the embedding carries the whole history.
+    /// `history_len`); the older events' vector scores the candidates for the rest.
     pub pair_history: usize,
+    /// Candidates the recent events' pairs keep, beside the index's, when a longer history's
+    /// older events are scored through their vector.
+    pub pair_candidates: usize,
     /// Weight of the content part: items with no positive event yet whose genres and tags
     /// match the user's recent positive items (0: off).
     pub content_weight: f32,
@@ -149,7 +156,8 @@ impl Default for ModelConfig {
             neighbour_exponent: 0.8,
             embedding_weight: 0.0,
             embedding_candidates: 50,
-            pair_history: 500,
+            pair_history: 100,
+            pair_candidates: 200,
             content_weight: 0.1,
             content_history: 20,
         }

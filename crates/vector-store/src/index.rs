@@ -24,6 +24,9 @@
 //! scaling the probe onto it (rather than using a unit probe) keeps the distances' contrast,
 //! which the graph search needs (with a unit probe, recall@10 fell to 0.6 in the recall test).
 //!
+//! **Flat search.** Queries do not search the `hnsw_rs` graph itself but its flat copy,
+//! made once per build or load ([`crate::flat`]): the same graph, searched at `hnswlib`'s speed.
+//!
 //! The graph and the side set are swapped in one critical section, so a query never sees a new
 //! graph with an old side set or the reverse.
 //!
@@ -52,6 +55,7 @@ use parking_lot::{Condvar, Mutex};
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
+use crate::flat::FlatGraph;
 use crate::items::{ItemTable, Table};
 use crate::vector::{dot, norm};
 
@@ -128,7 +132,10 @@ pub struct IndexStats {
 }
 
 struct Graph {
+    /// The graph as built (and saved).
     hnsw: Hnsw<'static, f32, DistL2>,
+    /// Its copy that queries search ([`crate::flat`]).
+    flat: FlatGraph,
     /// The largest item norm of the snapshot, `M` of the transform.
     max_norm: f32,
     indexed_items: usize,
@@ -545,6 +552,7 @@ impl VectorIndex {
         hnsw.set_searching_mode(true);
         Ok(Some(Saved {
             graph: Graph {
+                flat: FlatGraph::from_hnsw(&hnsw),
                 hnsw,
                 max_norm: meta.max_norm,
                 indexed_items: meta.indexed_items as usize,
@@ -597,6 +605,7 @@ impl VectorIndex {
         let mut hnsw = hnsw;
         hnsw.set_searching_mode(true);
         Some(Graph {
+            flat: FlatGraph::from_hnsw(&hnsw),
             hnsw,
             max_norm,
             indexed_items: numbers.len(),
@@ -666,11 +675,11 @@ impl VectorIndex {
             let mut wanted = (count * 2 + 16).min(limit);
             loop {
                 let ef = wanted.max(self.inner.config.ef_search);
-                let hits = graph.hnsw.search(&probe, wanted, ef);
+                let hits = graph.flat.search(&probe, wanted, ef);
                 candidates.truncate(side_candidates);
                 candidates.extend(
                     hits.iter()
-                        .map(|hit| hit.d_id as u32)
+                        .map(|&(item, _)| item)
                         .filter(|&item| table.id(item).is_some() && accept(&table, item)),
                 );
                 let accepted_from_graph = candidates.len() - side_candidates;

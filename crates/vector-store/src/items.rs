@@ -321,9 +321,22 @@ impl Table {
         self.masses[number as usize]
     }
 
-    /// Sets the mass of `number` and its normalisers.
+    /// Sets the mass of `number` and its normalisers. An item's first positive weight takes
+    /// it off its labels' cold lists: the co-occurrence ranks it from then on, and the lists
+    /// stay short for the content part of every query to read.
     pub fn set_mass(&mut self, number: u32, mass: f32) {
+        let was_cold = self.masses[number as usize] == 0.0;
         self.masses[number as usize] = mass;
+        if was_cold
+            && mass > 0.0
+            && let Some(Some(entry)) = self.catalogue.get(number as usize)
+        {
+            for label in content_labels(entry) {
+                if let Some(list) = self.cold_by_label.get_mut(&label) {
+                    list.retain(|&item| item != number);
+                }
+            }
+        }
         let (history, candidate) = normalisers(mass, self.neighbour_exponent);
         self.history_normalisers[number as usize] = history;
         self.candidate_normalisers[number as usize] = candidate;
@@ -381,8 +394,9 @@ impl Table {
         self.catalogue[number as usize] = Some(Arc::new(item));
     }
 
-    /// Items catalogued with `label` that had no positive event when they were listed (the
-    /// caller checks [`Table::mass`] for events since), newest last.
+    /// Items catalogued with `label` that have had no positive event yet (an item whose mass
+    /// fell back to 0, by erasure, is not listed again until its next upsert; the caller
+    /// checks [`Table::mass`]), newest last.
     pub fn cold_items(&self, label: &str) -> impl Iterator<Item = u32> + '_ {
         self.cold_by_label.get(label).into_iter().flatten().copied()
     }

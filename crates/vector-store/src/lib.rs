@@ -14,12 +14,15 @@
 //! - [`index`]: [`VectorIndex`], approximate maximum-inner-product search over item vectors: an
 //!   HNSW graph (`hnsw_rs`) rebuilt in the background and swapped atomically, plus exact search
 //!   over a bounded set of items changed since the graph's snapshot.
+//! - [`flat`]: [`flat::FlatGraph`], the index's searchable copy of a finished graph, laid out
+//!   as `hnswlib` lays out its level 0.
 //! - [`error`]: this crate's error type.
 //!
 //! The state is a read model of the log: everything here can be rebuilt by replaying events.
 
 pub mod delta;
 pub mod error;
+pub mod flat;
 pub mod index;
 pub mod items;
 pub mod neighbours;

@@ -1,7 +1,7 @@
 //! Freshness: from the 202 of a new user's first event to the first recommendations that reflect
 //! it, under background ingest (docs/PERFORMANCE.md).
 //!
-//! `cargo run -p marquee-bench --bin freshness -- --trials 1000 [--json FILE]`
+//! `cargo run -p marquee-bench --bin freshness -- --trials 1000 [--from-index] [--json FILE]`
 
 use std::path::PathBuf;
 
@@ -23,6 +23,10 @@ struct Args {
     /// The index rebuilds after this many changed items [default: the node's default].
     #[arg(long)]
     rebuild_after_changes: Option<usize>,
+    /// What must appear is one of X's top-20 similar items proposed by the index, listed with
+    /// the index among its sources.
+    #[arg(long)]
+    from_index: bool,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -44,6 +48,7 @@ async fn main() -> Result<()> {
                     .unwrap_or(IndexConfig::default().rebuild_after_changes),
                 ..IndexConfig::default()
             },
+            from_index: args.from_index,
             ..FreshnessOptions::default()
         },
     )

@@ -2,7 +2,8 @@
 //! runs it and then `hnswlib` on the data it writes.
 //!
 //! `cargo run -p marquee-bench --bin index_compare -- --data-dir DIR [--users 1000000]
-//!  [--queries 2000] [--out DIR] [--json FILE]`
+//!  [--queries 2000] [--m 8,16,32] [--ef 10,40,128] [--ef-construction 100] [--out DIR]
+//!  [--json FILE]`
 
 use std::path::PathBuf;
 
@@ -27,6 +28,9 @@ struct Args {
     /// `ef` values, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = IndexBenchOptions::default().ef_search)]
     ef: Vec<usize>,
+    /// Candidate list while building, for every `M`.
+    #[arg(long, default_value_t = IndexBenchOptions::default().ef_construction)]
+    ef_construction: usize,
     /// Write the vectors, queries and exact answers here, for hnswlib.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -41,7 +45,7 @@ fn main() -> Result<()> {
     let options = IndexBenchOptions {
         max_connections: args.m,
         ef_search: args.ef,
-        ..IndexBenchOptions::default()
+        ef_construction: args.ef_construction,
     };
     let report = run(&input, &options, args.out.as_deref())?;
     println!(

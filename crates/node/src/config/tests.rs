@@ -80,6 +80,38 @@ fn the_index_builds_niceness_comes_from_the_file_and_is_checked() {
 }
 
 #[test]
+fn the_graphs_settings_come_from_the_file_and_each_refusal_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "[index]\nmax_connections = 24\nef_construction = 200\nef_search = 64\n",
+    );
+    let config = Settings::from_file(&path).unwrap().resolve().unwrap();
+    assert_eq!(
+        (
+            config.index.max_connections,
+            config.index.ef_construction,
+            config.index.ef_search
+        ),
+        (24, 200, 64)
+    );
+    for (text, key) in [
+        ("max_connections = 1", "index.max_connections:"),
+        ("max_connections = 1000", "index.max_connections:"),
+        ("ef_construction = 8", "index.ef_construction:"),
+        ("ef_search = 0", "index.ef_search:"),
+    ] {
+        let path = write(&dir, &format!("[index]\n{text}\n"));
+        let error = Settings::from_file(&path)
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with(key), "{text}: {error}");
+    }
+}
+
+#[test]
 fn unknown_keys_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "partitons = 8\n");

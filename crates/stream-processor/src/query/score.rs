@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use marquee_vector_store::vector::dot;
 use marquee_vector_store::{HistoryEntry, Table, content_labels};
 
 use super::Sources;
@@ -48,14 +49,33 @@ pub(super) fn content_scores(
         }
         recency *= model.recency_decay;
     }
-    let mut scores: BTreeMap<u32, f32> = BTreeMap::new();
-    for (label, weight) in &profile {
-        for item in table.cold_items(label) {
-            if table.mass(item) == 0.0 {
-                *scores.entry(item).or_default() += weight;
+    // Each cold item's sum over the labels, added in the profile's label order (so the same
+    // on every run), in the thread's score slots.
+    let scores: Vec<(u32, f32)> = SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let Scratch {
+            scores, touched, ..
+        } = &mut *scratch;
+        if scores.len() < table.len() {
+            scores.resize(table.len(), 0.0);
+        }
+        for (label, weight) in &profile {
+            for item in table.cold_items(label) {
+                if table.mass(item) == 0.0 {
+                    let slot = &mut scores[item as usize];
+                    if *slot == 0.0 {
+                        touched.push(item);
+                    }
+                    *slot += weight;
+                }
             }
         }
-    }
+        touched.sort_unstable();
+        touched
+            .drain(..)
+            .map(|item| (item, std::mem::take(&mut scores[item as usize])))
+            .collect()
+    });
     scores
         .into_iter()
         .filter(|(item, _)| accept(table, *item))
@@ -178,6 +198,61 @@ pub fn user_vector_from<'v>(
     vector
 }
 
+/// The older part of a user's vector: the recency-weighted sum of the source vectors of the
+/// history's events after the newest `skip` (the events the pairs do not read exactly);
+/// `None` when there are none, or their sum is zero.
+pub(super) fn tail_vector(
+    table: &Table,
+    history: &[HistoryEntry],
+    model: &ModelConfig,
+    skip: usize,
+) -> Option<Vec<f32>> {
+    let dimension = table.dimension();
+    let mut vector = vec![0.0f32; dimension];
+    for (past, factor) in recency_weights(history, model).skip(skip) {
+        if factor == 0.0 || table.id(past.item).is_none() {
+            continue;
+        }
+        for (sum, component) in vector.iter_mut().zip(table.source_vector(past.item)) {
+            *sum += factor * component;
+        }
+    }
+    vector.iter().any(|x| *x != 0.0).then_some(vector)
+}
+
+/// The ranking of a long history: the exact pair scores of its recent events (`recent`, every
+/// candidate they touched) plus, for each candidate, the inner product of the older events'
+/// vector `tail` with its target vector (the same units: the factorisation approximates the
+/// normalised pairs, [`crate::factors`]). Candidates are the index's `hits` (searched with the
+/// whole history's vector) and the best `pool` of `recent`; an item in both names both
+/// sources. `O(pool + hits)` inner products, whatever the history's length.
+pub(super) fn with_tail(
+    table: &Table,
+    mut recent: Vec<(u32, f32, Sources)>,
+    hits: &[(u32, Sources)],
+    tail: &[f32],
+    pool: usize,
+) -> Vec<(u32, f32, Sources)> {
+    let mut extra: Vec<(u32, f32, Sources)> = Vec::new();
+    with_positions(&mut recent, table.len(), |position, recent| {
+        for &(hit, _) in hits {
+            match recent.get_mut(position[hit as usize] as usize) {
+                Some(entry) if entry.0 == hit => entry.2 = entry.2.with(Sources::INDEX),
+                _ => extra.push((hit, 0.0, Sources::INDEX)),
+            }
+        }
+    });
+    let (mut ranked, rest): (Vec<_>, Vec<_>) = recent
+        .into_iter()
+        .partition(|(_, _, sources)| sources.contains(Sources::INDEX));
+    ranked.extend(top(rest, pool));
+    ranked.extend(extra);
+    for (item, score, _) in &mut ranked {
+        *score += dot(tail, table.vector(*item));
+    }
+    ranked
+}
+
 /// The pair scores of the candidates `accept` takes: the co-occurrence lists of the last
 /// `pair_history` events, recency-weighted and normalised (see [`crate::model`]).
 pub(super) fn pair_scores(
@@ -264,4 +339,69 @@ pub(super) fn blend(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use marquee_vector_store::ItemTable;
+
+    use super::*;
+
+    /// Items 0..5 with target vectors `[n, 0]`: item `n`'s inner product with `[1, 0]` is `n`.
+    fn table() -> ItemTable {
+        let items = ItemTable::new(2);
+        {
+            let mut table = items.write();
+            for n in 0..5u32 {
+                let (number, _) = table.assign(&format!("i{n}"));
+                table.vector_mut(number).copy_from_slice(&[n as f32, 0.0]);
+                table.source_vector_mut(number).copy_from_slice(&[1.0, 0.0]);
+            }
+        }
+        items
+    }
+
+    #[test]
+    fn the_tail_adds_the_older_events_part_to_the_recent_pairs_and_the_index_hits() {
+        let items = table();
+        let table = items.read();
+        let recent = vec![
+            (0, 10.0, Sources::PAIRS),
+            (1, 5.0, Sources::PAIRS),
+            (2, 1.0, Sources::PAIRS),
+        ];
+        // Item 2 is among the index's hits too; item 4 only there. A pool of 1 keeps the
+        // recent pairs' best (item 0) and drops item 1; item 2 stays as a hit.
+        let hits = [(2, Sources::INDEX), (4, Sources::INDEX)];
+        let mut ranked = with_tail(&table, recent, &hits, &[0.5, 0.0], 1);
+        ranked.sort_by_key(|(item, _, _)| *item);
+        assert_eq!(
+            ranked,
+            vec![
+                (0, 10.0, Sources::PAIRS),
+                (2, 1.0 + 1.0, Sources::PAIRS.with(Sources::INDEX)),
+                (4, 2.0, Sources::INDEX),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_history_the_pairs_read_whole_has_no_tail() {
+        let items = table();
+        let table = items.read();
+        let model = ModelConfig::default();
+        let history: Vec<HistoryEntry> = (0..3)
+            .map(|item| HistoryEntry {
+                item,
+                weight: 1.0,
+                timestamp: item as i64,
+            })
+            .collect();
+        assert_eq!(tail_vector(&table, &history, &model, 3), None);
+        // Past the newest two, the oldest event remains: weight (λ² + φ) · 1 on its source.
+        let tail = tail_vector(&table, &history, &model, 2).expect("one older event");
+        let factor = model.recency_decay.powi(2) + model.recency_floor;
+        assert!((tail[0] - factor).abs() < 1e-6, "{tail:?}");
+        assert_eq!(tail[1], 0.0);
+    }
 }
