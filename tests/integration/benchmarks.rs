@@ -52,18 +52,16 @@ fn catch_up_applies_every_event_and_the_index_benchmark_runs_on_its_state() {
         libraries,
         [
             ("hnsw_rs", 10),
-            ("hnsw_rs graph, flat search", 10),
+            ("marquee graph", 10),
             ("hnsw_rs", 400),
-            ("hnsw_rs graph, flat search", 400),
+            ("marquee graph", 400),
             ("marquee VectorIndex::search", 128)
         ]
     );
     // Over a few hundred points the graph search at ef 400 finds most of the exact top 10,
-    // and so do the flat copy of the same graph and Marquee's own path (which searches that
-    // copy and re-scores its candidates exactly). On the factor
-    // vectors both find 0.93–0.95 here (the item2vec vectors gave 0.99): the MIPS transform of
-    // vectors whose norms spread as widely as these is the graph's hard case
-    // (docs/PERFORMANCE-JOURNAL.md, "The index on factor vectors").
+    // and so do the index's own graph and Marquee's own path (which searches it and re-scores
+    // its candidates exactly). The MIPS transform of factor vectors, whose norms spread widely,
+    // is a graph's hard case (docs/PERFORMANCE-JOURNAL.md, "The index on factor vectors").
     for row in &report.rows[2..] {
         assert!(row.recall_at_10 >= 0.9, "{row:?}");
     }

@@ -1,5 +1,5 @@
-//! The index benchmark (`docs/PERFORMANCE-JOURNAL.md`, "The index"): `hnsw_rs` as Marquee configures
-//! it, against exact search, on the item vectors and user vectors of a real state.
+//! The index benchmark (`docs/PERFORMANCE-JOURNAL.md`, "The index"): the index's graph and
+//! `hnsw_rs`, against exact search, on the item vectors and user vectors of a real state.
 //!
 //! [`load_input`] reads the item vectors and a sample of user vectors from a node's data
 //! directory (a RocksDB secondary instance, so a running node is not disturbed). [`run`] puts
@@ -7,11 +7,12 @@
 //! [`marquee_vector_store::mips_item`] and [`marquee_vector_store::mips_probe`], L2 distance),
 //! computes the exact top 10 of every query there, then measures on one thread, for every `M`
 //! of a grid, the build time and, for every `ef`, recall@10 and queries per second of
-//! `Hnsw::search` and of the index's flat copy of the same graph
-//! ([`marquee_vector_store::flat::FlatGraph`]); and the same for Marquee's whole
-//! [`VectorIndex::search`] at its defaults (flat graph, side set, fresh re-scoring). With an output directory it writes the vectors, the
-//! queries and the exact answers as raw little-endian files, for `scripts/bench/index_hnswlib.py`
-//! to run `hnswlib` on exactly the same data.
+//! `hnsw_rs` (the library the index used before its own graph; its parallel build and its
+//! search) and of the index's graph ([`marquee_vector_store::flat::FlatGraph`], built on one
+//! thread); and the same for Marquee's whole [`VectorIndex::search`] at its defaults (graph,
+//! side set, fresh re-scoring). With an output directory it writes the vectors, the queries and
+//! the exact answers as raw little-endian files, for `scripts/bench/index_hnswlib.py` to run
+//! `hnswlib` on exactly the same data.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -276,8 +277,8 @@ pub fn run(
     })
 }
 
-/// `hnsw_rs`'s own search and the index's flat copy of the same graph ([`FlatGraph`]), over
-/// the grid of `M` and `ef`.
+/// `hnsw_rs` (its parallel build and its search) and the index's own graph ([`FlatGraph`],
+/// built on one thread), over the grid of `M` and `ef`.
 fn graph_rows(
     points: &[Vec<f32>],
     probes: &[Vec<f32>],
@@ -298,7 +299,14 @@ fn graph_rows(
         let mut hnsw = hnsw;
         hnsw.set_searching_mode(true);
         let build_seconds = started.elapsed().as_secs_f64();
-        let flat = FlatGraph::from_hnsw(&hnsw);
+        let started = Instant::now();
+        let slices: Vec<(u32, &[f32])> = points
+            .iter()
+            .enumerate()
+            .map(|(at, point)| (at as u32, point.as_slice()))
+            .collect();
+        let flat = FlatGraph::build(points[0].len(), &slices, m, options.ef_construction);
+        let flat_build_seconds = started.elapsed().as_secs_f64();
         for &ef in &options.ef_search {
             let started = Instant::now();
             let answers: Vec<Vec<u32>> = probes
@@ -331,20 +339,20 @@ fn graph_rows(
                 .collect();
             let seconds = started.elapsed().as_secs_f64();
             rows.push(IndexRow {
-                library: "hnsw_rs graph, flat search".into(),
+                library: "marquee graph".into(),
                 max_connections: m,
                 ef_search: ef,
                 recall_at_10: recall(truth, &answers, points, probes),
                 queries_per_second: probes.len() as f64 / seconds,
-                build_seconds,
+                build_seconds: flat_build_seconds,
             });
         }
     }
     rows
 }
 
-/// Marquee's own path at its defaults: the same graph behind `VectorIndex`, searched through
-/// its flat copy, the answer then re-scored with the current vectors.
+/// Marquee's own path at its defaults: the graph behind `VectorIndex`, the answer then
+/// re-scored with the current vectors.
 fn marquee_row(
     input: &IndexInput,
     points: &[Vec<f32>],

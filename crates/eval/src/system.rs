@@ -94,7 +94,6 @@ impl System {
             store.clone(),
             model,
             IndexConfig {
-                parallel_build: false,
                 rebuild_interval: std::time::Duration::MAX,
                 rest_after_build: 0.0,
                 ..index

@@ -362,7 +362,6 @@ impl Settings {
             rebuild_interval: Duration::from_secs(self.index.rebuild_interval_secs),
             rest_after_build: self.index.rest_after_build,
             background_nice: self.index.background_nice,
-            ..IndexConfig::default()
         };
         let mut processor = ProcessorConfig::default();
         if let Some(workers) = self.processor_workers {

@@ -1,7 +1,8 @@
 //! [`VectorIndex`]: approximate maximum-inner-product search over item vectors that keep
 //! changing.
 //!
-//! `hnsw_rs` has no update or delete, and item vectors change with every event. The strategy:
+//! An HNSW graph has no cheap update or delete, and item vectors change with every event. The
+//! strategy:
 //!
 //! 1. **Snapshot graph.** A background worker copies every item vector from the [`ItemTable`]
 //!    and builds a fresh HNSW graph from it, then swaps it in. Builds are triggered when the
@@ -15,7 +16,7 @@
 //! 3. **Fresh scores.** Candidates from the graph and the side set are re-scored with the
 //!    current vectors, so a result is never ranked by a stale vector.
 //!
-//! **Inner product on an L2 graph.** HNSW with `DistDot` assumes unit vectors, and our scores are
+//! **Inner product on a sphere.** An HNSW graph assumes a metric, and our scores are
 //! raw inner products (an item's norm carries its popularity). The graph uses the standard
 //! MIPS-to-nearest-neighbour transform (Bachrach et al., 2014): with `M` the largest item norm
 //! in the snapshot, an item `x` is stored as `[x, sqrt(M² − |x|²)]` and a query `q` is searched
@@ -24,15 +25,16 @@
 //! scaling the probe onto it (rather than using a unit probe) keeps the distances' contrast,
 //! which the graph search needs (with a unit probe, recall@10 fell to 0.6 in the recall test).
 //!
-//! **Flat search.** Queries do not search the `hnsw_rs` graph itself but its flat copy,
-//! made once per build or load ([`crate::flat`]): the same graph, searched at `hnswlib`'s speed.
+//! **The graph** ([`crate::flat`]) is built and searched the way `hnswlib` builds and searches
+//! (the diversity heuristic on every list, flat arrays, a reused visited array), on one thread
+//! and from a fixed seed, so the same vectors give the same graph.
 //!
 //! The graph and the side set are swapped in one critical section, so a query never sees a new
 //! graph with an old side set or the reverse.
 //!
 //! **Saved graph.** Building the graph is most of a restart on a large catalogue, so a clean stop
-//! saves it ([`VectorIndex::save`]: `hnsw_rs`'s dump of the graph and its points, plus the side
-//! set and a stamp) and the next start loads it ([`VectorIndex::load_saved`]) instead of
+//! saves it ([`VectorIndex::save`]: the graph with its points, the side set and a stamp, one
+//! bincode file) and the next start loads it ([`VectorIndex::load_saved`]) instead of
 //! building. The stamp is the processor's committed offsets, the number of item numbers and the
 //! vector dimension at the stop: a saved graph whose stamp differs from the state it would
 //! serve (the state was restored, replayed or changed by a node that then crashed) is ignored
@@ -48,9 +50,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bincode::{Decode, Encode};
-use hnsw_rs::api::AnnT;
-use hnsw_rs::hnswio::HnswIo;
-use hnsw_rs::prelude::{DistL2, Hnsw};
 use parking_lot::{Condvar, Mutex};
 use tracing::{info, warn};
 
@@ -78,9 +77,6 @@ pub struct IndexConfig {
     pub rebuild_after_changes: usize,
     /// Age after which a graph with any changed item is rebuilt.
     pub rebuild_interval: Duration,
-    /// Insert into a new graph from several threads (faster; the graph then depends on
-    /// thread timing). Off, a build is deterministic: the evaluator needs that.
-    pub parallel_build: bool,
     /// After a build that took `d`, the next one waits until the graph is `rest_after_build ·
     /// d` old, whatever the changes (the side set scores them exactly meanwhile, up to its
     /// bound). At 4, the worker builds at most a fifth of the time: under a steady stream of
@@ -102,12 +98,11 @@ impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
             max_connections: 16,
-            ef_construction: 100,
+            ef_construction: 200,
             ef_search: 128,
             side_set_bound: 4096,
             rebuild_after_changes: 1024,
             rebuild_interval: Duration::from_secs(30),
-            parallel_build: true,
             rest_after_build: 4.0,
             background_nice: 19,
         }
@@ -132,9 +127,7 @@ pub struct IndexStats {
 }
 
 struct Graph {
-    /// The graph as built (and saved).
-    hnsw: Hnsw<'static, f32, DistL2>,
-    /// Its copy that queries search ([`crate::flat`]).
+    /// The graph of the snapshot's transformed vectors ([`crate::flat`]).
     flat: FlatGraph,
     /// The largest item norm of the snapshot, `M` of the transform.
     max_norm: f32,
@@ -221,19 +214,16 @@ pub fn mips_probe(query: &[f32], max_norm: f32) -> Vec<f32> {
     probe
 }
 
-/// Base name of the `hnsw_rs` dump files in a saved index's directory.
-const SAVED_BASENAME: &str = "items";
-/// The saved index's own description, next to the dump files.
+/// The saved index's file in its directory.
 const SAVED_META: &str = "meta.bin";
-/// Version of [`SavedMeta`]'s layout.
-const SAVED_FORMAT: u32 = 1;
+/// Version of [`SavedMeta`]'s layout, its first field: 1 held `hnsw_rs`'s dump beside it.
+const SAVED_FORMAT: u32 = 2;
 
-/// What a saved graph needs besides `hnsw_rs`'s dump: the transform's `M`, the side set, and
-/// the stamp that ties it to one state.
+/// A saved graph: the graph, the transform's `M`, the side set, and the stamp that ties it to
+/// one state.
 #[derive(Debug, Encode, Decode)]
 struct SavedMeta {
     format: u32,
-    basename: String,
     offsets: Vec<u64>,
     item_numbers: u64,
     dimension: u64,
@@ -241,6 +231,7 @@ struct SavedMeta {
     indexed_items: u64,
     changed: Vec<u32>,
     overflowed: bool,
+    graph: FlatGraph,
 }
 
 /// A graph read back with its side set, before it is swapped in.
@@ -294,21 +285,16 @@ impl VectorIndex {
         &self.inner.config
     }
 
-    /// Starts the background rebuild thread, and the pool it builds with (one thread per core,
-    /// both at [`IndexConfig::background_nice`]).
+    /// Starts the background rebuild thread, which builds at
+    /// [`IndexConfig::background_nice`].
     pub fn start_worker(&self) {
         let index = self.clone();
         let nice = self.inner.config.background_nice;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .thread_name(|n| format!("index-build-{n}"))
-            .start_handler(move |_| lower_priority(nice))
-            .build()
-            .expect("starting the index build threads");
         let handle = std::thread::Builder::new()
             .name("index-rebuild".into())
             .spawn(move || {
                 lower_priority(nice);
-                index.run_worker(&pool);
+                index.run_worker();
             })
             .expect("spawning the index worker");
         *self.inner.worker.lock() = Some(handle);
@@ -430,15 +416,8 @@ impl VectorIndex {
             std::fs::remove_dir_all(&staging).map_err(|e| failed(e.to_string()))?;
         }
         std::fs::create_dir_all(&staging).map_err(|e| failed(e.to_string()))?;
-        // `hnsw_rs` panics when it cannot create its files.
-        let dumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            graph.hnsw.file_dump(&staging, SAVED_BASENAME)
-        }))
-        .map_err(|_| failed("writing the graph panicked".into()))?
-        .map_err(|e| failed(format!("writing the graph: {e}")))?;
         let meta = SavedMeta {
             format: SAVED_FORMAT,
-            basename: dumped,
             offsets: offsets.to_vec(),
             item_numbers: self.inner.items.read().len() as u64,
             dimension: self.inner.items.dimension() as u64,
@@ -446,6 +425,7 @@ impl VectorIndex {
             indexed_items: graph.indexed_items as u64,
             changed,
             overflowed,
+            graph: graph.flat.clone(),
         };
         let encoded = bincode::encode_to_vec(&meta, bincode::config::standard())
             .map_err(|e| failed(e.to_string()))?;
@@ -516,13 +496,23 @@ impl VectorIndex {
     fn read_saved(&self, dir: &Path, offsets: &[u64]) -> Result<Option<Saved>> {
         let failed = saved_index_error(dir);
         let bytes = std::fs::read(dir.join(SAVED_META)).map_err(|e| failed(e.to_string()))?;
+        let config = bincode::config::standard();
+        // The format first: a file of another layout is not decoded further.
+        let (format, _): (u32, usize) =
+            bincode::decode_from_slice(&bytes, config).map_err(|e| failed(e.to_string()))?;
+        if format != SAVED_FORMAT {
+            info!(
+                path = %dir.display(),
+                format,
+                "the saved index is of another version's format; building it"
+            );
+            return Ok(None);
+        }
         let (meta, _): (SavedMeta, usize) =
-            bincode::decode_from_slice(&bytes, bincode::config::standard())
-                .map_err(|e| failed(e.to_string()))?;
+            bincode::decode_from_slice(&bytes, config).map_err(|e| failed(e.to_string()))?;
         let item_numbers = self.inner.items.read().len() as u64;
         let dimension = self.inner.items.dimension() as u64;
-        if meta.format != SAVED_FORMAT
-            || meta.offsets != offsets
+        if meta.offsets != offsets
             || meta.item_numbers != item_numbers
             || meta.dimension != dimension
         {
@@ -532,28 +522,19 @@ impl VectorIndex {
             );
             return Ok(None);
         }
-        // The loaded graph borrows its loader (for memory-mapped data, unused here): the loader
-        // is a few fields, leaked once per load, so the graph can live as long as the index.
-        let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &meta.basename)));
-        let hnsw = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            let loader = loader;
-            loader.load_hnsw::<f32, DistL2>()
-        }))
-        .map_err(|_| failed("reading the graph panicked".into()))?
-        .map_err(|e| failed(format!("reading the graph: {e}")))?;
-        if hnsw.get_nb_point() as u64 != meta.indexed_items {
+        meta.graph
+            .check()
+            .map_err(|e| failed(format!("the graph is damaged: {e}")))?;
+        if meta.graph.len() as u64 != meta.indexed_items {
             return Err(failed(format!(
                 "{} points in the graph, {} expected",
-                hnsw.get_nb_point(),
+                meta.graph.len(),
                 meta.indexed_items
             )));
         }
-        let mut hnsw = hnsw;
-        hnsw.set_searching_mode(true);
         Ok(Some(Saved {
             graph: Graph {
-                flat: FlatGraph::from_hnsw(&hnsw),
-                hnsw,
+                flat: meta.graph,
                 max_norm: meta.max_norm,
                 indexed_items: meta.indexed_items as usize,
                 built_at: Instant::now(),
@@ -582,38 +563,26 @@ impl VectorIndex {
             .map(|vector| mips_item(vector, max_norm))
             .collect();
         let config = &self.inner.config;
-        let max_layer = 16;
-        let hnsw = Hnsw::new(
-            config.max_connections,
-            augmented.len(),
-            max_layer,
-            config.ef_construction,
-            DistL2 {},
-        );
-        let points: Vec<(&[f32], usize)> = augmented
+        let points: Vec<(u32, &[f32])> = numbers
             .iter()
-            .zip(&numbers)
-            .map(|(vector, &number)| (vector.as_slice(), number as usize))
+            .zip(&augmented)
+            .map(|(&number, vector)| (number, vector.as_slice()))
             .collect();
-        if config.parallel_build {
-            hnsw.parallel_insert_slice(&points);
-        } else {
-            for (vector, number) in &points {
-                hnsw.insert_slice((vector, *number));
-            }
-        }
-        let mut hnsw = hnsw;
-        hnsw.set_searching_mode(true);
+        let dimension = augmented[0].len();
         Some(Graph {
-            flat: FlatGraph::from_hnsw(&hnsw),
-            hnsw,
+            flat: FlatGraph::build(
+                dimension,
+                &points,
+                config.max_connections,
+                config.ef_construction,
+            ),
             max_norm,
             indexed_items: numbers.len(),
             built_at: Instant::now(),
         })
     }
 
-    fn run_worker(&self, pool: &rayon::ThreadPool) {
+    fn run_worker(&self) {
         loop {
             {
                 let mut side = self.inner.side.lock();
@@ -630,7 +599,7 @@ impl VectorIndex {
                 }
             }
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                pool.install(|| self.rebuild_now());
+                self.rebuild_now();
             }));
             if outcome.is_err() {
                 warn!("index rebuild panicked; the previous graph stays in use");

@@ -12,10 +12,10 @@
 //! - [`neighbours`]: [`Neighbours`], an item's bounded co-occurrence list, persisted through a
 //!   RocksDB merge operator.
 //! - [`index`]: [`VectorIndex`], approximate maximum-inner-product search over item vectors: an
-//!   HNSW graph (`hnsw_rs`) rebuilt in the background and swapped atomically, plus exact search
+//!   HNSW graph ([`flat`]) rebuilt in the background and swapped atomically, plus exact search
 //!   over a bounded set of items changed since the graph's snapshot.
-//! - [`flat`]: [`flat::FlatGraph`], the index's searchable copy of a finished graph, laid out
-//!   as `hnswlib` lays out its level 0.
+//! - [`flat`]: [`flat::FlatGraph`], the index's HNSW graph, built and searched as `hnswlib`
+//!   builds and searches, in flat arrays.
 //! - [`error`]: this crate's error type.
 //!
 //! The state is a read model of the log: everything here can be rebuilt by replaying events.

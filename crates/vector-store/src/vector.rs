@@ -22,6 +22,28 @@ pub fn dot(left: &[f32], right: &[f32]) -> f32 {
     sums[0] + sums[1] + sums[2] + sums[3] + tail
 }
 
+/// Squared Euclidean distance between two equally long slices.
+#[inline]
+pub fn squared_distance(left: &[f32], right: &[f32]) -> f32 {
+    debug_assert_eq!(left.len(), right.len());
+    let mut sums = [0.0f32; 4];
+    let chunks_left = left.chunks_exact(4);
+    let chunks_right = right.chunks_exact(4);
+    let tail: f32 = chunks_left
+        .remainder()
+        .iter()
+        .zip(chunks_right.remainder())
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum();
+    for (a, b) in chunks_left.zip(chunks_right) {
+        for lane in 0..4 {
+            let d = a[lane] - b[lane];
+            sums[lane] += d * d;
+        }
+    }
+    sums[0] + sums[1] + sums[2] + sums[3] + tail
+}
+
 /// Euclidean norm.
 #[inline]
 pub fn norm(vector: &[f32]) -> f32 {
