@@ -308,44 +308,31 @@ fn graph_rows(
         let flat = FlatGraph::build(points[0].len(), &slices, m, options.ef_construction);
         let flat_build_seconds = started.elapsed().as_secs_f64();
         for &ef in &options.ef_search {
-            let started = Instant::now();
-            let answers: Vec<Vec<u32>> = probes
-                .iter()
-                .map(|probe| {
-                    hnsw.search(probe, K, ef)
-                        .into_iter()
-                        .map(|hit| hit.d_id as u32)
-                        .collect()
-                })
-                .collect();
-            let seconds = started.elapsed().as_secs_f64();
-            rows.push(IndexRow {
-                library: "hnsw_rs".into(),
-                max_connections: m,
-                ef_search: ef,
-                recall_at_10: recall(truth, &answers, points, probes),
-                queries_per_second: probes.len() as f64 / seconds,
-                build_seconds,
-            });
-            let started = Instant::now();
-            let answers: Vec<Vec<u32>> = probes
-                .iter()
-                .map(|probe| {
-                    flat.search(probe, K, ef)
-                        .into_iter()
-                        .map(|(id, _)| id)
-                        .collect()
-                })
-                .collect();
-            let seconds = started.elapsed().as_secs_f64();
-            rows.push(IndexRow {
-                library: "marquee graph".into(),
-                max_connections: m,
-                ef_search: ef,
-                recall_at_10: recall(truth, &answers, points, probes),
-                queries_per_second: probes.len() as f64 / seconds,
-                build_seconds: flat_build_seconds,
-            });
+            let row = |library: &str, build_seconds: f64, search: &dyn Fn(&[f32]) -> Vec<u32>| {
+                let started = Instant::now();
+                let answers: Vec<Vec<u32>> = probes.iter().map(|probe| search(probe)).collect();
+                let seconds = started.elapsed().as_secs_f64();
+                IndexRow {
+                    library: library.into(),
+                    max_connections: m,
+                    ef_search: ef,
+                    recall_at_10: recall(truth, &answers, points, probes),
+                    queries_per_second: probes.len() as f64 / seconds,
+                    build_seconds,
+                }
+            };
+            rows.push(row("hnsw_rs", build_seconds, &|probe| {
+                hnsw.search(probe, K, ef)
+                    .into_iter()
+                    .map(|hit| hit.d_id as u32)
+                    .collect()
+            }));
+            rows.push(row("marquee graph", flat_build_seconds, &|probe| {
+                flat.search(probe, K, ef)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect()
+            }));
         }
     }
     rows

@@ -3,28 +3,19 @@
 /// Dot product of two equally long slices.
 #[inline]
 pub fn dot(left: &[f32], right: &[f32]) -> f32 {
-    debug_assert_eq!(left.len(), right.len());
-    // Four independent accumulators let the compiler vectorise without reassociation.
-    let mut sums = [0.0f32; 4];
-    let chunks_left = left.chunks_exact(4);
-    let chunks_right = right.chunks_exact(4);
-    let tail: f32 = chunks_left
-        .remainder()
-        .iter()
-        .zip(chunks_right.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (a, b) in chunks_left.zip(chunks_right) {
-        for lane in 0..4 {
-            sums[lane] += a[lane] * b[lane];
-        }
-    }
-    sums[0] + sums[1] + sums[2] + sums[3] + tail
+    sum_of(left, right, |a, b| a * b)
 }
 
 /// Squared Euclidean distance between two equally long slices.
 #[inline]
 pub fn squared_distance(left: &[f32], right: &[f32]) -> f32 {
+    sum_of(left, right, |a, b| (a - b) * (a - b))
+}
+
+/// `Σ term(leftᵢ, rightᵢ)`. Four independent accumulators let the compiler vectorise without
+/// reassociation.
+#[inline(always)]
+fn sum_of(left: &[f32], right: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     debug_assert_eq!(left.len(), right.len());
     let mut sums = [0.0f32; 4];
     let chunks_left = left.chunks_exact(4);
@@ -33,12 +24,11 @@ pub fn squared_distance(left: &[f32], right: &[f32]) -> f32 {
         .remainder()
         .iter()
         .zip(chunks_right.remainder())
-        .map(|(a, b)| (a - b) * (a - b))
+        .map(|(a, b)| term(*a, *b))
         .sum();
     for (a, b) in chunks_left.zip(chunks_right) {
         for lane in 0..4 {
-            let d = a[lane] - b[lane];
-            sums[lane] += d * d;
+            sums[lane] += term(a[lane], b[lane]);
         }
     }
     sums[0] + sums[1] + sums[2] + sums[3] + tail
