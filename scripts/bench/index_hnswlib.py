@@ -70,13 +70,13 @@ def main() -> None:
         f"{rust['items']} items, {rust['dimension']} dimensions (searched space), "
         f"{rust['queries']} queries, ef_construction {rust['ef_construction']}"
     )
-    print("| library | M | ef | recall@10 | queries/s (1 thread) | build (2 threads) |")
+    print("| library | M | ef | recall@10 | queries/s (1 thread) | build, s (Marquee 1 thread, others 2) |")
     print("|---|---|---|---|---|---|")
     for row in sorted(every, key=lambda r: (r["library"], r["max_connections"], r["ef_search"])):
         print(
             f"| {row['library']} | {row['max_connections']} | {row['ef_search']} | "
             f"{row['recall_at_10']:.4f} | {row['queries_per_second']:.0f} | "
-            f"{row['build_seconds']:.1f} s |"
+            f"{row['build_seconds']:.1f} |"
         )
 
     def fastest(library: str):

@@ -3,7 +3,8 @@
 //! Vectors are drawn the way item embeddings come out of the model: around taste-cluster
 //! centres, with norms spread tenfold (popular items are longer). On uniformly random vectors
 //! with the same norm spread — the MIPS transform's known worst case, with no structure for the
-//! graph to follow — recall@10 of the same graph is 0.57 at ef = 200 and 0.84 at ef = 800.
+//! graph to follow — the graph `hnsw_rs` built found 0.57 at ef = 200 and 0.84 at ef = 800 (the
+//! index's own graph finds 1.0 on the clustered vectors here; the random case is not measured).
 
 use std::collections::HashSet;
 

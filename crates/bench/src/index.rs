@@ -116,7 +116,7 @@ pub struct IndexBenchOptions {
     pub max_connections: Vec<usize>,
     /// `ef` values of the grid.
     pub ef_search: Vec<usize>,
-    /// Candidate list while building (Marquee's default, 100, for every `M`).
+    /// Candidate list while building, for every `M` (the index's default unless set).
     pub ef_construction: usize,
 }
 

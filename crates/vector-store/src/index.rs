@@ -131,7 +131,6 @@ struct Graph {
     flat: FlatGraph,
     /// The largest item norm of the snapshot, `M` of the transform.
     max_norm: f32,
-    indexed_items: usize,
     built_at: Instant,
 }
 
@@ -219,8 +218,8 @@ const SAVED_META: &str = "meta.bin";
 /// Version of [`SavedMeta`]'s layout, its first field: 1 held `hnsw_rs`'s dump beside it.
 const SAVED_FORMAT: u32 = 2;
 
-/// A saved graph: the graph, the transform's `M`, the side set, and the stamp that ties it to
-/// one state.
+/// What a saved graph needs besides the graph, which follows it in the file: the transform's
+/// `M`, the side set, and the stamp that ties it to one state.
 #[derive(Debug, Encode, Decode)]
 struct SavedMeta {
     format: u32,
@@ -228,10 +227,8 @@ struct SavedMeta {
     item_numbers: u64,
     dimension: u64,
     max_norm: f32,
-    indexed_items: u64,
     changed: Vec<u32>,
     overflowed: bool,
-    graph: FlatGraph,
 }
 
 /// A graph read back with its side set, before it is swapped in.
@@ -339,7 +336,7 @@ impl VectorIndex {
     pub fn stats(&self) -> IndexStats {
         let side = self.inner.side.lock();
         IndexStats {
-            indexed_items: side.graph.as_ref().map_or(0, |graph| graph.indexed_items),
+            indexed_items: side.graph.as_ref().map_or(0, |graph| graph.flat.len()),
             side_set_items: side.changed.len(),
             overflowed_total: side.overflowed_total,
             builds: side.builds,
@@ -384,7 +381,7 @@ impl VectorIndex {
         side.builds += 1;
         side.last_build_seconds = seconds;
         info!(
-            items = graph.as_ref().map_or(0, |graph| graph.indexed_items),
+            items = graph.as_ref().map_or(0, |graph| graph.flat.len()),
             seconds,
             side_set = side.changed.len(),
             "index rebuilt"
@@ -422,12 +419,10 @@ impl VectorIndex {
             item_numbers: self.inner.items.read().len() as u64,
             dimension: self.inner.items.dimension() as u64,
             max_norm: graph.max_norm,
-            indexed_items: graph.indexed_items as u64,
             changed,
             overflowed,
-            graph: graph.flat.clone(),
         };
-        let encoded = bincode::encode_to_vec(&meta, bincode::config::standard())
+        let encoded = bincode::encode_to_vec((&meta, &graph.flat), bincode::config::standard())
             .map_err(|e| failed(e.to_string()))?;
         std::fs::write(staging.join(SAVED_META), encoded).map_err(|e| failed(e.to_string()))?;
         for entry in std::fs::read_dir(&staging).map_err(|e| failed(e.to_string()))? {
@@ -446,7 +441,7 @@ impl VectorIndex {
                 .map_err(|e| failed(e.to_string()))?;
         }
         info!(
-            items = meta.indexed_items,
+            items = graph.flat.len(),
             side_set = meta.changed.len(),
             path = %dir.display(),
             "index saved"
@@ -475,7 +470,7 @@ impl VectorIndex {
             })) => {
                 let mut side = self.inner.side.lock();
                 info!(
-                    items = graph.indexed_items,
+                    items = graph.flat.len(),
                     side_set = changed.len(),
                     seconds = started.elapsed().as_secs_f64(),
                     "index loaded"
@@ -508,7 +503,7 @@ impl VectorIndex {
             );
             return Ok(None);
         }
-        let (meta, _): (SavedMeta, usize) =
+        let ((meta, flat), _): ((SavedMeta, FlatGraph), usize) =
             bincode::decode_from_slice(&bytes, config).map_err(|e| failed(e.to_string()))?;
         let item_numbers = self.inner.items.read().len() as u64;
         let dimension = self.inner.items.dimension() as u64;
@@ -522,21 +517,12 @@ impl VectorIndex {
             );
             return Ok(None);
         }
-        meta.graph
-            .check()
+        flat.check()
             .map_err(|e| failed(format!("the graph is damaged: {e}")))?;
-        if meta.graph.len() as u64 != meta.indexed_items {
-            return Err(failed(format!(
-                "{} points in the graph, {} expected",
-                meta.graph.len(),
-                meta.indexed_items
-            )));
-        }
         Ok(Some(Saved {
             graph: Graph {
-                flat: meta.graph,
+                flat,
                 max_norm: meta.max_norm,
-                indexed_items: meta.indexed_items as usize,
                 built_at: Instant::now(),
             },
             changed: meta.changed.into_iter().collect(),
@@ -577,7 +563,6 @@ impl VectorIndex {
                 config.ef_construction,
             ),
             max_norm,
-            indexed_items: numbers.len(),
             built_at: Instant::now(),
         })
     }
@@ -639,7 +624,8 @@ impl VectorIndex {
             // Ask the graph for more than `count`: filters remove some hits, and the side set
             // may supersede others. Widen until enough pass or the graph is exhausted.
             let limit = graph
-                .indexed_items
+                .flat
+                .len()
                 .min(MAX_GRAPH_CANDIDATES.max(count * 2 + 16));
             let mut wanted = (count * 2 + 16).min(limit);
             loop {

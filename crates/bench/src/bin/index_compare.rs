@@ -52,11 +52,13 @@ fn main() -> Result<()> {
         "{} items, {} dimensions (searched space), {} queries; exact search {:.1} s",
         report.items, report.dimension, report.queries, report.exact_seconds
     );
-    println!("| library | M | ef | recall@10 | queries/s (1 thread) | build (2 threads) |");
+    println!(
+        "| library | M | ef | recall@10 | queries/s (1 thread) | build, s (Marquee 1 thread, others 2) |"
+    );
     println!("|---|---|---|---|---|---|");
     for row in &report.rows {
         println!(
-            "| {} | {} | {} | {:.4} | {:.0} | {:.1} s |",
+            "| {} | {} | {} | {:.4} | {:.0} | {:.1} |",
             row.library,
             row.max_connections,
             row.ef_search,

@@ -51,30 +51,16 @@ pub(super) fn content_scores(
     }
     // Each cold item's sum over the labels, added in the profile's label order (so the same
     // on every run), in the thread's score slots.
-    let scores: Vec<(u32, f32)> = SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let Scratch {
-            scores, touched, ..
-        } = &mut *scratch;
-        if scores.len() < table.len() {
-            scores.resize(table.len(), 0.0);
-        }
+    let scores: Vec<(u32, f32)> = with_slots(table.len(), |slots| {
         for (label, weight) in &profile {
             for item in table.cold_items(label) {
                 if table.mass(item) == 0.0 {
-                    let slot = &mut scores[item as usize];
-                    if *slot == 0.0 {
-                        touched.push(item);
-                    }
-                    *slot += weight;
+                    slots.add(item, *weight);
                 }
             }
         }
-        touched.sort_unstable();
-        touched
-            .drain(..)
-            .map(|item| (item, std::mem::take(&mut scores[item as usize])))
-            .collect()
+        slots.sort();
+        slots.drain().collect()
     });
     scores
         .into_iter()
@@ -99,6 +85,57 @@ pub(super) fn top(mut ranked: Vec<(u32, f32, Sources)>, count: usize) -> Vec<(u3
     ranked.sort_unstable_by(order);
     ranked.truncate(count);
     ranked
+}
+
+/// Sums by item in the thread's score slots: a slot is zero except while its item is listed
+/// in `touched`, so a query resets only what it used.
+struct Slots<'a> {
+    scores: &'a mut [f32],
+    touched: &'a mut Vec<u32>,
+}
+
+impl Slots<'_> {
+    /// Adds `value` to `item`'s sum.
+    #[inline]
+    fn add(&mut self, item: u32, value: f32) {
+        let slot = &mut self.scores[item as usize];
+        if *slot == 0.0 {
+            self.touched.push(item);
+        }
+        *slot += value;
+    }
+
+    /// Items with a sum.
+    fn len(&self) -> usize {
+        self.touched.len()
+    }
+
+    /// Orders the items by number (else they come in the order first added).
+    fn sort(&mut self) {
+        self.touched.sort_unstable();
+    }
+
+    /// Every item with its sum, the slots zeroed behind them.
+    fn drain(&mut self) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let scores = &mut *self.scores;
+        self.touched
+            .drain(..)
+            .map(move |item| (item, std::mem::take(&mut scores[item as usize])))
+    }
+}
+
+/// Runs `work` with the thread's score slots (`numbers`: the table's item numbers in use).
+fn with_slots<R>(numbers: usize, work: impl FnOnce(&mut Slots<'_>) -> R) -> R {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let Scratch {
+            scores, touched, ..
+        } = &mut *scratch;
+        if scores.len() < numbers {
+            scores.resize(numbers, 0.0);
+        }
+        work(&mut Slots { scores, touched })
+    })
 }
 
 /// Runs `work` with the thread's position array holding each of `items`' index in it (see
@@ -262,38 +299,26 @@ pub(super) fn pair_scores(
     pair_history: usize,
     accept: &dyn Fn(&Table, u32) -> bool,
 ) -> Vec<(u32, f32, Sources)> {
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let Scratch {
-            scores, touched, ..
-        } = &mut *scratch;
-        if scores.len() < table.len() {
-            scores.resize(table.len(), 0.0);
-        }
+    with_slots(table.len(), |slots| {
         for (past, factor) in recency_weights(history, model).take(pair_history) {
             let factor = factor * table.normalisers(past.item).0;
             if factor == 0.0 {
                 continue;
             }
             for &(candidate, weight) in table.neighbours(past.item).entries() {
-                let slot = &mut scores[candidate as usize];
-                if *slot == 0.0 {
-                    touched.push(candidate);
-                }
-                *slot += factor * weight;
+                slots.add(candidate, factor * weight);
             }
         }
         // In three passes: the raw sums (resetting the slots), the candidate normalisers, the
         // filter. A loop of nothing but independent loads lets the CPU wait for many cache
         // misses at once; with the filter's call between them it waited for each.
-        let mut ranked: Vec<(u32, f32, Sources)> = Vec::with_capacity(touched.len());
-        for &candidate in touched.iter() {
-            let raw = std::mem::take(&mut scores[candidate as usize]);
-            if raw > 0.0 {
-                ranked.push((candidate, raw, Sources::PAIRS));
-            }
-        }
-        touched.clear();
+        let mut ranked: Vec<(u32, f32, Sources)> = Vec::with_capacity(slots.len());
+        ranked.extend(
+            slots
+                .drain()
+                .filter(|(_, raw)| *raw > 0.0)
+                .map(|(candidate, raw)| (candidate, raw, Sources::PAIRS)),
+        );
         let candidate_normalisers = table.candidate_normalisers();
         for (candidate, score, _) in &mut ranked {
             *score *= candidate_normalisers[*candidate as usize];
