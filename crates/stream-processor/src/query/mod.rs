@@ -116,6 +116,35 @@ pub struct QueryEngine {
     metrics: Metrics,
 }
 
+/// The embedding's score of every candidate, the pairs' included: the index's hits with their
+/// inner products, the pairs' other candidates with one inner product each on the current
+/// vectors.
+fn embedding_scores(
+    table: &Table,
+    embedded: &[marquee_vector_store::Scored],
+    ranked: &[(u32, f32, Sources)],
+    user_vector: &[f32],
+) -> Vec<(u32, f32, Sources)> {
+    let hits: HashSet<u32> = embedded.iter().map(|hit| hit.item).collect();
+    let mut scores: Vec<(u32, f32, Sources)> = embedded
+        .iter()
+        .map(|hit| (hit.item, hit.score, Sources::INDEX))
+        .collect();
+    scores.extend(
+        ranked
+            .iter()
+            .filter(|(item, _, _)| !hits.contains(item))
+            .map(|&(item, _, _)| {
+                (
+                    item,
+                    dot(user_vector, table.vector(item)),
+                    Sources::default(),
+                )
+            }),
+    );
+    scores
+}
+
 fn to_recommendation(
     table: &Table,
     item: u32,
@@ -420,18 +449,14 @@ impl QueryEngine {
         }
         // Without the embedding's share (weight 0), the index's candidates that nothing else
         // proposed come after the ranked ones, by inner product: reach, not a change of order.
-        let reach: Vec<(u32, f32, Sources)> = if blend_embedding {
-            Vec::new()
+        let (embedded, reach) = if blend_embedding {
+            (embedded, Vec::new())
         } else {
-            embedded
+            let reach: Vec<(u32, f32, Sources)> = embedded
                 .iter()
                 .map(|hit| (hit.item, hit.score, Sources::INDEX))
-                .collect()
-        };
-        let embedded = if blend_embedding {
-            embedded
-        } else {
-            Vec::new()
+                .collect();
+            (Vec::new(), reach)
         };
         let blended = !embedded.is_empty() || (ranking.content && model.content_weight > 0.0);
         let best = ranked
@@ -445,25 +470,7 @@ impl QueryEngine {
         }
         let mut parts: Vec<(u32, f32, Sources)> = Vec::new();
         if !embedded.is_empty() {
-            // The embedding's share of every candidate, the pairs' included: one inner
-            // product each, on the current vectors.
-            let hits: HashSet<u32> = embedded.iter().map(|hit| hit.item).collect();
-            let mut scores: Vec<(u32, f32, Sources)> = embedded
-                .iter()
-                .map(|hit| (hit.item, hit.score, Sources::INDEX))
-                .collect();
-            scores.extend(
-                ranked
-                    .iter()
-                    .filter(|(item, _, _)| !hits.contains(item))
-                    .map(|&(item, _, _)| {
-                        (
-                            item,
-                            dot(&user_vector, table.vector(item)),
-                            Sources::default(),
-                        )
-                    }),
-            );
+            let scores = embedding_scores(&table, &embedded, &ranked, &user_vector);
             parts.extend(share(scores, embedding_weight));
         }
         if ranking.content && model.content_weight > 0.0 {
