@@ -1,9 +1,10 @@
 //! [`FlatGraph`]: the index's HNSW graph, built and searched the way `hnswlib` builds and
 //! searches, in flat arrays.
 //!
-//! **Layout.** The vectors in one contiguous array; each node's level-0 neighbours in a
-//! fixed-width row (`2·M` slots) of one array; the (few) upper-level links in small per-node
-//! lists; a visited-tag array per thread that a search reuses instead of clearing.
+//! **Layout.** The vectors in one contiguous array; the links in fixed-width rows of one
+//! array, each node's level-0 row (`2·M` slots) first, then the rows of levels 1 and up (`M`
+//! slots), a node of level `L` holding `L` of them side by side; a visited-tag array per
+//! thread that a search reuses instead of clearing.
 //!
 //! **Build** ([`FlatGraph::build`]), as in the HNSW paper and `hnswlib`: each point draws a
 //! top level from `⌊−ln(u)/ln M⌋`, descends greedily from the entry point to that level, then
@@ -44,9 +45,18 @@ fn nearness(a: &[f32], b: &[f32]) -> f32 {
     -squared_distance(a, b)
 }
 
-/// One node with its nearness to a point: ordered by nearness (total order), then by node.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One node with its nearness to a point, ordered by nearness alone: one float comparison
+/// (nearness is never NaN: vectors are finite), which the heaps of a search make most of
+/// their comparisons with. Ties keep the order of the operations that made them, which is the
+/// same at every run.
+#[derive(Debug, Clone, Copy)]
 struct Scored(f32, u32);
+
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
 
 impl Eq for Scored {}
 
@@ -58,7 +68,7 @@ impl PartialOrd for Scored {
 
 impl Ord for Scored {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+        self.0.partial_cmp(&other.0).unwrap_or(Ordering::Equal)
     }
 }
 
@@ -73,8 +83,17 @@ fn draw_level(node: u32, scale: f64) -> usize {
     ((-u.ln() * scale) as usize).min(MAX_LEVEL)
 }
 
-/// The links of one upper level, by node.
-type Level = HashMap<u32, Vec<u32>>;
+/// Each node's first upper row: the rows of the nodes before it, one per level above 0.
+fn row_starts(levels: &[u8]) -> Vec<u32> {
+    levels
+        .iter()
+        .scan(0u32, |rows, &level| {
+            let start = *rows;
+            *rows += u32::from(level);
+            Some(start)
+        })
+        .collect()
+}
 
 /// Per-thread visited tags: a node is visited in this search when its tag is the search's.
 #[derive(Default)]
@@ -125,12 +144,17 @@ pub struct FlatGraph {
     member_starts: Vec<u32>,
     /// Each node's vector, `dimension` floats, node after node.
     vectors: Vec<f32>,
-    /// Level-0 neighbours: `width` slots per node, the first `degrees[node]` in use.
-    level0: Vec<u32>,
+    /// Every node's top level.
+    levels: Vec<u8>,
+    /// The links, in rows: first each node's level-0 row (`width` slots, `2·M`), node after
+    /// node; then the rows of levels 1 and up (`width / 2` slots, `M`), a node of level `L`
+    /// holding `L` rows (level 1 first) from its `upper_starts` entry.
+    links: Vec<u32>,
+    /// Each row's links in use (the first slots of the row), level-0 rows first.
     degrees: Vec<u16>,
+    /// Each node's first upper row (counted from the first upper row).
+    upper_starts: Vec<u32>,
     width: usize,
-    /// Levels 1 and up (index 0 is level 1): each node of the level with its neighbours.
-    upper: Vec<Level>,
     /// Where every search starts: a node of the top level.
     entry: u32,
 }
@@ -174,22 +198,31 @@ impl FlatGraph {
         for group in &groups {
             member_starts.push(member_starts[member_starts.len() - 1] + group.len() as u32);
         }
+        let scale = 1.0 / (max_connections as f64).ln();
+        let levels: Vec<u8> = (0..nodes as u32)
+            .map(|node| draw_level(node, scale) as u8)
+            .collect();
+        let upper_starts = row_starts(&levels);
+        let upper_rows = levels
+            .iter()
+            .map(|&level| usize::from(level))
+            .sum::<usize>();
         let mut graph = FlatGraph {
             dimension,
             members: groups.concat(),
             member_starts,
             vectors,
-            level0: vec![0; nodes * width],
-            degrees: vec![0; nodes],
+            links: vec![0; nodes * width + upper_rows * max_connections],
+            degrees: vec![0; nodes + upper_rows],
+            upper_starts,
+            levels,
             width,
-            upper: Vec::new(),
             entry: 0,
         };
-        let scale = 1.0 / (max_connections as f64).ln();
         let mut visited = Visited::default();
         let mut top = 0;
         for node in 0..nodes as u32 {
-            let level = draw_level(node, scale);
+            let level = usize::from(graph.levels[node as usize]);
             if node == 0 {
                 top = level;
                 graph.entry = 0;
@@ -206,12 +239,6 @@ impl FlatGraph {
                     top = level;
                     graph.entry = node;
                 }
-            }
-            if graph.upper.len() < level {
-                graph.upper.resize_with(level, Level::default);
-            }
-            for links in graph.upper.iter_mut().take(level) {
-                links.entry(node).or_default();
             }
         }
         graph
@@ -254,13 +281,11 @@ impl FlatGraph {
     fn link(&mut self, layer: usize, from: u32, to: u32, capacity: usize) {
         let current = self.links(layer, from);
         if current.len() < capacity {
-            if layer == 0 {
-                let degree = &mut self.degrees[from as usize];
-                self.level0[from as usize * self.width + *degree as usize] = to;
-                *degree += 1;
-            } else {
-                self.upper[layer - 1].entry(from).or_default().push(to);
-            }
+            let row = self.row(layer, from);
+            let degree = self.degrees[row];
+            let slot = self.row_start(row) + usize::from(degree);
+            self.links[slot] = to;
+            self.degrees[row] = degree + 1;
             return;
         }
         let base = self.vector(from);
@@ -299,30 +324,43 @@ impl FlatGraph {
         kept
     }
 
-    /// The links of `node` on `layer` (0: its level-0 row).
+    /// The links of `node` on `layer`: none above the node's level.
+    #[inline]
     fn links(&self, layer: usize, node: u32) -> &[u32] {
+        if layer > usize::from(self.levels[node as usize]) {
+            return &[];
+        }
+        let row = self.row(layer, node);
+        let start = self.row_start(row);
+        &self.links[start..start + usize::from(self.degrees[row])]
+    }
+
+    /// The row of `node` on `layer` (at most the node's level).
+    #[inline]
+    fn row(&self, layer: usize, node: u32) -> usize {
         if layer == 0 {
-            let start = node as usize * self.width;
-            &self.level0[start..start + self.degrees[node as usize] as usize]
+            node as usize
         } else {
-            self.upper
-                .get(layer - 1)
-                .and_then(|links| links.get(&node))
-                .map_or(&[][..], Vec::as_slice)
+            self.nodes() + self.upper_starts[node as usize] as usize + layer - 1
+        }
+    }
+
+    /// Where `row` starts in `links`.
+    #[inline]
+    fn row_start(&self, row: usize) -> usize {
+        let nodes = self.nodes();
+        if row < nodes {
+            row * self.width
+        } else {
+            nodes * self.width + (row - nodes) * (self.width / 2)
         }
     }
 
     fn set_links(&mut self, layer: usize, node: u32, links: Vec<u32>) {
-        if layer == 0 {
-            let start = node as usize * self.width;
-            self.level0[start..start + links.len()].copy_from_slice(&links);
-            self.degrees[node as usize] = links.len() as u16;
-        } else {
-            if self.upper.len() < layer {
-                self.upper.resize_with(layer, Level::default);
-            }
-            self.upper[layer - 1].insert(node, links);
-        }
+        let row = self.row(layer, node);
+        let start = self.row_start(row);
+        self.links[start..start + links.len()].copy_from_slice(&links);
+        self.degrees[row] = links.len() as u16;
     }
 
     /// Whether the graph is whole: every array of its length, every link and the entry point
@@ -338,29 +376,38 @@ impl FlatGraph {
         if !starts_ordered || (self.member_starts.is_empty() && !self.members.is_empty()) {
             return Err("the nodes' ids are out of order".into());
         }
+        let upper_rows = self
+            .levels
+            .iter()
+            .map(|&level| usize::from(level))
+            .sum::<usize>();
         if self.vectors.len() != nodes * self.dimension
-            || self.level0.len() != nodes * self.width
-            || self.degrees.len() != nodes
+            || self.levels.len() != nodes
+            || self.upper_starts != row_starts(&self.levels)
+            || self.links.len() != nodes * self.width + upper_rows * (self.width / 2)
+            || self.degrees.len() != nodes + upper_rows
         {
             return Err(format!("array lengths do not match {nodes} nodes"));
         }
         if nodes > 0 && self.entry as usize >= nodes {
             return Err(format!("entry point {} of {nodes} nodes", self.entry));
         }
-        for node in 0..nodes as u32 {
-            if self.degrees[node as usize] as usize > self.width {
-                return Err(format!("node {node} has more links than its row holds"));
+        for row in 0..self.degrees.len() {
+            let capacity = if row < nodes {
+                self.width
+            } else {
+                self.width / 2
+            };
+            if usize::from(self.degrees[row]) > capacity {
+                return Err(format!("row {row} has more links than it holds"));
+            }
+            let start = self.row_start(row);
+            let links = &self.links[start..start + usize::from(self.degrees[row])];
+            if let Some(node) = links.iter().find(|&&node| node as usize >= nodes) {
+                return Err(format!("a link to node {node} of {nodes}"));
             }
         }
-        let level0 = (0..nodes as u32).flat_map(|node| self.links(0, node).iter());
-        let upper = self
-            .upper
-            .iter()
-            .flat_map(|links| links.iter().flat_map(|(node, to)| to.iter().chain([node])));
-        match level0.chain(upper).find(|&&node| node as usize >= nodes) {
-            Some(node) => Err(format!("a link to node {node} of {nodes}")),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Points (data ids) in the graph.
@@ -384,6 +431,7 @@ impl FlatGraph {
         &self.members[self.member_starts[node] as usize..self.member_starts[node + 1] as usize]
     }
 
+    #[inline]
     fn vector(&self, node: u32) -> &[f32] {
         let start = node as usize * self.dimension;
         &self.vectors[start..start + self.dimension]
@@ -403,7 +451,7 @@ impl FlatGraph {
         );
         let ef = ef.max(count);
         let mut at = Scored(nearness(probe, self.vector(self.entry)), self.entry);
-        for layer in (1..=self.upper.len()).rev() {
+        for layer in (1..=usize::from(self.levels[self.entry as usize])).rev() {
             at = self.greedy(probe, at, layer);
         }
         let found = VISITED.with(|visited| {
@@ -556,17 +604,24 @@ mod tests {
             sorted.dedup();
             assert_eq!(sorted.len(), row.len(), "no link twice: node {node}");
         }
-        for links in &flat.upper {
-            assert!(links.values().all(|to| to.len() <= 4));
+        let top = usize::from(flat.levels[flat.entry as usize]);
+        assert!(top > 0, "a thousand points reach level 1");
+        let mut on_level = vec![0; top + 1];
+        for node in 0..flat.nodes() as u32 {
+            let level = usize::from(flat.levels[node as usize]);
+            assert!(level <= top, "the entry point is on the top level");
+            for (layer, count) in on_level.iter_mut().enumerate().take(level + 1).skip(1) {
+                *count += 1;
+                let row = flat.links(layer, node);
+                assert!(row.len() <= 4, "M links on level {layer}");
+                assert!(
+                    row.iter()
+                        .all(|&to| usize::from(flat.levels[to as usize]) >= layer)
+                );
+            }
         }
-        // Upper levels thin out, and the entry point is on the top one.
-        assert!(!flat.upper.is_empty());
-        assert!(
-            flat.upper
-                .windows(2)
-                .all(|pair| pair[0].len() >= pair[1].len())
-        );
-        assert!(flat.upper.last().unwrap().contains_key(&flat.entry));
+        // Upper levels thin out.
+        assert!(on_level[1..].windows(2).all(|pair| pair[0] >= pair[1]));
     }
 
     #[test]
@@ -604,7 +659,7 @@ mod tests {
     fn a_damaged_graph_is_refused_by_its_check() {
         let flat = graph(&points(100), 4);
         let mut bad_link = flat.clone();
-        bad_link.level0[0] = 100;
+        bad_link.links[0] = 100;
         bad_link.degrees[0] = bad_link.degrees[0].max(1);
         assert!(bad_link.check().unwrap_err().contains("node 100"));
         let mut short = flat.clone();

@@ -215,8 +215,9 @@ pub fn mips_probe(query: &[f32], max_norm: f32) -> Vec<f32> {
 
 /// The saved index's file in its directory.
 const SAVED_META: &str = "meta.bin";
-/// Version of [`SavedMeta`]'s layout, its first field: 1 held `hnsw_rs`'s dump beside it.
-const SAVED_FORMAT: u32 = 2;
+/// Version of the saved file's layout, its first field: 1 held `hnsw_rs`'s dump beside it, 2
+/// kept the graph's upper levels in maps, 3 in rows.
+const SAVED_FORMAT: u32 = 3;
 
 /// What a saved graph needs besides the graph, which follows it in the file: the transform's
 /// `M`, the side set, and the stamp that ties it to one state.
