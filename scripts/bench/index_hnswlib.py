@@ -3,7 +3,7 @@
 Same points (the MIPS-transformed item vectors), same queries (transformed user vectors), same
 exact answers, same metric (L2), same grid of M and ef, ef_construction as Marquee's. Queries
 go through the batch `knn_query` with `num_threads=1`, so Python's call overhead does not
-handicap hnswlib; its builds use 2 threads (hnsw_rs's too; Marquee's graph builds on one).
+handicap hnswlib; its builds use 2 threads (hnsw_rs's and Marquee's graph's too).
 
     python index_hnswlib.py DATA_DIR RUST_REPORT.json [--json FILE]
 
@@ -70,7 +70,7 @@ def main() -> None:
         f"{rust['items']} items, {rust['dimension']} dimensions (searched space), "
         f"{rust['queries']} queries, ef_construction {rust['ef_construction']}"
     )
-    print("| library | M | ef | recall@10 | queries/s (1 thread) | build, s (Marquee 1 thread, others 2) |")
+    print("| library | M | ef | recall@10 | queries/s (1 thread) | build, s (2 threads) |")
     print("|---|---|---|---|---|---|")
     for row in sorted(every, key=lambda r: (r["library"], r["max_connections"], r["ef_search"])):
         print(

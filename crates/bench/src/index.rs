@@ -278,7 +278,7 @@ pub fn run(
 }
 
 /// `hnsw_rs` (its parallel build and its search) and the index's own graph ([`FlatGraph`],
-/// built on one thread), over the grid of `M` and `ef`.
+/// built on every core), over the grid of `M` and `ef`.
 fn graph_rows(
     points: &[Vec<f32>],
     probes: &[Vec<f32>],
@@ -305,7 +305,13 @@ fn graph_rows(
             .enumerate()
             .map(|(at, point)| (at as u32, point.as_slice()))
             .collect();
-        let flat = FlatGraph::build(points[0].len(), &slices, m, options.ef_construction);
+        let flat = FlatGraph::build(
+            points[0].len(),
+            &slices,
+            m,
+            options.ef_construction,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        );
         let flat_build_seconds = started.elapsed().as_secs_f64();
         for &ef in &options.ef_search {
             let row = |library: &str, build_seconds: f64, search: &dyn Fn(&[f32]) -> Vec<u32>| {

@@ -26,8 +26,9 @@
 //! which the graph search needs (with a unit probe, recall@10 fell to 0.6 in the recall test).
 //!
 //! **The graph** ([`crate::flat`]) is built and searched the way `hnswlib` builds and searches
-//! (the diversity heuristic on every list, flat arrays, a reused visited array), on one thread
-//! and from a fixed seed, so the same vectors give the same graph.
+//! (the diversity heuristic on every list, flat arrays, a reused visited array), in batches
+//! searched in parallel and from a fixed seed, so the same vectors give the same graph on any
+//! number of threads.
 //!
 //! The graph and the side set are swapped in one critical section, so a query never sees a new
 //! graph with an old side set or the reverse.
@@ -562,6 +563,10 @@ impl VectorIndex {
                 &points,
                 config.max_connections,
                 config.ef_construction,
+                // The batch searches' threads start from the building thread and share its
+                // niceness (Linux keeps it per thread and a new thread inherits it), so a
+                // background rebuild stays behind queries on every core it uses.
+                std::thread::available_parallelism().map_or(1, usize::from),
             ),
             max_norm,
             built_at: Instant::now(),

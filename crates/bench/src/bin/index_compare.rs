@@ -52,9 +52,7 @@ fn main() -> Result<()> {
         "{} items, {} dimensions (searched space), {} queries; exact search {:.1} s",
         report.items, report.dimension, report.queries, report.exact_seconds
     );
-    println!(
-        "| library | M | ef | recall@10 | queries/s (1 thread) | build, s (Marquee 1 thread, others 2) |"
-    );
+    println!("| library | M | ef | recall@10 | queries/s (1 thread) | build, s (2 threads) |");
     println!("|---|---|---|---|---|---|");
     for row in &report.rows {
         println!(
