@@ -34,6 +34,10 @@ use serde::Serialize;
 /// Neighbours asked for and scored.
 pub const K: usize = 10;
 
+/// Threads of Marquee's graph build, as many as `hnswlib`'s in the script beside this one
+/// (`scripts/bench/index_hnswlib.py`), whatever the machine's cores.
+pub const BUILD_THREADS: usize = 2;
+
 /// Item vectors and query vectors, in the model's space.
 #[derive(Debug, Clone)]
 pub struct IndexInput {
@@ -278,7 +282,7 @@ pub fn run(
 }
 
 /// `hnsw_rs` (its parallel build and its search) and the index's own graph ([`FlatGraph`],
-/// built on every core), over the grid of `M` and `ef`.
+/// built on [`BUILD_THREADS`] threads), over the grid of `M` and `ef`.
 fn graph_rows(
     points: &[Vec<f32>],
     probes: &[Vec<f32>],
@@ -310,7 +314,7 @@ fn graph_rows(
             &slices,
             m,
             options.ef_construction,
-            std::thread::available_parallelism().map_or(1, usize::from),
+            BUILD_THREADS,
         );
         let flat_build_seconds = started.elapsed().as_secs_f64();
         for &ef in &options.ef_search {

@@ -238,17 +238,15 @@ impl FlatGraph {
             entry: 0,
         };
         let mut visited: Vec<Visited> = (0..threads.max(1)).map(|_| Visited::default()).collect();
-        let mut top = graph.levels.first().map_or(0, |&level| usize::from(level));
         let mut start = 1;
         while start < nodes {
             let end = (start + batch_size(start)).min(nodes);
             let batch = start as u32..end as u32;
-            let found = graph.search_batch(batch.clone(), top, ef_construction, &mut visited);
+            let found =
+                graph.search_batch(batch.clone(), graph.top(), ef_construction, &mut visited);
             for (node, found) in batch.zip(found) {
-                graph.connect(node, &found, start as u32, max_connections);
-                let level = usize::from(graph.levels[node as usize]);
-                if level > top {
-                    top = level;
+                graph.connect(node, found, start as u32);
+                if graph.levels[node as usize] > graph.levels[graph.entry as usize] {
                     graph.entry = node;
                 }
             }
@@ -325,16 +323,10 @@ impl FlatGraph {
     /// candidates (`found`, by level) and the nodes of its batch before it (from
     /// `batch_start`), which the batch's searches could not see; each chosen neighbour links
     /// back.
-    fn connect(
-        &mut self,
-        node: u32,
-        found: &[Vec<Scored>],
-        batch_start: u32,
-        max_connections: usize,
-    ) {
+    fn connect(&mut self, node: u32, mut found: Vec<Vec<Scored>>, batch_start: u32) {
         let level = usize::from(self.levels[node as usize]);
-        for layer in (0..=level).rev() {
-            let mut candidates = found.get(layer).cloned().unwrap_or_default();
+        found.resize_with(level + 1, Vec::new);
+        for (layer, mut candidates) in found.into_iter().enumerate().rev() {
             let probe = self.vector(node);
             candidates.extend(
                 (batch_start..node)
@@ -345,23 +337,19 @@ impl FlatGraph {
                 continue;
             }
             candidates.sort_unstable_by(|a, b| b.cmp(a));
-            let chosen = self.select(&candidates, max_connections);
-            let capacity = if layer == 0 {
-                self.width
-            } else {
-                max_connections
-            };
+            let chosen = self.select(&candidates, self.width / 2);
             for &neighbour in &chosen {
-                self.link(layer, neighbour, node, capacity);
+                self.link(layer, neighbour, node);
             }
             self.set_links(layer, node, chosen);
         }
     }
 
-    /// Adds `from → to` on `layer`; a list already at `capacity` is shrunk back to it with the
+    /// Adds `from → to` on `layer`; a full list is shrunk back to its capacity with the
     /// heuristic, over its links and the new one.
-    fn link(&mut self, layer: usize, from: u32, to: u32, capacity: usize) {
+    fn link(&mut self, layer: usize, from: u32, to: u32) {
         let current = self.links(layer, from);
+        let capacity = self.capacity(self.row(layer, from));
         if current.len() < capacity {
             let row = self.row(layer, from);
             let degree = self.degrees[row];
@@ -438,6 +426,22 @@ impl FlatGraph {
         }
     }
 
+    /// The slots of `row`: `2·M` on level 0, `M` above.
+    fn capacity(&self, row: usize) -> usize {
+        if row < self.nodes() {
+            self.width
+        } else {
+            self.width / 2
+        }
+    }
+
+    /// The top level: the entry point's (0 for an empty graph).
+    fn top(&self) -> usize {
+        self.levels
+            .get(self.entry as usize)
+            .map_or(0, |&level| usize::from(level))
+    }
+
     fn set_links(&mut self, layer: usize, node: u32, links: Vec<u32>) {
         let row = self.row(layer, node);
         let start = self.row_start(row);
@@ -475,12 +479,7 @@ impl FlatGraph {
             return Err(format!("entry point {} of {nodes} nodes", self.entry));
         }
         for row in 0..self.degrees.len() {
-            let capacity = if row < nodes {
-                self.width
-            } else {
-                self.width / 2
-            };
-            if usize::from(self.degrees[row]) > capacity {
+            if usize::from(self.degrees[row]) > self.capacity(row) {
                 return Err(format!("row {row} has more links than it holds"));
             }
             let start = self.row_start(row);
@@ -533,7 +532,7 @@ impl FlatGraph {
         );
         let ef = ef.max(count);
         let mut at = Scored(nearness(probe, self.vector(self.entry)), self.entry);
-        for layer in (1..=usize::from(self.levels[self.entry as usize])).rev() {
+        for layer in (1..=self.top()).rev() {
             at = self.greedy(probe, at, layer);
         }
         let found = VISITED.with(|visited| {
