@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build and test prerequisites on a Debian machine: RocksDB's bindings need
 # libclang, its C++ sources need a C++ compiler, the observability test needs Prometheus, the
-# TypeScript SDK's browser test needs Chromium (and Node.js 20+, checked).
+# TypeScript SDK's browser test needs Chromium (and Node.js 20+, checked), the image test
+# podman and runc.
 # Idempotent; does nothing when everything is present.
 set -euo pipefail
 missing=()
@@ -14,6 +15,9 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # Chromium: the TypeScript SDK's browser test drives it headless (through playwright-core).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Podman and Debian's runc: the image test builds the container image and runs it.
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+[ -x /usr/sbin/runc ] || missing+=(runc)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   sudo_cmd=""

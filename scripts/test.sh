@@ -20,6 +20,8 @@ cargo test --workspace --all-targets --locked
 # The documentation examples (the Rust SDK's), over the whole workspace so that features
 # resolve as in the build above and nothing is compiled again.
 cargo test --workspace --doc --locked
+# The container image, built and run with podman over the binary the tests just built.
+./scripts/test-image.sh "${CARGO_TARGET_DIR:-target}/debug/marquee"
 # The TypeScript SDK: type-checked build, then its tests (Node.js and headless Chromium) against
 # the `marquee` binary the cargo tests just built.
 (

@@ -111,6 +111,15 @@ enum Command {
         )]
         data_dir: PathBuf,
     },
+    /// Exit 0 when a node answers `/readyz` (its state loaded), else 1 with the reason: the
+    /// health check of a container image that has no HTTP client of its own.
+    Health {
+        #[command(flatten)]
+        node: NodeUrl,
+        /// Keep asking for up to this many seconds before giving up.
+        #[arg(long, default_value_t = 0)]
+        wait_secs: u64,
+    },
     /// Print synthetic events (or the catalogue) as NDJSON on standard output.
     Generate {
         #[command(flatten)]
@@ -189,6 +198,15 @@ async fn run(command: Command) -> Result<()> {
             .context("the evaluator stopped")?,
         Command::Backup { dir, node } => {
             commands::backup::backup(&dir, &node.url, node.api_key.as_deref()).await
+        }
+        Command::Health { node, wait_secs } => {
+            let client = commands::client(&node.url, node.api_key.as_deref())?;
+            client
+                .wait_ready(std::time::Duration::from_secs(wait_secs))
+                .await
+                .with_context(|| format!("{} is not ready", node.url))?;
+            println!("{} is ready", node.url);
+            Ok(())
         }
         Command::Restore { backup, data_dir } => commands::backup::restore(&backup, &data_dir),
         Command::Backfill {
