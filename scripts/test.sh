@@ -22,6 +22,8 @@ cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 # The container image, built and run with podman over the binary the tests just built.
 ./scripts/test-image.sh "${CARGO_TARGET_DIR:-target}/debug/marquee"
+# Compose, Kubernetes, CloudFormation and the CI workflows, each through its real validator.
+./scripts/check-deploy.sh
 # The TypeScript SDK: type-checked build, then its tests (Node.js and headless Chromium) against
 # the `marquee` binary the cargo tests just built.
 (
