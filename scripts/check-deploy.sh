@@ -6,7 +6,8 @@
 #                Prometheus configuration by promtool;
 #   AWS          cfn-lint on every CloudFormation template, each environment's parameters
 #                against the template's declared ones;
-#   CI/CD        the GitHub workflow schema (check-jsonschema) and zizmor --offline.
+#   CI/CD        the GitHub workflow schema (check-jsonschema) and zizmor --offline; deny.toml
+#                by cargo deny (licences, bans, sources).
 # The Python validators are installed, pinned, into a virtual environment under target/ on the
 # first run (PyPI). Nothing here needs a network beyond that install.
 set -euo pipefail
@@ -85,3 +86,12 @@ PY
 echo "== CI/CD"
 "$bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
 "$bin/zizmor" --offline --quiet .github/workflows/
+# The dependency policy (deny.toml), as CI's `dependencies` job runs it, without the advisories:
+# their database is fetched from GitHub, which this machine cannot reach. cargo-deny is built
+# once into the target directory's tools (about 3 minutes on 2 cores).
+tools="${CARGO_TARGET_DIR:-target}/tools"
+if [ ! -x "$tools/bin/cargo-deny" ]; then
+  env -u CARGO_TARGET_DIR cargo install --quiet --locked cargo-deny --version 0.20.2 --root "$tools"
+fi
+"$tools/bin/cargo-deny" --log-level error check licenses bans sources
+echo "deny.toml: licences, bans and sources pass"
