@@ -31,3 +31,11 @@ cargo test --workspace --doc --locked
   npm ci --no-audit --no-fund --loglevel=error
   npm test
 )
+# The viewer app: its committed bundle is the build of its sources (the node embeds it), and
+# its browser test against the binary.
+(
+  cd crates/api/web
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run check-dist
+  npm test
+)

@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use crate::access::ApiDocument;
 use crate::error::ApiError;
-use crate::handlers::{admin, events, items, lists, probes, users};
+use crate::handlers::{admin, events, items, lists, probes, users, web};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::middleware::{body, cors, guard, metrics};
 use crate::state::AppState;
@@ -35,7 +35,8 @@ use crate::state::AppState;
         title = "Marquee",
         description = "Real-time movie recommendations. Errors are {\"error\": {\"code\", \
             \"message\"}}; messages name the field at fault. With auth on (the default off \
-            loopback), every route but /healthz, /readyz, /metrics and /openapi.json needs an \
+            loopback), every route but /healthz, /readyz, /metrics, /openapi.json and the \
+            viewer app's page (/, /app.js, /app.css) needs an \
             API key of the right scope (the role named in each operation's security): ingest \
             (POST /v1/events), read (queries), admin (everything); 401 without a valid key, 403 \
             with the wrong scope, 429 with Retry-After past the key's rate, 503 when shedding \
@@ -92,6 +93,9 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(probes::readyz))
         .routes(routes!(probes::metrics))
         .routes(routes!(probes::openapi))
+        .routes(routes!(web::index))
+        .routes(routes!(web::script))
+        .routes(routes!(web::style))
 }
 
 /// The OpenAPI document of every route.

@@ -152,6 +152,18 @@ export interface ItemDetails extends Item {
   in_catalogue: boolean;
 }
 
+/** What the model knows of a user, as `user()` returns it. */
+export interface UserSummary {
+  user_id: string;
+  /** Events applied (each `event_id` once). */
+  event_count: number;
+  last_timestamp: number;
+  /** Every item the user interacted with, sorted. */
+  seen_items: string[];
+  /** The model's history window, newest first. */
+  recent: Array<{ item_id: string; weight: number; timestamp: number }>;
+}
+
 /** A query or catalogue call the server refused, with its status, code and message. */
 export class MarqueeError extends Error {
   constructor(
@@ -414,6 +426,11 @@ export class MarqueeClient {
   /** `GET /v1/items/{itemId}`. */
   async item(itemId: string): Promise<ItemDetails> {
     return this.request("GET", ["v1", "items", itemId]);
+  }
+
+  /** `GET /v1/users/{userId}`: what the model knows of the user (404 when it knows nothing). */
+  async user(userId: string): Promise<UserSummary> {
+    return this.request("GET", ["v1", "users", userId]);
   }
 
   /** `POST /v1/items`: creates or replaces catalogue items (an `admin` key). */

@@ -7,3 +7,4 @@ pub mod items;
 pub mod lists;
 pub mod probes;
 pub mod users;
+pub mod web;

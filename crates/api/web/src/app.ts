@@ -1,0 +1,257 @@
+// Marquee's viewer app, served by the node at `/`: choose a viewer, see their rows ("For you",
+// "Because you watched …", "Trending", "Trending in …"), open a movie, act on it (rate, like,
+// dislike, add to the watchlist, watch) and watch "For you" change, with the time from the
+// event's acknowledgement to the changed list.
+//
+// Every call goes through the TypeScript SDK. Ids, titles and tags come from clients: they
+// are only ever inserted as text (`textContent`), never as HTML. The node's
+// Content-Security-Policy forbids inline scripts and styles; the page needs neither.
+
+import { MarqueeClient, MarqueeError, type Recommendation } from "../../../../sdks/typescript/src/index.ts";
+
+/** The sessionStorage key of an API key, when the node has auth on. */
+const KEY_STORAGE = "marquee.apiKey";
+const VIEWER_STORAGE = "marquee.viewer";
+const ROW_LENGTH = 12;
+
+let client = newClient(sessionStorage.getItem(KEY_STORAGE) ?? undefined);
+let viewer = localStorage.getItem(VIEWER_STORAGE) ?? "u1";
+
+function newClient(apiKey?: string): MarqueeClient {
+  return new MarqueeClient({ baseUrl: location.origin, apiKey, lingerMs: 0 });
+}
+
+// ---- DOM helpers: elements from text, never from markup ----
+
+type Child = Node | string | null | undefined;
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<Record<string, string>> = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value !== undefined) node.setAttribute(name, value);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+function byId<T extends HTMLElement>(id: string): T {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`the page has no #${id}`);
+  return node as T;
+}
+
+/** Says something to the viewer (and to screen readers, through the live region). */
+function status(text: string): void {
+  byId("status").textContent = text;
+}
+
+// ---- cards and rows ----
+
+/** One of eight card colours, from the first genre: the same genre, the same colour. */
+function hue(genres: string[] | undefined): string {
+  const first = genres?.[0] ?? "";
+  let hash = 0;
+  for (const char of first) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
+  return `hue-${hash % 8}`;
+}
+
+function card(movie: Recommendation): HTMLLIElement {
+  const title = movie.title ?? movie.item_id;
+  const genres = movie.genres?.join(", ") ?? "";
+  const open = el(
+    "a",
+    {
+      class: `card ${hue(movie.genres)}`,
+      href: `#/movie/${encodeURIComponent(movie.item_id)}`,
+      "data-item": movie.item_id,
+    },
+    el("span", { class: "title" }, title),
+    el("span", { class: "year" }, movie.year !== undefined ? String(movie.year) : ""),
+    el("span", { class: "genres" }, genres),
+  );
+  return el("li", {}, open);
+}
+
+function row(title: string, movies: Recommendation[], id?: string): HTMLElement {
+  const heading = el("h2", { id: id ? `${id}-title` : undefined }, title);
+  const list =
+    movies.length > 0
+      ? el("ul", { class: "row", "aria-labelledby": id ? `${id}-title` : undefined }, ...movies.map(card))
+      : el("p", { class: "empty" }, "Nothing yet.");
+  return el("section", { class: "shelf", id }, heading, list);
+}
+
+// ---- pages ----
+
+async function forYou(): Promise<Recommendation[]> {
+  return (await client.recommendations(viewer, { count: ROW_LENGTH })).items;
+}
+
+async function home(): Promise<void> {
+  const [mine, trending, summary] = await Promise.all([
+    forYou(),
+    client.trending({ count: ROW_LENGTH }),
+    client.user(viewer).catch(() => null),
+  ]);
+  const shelves: HTMLElement[] = [row("For you", mine, "for-you")];
+  const last = summary?.recent.find((entry) => entry.weight > 0);
+  if (last) {
+    const [details, similar] = await Promise.all([
+      client.item(last.item_id).catch(() => null),
+      client.similar(last.item_id, { count: ROW_LENGTH }),
+    ]);
+    shelves.push(row(`Because you watched ${details?.title ?? last.item_id}`, similar, "because"));
+  }
+  shelves.push(row("Trending", trending, "trending"));
+  const genre = mine[0]?.genres?.[0];
+  if (genre) shelves.push(row(`Trending in ${genre}`, await client.trending({ count: ROW_LENGTH, genre }), "trending-genre"));
+  byId("view").replaceChildren(...shelves);
+}
+
+async function movie(itemId: string): Promise<void> {
+  const [details, similar, mine] = await Promise.all([
+    client.item(itemId),
+    client.similar(itemId, { count: ROW_LENGTH }),
+    forYou(),
+  ]);
+  const title = details.title ?? details.item_id;
+  const facts = [details.year !== undefined ? String(details.year) : "", (details.genres ?? []).join(", ")]
+    .filter(Boolean)
+    .join(" · ");
+  const stars = el("select", { id: "stars", "aria-label": "Your rating, in stars" });
+  for (let half = 10; half >= 1; half--) {
+    const value = (half / 2).toFixed(1);
+    stars.append(el("option", { value }, `${value} ★`));
+  }
+  const progress = el("progress", { id: "watched", max: "100", value: "0", "aria-label": "Watched" });
+  const actions = el(
+    "div",
+    { class: "actions", role: "group", "aria-label": "Actions" },
+    stars,
+    button("Rate", "rate", () => act("rating", itemId, Number(stars.value))),
+    button("Like", "like", () => act("like", itemId)),
+    button("Dislike", "dislike", () => act("dislike", itemId)),
+    button("Add to watchlist", "watchlist", () => act("add_to_watchlist", itemId)),
+    button("Watch", "watch", () => watch(itemId, progress)),
+    progress,
+  );
+  const tags = details.tags?.length ? el("p", { class: "tags" }, `Tags: ${details.tags.join(", ")}`) : null;
+  byId("view").replaceChildren(
+    el(
+      "article",
+      { class: `movie ${hue(details.genres)}`, "aria-labelledby": "movie-title" },
+      el("h2", { id: "movie-title" }, title),
+      el("p", { class: "facts" }, facts),
+      tags,
+      actions,
+    ),
+    row("For you", mine, "for-you"),
+    row("Similar movies", similar, "similar"),
+  );
+}
+
+function button(label: string, name: string, onClick: () => void): HTMLButtonElement {
+  const node = el("button", { type: "button", "data-action": name }, label);
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+// ---- actions, and the list that follows them ----
+
+type Kind = "rating" | "like" | "dislike" | "add_to_watchlist" | "watch";
+
+/** Sends one event, waits for its acknowledgement, then for "For you" to change. */
+async function act(kind: Kind, itemId: string, value?: number): Promise<void> {
+  const before = (await forYou()).map((movie) => movie.item_id).join(",");
+  client.track({ kind, userId: viewer, itemId, value });
+  try {
+    await client.flush(5_000);
+  } catch (error) {
+    status(`The event was not delivered: ${String(error)}`);
+    return;
+  }
+  const acknowledged = performance.now();
+  const deadline = acknowledged + 3_000;
+  let after = await forYou();
+  while (after.map((movie) => movie.item_id).join(",") === before && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    after = await forYou();
+  }
+  const took = Math.round(performance.now() - acknowledged);
+  const changed = after.map((movie) => movie.item_id).join(",") !== before;
+  const section = document.getElementById("for-you");
+  if (section) section.replaceWith(row("For you", after, "for-you"));
+  status(
+    changed
+      ? `"For you" changed ${took} ms after the ${kind.replace(/_/g, " ")} was acknowledged.`
+      : `The ${kind.replace(/_/g, " ")} was acknowledged; "For you" kept its order.`,
+  );
+}
+
+/** Plays the movie: the bar fills over four seconds; the fraction watched goes out at the end. */
+function watch(itemId: string, progress: HTMLProgressElement): void {
+  let watched = 0;
+  const timer = setInterval(() => {
+    watched = Math.min(100, watched + 5);
+    progress.value = watched;
+    if (watched >= 100) {
+      clearInterval(timer);
+      void act("watch", itemId, 1.0);
+    }
+  }, 200);
+}
+
+// ---- viewer, key, routing ----
+
+function setViewer(id: string): void {
+  viewer = id.trim() || viewer;
+  localStorage.setItem(VIEWER_STORAGE, viewer);
+  byId<HTMLInputElement>("viewer").value = viewer;
+  byId("viewer-name").textContent = viewer;
+  void route();
+}
+
+async function route(): Promise<void> {
+  const match = /^#\/movie\/(.+)$/.exec(location.hash);
+  try {
+    if (match) await movie(decodeURIComponent(match[1]));
+    else await home();
+  } catch (error) {
+    if (error instanceof MarqueeError && (error.status === 401 || error.status === 403)) {
+      byId("key-form").hidden = false;
+      status(`This node asks for an API key with the read and ingest scopes: ${error.message}`);
+      return;
+    }
+    status(error instanceof Error ? error.message : String(error));
+  }
+}
+
+function start(): void {
+  byId<HTMLFormElement>("viewer-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    setViewer(byId<HTMLInputElement>("viewer").value);
+  });
+  byId("new-viewer").addEventListener("click", () => {
+    setViewer(`viewer-${Math.random().toString(36).slice(2, 8)}`);
+    location.hash = "";
+  });
+  byId<HTMLFormElement>("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = byId<HTMLInputElement>("key").value.trim();
+    sessionStorage.setItem(KEY_STORAGE, key);
+    client = newClient(key || undefined);
+    byId("key-form").hidden = true;
+    void route();
+  });
+  window.addEventListener("hashchange", () => void route());
+  setViewer(viewer);
+}
+
+start();
