@@ -36,7 +36,7 @@ use crate::state::AppState;
         description = "Real-time movie recommendations. Errors are {\"error\": {\"code\", \
             \"message\"}}; messages name the field at fault. With auth on (the default off \
             loopback), every route but /healthz, /readyz, /metrics, /openapi.json and the \
-            viewer app's page (/, /app.js, /app.css) needs an \
+            viewer app's and the console's pages (/, /console and their scripts and styles) needs an \
             API key of the right scope (the role named in each operation's security): ingest \
             (POST /v1/events), read (queries), admin (everything); 401 without a valid key, 403 \
             with the wrong scope, 429 with Retry-After past the key's rate, 503 when shedding \
@@ -96,6 +96,9 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(web::index))
         .routes(routes!(web::script))
         .routes(routes!(web::style))
+        .routes(routes!(web::console))
+        .routes(routes!(web::console_script))
+        .routes(routes!(web::console_style))
 }
 
 /// The OpenAPI document of every route.

@@ -152,6 +152,18 @@ export interface ItemDetails extends Item {
   in_catalogue: boolean;
 }
 
+/** The processor's state, as `processor()` returns it. */
+export interface ProcessorStatus {
+  /** Paused by an operator: ingest goes on, the lag grows. */
+  paused: boolean;
+  /** The last batch failed (the processor retries). */
+  failing: boolean;
+  /** Events appended and not yet applied, all partitions. */
+  lag_events: number;
+  log_end_offsets: number[];
+  committed_offsets: number[];
+}
+
 /** What the model knows of a user, as `user()` returns it. */
 export interface UserSummary {
   user_id: string;
@@ -433,6 +445,31 @@ export class MarqueeClient {
     return this.request("GET", ["v1", "users", userId]);
   }
 
+  /** `GET /v1/users/{userId}/export`: everything stored about the user (an `admin` key). */
+  async exportUser(userId: string): Promise<Record<string, unknown>> {
+    return this.request("GET", ["v1", "users", userId, "export"]);
+  }
+
+  /** `DELETE /v1/users/{userId}`: erases the user; answers once durable (an `admin` key). */
+  async eraseUser(userId: string): Promise<{ user_id: string; erased: Record<string, unknown> }> {
+    return this.request("DELETE", ["v1", "users", userId]);
+  }
+
+  /** `GET /v1/admin/processor`: paused, failing, lag and offsets per partition (an `admin` key). */
+  async processor(): Promise<ProcessorStatus> {
+    return this.request("GET", ["v1", "admin", "processor"]);
+  }
+
+  /** `POST /v1/admin/processor`: pauses or resumes the processor (an `admin` key). */
+  async setProcessorPaused(paused: boolean): Promise<ProcessorStatus> {
+    return this.request("POST", ["v1", "admin", "processor"], undefined, JSON.stringify({ paused }), "application/json");
+  }
+
+  /** `GET /metrics`: every metric, in Prometheus' text format (open). */
+  async metrics(): Promise<string> {
+    return this.request("GET", ["metrics"], undefined, undefined, undefined, "text");
+  }
+
   /** `POST /v1/items`: creates or replaces catalogue items (an `admin` key). */
   async upsertItems(items: Item[]): Promise<{ upserted: number; rejected: Rejection[] }> {
     return this.request("POST", ["v1", "items"], undefined, JSON.stringify(items), "application/json");
@@ -459,6 +496,7 @@ export class MarqueeClient {
     query?: URLSearchParams,
     body?: string,
     contentType?: string,
+    answer: "json" | "text" = "json",
   ): Promise<T> {
     const response = await this.fetchWithTimeout(this.url(segments, query), {
       method,
@@ -470,7 +508,7 @@ export class MarqueeClient {
       const error = parseError(text);
       throw new MarqueeError(response.status, error.code, error.message, retryAfterMs(response));
     }
-    return JSON.parse(text) as T;
+    return (answer === "text" ? text : JSON.parse(text)) as T;
   }
 
   private async fetchWithTimeout(url: string, init: RequestInit): Promise<Response> {

@@ -1,8 +1,9 @@
-//! The viewer app at `/`: a page, its script and its style, embedded in the binary at build
-//! time (the script is `web/dist/app.js`, bundled from `web/src/app.ts` and the TypeScript SDK
-//! by `npm run build` in `crates/api/web`, and committed, so that running a node needs no
-//! Node.js). Open routes: they carry no data; the calls the page makes are checked as any
-//! client's.
+//! The viewer app at `/` and the operator console at `/console`: each a page, its script and its
+//! style, embedded in the binary at build time (the scripts and the console's style are
+//! `web/dist/`, bundled from `web/src/` and the TypeScript SDK by `npm run build` in
+//! `crates/api/web`, and committed, so that running a node needs no Node.js). Open routes: they
+//! carry no data; the calls the pages make are checked as any client's (the console's need an
+//! admin key, which it asks for).
 //!
 //! Every answer forbids inline scripts and styles, framing and other origins
 //! (`Content-Security-Policy`), so an id or a title that reached the page as markup could not
@@ -14,6 +15,9 @@ use axum::response::{IntoResponse, Response};
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/dist/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
+const CONSOLE_HTML: &str = include_str!("../../web/console.html");
+const CONSOLE_JS: &str = include_str!("../../web/dist/console.js");
+const CONSOLE_CSS: &str = include_str!("../../web/dist/console.css");
 
 /// The policy of every page asset: this origin only, nothing inline, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -68,4 +72,40 @@ pub async fn script() -> Response {
 )]
 pub async fn style() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// The operator console
+#[utoipa::path(
+    get,
+    path = "/console",
+    tag = "web",
+    responses((status = 200, description = "The operator console's page", body = String, content_type = "text/html")),
+    security(())
+)]
+pub async fn console() -> Response {
+    asset("text/html; charset=utf-8", CONSOLE_HTML)
+}
+
+/// The operator console's script
+#[utoipa::path(
+    get,
+    path = "/console.js",
+    tag = "web",
+    responses((status = 200, description = "The operator console's script", body = String, content_type = "text/javascript")),
+    security(())
+)]
+pub async fn console_script() -> Response {
+    asset("text/javascript; charset=utf-8", CONSOLE_JS)
+}
+
+/// The operator console's style
+#[utoipa::path(
+    get,
+    path = "/console.css",
+    tag = "web",
+    responses((status = 200, description = "The operator console's style sheet", body = String, content_type = "text/css")),
+    security(())
+)]
+pub async fn console_style() -> Response {
+    asset("text/css; charset=utf-8", CONSOLE_CSS)
 }

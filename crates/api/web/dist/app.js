@@ -212,6 +212,26 @@ var MarqueeClient = class {
   async user(userId) {
     return this.request("GET", ["v1", "users", userId]);
   }
+  /** `GET /v1/users/{userId}/export`: everything stored about the user (an `admin` key). */
+  async exportUser(userId) {
+    return this.request("GET", ["v1", "users", userId, "export"]);
+  }
+  /** `DELETE /v1/users/{userId}`: erases the user; answers once durable (an `admin` key). */
+  async eraseUser(userId) {
+    return this.request("DELETE", ["v1", "users", userId]);
+  }
+  /** `GET /v1/admin/processor`: paused, failing, lag and offsets per partition (an `admin` key). */
+  async processor() {
+    return this.request("GET", ["v1", "admin", "processor"]);
+  }
+  /** `POST /v1/admin/processor`: pauses or resumes the processor (an `admin` key). */
+  async setProcessorPaused(paused) {
+    return this.request("POST", ["v1", "admin", "processor"], void 0, JSON.stringify({ paused }), "application/json");
+  }
+  /** `GET /metrics`: every metric, in Prometheus' text format (open). */
+  async metrics() {
+    return this.request("GET", ["metrics"], void 0, void 0, void 0, "text");
+  }
   /** `POST /v1/items`: creates or replaces catalogue items (an `admin` key). */
   async upsertItems(items) {
     return this.request("POST", ["v1", "items"], void 0, JSON.stringify(items), "application/json");
@@ -228,7 +248,7 @@ var MarqueeClient = class {
     if (this.config.apiKey) headers.authorization = `Bearer ${this.config.apiKey}`;
     return headers;
   }
-  async request(method, segments, query, body, contentType) {
+  async request(method, segments, query, body, contentType, answer = "json") {
     const response = await this.fetchWithTimeout(this.url(segments, query), {
       method,
       headers: this.headers(contentType),
@@ -239,7 +259,7 @@ var MarqueeClient = class {
       const error = parseError(text);
       throw new MarqueeError(response.status, error.code, error.message, retryAfterMs(response));
     }
-    return JSON.parse(text);
+    return answer === "text" ? text : JSON.parse(text);
   }
   async fetchWithTimeout(url, init) {
     const abort = new AbortController();
@@ -584,7 +604,12 @@ function row(title, movies, id) {
 async function forYou() {
   return (await client.recommendations(viewer, { count: ROW_LENGTH })).items;
 }
+var generation = 0;
+function show(ticket, ...sections) {
+  if (ticket === generation) byId("view").replaceChildren(...sections);
+}
 async function home() {
+  const ticket = ++generation;
   const [mine, trending, summary] = await Promise.all([
     forYou(),
     client.trending({ count: ROW_LENGTH }),
@@ -602,9 +627,10 @@ async function home() {
   shelves.push(row("Trending", trending, "trending"));
   const genre = mine[0]?.genres?.[0];
   if (genre) shelves.push(row(`Trending in ${genre}`, await client.trending({ count: ROW_LENGTH, genre }), "trending-genre"));
-  byId("view").replaceChildren(...shelves);
+  show(ticket, ...shelves);
 }
 async function movie(itemId) {
+  const ticket = ++generation;
   const [details, similar, mine] = await Promise.all([
     client.item(itemId),
     client.similar(itemId, { count: ROW_LENGTH }),
@@ -630,7 +656,8 @@ async function movie(itemId) {
     progress
   );
   const tags = details.tags?.length ? el("p", { class: "tags" }, `Tags: ${details.tags.join(", ")}`) : null;
-  byId("view").replaceChildren(
+  show(
+    ticket,
     el(
       "article",
       { class: `movie ${hue(details.genres)}`, "aria-labelledby": "movie-title" },

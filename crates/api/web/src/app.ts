@@ -94,7 +94,16 @@ async function forYou(): Promise<Recommendation[]> {
   return (await client.recommendations(viewer, { count: ROW_LENGTH })).items;
 }
 
+/** Counts renders: a page whose data arrives after a later navigation is not shown. */
+let generation = 0;
+
+/** Shows `sections` unless another render started since the one of `ticket`. */
+function show(ticket: number, ...sections: HTMLElement[]): void {
+  if (ticket === generation) byId("view").replaceChildren(...sections);
+}
+
 async function home(): Promise<void> {
+  const ticket = ++generation;
   const [mine, trending, summary] = await Promise.all([
     forYou(),
     client.trending({ count: ROW_LENGTH }),
@@ -112,10 +121,11 @@ async function home(): Promise<void> {
   shelves.push(row("Trending", trending, "trending"));
   const genre = mine[0]?.genres?.[0];
   if (genre) shelves.push(row(`Trending in ${genre}`, await client.trending({ count: ROW_LENGTH, genre }), "trending-genre"));
-  byId("view").replaceChildren(...shelves);
+  show(ticket, ...shelves);
 }
 
 async function movie(itemId: string): Promise<void> {
+  const ticket = ++generation;
   const [details, similar, mine] = await Promise.all([
     client.item(itemId),
     client.similar(itemId, { count: ROW_LENGTH }),
@@ -143,7 +153,8 @@ async function movie(itemId: string): Promise<void> {
     progress,
   );
   const tags = details.tags?.length ? el("p", { class: "tags" }, `Tags: ${details.tags.join(", ")}`) : null;
-  byId("view").replaceChildren(
+  show(
+    ticket,
     el(
       "article",
       { class: `movie ${hue(details.genres)}`, "aria-labelledby": "movie-title" },

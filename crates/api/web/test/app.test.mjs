@@ -2,7 +2,8 @@
 // real `marquee serve`: a new viewer rates movies of one taste through the page and "For you"
 // turns to that taste without a reload, although the other taste is the more popular; an item
 // whose title is markup shows as text; the page is served with a policy that forbids inline
-// scripts; axe-core finds no WCAG 2.1 A/AA violation on the home and movie pages.
+// scripts; axe-core finds no WCAG 2.1 A/AA violation on the home and movie pages and the
+// console; the console asks for an admin key, then pauses the processor and erases a user.
 //
 // Skipped, saying so, where Chromium is not installed, unless MARQUEE_REQUIRE_BROWSER=1 (CI
 // sets it: `scripts/setup.sh` installs Chromium there).
@@ -12,7 +13,7 @@ import { createRequire } from "node:module";
 import { test } from "node:test";
 
 import { MarqueeClient } from "../../../../sdks/typescript/dist/index.js";
-import { Server, caughtUp, eventually, tempDir } from "../../../../sdks/typescript/test/helpers.mjs";
+import { Server, caughtUp, createKey, eventually, tempDir } from "../../../../sdks/typescript/test/helpers.mjs";
 
 const chromium = process.env.MARQUEE_CHROMIUM ?? "/usr/bin/chromium";
 const required = process.env.MARQUEE_REQUIRE_BROWSER === "1";
@@ -117,7 +118,7 @@ test("a viewer rates comedies in the page and For you turns to comedy without a 
   }
 });
 
-test("axe-core finds no WCAG 2.1 A or AA violation on the home page and a movie page", { skip }, async () => {
+test("axe-core finds no WCAG 2.1 A or AA violation on the home page, a movie page and the console", { skip }, async () => {
   const { chromium: playwright } = await import("playwright-core");
   const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
   const dir = tempDir();
@@ -145,7 +146,73 @@ test("axe-core finds no WCAG 2.1 A or AA violation on the home page and a movie 
     await page.goto(`${api.url}/#/movie/c1`);
     await page.waitForSelector("#movie-title");
     await audit("movie page");
+    // The console of a node with auth off opens without a key.
+    await page.goto(`${api.url}/console`);
+    await page.waitForSelector("#chart-ingest canvas");
+    await audit("console");
     await context.close();
+  } finally {
+    await browser.close();
+    await api.stop();
+    dir.remove();
+  }
+});
+
+test("the console asks for an admin key, then erases a user whose export is then empty", { skip }, async () => {
+  const { chromium: playwright } = await import("playwright-core");
+  const dir = tempDir();
+  const admin = createKey(dir.path, "admin");
+  const read = createKey(dir.path, "read");
+  const api = await Server.start(dir.path, ["--auth", "on"]);
+  const browser = await playwright.launch({ executablePath: chromium, args: launchArgs });
+  try {
+    const setup = new MarqueeClient({ baseUrl: api.url, apiKey: admin, lingerMs: 5 });
+    await setup.upsertItems([{ item_id: "m1", title: "One" }, { item_id: "m2", title: "Two" }]);
+    setup.rate("leaving", "m1", 5);
+    setup.rate("leaving", "m2", 4);
+    await setup.close(10_000);
+    await caughtUp(api.url, admin);
+
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("pageerror", (error) => problems.push(String(error)));
+    page.on("console", (message) => message.type() === "error" && !/401|403|404/.test(message.text()) && problems.push(message.text()));
+    await page.goto(`${api.url}/console`);
+    // Without a key: the form, and nothing else.
+    await page.waitForFunction(() => /does not open/.test(document.getElementById("key-status")?.textContent ?? ""));
+    assert.equal(await page.isVisible("#key-form"), true);
+    assert.equal(await page.isVisible("#panels"), false);
+    // A read key does not open it either.
+    await page.fill("#key", read);
+    await page.click("#key-form button");
+    await page.waitForFunction(() => /403/.test(document.getElementById("key-status")?.textContent ?? ""));
+    assert.equal(await page.isVisible("#panels"), false);
+    // The admin key opens it: the processor's state, and the charts drawn from /metrics.
+    await page.fill("#key", admin);
+    await page.click("#key-form button");
+    await page.waitForSelector("#panels", { state: "visible" });
+    await page.waitForFunction(() => /Running/.test(document.getElementById("processor-state")?.textContent ?? ""));
+    await page.waitForSelector("#chart-ingest canvas");
+    await page.waitForFunction(() => /items in the graph/.test(document.getElementById("index-state")?.textContent ?? ""));
+
+    // Erasure asks for a confirmation, then the export finds nothing.
+    await page.fill("#user-id", "leaving");
+    await page.click("#user-export");
+    await page.waitForFunction(() => /"leaving"/.test(document.getElementById("user-output")?.textContent ?? ""));
+    await page.click("#user-erase");
+    assert.equal(await page.textContent("#user-erase-confirm"), "Erase leaving for good");
+    await page.click("#user-erase-confirm");
+    await page.waitForFunction(() => /"erased"/.test(document.getElementById("user-output")?.textContent ?? ""));
+    await page.click("#user-export");
+    await page.waitForFunction(() => /404: user_id: nothing stored/.test(document.getElementById("user-output")?.textContent ?? ""));
+    assert.equal((await fetch(`${api.url}/v1/users/leaving/export`, { headers: { authorization: `Bearer ${admin}` } })).status, 404);
+
+    // Pause and resume.
+    await page.click("#processor-toggle");
+    await page.waitForFunction(() => /^Paused/.test(document.getElementById("processor-state")?.textContent ?? ""));
+    await page.click("#processor-toggle");
+    await page.waitForFunction(() => /^Running/.test(document.getElementById("processor-state")?.textContent ?? ""));
+    assert.deepEqual(problems, []);
   } finally {
     await browser.close();
     await api.stop();
