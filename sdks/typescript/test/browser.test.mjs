@@ -13,7 +13,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { MarqueeClient } from "../dist/index.js";
-import { Server, applied, caughtUp, createKey, eventually, metric, tempDir } from "./helpers.mjs";
+import { Server, applied, caughtUp, chromiumArgs, createKey, eventually, metric, tempDir } from "./helpers.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const chromium = process.env.MARQUEE_CHROMIUM ?? "/usr/bin/chromium";
@@ -50,18 +50,7 @@ test("a page of another origin tracks clicks, shows recommendations, and beacons
   const ingest = createKey(dir.path, "ingest");
   const read = createKey(dir.path, "read");
   const api = await Server.start(dir.path, ["--auth", "on", "--cors-origin", origin]);
-  const browser = await playwright.launch({
-    executablePath: chromium,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await playwright.launch({ executablePath: chromium, args: chromiumArgs });
   try {
     // A catalogue, and viewers who watched all of it, so every film has neighbours.
     const setup = new MarqueeClient({ baseUrl: api.url, apiKey: admin, lingerMs: 5 });

@@ -14,6 +14,20 @@ export const marqueeBin =
   process.env.MARQUEE_BIN ??
   join(process.env.CARGO_TARGET_DIR ? resolve(repo, process.env.CARGO_TARGET_DIR) : join(repo, "target"), "debug", "marquee");
 
+/**
+ * Chromium's flags for the browser tests: headless as root, and none of its background
+ * connections (this machine's network refuses them, many at a time).
+ */
+export const chromiumArgs = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
 /** How long a test waits for something that should take well under a second. */
 export const DEADLINE_MS = 60_000;
 

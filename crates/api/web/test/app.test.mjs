@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import { test } from "node:test";
 
 import { MarqueeClient } from "../../../../sdks/typescript/dist/index.js";
-import { Server, caughtUp, createKey, eventually, tempDir } from "../../../../sdks/typescript/test/helpers.mjs";
+import { Server, caughtUp, chromiumArgs, createKey, eventually, tempDir } from "../../../../sdks/typescript/test/helpers.mjs";
 
 const chromium = process.env.MARQUEE_CHROMIUM ?? "/usr/bin/chromium";
 const required = process.env.MARQUEE_REQUIRE_BROWSER === "1";
@@ -22,15 +22,6 @@ const skip =
     ? `skipped: no Chromium at ${chromium} (install Debian's chromium, or set MARQUEE_CHROMIUM)`
     : false;
 
-const launchArgs = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** Two tastes: twelve comedies and twelve horror films; fans of each watched all of theirs. */
 async function catalogue(url) {
@@ -60,7 +51,7 @@ test("a viewer rates comedies in the page and For you turns to comedy without a 
   const { chromium: playwright } = await import("playwright-core");
   const dir = tempDir();
   const api = await Server.start(dir.path);
-  const browser = await playwright.launch({ executablePath: chromium, args: launchArgs });
+  const browser = await playwright.launch({ executablePath: chromium, args: chromiumArgs });
   try {
     const policy = (await fetch(`${api.url}/`)).headers.get("content-security-policy");
     assert.match(policy, /script-src 'self'/);
@@ -123,7 +114,7 @@ test("axe-core finds no WCAG 2.1 A or AA violation on the home page, a movie pag
   const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
   const dir = tempDir();
   const api = await Server.start(dir.path);
-  const browser = await playwright.launch({ executablePath: chromium, args: launchArgs });
+  const browser = await playwright.launch({ executablePath: chromium, args: chromiumArgs });
   try {
     await catalogue(api.url);
     // axe is injected as a script of the test's own: the page's policy forbids that, so this
@@ -164,7 +155,7 @@ test("the console asks for an admin key, then erases a user whose export is then
   const admin = createKey(dir.path, "admin");
   const read = createKey(dir.path, "read");
   const api = await Server.start(dir.path, ["--auth", "on"]);
-  const browser = await playwright.launch({ executablePath: chromium, args: launchArgs });
+  const browser = await playwright.launch({ executablePath: chromium, args: chromiumArgs });
   try {
     const setup = new MarqueeClient({ baseUrl: api.url, apiKey: admin, lingerMs: 5 });
     await setup.upsertItems([{ item_id: "m1", title: "One" }, { item_id: "m2", title: "Two" }]);
