@@ -200,13 +200,8 @@ async fn run(command: Command) -> Result<()> {
             commands::backup::backup(&dir, &node.url, node.api_key.as_deref()).await
         }
         Command::Health { node, wait_secs } => {
-            let client = commands::client(&node.url, node.api_key.as_deref())?;
-            client
-                .wait_ready(std::time::Duration::from_secs(wait_secs))
-                .await
-                .with_context(|| format!("{} is not ready", node.url))?;
-            println!("{} is ready", node.url);
-            Ok(())
+            let wait = std::time::Duration::from_secs(wait_secs);
+            commands::health::check(&node.url, node.api_key.as_deref(), wait).await
         }
         Command::Restore { backup, data_dir } => commands::backup::restore(&backup, &data_dir),
         Command::Backfill {

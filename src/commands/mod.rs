@@ -5,6 +5,7 @@ pub mod backfill;
 pub mod backup;
 pub mod eval;
 pub mod generate;
+pub mod health;
 pub mod import;
 pub mod keys;
 pub mod replay;
