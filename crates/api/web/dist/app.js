@@ -731,7 +731,32 @@ async function route() {
     status(error instanceof Error ? error.message : String(error));
   }
 }
+function arrowKeys(event) {
+  const current = event.target instanceof HTMLElement ? event.target.closest(".card") : null;
+  if (!current || !["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"].includes(event.key)) return;
+  const rows = [...document.querySelectorAll("#view .row")];
+  const row2 = current.closest(".row");
+  if (!row2) return;
+  const cards = (list) => [...list.querySelectorAll(".card")];
+  const at = cards(row2).indexOf(current);
+  let next;
+  if (event.key === "ArrowLeft") next = cards(row2)[at - 1];
+  else if (event.key === "ArrowRight") next = cards(row2)[at + 1];
+  else {
+    const other = rows[rows.indexOf(row2) + (event.key === "ArrowUp" ? -1 : 1)];
+    if (other) {
+      const candidates = cards(other);
+      next = candidates[Math.min(at, candidates.length - 1)];
+    }
+  }
+  if (next) {
+    event.preventDefault();
+    next.focus();
+    next.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+}
 function start() {
+  byId("view").addEventListener("keydown", arrowKeys);
   byId("viewer-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setViewer(byId("viewer").value);

@@ -244,7 +244,37 @@ async function route(): Promise<void> {
   }
 }
 
+/**
+ * Arrow keys move between cards: left and right along a row, up and down to the nearest card of
+ * the row above or below (Tab still walks through every card and action).
+ */
+function arrowKeys(event: KeyboardEvent): void {
+  const current = event.target instanceof HTMLElement ? event.target.closest<HTMLElement>(".card") : null;
+  if (!current || !["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"].includes(event.key)) return;
+  const rows = [...document.querySelectorAll<HTMLElement>("#view .row")];
+  const row = current.closest<HTMLElement>(".row");
+  if (!row) return;
+  const cards = (list: HTMLElement) => [...list.querySelectorAll<HTMLElement>(".card")];
+  const at = cards(row).indexOf(current);
+  let next: HTMLElement | undefined;
+  if (event.key === "ArrowLeft") next = cards(row)[at - 1];
+  else if (event.key === "ArrowRight") next = cards(row)[at + 1];
+  else {
+    const other = rows[rows.indexOf(row) + (event.key === "ArrowUp" ? -1 : 1)];
+    if (other) {
+      const candidates = cards(other);
+      next = candidates[Math.min(at, candidates.length - 1)];
+    }
+  }
+  if (next) {
+    event.preventDefault();
+    next.focus();
+    next.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+}
+
 function start(): void {
+  byId("view").addEventListener("keydown", arrowKeys);
   byId<HTMLFormElement>("viewer-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setViewer(byId<HTMLInputElement>("viewer").value);

@@ -96,6 +96,16 @@ test("a viewer rates comedies in the page and For you turns to comedy without a 
     assert.ok(!shown.some((id) => ["c0", "c3", "c5", "c7", "c9"].includes(id)), `seen items listed: ${shown}`);
     assert.match(await page.textContent("#because-title"), /^Because you watched Comedy /);
 
+    // The keyboard moves along a row and between rows.
+    const focused = () => page.evaluate(() => document.activeElement?.closest("section")?.id + ":" + document.activeElement?.dataset.item);
+    await page.focus("#for-you .card");
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await focused(), `for-you:${shown[1]}`);
+    await page.keyboard.press("ArrowDown");
+    assert.match(await focused(), /^because:/);
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#movie-title");
+
     // Markup in a title or a tag shows as text and runs nothing.
     await page.goto(`${api.url}/#/movie/x1`);
     await page.waitForSelector("#movie-title");
