@@ -702,6 +702,11 @@ async function act(kind, itemId, value) {
 function watch(itemId, progress) {
   let watched = 0;
   const timer = setInterval(() => {
+    if (!progress.isConnected) {
+      clearInterval(timer);
+      if (watched > 0) void act("watch", itemId, watched / 100);
+      return;
+    }
     watched = Math.min(100, watched + 5);
     progress.value = watched;
     if (watched >= 100) {

@@ -206,10 +206,18 @@ async function act(kind: Kind, itemId: string, value?: number): Promise<void> {
   );
 }
 
-/** Plays the movie: the bar fills over four seconds; the fraction watched goes out at the end. */
+/**
+ * Plays the movie: the bar fills over four seconds and the fraction watched goes out at the end,
+ * or when the viewer leaves the page before it (what they watched by then).
+ */
 function watch(itemId: string, progress: HTMLProgressElement): void {
   let watched = 0;
   const timer = setInterval(() => {
+    if (!progress.isConnected) {
+      clearInterval(timer);
+      if (watched > 0) void act("watch", itemId, watched / 100);
+      return;
+    }
     watched = Math.min(100, watched + 5);
     progress.value = watched;
     if (watched >= 100) {

@@ -106,6 +106,13 @@ test("a viewer rates comedies in the page and For you turns to comedy without a 
     await page.keyboard.press("Enter");
     await page.waitForSelector("#movie-title");
 
+    // Watching fills the bar, then sends the fraction watched.
+    await page.goto(`${api.url}/#/movie/c2`);
+    await page.waitForSelector("#movie-title");
+    await page.click("button[data-action=watch]");
+    await page.waitForFunction(() => /watch was acknowledged/.test(document.getElementById("status")?.textContent ?? ""), null, { timeout: 15_000 });
+    assert.equal(await page.$eval("#watched", (bar) => bar.value), 100);
+
     // Markup in a title or a tag shows as text and runs nothing.
     await page.goto(`${api.url}/#/movie/x1`);
     await page.waitForSelector("#movie-title");
