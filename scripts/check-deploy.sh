@@ -13,12 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${MARQUEE_DEPLOY_VENV:-target/deploy-venv}
-stamp="$venv/.installed-1"
+stamp="$venv/.installed-2"
 if [ ! -f "$stamp" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     kubernetes-validate==1.37.0 check-jsonschema==0.39.0 zizmor==1.33.1 \
-    podman-compose==1.6.0 cfn-lint==1.58.0 pyyaml
+    podman-compose==1.6.0 cfn-lint==1.58.0 pyyaml==6.0.4
   touch "$stamp"
 fi
 bin="$venv/bin"

@@ -46,7 +46,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-[ -z "${MARQUEE_IMAGE_TEST_KEEP:-}" ] || trap - EXIT
 
 # The root filesystem: the binary without its debug info, what it links, a user, /data, /tmp.
 rootfs="$work/rootfs"
@@ -59,6 +58,12 @@ done
 echo "marquee:x:10001:10001:marquee:/data:/usr/sbin/nologin" >"$rootfs/etc/passwd"
 echo "marquee:x:10001:" >"$rootfs/etc/group"
 chmod 1777 "$rootfs/tmp"
+# The runtime stage tested here is the published one: from USER on, the two files say the same.
+runtime() { sed -n '/^USER/,$p' "$1" | grep -v '^#'; }
+if ! diff <(runtime deploy/image/Containerfile) <(runtime deploy/image/Containerfile.local) >&2; then
+  echo "test-image: Containerfile.local's runtime settings differ from Containerfile's (above)" >&2
+  exit 1
+fi
 cp deploy/image/Containerfile.local "$work/Containerfile"
 # Docker's format keeps HEALTHCHECK (the OCI format has no field for it).
 "${podman[@]}" build --quiet --format docker -t "$tag" "$work" >/dev/null

@@ -546,15 +546,7 @@ function retryAfterMs(response) {
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1e3 : void 0;
 }
 
-// src/app.ts
-var KEY_STORAGE = "marquee.apiKey";
-var VIEWER_STORAGE = "marquee.viewer";
-var ROW_LENGTH = 12;
-var client = newClient(sessionStorage.getItem(KEY_STORAGE) ?? void 0);
-var viewer = localStorage.getItem(VIEWER_STORAGE) ?? "u1";
-function newClient(apiKey) {
-  return new MarqueeClient({ baseUrl: location.origin, apiKey, lingerMs: 0 });
-}
+// src/dom.ts
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(props)) {
@@ -570,6 +562,16 @@ function byId(id) {
   const node = document.getElementById(id);
   if (!node) throw new Error(`the page has no #${id}`);
   return node;
+}
+
+// src/app.ts
+var KEY_STORAGE = "marquee.apiKey";
+var VIEWER_STORAGE = "marquee.viewer";
+var ROW_LENGTH = 12;
+var client = newClient(sessionStorage.getItem(KEY_STORAGE) ?? void 0);
+var viewer = localStorage.getItem(VIEWER_STORAGE) ?? "u1";
+function newClient(apiKey) {
+  return new MarqueeClient({ baseUrl: location.origin, apiKey, lingerMs: 0 });
 }
 function status(text) {
   byId("status").textContent = text;

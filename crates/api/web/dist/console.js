@@ -4851,6 +4851,13 @@ function retryAfterMs(response) {
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1e3 : void 0;
 }
 
+// src/dom.ts
+function byId(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`the page has no #${id}`);
+  return node;
+}
+
 // src/metrics.ts
 var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
@@ -4912,11 +4919,6 @@ var KEY_STORAGE = "marquee.adminKey";
 var SAMPLE_MS = 2e3;
 var POINTS = 90;
 var client = null;
-function byId(id) {
-  const node = document.getElementById(id);
-  if (!node) throw new Error(`the page has no #${id}`);
-  return node;
-}
 function say(id, text) {
   byId(id).textContent = text;
 }

@@ -8,6 +8,7 @@
 // Content-Security-Policy forbids inline scripts and styles; the page needs neither.
 
 import { MarqueeClient, MarqueeError, type Recommendation } from "../../../../sdks/typescript/src/index.ts";
+import { byId, el } from "./dom.ts";
 
 /** The sessionStorage key of an API key, when the node has auth on. */
 const KEY_STORAGE = "marquee.apiKey";
@@ -19,32 +20,6 @@ let viewer = localStorage.getItem(VIEWER_STORAGE) ?? "u1";
 
 function newClient(apiKey?: string): MarqueeClient {
   return new MarqueeClient({ baseUrl: location.origin, apiKey, lingerMs: 0 });
-}
-
-// ---- DOM helpers: elements from text, never from markup ----
-
-type Child = Node | string | null | undefined;
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<Record<string, string>> = {},
-  ...children: Child[]
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (value !== undefined) node.setAttribute(name, value);
-  }
-  for (const child of children) {
-    if (child === null || child === undefined) continue;
-    node.append(typeof child === "string" ? document.createTextNode(child) : child);
-  }
-  return node;
-}
-
-function byId<T extends HTMLElement>(id: string): T {
-  const node = document.getElementById(id);
-  if (!node) throw new Error(`the page has no #${id}`);
-  return node as T;
 }
 
 /** Says something to the viewer (and to screen readers, through the live region). */

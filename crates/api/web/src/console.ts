@@ -9,6 +9,7 @@ import uPlot from "uplot";
 import "./console.css";
 
 import { MarqueeClient, MarqueeError } from "../../../../sdks/typescript/src/index.ts";
+import { byId } from "./dom.ts";
 import { type Sample, counterRate, histogramQuantile, parseMetrics, sumOf } from "./metrics.ts";
 
 const KEY_STORAGE = "marquee.adminKey";
@@ -16,12 +17,6 @@ const SAMPLE_MS = 2_000;
 const POINTS = 90;
 
 let client: MarqueeClient | null = null;
-
-function byId<T extends HTMLElement>(id: string): T {
-  const node = document.getElementById(id);
-  if (!node) throw new Error(`the page has no #${id}`);
-  return node as T;
-}
 
 function say(id: string, text: string): void {
   byId(id).textContent = text;
