@@ -27,3 +27,4 @@ mod privacy;
 mod processor_workers;
 mod replay;
 mod sdk_rust;
+mod search;

@@ -12,7 +12,7 @@ use common::*;
 use marquee_datasets::movielens;
 
 /// Runs `marquee import movielens DIR --url URL` and checks that it succeeded.
-async fn run_import(dataset_dir: &Path, url: &str) {
+pub(crate) async fn run_import(dataset_dir: &Path, url: &str) {
     let dataset_dir = dataset_dir.to_path_buf();
     let url = url.to_owned();
     let status = tokio::task::spawn_blocking(move || {

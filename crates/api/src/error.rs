@@ -238,6 +238,9 @@ impl From<marquee_stream_processor::Error> for ApiError {
             Error::Stopped => ApiError::Unavailable {
                 message: format!("{}; retry", Error::Stopped),
             },
+            error @ Error::Search { .. } => ApiError::Unavailable {
+                message: format!("{error}; retry later"),
+            },
             error @ (Error::Config(_) | Error::Io { .. } | Error::SecretKey { .. }) => {
                 ApiError::internal(error)
             }

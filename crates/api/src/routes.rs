@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use crate::access::ApiDocument;
 use crate::error::ApiError;
-use crate::handlers::{admin, events, items, lists, probes, users, web};
+use crate::handlers::{admin, events, items, lists, probes, search, users, web};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::middleware::{body, cors, guard, metrics};
 use crate::state::AppState;
@@ -87,6 +87,8 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(users::get_export))
         .routes(routes!(lists::get_recommendations))
         .routes(routes!(lists::get_trending))
+        .routes(routes!(search::get_search))
+        .routes(routes!(search::get_suggest))
         .routes(routes!(admin::get_processor, admin::post_processor))
         .routes(routes!(admin::post_backup))
         .routes(routes!(probes::healthz))

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use axum::http::Method;
 
 use marquee_ingest::{AnyLog, EventLog};
-use marquee_stream_processor::{DataDir, Metrics, ProcessorHandle, QueryEngine};
+use marquee_stream_processor::{DataDir, Metrics, ProcessorHandle, QueryEngine, SearchIndex};
 use marquee_vector_store::{ItemTable, StateStore, VectorIndex};
 
 use crate::access::{Access, ApiDocument};
@@ -24,6 +24,8 @@ pub struct Services {
     pub query: QueryEngine,
     pub processor: ProcessorHandle,
     pub index: VectorIndex,
+    /// Catalogue search.
+    pub search: SearchIndex,
     /// The node's data directory (backups' source).
     pub data_dir: DataDir,
     /// Per partition, the address of the node that applies it, where the configuration names

@@ -104,7 +104,7 @@ impl System {
             },
             Metrics::new(1),
         )?;
-        upsert_catalogue(&store, &items, &index, catalogue)?;
+        upsert_catalogue(&store, &items, &index, None, catalogue)?;
         Ok(System {
             _dir: dir,
             runtime,

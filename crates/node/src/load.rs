@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use marquee_api::Services;
 use marquee_ingest::{AnyChangeLog, AnyLog, EmbeddedLog, EventLog};
-use marquee_stream_processor::{DataDir, Engine, Metrics, ProcessorHandle};
+use marquee_stream_processor::{DataDir, Engine, Metrics, ProcessorHandle, SearchIndex};
 use marquee_vector_store::{StateStore, StoreConfig, VectorIndex};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -104,6 +104,7 @@ pub(crate) fn load(
         index.rebuild_now();
     }
     index.start_worker();
+    let search = SearchIndex::open(&data_dir.search(), &items, metrics.clone())?;
     spawn_warm_up(&store);
     let handle = processor.handle();
     let worker_threads = processor.spawn_workers(workers, cancel.child_token());
@@ -129,6 +130,7 @@ pub(crate) fn load(
             query,
             processor: handle,
             index: index.clone(),
+            search,
             data_dir,
             owners: owners.into(),
         },

@@ -268,7 +268,9 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         processor_config,
         Metrics::new(log_end.len() as u32),
     )?;
-    upsert_catalogue(&store, &engine.items, &engine.index, catalogue)?;
+    // The search index is not written here: the next start finds the catalogue changed and
+    // rebuilds it.
+    upsert_catalogue(&store, &engine.items, &engine.index, None, catalogue)?;
     let mut processor = engine.processor;
     let total: u64 = log_end.iter().sum();
     let mut read = 0u64;

@@ -5,17 +5,22 @@ use marquee_vector_store::{ItemDelta, ItemTable, StateStore, VectorIndex};
 
 use crate::error::Result;
 use crate::factors::content_vectors;
+use crate::search::SearchIndex;
 
 /// Numbers new items, stores the entries durably, then publishes them to the item table. An
 /// item without events gets the vectors of its content labels ([`crate::factors`]), committed
 /// as an item delta and marked changed in `index`, so it is found through the index from now
-/// on. Blocking: call from a blocking thread in async code.
+/// on. With `search`, the entries are searchable when this returns; its writer is held
+/// throughout, so concurrent upserts reach the catalogue and the search index in one order.
+/// Blocking: call from a blocking thread in async code.
 pub fn upsert_catalogue(
     store: &StateStore,
     items: &ItemTable,
     index: &VectorIndex,
+    search: Option<&SearchIndex>,
     entries: Vec<Item>,
 ) -> Result<()> {
+    let search = search.map(SearchIndex::writer);
     let entries: Vec<(Item, u32)> = {
         let mut table = items.write();
         entries
@@ -57,9 +62,13 @@ pub fn upsert_catalogue(
         }
         store.commit_synced(batch)?;
     }
+    let mut replaced = Vec::new();
     {
         let mut table = items.write();
         for (item, number) in entries {
+            if search.is_some() {
+                replaced.push((table.catalogue(number).cloned(), item.clone()));
+            }
             table.set_catalogue(number, item);
         }
         for (number, delta) in &deltas {
@@ -67,5 +76,11 @@ pub fn upsert_catalogue(
         }
     }
     index.mark_changed(deltas.iter().map(|(number, _)| *number));
+    if let Some(mut search) = search {
+        for (old, new) in &replaced {
+            search.replace(old.as_deref(), new)?;
+        }
+        search.commit()?;
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! | `log/` | the embedded event log (a RocksDB instance; nothing with the Fluvio log) |
 //! | `state/` | the model state (`marquee_vector_store::store`) |
 //! | `index/` | the HNSW graph a clean stop saved (`marquee_vector_store::VectorIndex::save`) |
+//! | `search/` | the catalogue's search index (`crate::search`), rebuilt from the catalogue when missing |
 //! | `keys.json` | API key hashes (`marquee_api::keys`), mode 0600 |
 //! | `erasure.key` | the 32-byte key of the erasure list's keyed hashes, mode 0600 |
 //! | `pseudonym.key` | the 32-byte key of pseudonymised user ids, mode 0600 |
@@ -20,6 +21,8 @@ pub const LOG_DIR: &str = "log";
 pub const STATE_DIR: &str = "state";
 /// Where a clean stop saves the index's graph.
 pub const INDEX_DIR: &str = "index";
+/// The search index's directory name.
+pub const SEARCH_DIR: &str = "search";
 /// The API keys file's name.
 pub const KEYS_FILE: &str = "keys.json";
 /// The erasure key's file name.
@@ -58,6 +61,11 @@ impl DataDir {
     /// `<root>/index`: the graph saved at a clean stop.
     pub fn index(&self) -> PathBuf {
         self.root.join(INDEX_DIR)
+    }
+
+    /// `<root>/search`: the catalogue's search index.
+    pub fn search(&self) -> PathBuf {
+        self.root.join(SEARCH_DIR)
     }
 
     /// `<root>/keys.json`: the API keys.

@@ -22,6 +22,12 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The search index in `path` failed (opening, writing or reading it).
+    #[error("search index {}: {source}", path.display())]
+    Search {
+        path: PathBuf,
+        source: tantivy::TantivyError,
+    },
     /// A key file of the wrong length.
     #[error("{}: expected 32 bytes, found {found}", path.display())]
     SecretKey { path: PathBuf, found: usize },

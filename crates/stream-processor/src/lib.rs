@@ -14,6 +14,8 @@
 //!   events once (de-duplicating by `event_id`), commits state and offsets in one RocksDB batch,
 //!   then publishes the new vectors to the in-memory table and the index.
 //! - [`query`]: recommendations, similar items and trending, over the same state.
+//! - [`search`]: [`SearchIndex`], catalogue search on tantivy — typo-tolerant, prefix-matching,
+//!   re-ranked by the model for a viewer; a read model of the catalogue in `<data-dir>/search`.
 //! - [`trending`]: the periodically refreshed list of the most popular items.
 //! - [`strategy`]: [`Strategy`], which method produced a list.
 //! - [`telemetry`]: the Prometheus metrics of the processor, queries, index and storage,
@@ -29,6 +31,7 @@ pub mod factors;
 pub mod model;
 pub mod processor;
 pub mod query;
+pub mod search;
 pub mod strategy;
 pub mod telemetry;
 pub mod trending;
@@ -41,6 +44,7 @@ pub use processor::{Erasure, Processor, ProcessorConfig, ProcessorHandle, erasur
 pub use query::{
     QueryEngine, Ranking, RecentEvent, Recommendation, RecommendationQuery, Sources, UserSummary,
 };
+pub use search::SearchIndex;
 pub use strategy::Strategy;
 pub use telemetry::Metrics;
 pub use trending::Trending;

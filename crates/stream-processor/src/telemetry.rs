@@ -14,13 +14,17 @@
 
 use marquee_schemas::EventKind;
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::strategy::Strategy;
 
 /// The `source` label of the recommendation counters: where a candidate came from.
 pub const SOURCES: [&str; 3] = ["index", "pairs", "content"];
+
+/// The `route` label of the search metrics: full results and autocomplete.
+pub const SEARCH_ROUTES: [&str; 2] = ["search", "suggest"];
 
 /// The `db` label of the RocksDB gauges: the event log and the state store.
 pub const DATABASES: [&str; 2] = ["log", "state"];
@@ -75,6 +79,13 @@ pub struct Metrics {
     /// `marquee_recommendation_items_total{source}`: items returned in lists, by source (an
     /// item from several sources counts for each).
     pub recommendation_items: IntCounterVec,
+    /// `marquee_search_duration_seconds{route}`: catalogue searches (`search`, `suggest`), from
+    /// the parsed query to the ranked answer.
+    pub search_duration: HistogramVec,
+    /// `marquee_search_empty_total{route}`: searches that matched nothing.
+    pub search_empty: IntCounterVec,
+    /// `marquee_search_documents`: items in the search index.
+    pub search_documents: IntGauge,
     /// `marquee_index_items`.
     pub index_items: IntGauge,
     /// `marquee_index_side_set_items`.
@@ -102,6 +113,11 @@ impl std::fmt::Debug for Metrics {
 /// Latency buckets from 250 µs to 10 s.
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Search latency buckets from 50 µs to 1 s: a search takes about a millisecond.
+const SEARCH_BUCKETS: [f64; 12] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
 ];
 
 /// Index build buckets from 100 ms to 10 minutes.
@@ -227,6 +243,21 @@ impl Metrics {
                 "Items returned in lists, by source (index, pairs, content)",
                 &["source"],
             ),
+            search_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "marquee_search_duration_seconds",
+                    "Catalogue searches, from the parsed query to the ranked answer, by route",
+                )
+                .buckets(SEARCH_BUCKETS.to_vec()),
+                &["route"],
+            )
+            .expect("valid metric"),
+            search_empty: counter_vec(
+                "marquee_search_empty_total",
+                "Catalogue searches that matched no item, by route",
+                &["route"],
+            ),
+            search_documents: gauge("marquee_search_documents", "Items in the search index"),
             index_items: gauge("marquee_index_items", "Items in the current HNSW graph"),
             index_side_set_items: gauge(
                 "marquee_index_side_set_items",
@@ -285,6 +316,9 @@ impl Metrics {
             Box::new(self.factor_solve_duration.clone()),
             Box::new(self.recommendation_candidates.clone()),
             Box::new(self.recommendation_items.clone()),
+            Box::new(self.search_duration.clone()),
+            Box::new(self.search_empty.clone()),
+            Box::new(self.search_documents.clone()),
             Box::new(self.index_items.clone()),
             Box::new(self.index_side_set_items.clone()),
             Box::new(self.index_rebuilds.clone()),
@@ -323,6 +357,10 @@ impl Metrics {
         }
         for outcome in ["applied", "own", "known"] {
             self.item_changes.with_label_values(&[outcome]);
+        }
+        for route in SEARCH_ROUTES {
+            self.search_duration.with_label_values(&[route]);
+            self.search_empty.with_label_values(&[route]);
         }
         for source in SOURCES {
             self.recommendation_candidates.with_label_values(&[source]);

@@ -41,9 +41,12 @@ async fn upsert_items(services: &Services, items: Vec<Item>) -> Result<(), ApiEr
     let store = services.store.clone();
     let table = services.items.clone();
     let index = services.index.clone();
-    tokio::task::spawn_blocking(move || upsert_catalogue(&store, &table, &index, items))
-        .await
-        .map_err(ApiError::internal)??;
+    let search = services.search.clone();
+    tokio::task::spawn_blocking(move || {
+        upsert_catalogue(&store, &table, &index, Some(&search), items)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     Ok(())
 }
 

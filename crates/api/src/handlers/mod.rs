@@ -6,5 +6,6 @@ pub mod events;
 pub mod items;
 pub mod lists;
 pub mod probes;
+pub mod search;
 pub mod users;
 pub mod web;

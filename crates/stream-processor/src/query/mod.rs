@@ -509,6 +509,26 @@ impl QueryEngine {
             .collect()
     }
 
+    /// A viewer's affinity with each of `items`: the inner product of the user's vector with
+    /// each item's (the embedding part of a recommendation's score). `None` when the model has
+    /// no vector for the user (unknown, or no positive event on an item with a vector).
+    pub fn affinity(&self, user_id: &str, items: &[u32]) -> Result<Option<Vec<f32>>> {
+        let Some(user) = self.store.user(user_id)? else {
+            return Ok(None);
+        };
+        let table = self.items.read();
+        let vector = user_vector(&table, &user.history, &self.model);
+        if vector.iter().all(|x| *x == 0.0) {
+            return Ok(None);
+        }
+        Ok(Some(
+            items
+                .iter()
+                .map(|&item| dot(&vector, table.vector(item)))
+                .collect(),
+        ))
+    }
+
     /// The catalogue entry of an item, or `None`.
     pub fn item(&self, item_id: &str) -> Option<Arc<Item>> {
         let table = self.items.read();

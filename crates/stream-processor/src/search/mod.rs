@@ -1,0 +1,475 @@
+//! Catalogue search: typo-tolerant, prefix-matching full-text search of titles, genres and tags,
+//! on [`tantivy`], re-ranked for a viewer by the model.
+//!
+//! **A read model of the catalogue.** The catalogue in the state store is the source of truth;
+//! the index in `<data-dir>/search` is derived from it and can be deleted. Each commit records
+//! the index's layout version and a fingerprint of the catalogue it holds (the wrapping sum of
+//! a hash of every entry, [`schema::item_hash`]). At start, [`SearchIndex::open`] compares them
+//! with the catalogue just loaded: a missing directory, another version, a catalogue written
+//! without the index (a replay, a restore, a crash between the two writes) — any difference
+//! rebuilds the index from the catalogue. Erasing a user touches nothing here: it holds items
+//! only.
+//!
+//! **Writes.** Catalogue upserts go through [`SearchWriter`], taken before the catalogue is
+//! written and committed after the item table has the entries: one writer at a time, so the
+//! index and the fingerprint follow the catalogue's order, and an upsert is searchable when it
+//! is answered (the reader reloads after each commit).
+//!
+//! **Queries** ([`query`] builds them): every word must match, exactly (BM25), with typos or,
+//! for the last word, as a prefix; when no item matches every word, items matching any word
+//! are returned. Hits whose text scores are within [`TIE`] of each other are one tier; within a
+//! tier the viewer's affinity (their vector's inner product with the item's, the same units as
+//! the recommendations' embedding part) orders the hits when a viewer is named and known, and
+//! otherwise the number of events on the item. The answer counts the matches per genre and per
+//! decade (facets).
+
+pub mod query;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use marquee_schemas::Item;
+use marquee_vector_store::ItemTable;
+use parking_lot::{Mutex, MutexGuard};
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::schema::Value;
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tracing::info;
+
+use crate::error::{Error, Result};
+use crate::telemetry::Metrics;
+pub use query::{Filters, Scope};
+use schema::{Fields, document, id_term, item_hash};
+
+/// The layout version of the index; another version is rebuilt at start.
+pub const VERSION: u32 = 1;
+
+/// Text scores within this fraction of a tier's best are one tier, ordered by the viewer's
+/// affinity (or popularity) rather than by text.
+pub const TIE: f32 = 0.02;
+
+/// The indexing memory budget: tantivy's minimum for one thread is 15 MB.
+const WRITER_BYTES: usize = 32_000_000;
+
+/// Most hits read beyond the asked count, so that the tiers can be re-ranked.
+const RERANK_MARGIN: usize = 30;
+
+/// A search request, validated by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub text: String,
+    pub count: usize,
+    pub filters: Filters,
+}
+
+/// One item found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub item: u32,
+    pub item_id: String,
+    pub title: Option<String>,
+    pub genres: Vec<String>,
+    pub year: Option<i32>,
+    /// The text relevance (BM25 and the typo, prefix and year parts).
+    pub relevance: f32,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Answer {
+    /// Best first.
+    pub items: Vec<Found>,
+    /// How many items matched in all.
+    pub total: usize,
+    /// Whether every word had to match (false: no item matched them all, so any word did).
+    pub all_words: bool,
+    /// Matches per genre, most first.
+    pub genres: Vec<(String, u64)>,
+    /// Matches per decade (`1990`), oldest first.
+    pub decades: Vec<(i32, u64)>,
+}
+
+/// The search index. Cheap to clone.
+#[derive(Clone)]
+pub struct SearchIndex {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    reader: IndexReader,
+    fields: Fields,
+    writer: Mutex<Writing>,
+    metrics: Metrics,
+}
+
+struct Writing {
+    writer: IndexWriter,
+    /// The fingerprint of the catalogue the index holds once the pending changes commit.
+    fingerprint: u64,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fingerprint of the catalogue in `items`.
+fn fingerprint(items: &ItemTable) -> u64 {
+    let table = items.read();
+    table
+        .numbers()
+        .filter_map(|number| table.catalogue(number))
+        .fold(0u64, |sum, item| sum.wrapping_add(item_hash(item)))
+}
+
+/// What a commit records: the version and the fingerprint.
+fn payload(fingerprint: u64) -> String {
+    format!("marquee-search v{VERSION} catalogue {fingerprint:016x}")
+}
+
+impl SearchIndex {
+    /// Opens the index in `path`, rebuilding it from the catalogue in `items` when it is
+    /// missing, of another version or of another catalogue. Blocking.
+    pub fn open(path: &Path, items: &ItemTable, metrics: Metrics) -> Result<SearchIndex> {
+        let search_error = |source| Error::Search {
+            path: path.to_owned(),
+            source,
+        };
+        let expected = fingerprint(items);
+        let existing = open_existing(path);
+        let (index, held) = match existing {
+            Some((index, held)) => (index, held),
+            None => {
+                if path.exists() {
+                    std::fs::remove_dir_all(path).map_err(|source| Error::Io {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                }
+                std::fs::create_dir_all(path).map_err(|source| Error::Io {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let (schema, _) = schema::schema();
+                let index = Index::create_in_dir(path, schema).map_err(search_error)?;
+                (index, None)
+            }
+        };
+        index
+            .tokenizers()
+            .register(schema::ANALYZER, schema::analyzer());
+        let fields = schema::fields(&index).map_err(search_error)?;
+        let writer = index
+            .writer_with_num_threads(1, WRITER_BYTES)
+            .map_err(search_error)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(search_error)?;
+        let search = SearchIndex {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                reader,
+                fields,
+                writer: Mutex::new(Writing {
+                    writer,
+                    fingerprint: held.unwrap_or(0),
+                }),
+                metrics,
+            }),
+        };
+        if held != Some(expected) {
+            search.rebuild(items)?;
+        }
+        search.set_documents();
+        Ok(search)
+    }
+
+    fn error(&self, source: tantivy::TantivyError) -> Error {
+        Error::Search {
+            path: self.inner.path.clone(),
+            source,
+        }
+    }
+
+    /// Replaces the index's documents with the catalogue in `items`.
+    pub fn rebuild(&self, items: &ItemTable) -> Result<()> {
+        let started = Instant::now();
+        let mut writing = self.inner.writer.lock();
+        writing
+            .writer
+            .delete_all_documents()
+            .map_err(|error| self.error(error))?;
+        let mut fingerprint = 0u64;
+        let mut count = 0usize;
+        {
+            let table = items.read();
+            for item in table.numbers().filter_map(|number| table.catalogue(number)) {
+                writing
+                    .writer
+                    .add_document(document(&self.inner.fields, item))
+                    .map_err(|error| self.error(error))?;
+                fingerprint = fingerprint.wrapping_add(item_hash(item));
+                count += 1;
+            }
+        }
+        writing.fingerprint = fingerprint;
+        self.commit(&mut writing)?;
+        info!(
+            items = count,
+            seconds = started.elapsed().as_secs_f64(),
+            "search index built from the catalogue"
+        );
+        Ok(())
+    }
+
+    /// The writer, for one catalogue upsert; held until [`SearchWriter::commit`].
+    pub fn writer(&self) -> SearchWriter<'_> {
+        SearchWriter {
+            search: self,
+            writing: self.inner.writer.lock(),
+        }
+    }
+
+    fn commit(&self, writing: &mut Writing) -> Result<()> {
+        let mut prepared = writing
+            .writer
+            .prepare_commit()
+            .map_err(|error| self.error(error))?;
+        prepared.set_payload(&payload(writing.fingerprint));
+        prepared.commit().map_err(|error| self.error(error))?;
+        self.inner
+            .reader
+            .reload()
+            .map_err(|error| self.error(error))?;
+        self.set_documents();
+        Ok(())
+    }
+
+    fn set_documents(&self) {
+        let documents = self.inner.reader.searcher().num_docs();
+        self.inner
+            .metrics
+            .search_documents
+            .set(i64::try_from(documents).unwrap_or(i64::MAX));
+    }
+
+    /// The items matching `request`, best first, with the facets of all matches; `affinity`
+    /// gives the viewer's score of each item number, or `None` (no viewer, or one the model
+    /// knows nothing of).
+    pub fn search(
+        &self,
+        request: &SearchRequest,
+        items: &ItemTable,
+        affinity: &dyn Fn(&[u32]) -> Option<Vec<f32>>,
+    ) -> Result<(Answer, bool)> {
+        self.find(request, Scope::All, items, affinity)
+    }
+
+    /// Titles for autocomplete: the same rules as [`SearchIndex::search`] over titles only,
+    /// without facets, ordered by popularity within a tier.
+    pub fn suggest(&self, text: &str, count: usize, items: &ItemTable) -> Result<Vec<Found>> {
+        let request = SearchRequest {
+            text: text.to_owned(),
+            count,
+            filters: Filters::default(),
+        };
+        Ok(self
+            .find(&request, Scope::Titles, items, &|_| None)?
+            .0
+            .items)
+    }
+
+    fn find(
+        &self,
+        request: &SearchRequest,
+        scope: Scope,
+        items: &ItemTable,
+        affinity: &dyn Fn(&[u32]) -> Option<Vec<f32>>,
+    ) -> Result<(Answer, bool)> {
+        let started = Instant::now();
+        let route = match scope {
+            Scope::All => "search",
+            Scope::Titles => "suggest",
+        };
+        let words = query::parse(&request.text);
+        let searcher = self.inner.reader.searcher();
+        let fetch = request.count + RERANK_MARGIN;
+        let mut answer = Answer::default();
+        let mut hits: Vec<(f32, DocAddress)> = Vec::new();
+        for all in [true, false] {
+            if !all && words.len() < 2 {
+                break;
+            }
+            let query = query::build(&self.inner.fields, &words, all, scope, &request.filters);
+            let top = TopDocs::with_limit(fetch).order_by_score();
+            let found = if scope == Scope::All {
+                let mut facets = FacetCollector::for_field("facets");
+                facets.add_facet("/genre");
+                facets.add_facet("/decade");
+                let (top, facets, total) = searcher
+                    .search(&query, &(top, facets, Count))
+                    .map_err(|error| self.error(error))?;
+                answer.genres = facets
+                    .get("/genre")
+                    .filter_map(|(facet, count)| Some((facet.to_path().get(1)?.to_string(), count)))
+                    .collect();
+                answer
+                    .genres
+                    .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                answer.decades = facets
+                    .get("/decade")
+                    .filter_map(|(facet, count)| {
+                        Some((facet.to_path().get(1)?.parse().ok()?, count))
+                    })
+                    .collect();
+                answer.decades.sort();
+                answer.total = total;
+                top
+            } else {
+                let (top, total) = searcher
+                    .search(&query, &(top, Count))
+                    .map_err(|error| self.error(error))?;
+                answer.total = total;
+                top
+            };
+            answer.all_words = all;
+            hits = found;
+            if !hits.is_empty() {
+                break;
+            }
+        }
+        let mut found = Vec::with_capacity(hits.len());
+        {
+            let table = items.read();
+            for (relevance, address) in hits {
+                let document: TantivyDocument =
+                    searcher.doc(address).map_err(|error| self.error(error))?;
+                let Some(item_id) = document
+                    .get_first(self.inner.fields.item_id)
+                    .and_then(|value| value.as_str())
+                else {
+                    continue;
+                };
+                let Some(number) = table.number(item_id) else {
+                    continue;
+                };
+                let Some(entry) = table.catalogue(number) else {
+                    continue;
+                };
+                found.push((
+                    Found {
+                        item: number,
+                        item_id: item_id.to_owned(),
+                        title: entry.title.clone(),
+                        genres: entry.genres.clone(),
+                        year: entry.year,
+                        relevance,
+                    },
+                    (table.event_count(number) as f32).ln_1p(),
+                ));
+            }
+        }
+        let numbers: Vec<u32> = found.iter().map(|(item, _)| item.item).collect();
+        let personal = if numbers.is_empty() {
+            None
+        } else {
+            affinity(&numbers)
+        };
+        let personalised = personal.is_some();
+        if let Some(scores) = personal {
+            for ((_, key), score) in found.iter_mut().zip(scores) {
+                *key = score;
+            }
+        }
+        answer.items = rerank(found, request.count);
+        let metrics = &self.inner.metrics;
+        metrics
+            .search_duration
+            .with_label_values(&[route])
+            .observe(started.elapsed().as_secs_f64());
+        if answer.items.is_empty() {
+            metrics.search_empty.with_label_values(&[route]).inc();
+        }
+        Ok((answer, personalised))
+    }
+}
+
+/// Orders hits (best text score first) by tier, then by `key` within a tier (see [`TIE`]);
+/// keeps `count`.
+fn rerank(hits: Vec<(Found, f32)>, count: usize) -> Vec<Found> {
+    let mut tiered: Vec<(usize, Found, f32)> = Vec::with_capacity(hits.len());
+    let mut tier = 0usize;
+    let mut leader = f32::INFINITY;
+    for (found, key) in hits {
+        if found.relevance < leader * (1.0 - TIE) {
+            tier += 1;
+            leader = found.relevance;
+        }
+        tiered.push((tier, found, key));
+    }
+    // Stable: equal keys keep the text order.
+    tiered.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.total_cmp(&a.2)));
+    tiered
+        .into_iter()
+        .take(count)
+        .map(|(_, found, _)| found)
+        .collect()
+}
+
+/// The index in `path` and the fingerprint its last commit recorded, if it opens and is of
+/// this version.
+fn open_existing(path: &Path) -> Option<(Index, Option<u64>)> {
+    if !path.join("meta.json").exists() {
+        return None;
+    }
+    let index = Index::open_in_dir(path).ok()?;
+    let metas = index.load_metas().ok()?;
+    let held = match metas.payload.as_deref() {
+        // Created and never committed: an empty index of this version.
+        None => None,
+        Some(payload) => {
+            let rest = payload.strip_prefix(&format!("marquee-search v{VERSION} catalogue "))?;
+            Some(u64::from_str_radix(rest, 16).ok()?)
+        }
+    };
+    Some((index, held))
+}
+
+/// Catalogue changes under way, written to the index on [`SearchWriter::commit`].
+pub struct SearchWriter<'a> {
+    search: &'a SearchIndex,
+    writing: MutexGuard<'a, Writing>,
+}
+
+impl SearchWriter<'_> {
+    /// Replaces an item's document; `old` is its catalogue entry before (for the fingerprint).
+    pub fn replace(&mut self, old: Option<&Item>, new: &Item) -> Result<()> {
+        let fields = &self.search.inner.fields;
+        self.writing
+            .writer
+            .delete_term(id_term(fields, &new.item_id));
+        self.writing
+            .writer
+            .add_document(document(fields, new))
+            .map_err(|error| self.search.error(error))?;
+        let writing = &mut *self.writing;
+        if let Some(old) = old {
+            writing.fingerprint = writing.fingerprint.wrapping_sub(item_hash(old));
+        }
+        writing.fingerprint = writing.fingerprint.wrapping_add(item_hash(new));
+        Ok(())
+    }
+
+    /// Commits the changes and makes them searchable.
+    pub fn commit(mut self) -> Result<()> {
+        self.search.commit(&mut self.writing)
+    }
+}

@@ -1,0 +1,221 @@
+//! From the text a viewer typed to a tantivy query.
+//!
+//! The text is cut into words by the index's own analyzer (so `Amélie` and `amelie` are one
+//! word). Each word must match (all words, or — when that finds nothing — any word), in the
+//! title or in the genres and tags:
+//!
+//! - **exactly**, scored by BM25 (a title match weighs [`TITLE_BOOST`] times a label match);
+//! - **with typos**: words of [`ONE_EDIT_FROM`] letters or more match one edit away, of
+//!   [`TWO_EDITS_FROM`] or more two (a transposition is one edit); a constant score, below an
+//!   exact match;
+//! - **as a prefix**, for the last word while the viewer is still typing it (the text does not
+//!   end with a space), under the same typo rules.
+//!
+//! A word of four digits that could be a year (1870–2100) is optional: it matches the year
+//! ([`YEAR_BOOST`], so "king kong 1933" puts the 1933 film before the 2005 one) or a title
+//! word ("2001 a space odyssey"). Other all-digit words are optional too (a sequel's number
+//! typed or not); a query of digits only needs one of them.
+
+use std::ops::Bound;
+
+use tantivy::Term;
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::IndexRecordOption;
+
+use super::schema::{Fields, words};
+
+/// Words this long or longer match one edit away.
+pub const ONE_EDIT_FROM: usize = 5;
+/// Words this long or longer match two edits away.
+pub const TWO_EDITS_FROM: usize = 9;
+/// A title word weighs this many times a genre or tag word.
+pub const TITLE_BOOST: f32 = 3.0;
+/// The score a year in the query adds to the items of that year.
+pub const YEAR_BOOST: f32 = 5.0;
+
+/// Which fields a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Title, genres and tags (search).
+    All,
+    /// Titles only (suggestions).
+    Titles,
+}
+
+/// One word of the query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    pub text: String,
+    /// The last word, still being typed: matches as a prefix too.
+    pub prefix: bool,
+}
+
+/// The words of a query text; the last one is a prefix unless the text ends with a space.
+pub fn parse(text: &str) -> Vec<Word> {
+    let mut parsed: Vec<Word> = words(text)
+        .into_iter()
+        .map(|text| Word {
+            text,
+            prefix: false,
+        })
+        .collect();
+    if !text.ends_with(char::is_whitespace)
+        && let Some(last) = parsed.last_mut()
+    {
+        last.prefix = true;
+    }
+    parsed
+}
+
+/// The edits a word of this many letters may be away from a title's word.
+pub fn edits(word: &str) -> u8 {
+    match word.chars().count() {
+        letters if letters >= TWO_EDITS_FROM => 2,
+        letters if letters >= ONE_EDIT_FROM => 1,
+        _ => 0,
+    }
+}
+
+/// The year a word names, if it could be one.
+fn year(word: &str) -> Option<i64> {
+    (word.len() == 4 && word.bytes().all(|byte| byte.is_ascii_digit()))
+        .then(|| word.parse::<i64>().ok())
+        .flatten()
+        .filter(|year| (1870..=2100).contains(year))
+}
+
+/// The filters of a search, beside its text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    /// Only items of this genre (any case).
+    pub genre: Option<String>,
+    /// Only items of these years (inclusive bounds).
+    pub year_from: Option<i32>,
+    pub year_to: Option<i32>,
+}
+
+/// The query for `words`: every word must match (`all`), or any.
+pub fn build(
+    fields: &Fields,
+    words: &[Word],
+    all: bool,
+    scope: Scope,
+    filters: &Filters,
+) -> Box<dyn Query> {
+    let digits_only = words
+        .iter()
+        .all(|word| word.text.bytes().all(|byte| byte.is_ascii_digit()));
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for word in words {
+        let optional = !digits_only && word.text.bytes().all(|byte| byte.is_ascii_digit());
+        let occur = if all && !optional {
+            Occur::Must
+        } else {
+            Occur::Should
+        };
+        clauses.push((occur, word_query(fields, word, scope)));
+    }
+    if !all || digits_only {
+        // Any word: wrap them, so the filters below stay required beside them.
+        clauses = vec![(Occur::Must, Box::new(BooleanQuery::new(clauses)))];
+    }
+    if let Some(genre) = &filters.genre {
+        let term = Term::from_field_text(fields.genre, &genre.to_lowercase());
+        clauses.push((
+            Occur::Must,
+            Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+        ));
+    }
+    if filters.year_from.is_some() || filters.year_to.is_some() {
+        let bound = |year: Option<i32>| match year {
+            Some(year) => Bound::Included(Term::from_field_i64(fields.year, i64::from(year))),
+            None => Bound::Unbounded,
+        };
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                bound(filters.year_from),
+                bound(filters.year_to),
+            )),
+        ));
+    }
+    Box::new(BooleanQuery::new(clauses))
+}
+
+/// What matches one word: any of its exact, typo and prefix forms, in the fields of `scope`.
+fn word_query(fields: &Fields, word: &Word, scope: Scope) -> Box<dyn Query> {
+    let mut forms: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    let mut add = |query: Box<dyn Query>, boost: f32| {
+        forms.push((Occur::Should, Box::new(BoostQuery::new(query, boost))));
+    };
+    let edits = edits(&word.text);
+    let text_fields: &[(tantivy::schema::Field, f32)] = match scope {
+        Scope::All => &[(fields.title, TITLE_BOOST), (fields.labels, 1.0)],
+        Scope::Titles => &[(fields.title, TITLE_BOOST)],
+    };
+    for &(field, boost) in text_fields {
+        let term = Term::from_field_text(field, &word.text);
+        add(
+            Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+            boost,
+        );
+        let typo_boost = boost / TITLE_BOOST;
+        if edits > 0 {
+            add(
+                Box::new(FuzzyTermQuery::new(term.clone(), edits, true)),
+                typo_boost,
+            );
+        }
+        if word.prefix {
+            add(
+                Box::new(FuzzyTermQuery::new_prefix(term, edits, true)),
+                typo_boost,
+            );
+        }
+    }
+    if let Some(year) = year(&word.text) {
+        let term = Term::from_field_i64(fields.year, year);
+        add(
+            Box::new(ConstScoreQuery::new(
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+                YEAR_BOOST,
+            )),
+            1.0,
+        );
+    }
+    Box::new(BooleanQuery::new(forms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_word_is_a_prefix_until_a_space_follows() {
+        let typing = parse("toy sto");
+        assert_eq!(typing.len(), 2);
+        assert!(!typing[0].prefix && typing[1].prefix);
+        assert!(!parse("toy story ")[1].prefix);
+        assert!(parse("  ").is_empty());
+    }
+
+    #[test]
+    fn longer_words_allow_more_typos() {
+        assert_eq!(edits("toy"), 0);
+        assert_eq!(edits("alien"), 1);
+        assert_eq!(edits("godfater"), 1);
+        assert_eq!(edits("terminatr"), 2);
+        assert_eq!(edits("amélie"), 1);
+    }
+
+    #[test]
+    fn four_digits_in_range_are_a_year() {
+        assert_eq!(year("1933"), Some(1933));
+        assert_eq!(year("2001"), Some(2001));
+        assert_eq!(year("1000"), None);
+        assert_eq!(year("199"), None);
+        assert_eq!(year("19x9"), None);
+    }
+}

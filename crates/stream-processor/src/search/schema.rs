@@ -1,0 +1,153 @@
+//! What the search index holds of an item, and how text becomes terms.
+//!
+//! | field | from | kind |
+//! |---|---|---|
+//! | `item_id` | the id | raw term, stored: the key of upserts and of every hit |
+//! | `title` | the title | words (below), with frequencies and lengths for BM25 |
+//! | `labels` | genres and tags | words, as `title` |
+//! | `genre` | each genre, lower-cased | raw term: the `genre` filter |
+//! | `year` | the year | `i64`, indexed: the year range and a year in the query |
+//! | `facets` | `/genre/<genre>`, `/decade/<1990>` | facets: the counts of an answer |
+//!
+//! Words are what [`ANALYZER`] makes of text: runs of letters and digits, lower-cased, accents
+//! folded to ASCII (`Amélie` → `amelie`); no stemming, which typo tolerance would compound.
+
+use marquee_schemas::Item;
+use tantivy::schema::{
+    FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions,
+};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, TantivyDocument, Term};
+
+/// The name the word analyzer is registered under.
+pub const ANALYZER: &str = "marquee_words";
+
+/// The index's fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields {
+    pub item_id: Field,
+    pub title: Field,
+    pub labels: Field,
+    pub genre: Field,
+    pub year: Field,
+    pub facets: Field,
+}
+
+/// The schema and its fields.
+pub fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        item_id: builder.add_text_field("item_id", STRING | STORED),
+        title: builder.add_text_field("title", words.clone()),
+        labels: builder.add_text_field("labels", words),
+        genre: builder.add_text_field("genre", STRING),
+        year: builder.add_i64_field("year", INDEXED),
+        facets: builder.add_facet_field("facets", FacetOptions::default()),
+    };
+    (builder.build(), fields)
+}
+
+/// The fields of an index opened with [`schema`]'s schema.
+pub fn fields(index: &Index) -> tantivy::Result<Fields> {
+    let schema = index.schema();
+    Ok(Fields {
+        item_id: schema.get_field("item_id")?,
+        title: schema.get_field("title")?,
+        labels: schema.get_field("labels")?,
+        genre: schema.get_field("genre")?,
+        year: schema.get_field("year")?,
+        facets: schema.get_field("facets")?,
+    })
+}
+
+/// The word analyzer: letters and digits, lower-cased, accents folded.
+pub fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// The words of `text`, as the index holds them.
+pub fn words(text: &str) -> Vec<String> {
+    let mut analyzer = analyzer();
+    let mut stream = analyzer.token_stream(text);
+    let mut words = Vec::new();
+    stream.process(&mut |token| words.push(token.text.clone()));
+    words
+}
+
+/// The decade of a year, as its facet names it (`1990`).
+pub fn decade(year: i32) -> i32 {
+    year.div_euclid(10) * 10
+}
+
+/// The document of an item.
+pub fn document(fields: &Fields, item: &Item) -> TantivyDocument {
+    let mut document = TantivyDocument::new();
+    document.add_text(fields.item_id, &item.item_id);
+    if let Some(title) = &item.title {
+        document.add_text(fields.title, title);
+    }
+    for label in item.genres.iter().chain(&item.tags) {
+        document.add_text(fields.labels, label);
+    }
+    for genre in &item.genres {
+        document.add_text(fields.genre, genre.to_lowercase());
+        document.add_facet(
+            fields.facets,
+            tantivy::schema::Facet::from_path(["genre", genre.as_str()]),
+        );
+    }
+    if let Some(year) = item.year {
+        document.add_i64(fields.year, i64::from(year));
+        document.add_facet(
+            fields.facets,
+            tantivy::schema::Facet::from_path(["decade", decade(year).to_string().as_str()]),
+        );
+    }
+    document
+}
+
+/// The term that names an item's document.
+pub fn id_term(fields: &Fields, item_id: &str) -> Term {
+    Term::from_field_text(fields.item_id, item_id)
+}
+
+/// A hash of an item's catalogue entry; the catalogue's fingerprint is their wrapping sum, so
+/// an upsert updates it without reading the others.
+pub fn item_hash(item: &Item) -> u64 {
+    let encoded = serde_json::to_vec(item).expect("an item serialises");
+    marquee_schemas::partition::fnv1a_64(&encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_lower_cased_and_folded() {
+        assert_eq!(
+            words("Amélie (Fabuleux destin d'Amélie Poulain, Le)")[..1],
+            ["amelie"]
+        );
+        assert_eq!(words("WALL·E"), ["wall", "e"]);
+        assert_eq!(words("Schindler's List"), ["schindler", "s", "list"]);
+        assert_eq!(
+            words("Terminator 2: Judgment Day"),
+            ["terminator", "2", "judgment", "day"]
+        );
+    }
+
+    #[test]
+    fn decades_round_down() {
+        assert_eq!(decade(1999), 1990);
+        assert_eq!(decade(2000), 2000);
+    }
+}
