@@ -67,7 +67,7 @@ pub fn upsert_catalogue(
         let mut table = items.write();
         for (item, number) in entries {
             if search.is_some() {
-                replaced.push((table.catalogue(number).cloned(), item.clone()));
+                replaced.push((table.catalogue(number).cloned(), item.clone(), number));
             }
             table.set_catalogue(number, item);
         }
@@ -77,8 +77,8 @@ pub fn upsert_catalogue(
     }
     index.mark_changed(deltas.iter().map(|(number, _)| *number));
     if let Some(mut search) = search {
-        for (old, new) in &replaced {
-            search.replace(old.as_deref(), new)?;
+        for (old, new, number) in &replaced {
+            search.replace(old.as_deref(), new, *number)?;
         }
         search.commit()?;
     }

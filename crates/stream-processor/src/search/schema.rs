@@ -2,7 +2,8 @@
 //!
 //! | field | from | kind |
 //! |---|---|---|
-//! | `item_id` | the id | raw term, stored: the key of upserts and of every hit |
+//! | `item_id` | the id | raw term: the key of upserts |
+//! | `number` | the item's number in the item table | `u64`, fast: read for every hit |
 //! | `title` | the title | words (below), with frequencies and lengths for BM25 |
 //! | `labels` | genres and tags | words, as `title` |
 //! | `genre` | each genre, lower-cased | raw term: the `genre` filter |
@@ -14,7 +15,7 @@
 
 use marquee_schemas::Item;
 use tantivy::schema::{
-    FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    FAST, FacetOptions, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing,
     TextOptions,
 };
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer};
@@ -27,6 +28,7 @@ pub const ANALYZER: &str = "marquee_words";
 #[derive(Debug, Clone, Copy)]
 pub struct Fields {
     pub item_id: Field,
+    pub number: Field,
     pub title: Field,
     pub labels: Field,
     pub genre: Field,
@@ -43,7 +45,8 @@ pub fn schema() -> (Schema, Fields) {
             .set_index_option(IndexRecordOption::WithFreqs),
     );
     let fields = Fields {
-        item_id: builder.add_text_field("item_id", STRING | STORED),
+        item_id: builder.add_text_field("item_id", STRING),
+        number: builder.add_u64_field("number", FAST),
         title: builder.add_text_field("title", words.clone()),
         labels: builder.add_text_field("labels", words),
         genre: builder.add_text_field("genre", STRING),
@@ -58,6 +61,7 @@ pub fn fields(index: &Index) -> tantivy::Result<Fields> {
     let schema = index.schema();
     Ok(Fields {
         item_id: schema.get_field("item_id")?,
+        number: schema.get_field("number")?,
         title: schema.get_field("title")?,
         labels: schema.get_field("labels")?,
         genre: schema.get_field("genre")?,
@@ -88,10 +92,11 @@ pub fn decade(year: i32) -> i32 {
     year.div_euclid(10) * 10
 }
 
-/// The document of an item.
-pub fn document(fields: &Fields, item: &Item) -> TantivyDocument {
+/// The document of item `number`.
+pub fn document(fields: &Fields, item: &Item, number: u32) -> TantivyDocument {
     let mut document = TantivyDocument::new();
     document.add_text(fields.item_id, &item.item_id);
+    document.add_u64(fields.number, u64::from(number));
     if let Some(title) = &item.title {
         document.add_text(fields.title, title);
     }
@@ -120,10 +125,12 @@ pub fn id_term(fields: &Fields, item_id: &str) -> Term {
     Term::from_field_text(fields.item_id, item_id)
 }
 
-/// A hash of an item's catalogue entry; the catalogue's fingerprint is their wrapping sum, so
-/// an upsert updates it without reading the others.
-pub fn item_hash(item: &Item) -> u64 {
-    let encoded = serde_json::to_vec(item).expect("an item serialises");
+/// A hash of an item's number and catalogue entry; the catalogue's fingerprint is their
+/// wrapping sum, so an upsert updates it without reading the others. The number is in it: a
+/// replay into a new directory may number the items differently.
+pub fn item_hash(item: &Item, number: u32) -> u64 {
+    let mut encoded = serde_json::to_vec(item).expect("an item serialises");
+    encoded.extend_from_slice(&number.to_le_bytes());
     marquee_schemas::partition::fnv1a_64(&encoded)
 }
 
