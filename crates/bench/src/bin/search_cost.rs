@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use marquee_datasets::synthetic::{Synthetic, SyntheticConfig};
+use marquee_schemas::Item;
 use marquee_stream_processor::Metrics;
 use marquee_stream_processor::search::{Filters, SearchIndex, SearchRequest};
 use marquee_vector_store::ItemTable;
@@ -31,6 +32,10 @@ struct Args {
     queries: usize,
     #[arg(long)]
     write_queries: Option<PathBuf>,
+    /// Write the catalogue through catalogue-upsert commits of this many items (as a node
+    /// loaded through `POST /v1/items` does), instead of one build.
+    #[arg(long)]
+    batch: Option<usize>,
 }
 
 /// The resident set of this process, in KiB.
@@ -104,6 +109,23 @@ fn url_encoded(text: &str) -> String {
         .collect()
 }
 
+/// Adds `entries` to the item table and, with `search`, to the index in one commit.
+fn add(items: &ItemTable, entries: &[Item], search: Option<&SearchIndex>) -> Result<()> {
+    let mut writer = search.map(SearchIndex::writer);
+    let mut table = items.write();
+    for item in entries {
+        let number = table.assign(&item.item_id).0;
+        if let Some(writer) = &mut writer {
+            writer.replace(None, item, number)?;
+        }
+        table.set_catalogue(number, item.clone());
+    }
+    if let Some(writer) = writer {
+        writer.commit()?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let generator = Synthetic::new(SyntheticConfig {
@@ -111,20 +133,31 @@ fn main() -> Result<()> {
         ..SyntheticConfig::default()
     });
     let items = ItemTable::new(32);
-    let mut titles = Vec::new();
-    {
-        let mut table = items.write();
-        for item in generator.items() {
-            titles.push(item.title.clone().unwrap_or_default());
-            let number = table.assign(&item.item_id).0;
-            table.set_catalogue(number, item);
-        }
-    }
+    let catalogue: Vec<Item> = generator.items().collect();
+    let titles: Vec<String> = catalogue
+        .iter()
+        .map(|item| item.title.clone().unwrap_or_default())
+        .collect();
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("search");
+    if args.batch.is_none() {
+        add(&items, &catalogue, None)?;
+    }
+    // With `--batch`, the item table grows in the measured span too.
     let before = rss_kib();
     let started = Instant::now();
-    let search = SearchIndex::open(&path, &items, Metrics::new(1)).context("building")?;
+    let search = match args.batch {
+        None => SearchIndex::open(&path, &items, Metrics::new(1)).context("building")?,
+        Some(batch) => {
+            let search = SearchIndex::open(&path, &items, Metrics::new(1))?;
+            for chunk in catalogue.chunks(batch) {
+                add(&items, chunk, Some(&search))?;
+            }
+            // Background merges: the reader follows them.
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            search
+        }
+    };
     let build = started.elapsed().as_secs_f64();
     let after = rss_kib();
     let disk: u64 = std::fs::read_dir(&path)?
@@ -132,9 +165,10 @@ fn main() -> Result<()> {
         .map(|metadata| metadata.len())
         .sum();
     println!(
-        "search index of {} items: built in {build:.2} s; resident memory {} KiB → {} KiB \
+        "search index of {} items ({} segments): built in {build:.2} s; resident memory {} KiB → {} KiB \
          (+{} KiB); {} KiB on disk",
         args.items,
+        search.segments(),
         before,
         after,
         after.saturating_sub(before),
