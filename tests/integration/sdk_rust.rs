@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::{Server, eventually, free_port, get_json, get_text, metric_sample};
 use marquee_api::keys::{KeySet, Scope, keys_path};
 use marquee_client::{
-    Client, DeliveryError, Event, EventKind, Item, RecommendationOptions, TrendingOptions,
+    Client, DeliveryError, Event, EventKind, Item, RecommendationOptions, SearchOptions,
+    TrendingOptions,
 };
 use serde_json::Value;
 
@@ -499,6 +500,29 @@ async fn typed_queries_and_catalogue_upserts() {
         .unwrap();
     assert_eq!(trending.len(), 4);
     assert!(trending.iter().all(|item| item.genres == ["Drama"]));
+
+    // Search: a typo, a genre filter and the facets; suggestions as a title is typed.
+    let found = client
+        .search(
+            "filmm f7",
+            &SearchOptions::default()
+                .genre("comedy")
+                .years(Some(1990), None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.items[0].item_id, "f7", "{found:?}");
+    assert!(found.items.iter().all(|item| item.genres == ["Comedy"]));
+    assert_eq!(found.facets.genres[0].value, "Comedy");
+    assert_eq!(found.facets.decades[0].value, 1990);
+    assert!(!found.personalised);
+    let suggestions = client.suggest("film f1", Some(3)).await.unwrap();
+    assert_eq!(suggestions.len(), 3, "{suggestions:?}");
+    assert!(
+        suggestions
+            .iter()
+            .all(|s| s.title.as_deref().unwrap().starts_with("Film f1"))
+    );
 
     // The server's validation message comes back as the error.
     let error = client

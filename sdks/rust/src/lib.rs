@@ -49,6 +49,7 @@ mod delivery;
 mod error;
 mod event;
 mod query;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,7 @@ pub use query::{
     ITEMS_PER_REQUEST, Item, Recommendation, RecommendationOptions, Recommendations,
     TrendingOptions, Upserted,
 };
+pub use search::{FacetCount, Facets, SearchItem, SearchOptions, SearchResults, Suggestion};
 
 use delivery::{Settings, Shared};
 

@@ -235,7 +235,7 @@ impl Client {
         url
     }
 
-    async fn get<T: DeserializeOwned>(&self, url: reqwest::Url) -> Result<T, Error> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, url: reqwest::Url) -> Result<T, Error> {
         let request = self.handle.http.get(url);
         self.send(request).await
     }

@@ -176,6 +176,53 @@ export interface UserSummary {
   recent: Array<{ item_id: string; weight: number; timestamp: number }>;
 }
 
+/** Options of `search()`; the defaults are the server's. */
+export interface SearchOptions {
+  /** 1 to 100 (default 20). */
+  count?: number;
+  /** Only items of this genre (any case). */
+  genre?: string;
+  yearFrom?: number;
+  yearTo?: number;
+  /** Order equally relevant items by this viewer's taste. */
+  userId?: string;
+}
+
+/** One item `search()` found. */
+export interface SearchItem {
+  item_id: string;
+  title?: string;
+  genres: string[];
+  year?: number;
+  /** The text relevance. */
+  relevance: number;
+}
+
+/** What `search()` answers. */
+export interface SearchResults {
+  query: string;
+  /** Best first. */
+  items: SearchItem[];
+  /** How many items matched in all. */
+  total: number;
+  /** False when no item matched every word, and these match some. */
+  all_words: boolean;
+  /** Whether equally relevant items were ordered by the viewer's taste. */
+  personalised: boolean;
+  /** Matches per genre (most first) and per decade (its first year, oldest first). */
+  facets: {
+    genres: Array<{ value: string; count: number }>;
+    decades: Array<{ value: number; count: number }>;
+  };
+}
+
+/** One title `suggest()` proposes. */
+export interface Suggestion {
+  item_id: string;
+  title?: string;
+  year?: number;
+}
+
 /** A query or catalogue call the server refused, with its status, code and message. */
 export class MarqueeError extends Error {
   constructor(
@@ -433,6 +480,25 @@ export class MarqueeClient {
     if (options.genre !== undefined) query.set("genre", options.genre);
     const answer = await this.request<{ items: Recommendation[] }>("GET", ["v1", "trending"], query);
     return answer.items;
+  }
+
+  /** `GET /v1/search`: catalogue items matching `text` (typos forgiven, the last word as a prefix), with facets. */
+  async search(text: string, options: SearchOptions = {}): Promise<SearchResults> {
+    const query = new URLSearchParams({ q: text });
+    if (options.count !== undefined) query.set("count", String(options.count));
+    if (options.genre !== undefined) query.set("genre", options.genre);
+    if (options.yearFrom !== undefined) query.set("year_from", String(options.yearFrom));
+    if (options.yearTo !== undefined) query.set("year_to", String(options.yearTo));
+    if (options.userId !== undefined) query.set("user_id", options.userId);
+    return this.request("GET", ["v1", "search"], query);
+  }
+
+  /** `GET /v1/search/suggest`: titles for a query being typed (1 to 20; default 8). */
+  async suggest(text: string, options: { count?: number } = {}): Promise<Suggestion[]> {
+    const query = new URLSearchParams({ q: text });
+    if (options.count !== undefined) query.set("count", String(options.count));
+    const answer = await this.request<{ suggestions: Suggestion[] }>("GET", ["v1", "search", "suggest"], query);
+    return answer.suggestions;
   }
 
   /** `GET /v1/items/{itemId}`. */

@@ -291,6 +291,21 @@ test("typed queries and catalogue upserts", async () => {
     assert.equal(trending.length, 4);
     assert.ok(trending.every((item) => item.genres[0] === "Drama"));
 
+    const found = await client.search("filmm f7", { genre: "comedy", yearFrom: 1990 });
+    assert.equal(found.items[0].item_id, "f7");
+    assert.ok(found.items.every((item) => item.genres[0] === "Comedy"));
+    assert.deepEqual(found.facets.decades, [{ value: 1990, count: found.total }]);
+    assert.equal(found.personalised, false);
+    const suggestions = await client.suggest("film f1", { count: 3 });
+    assert.equal(suggestions.length, 3);
+    assert.ok(suggestions.every((s) => s.title.startsWith("Film f1")));
+    await assert.rejects(client.search(" "), (error) => {
+      assert.ok(error instanceof MarqueeError);
+      assert.deepEqual([error.status, error.code], [400, "invalid_parameter"]);
+      assert.match(error.message, /^q:/);
+      return true;
+    });
+
     await assert.rejects(client.recommendations(newcomer, { count: 1000 }), (error) => {
       assert.ok(error instanceof MarqueeError);
       assert.deepEqual([error.status, error.code], [400, "invalid_parameter"]);

@@ -4509,6 +4509,23 @@ var MarqueeClient = class {
     const answer = await this.request("GET", ["v1", "trending"], query2);
     return answer.items;
   }
+  /** `GET /v1/search`: catalogue items matching `text` (typos forgiven, the last word as a prefix), with facets. */
+  async search(text, options = {}) {
+    const query2 = new URLSearchParams({ q: text });
+    if (options.count !== void 0) query2.set("count", String(options.count));
+    if (options.genre !== void 0) query2.set("genre", options.genre);
+    if (options.yearFrom !== void 0) query2.set("year_from", String(options.yearFrom));
+    if (options.yearTo !== void 0) query2.set("year_to", String(options.yearTo));
+    if (options.userId !== void 0) query2.set("user_id", options.userId);
+    return this.request("GET", ["v1", "search"], query2);
+  }
+  /** `GET /v1/search/suggest`: titles for a query being typed (1 to 20; default 8). */
+  async suggest(text, options = {}) {
+    const query2 = new URLSearchParams({ q: text });
+    if (options.count !== void 0) query2.set("count", String(options.count));
+    const answer = await this.request("GET", ["v1", "search", "suggest"], query2);
+    return answer.suggestions;
+  }
   /** `GET /v1/items/{itemId}`. */
   async item(itemId) {
     return this.request("GET", ["v1", "items", itemId]);
