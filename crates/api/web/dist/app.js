@@ -734,6 +734,36 @@ function watch(itemId, progress) {
     }
   }, 200);
 }
+async function results(text) {
+  const ticket = ++generation;
+  const found = await client.search(text, { count: 24, userId: viewer });
+  const heading = found.items.length > 0 ? `Results for \u201C${text}\u201D` : `Nothing matches \u201C${text}\u201D`;
+  const shelf = row(heading, found.items, "results");
+  const notes = [`${found.total} ${found.total === 1 ? "match" : "matches"}`];
+  if (!found.all_words) notes.push("no movie has every word: these have some");
+  if (found.personalised) notes.push(`equally good matches in ${viewer}'s taste order`);
+  const facets = found.facets.genres.slice(0, 8).map((facet) => `${facet.value} ${facet.count}`).join(" \xB7 ");
+  const decades = found.facets.decades.map((facet) => `${facet.value}s ${facet.count}`).join(" \xB7 ");
+  show(
+    ticket,
+    shelf,
+    el("p", { class: "notes", id: "results-notes" }, notes.join("; ") + "."),
+    el("p", { class: "notes" }, facets ? `Genres: ${facets}` : ""),
+    el("p", { class: "notes" }, decades ? `Decades: ${decades}` : "")
+  );
+}
+var suggesting = 0;
+async function suggest(text) {
+  const ticket = ++suggesting;
+  const list = byId("suggestions");
+  if (!/[\p{L}\p{N}]/u.test(text)) {
+    list.replaceChildren();
+    return;
+  }
+  const suggestions = await client.suggest(text).catch(() => []);
+  if (ticket !== suggesting) return;
+  list.replaceChildren(...suggestions.map((s) => el("option", { value: s.title ?? s.item_id })));
+}
 function setViewer(id) {
   viewer = id.trim() || viewer;
   localStorage.setItem(VIEWER_STORAGE, viewer);
@@ -743,8 +773,10 @@ function setViewer(id) {
 }
 async function route() {
   const match = /^#\/movie\/(.+)$/.exec(location.hash);
+  const search = /^#\/search\/(.+)$/.exec(location.hash);
   try {
     if (match) await movie(decodeURIComponent(match[1]));
+    else if (search) await results(decodeURIComponent(search[1]));
     else await home();
   } catch (error) {
     if (error instanceof MarqueeError && (error.status === 401 || error.status === 403)) {
@@ -788,6 +820,17 @@ function start() {
   byId("new-viewer").addEventListener("click", () => {
     setViewer(`viewer-${Math.random().toString(36).slice(2, 8)}`);
     location.hash = "";
+  });
+  byId("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = byId("search").value.trim();
+    if (text) location.hash = `#/search/${encodeURIComponent(text)}`;
+  });
+  let typing;
+  byId("search").addEventListener("input", (event) => {
+    const text = event.target.value;
+    clearTimeout(typing);
+    typing = setTimeout(() => void suggest(text), 120);
   });
   byId("key-form").addEventListener("submit", (event) => {
     event.preventDefault();

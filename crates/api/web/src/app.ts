@@ -1,13 +1,20 @@
 // Marquee's viewer app, served by the node at `/`: choose a viewer, see their rows ("For you",
 // "Because you watched …", "Trending", "Trending in …"), open a movie, act on it (rate, like,
 // dislike, add to the watchlist, watch) and watch "For you" change, with the time from the
-// event's acknowledgement to the changed list.
+// event's acknowledgement to the changed list; search the catalogue, with titles suggested as
+// the viewer types (a `<datalist>`: the browser's own, accessible list) and results in the
+// viewer's taste order.
 //
 // Every call goes through the TypeScript SDK. Ids, titles and tags come from clients: they
 // are only ever inserted as text (`textContent`), never as HTML. The node's
 // Content-Security-Policy forbids inline scripts and styles; the page needs neither.
 
-import { MarqueeClient, MarqueeError, type Recommendation } from "../../../../sdks/typescript/src/index.ts";
+import {
+  MarqueeClient,
+  MarqueeError,
+  type Recommendation,
+  type SearchItem,
+} from "../../../../sdks/typescript/src/index.ts";
 import { byId, el } from "./dom.ts";
 
 /** The sessionStorage key of an API key, when the node has auth on. */
@@ -37,7 +44,7 @@ function hue(genres: string[] | undefined): string {
   return `hue-${hash % 8}`;
 }
 
-function card(movie: Recommendation): HTMLLIElement {
+function card(movie: Recommendation | SearchItem): HTMLLIElement {
   const title = movie.title ?? movie.item_id;
   const genres = movie.genres?.join(", ") ?? "";
   const open = el(
@@ -54,7 +61,7 @@ function card(movie: Recommendation): HTMLLIElement {
   return el("li", {}, open);
 }
 
-function row(title: string, movies: Recommendation[], id?: string): HTMLElement {
+function row(title: string, movies: Array<Recommendation | SearchItem>, id?: string): HTMLElement {
   const heading = el("h2", { id: id ? `${id}-title` : undefined }, title);
   const list =
     movies.length > 0
@@ -202,6 +209,44 @@ function watch(itemId: string, progress: HTMLProgressElement): void {
   }, 200);
 }
 
+// ---- search ----
+
+async function results(text: string): Promise<void> {
+  const ticket = ++generation;
+  const found = await client.search(text, { count: 24, userId: viewer });
+  const heading = found.items.length > 0 ? `Results for “${text}”` : `Nothing matches “${text}”`;
+  const shelf = row(heading, found.items, "results");
+  const notes: string[] = [`${found.total} ${found.total === 1 ? "match" : "matches"}`];
+  if (!found.all_words) notes.push("no movie has every word: these have some");
+  if (found.personalised) notes.push(`equally good matches in ${viewer}'s taste order`);
+  const facets = found.facets.genres
+    .slice(0, 8)
+    .map((facet) => `${facet.value} ${facet.count}`)
+    .join(" · ");
+  const decades = found.facets.decades.map((facet) => `${facet.value}s ${facet.count}`).join(" · ");
+  show(
+    ticket,
+    shelf,
+    el("p", { class: "notes", id: "results-notes" }, notes.join("; ") + "."),
+    el("p", { class: "notes" }, facets ? `Genres: ${facets}` : ""),
+    el("p", { class: "notes" }, decades ? `Decades: ${decades}` : ""),
+  );
+}
+
+/** Suggestions for what is typed, at most one request in flight; a late answer is dropped. */
+let suggesting = 0;
+async function suggest(text: string): Promise<void> {
+  const ticket = ++suggesting;
+  const list = byId("suggestions");
+  if (!/[\p{L}\p{N}]/u.test(text)) {
+    list.replaceChildren();
+    return;
+  }
+  const suggestions = await client.suggest(text).catch(() => []);
+  if (ticket !== suggesting) return;
+  list.replaceChildren(...suggestions.map((s) => el("option", { value: s.title ?? s.item_id })));
+}
+
 // ---- viewer, key, routing ----
 
 function setViewer(id: string): void {
@@ -214,8 +259,10 @@ function setViewer(id: string): void {
 
 async function route(): Promise<void> {
   const match = /^#\/movie\/(.+)$/.exec(location.hash);
+  const search = /^#\/search\/(.+)$/.exec(location.hash);
   try {
     if (match) await movie(decodeURIComponent(match[1]));
+    else if (search) await results(decodeURIComponent(search[1]));
     else await home();
   } catch (error) {
     if (error instanceof MarqueeError && (error.status === 401 || error.status === 403)) {
@@ -265,6 +312,17 @@ function start(): void {
   byId("new-viewer").addEventListener("click", () => {
     setViewer(`viewer-${Math.random().toString(36).slice(2, 8)}`);
     location.hash = "";
+  });
+  byId<HTMLFormElement>("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = byId<HTMLInputElement>("search").value.trim();
+    if (text) location.hash = `#/search/${encodeURIComponent(text)}`;
+  });
+  let typing: ReturnType<typeof setTimeout> | undefined;
+  byId<HTMLInputElement>("search").addEventListener("input", (event) => {
+    const text = (event.target as HTMLInputElement).value;
+    clearTimeout(typing);
+    typing = setTimeout(() => void suggest(text), 120);
   });
   byId<HTMLFormElement>("key-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -1,8 +1,9 @@
 // The viewer app in headless Chromium (Debian's `chromium`, driven by playwright-core) against a
 // real `marquee serve`: a new viewer rates movies of one taste through the page and "For you"
-// turns to that taste without a reload, although the other taste is the more popular; an item
+// turns to that taste without a reload, although the other taste is the more popular; the
+// search box suggests titles as they are typed and finds a movie despite a typo; an item
 // whose title is markup shows as text; the page is served with a policy that forbids inline
-// scripts; axe-core finds no WCAG 2.1 A/AA violation on the home and movie pages and the
+// scripts; axe-core finds no WCAG 2.1 A/AA violation on the home, movie and search pages and the
 // console; the console asks for an admin key, then pauses the processor and erases a user.
 //
 // Skipped, saying so, where Chromium is not installed, unless MARQUEE_REQUIRE_BROWSER=1 (CI
@@ -113,6 +114,18 @@ test("a viewer rates comedies in the page and For you turns to comedy without a 
     await page.waitForFunction(() => /watch was acknowledged/.test(document.getElementById("status")?.textContent ?? ""), null, { timeout: 15_000 });
     assert.equal(await page.$eval("#watched", (bar) => bar.value), 100);
 
+    // Search: titles suggested while typing, then results, a typo forgiven.
+    await page.fill("#search", "comedy 1");
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll("#suggestions option")].some((option) => option.value === "Comedy 1"),
+    );
+    await page.fill("#search", "horor 3");
+    await page.press("#search", "Enter");
+    await page.waitForSelector("#results-title");
+    const found = await page.$$eval("#results [data-item]", (cards) => cards.map((card) => card.dataset.item));
+    assert.equal(found[0], "h3", `results: ${found}`);
+    assert.match(await page.textContent("#results-notes"), /^\d+ match/);
+
     // Markup in a title or a tag shows as text and runs nothing.
     await page.goto(`${api.url}/#/movie/x1`);
     await page.waitForSelector("#movie-title");
@@ -126,7 +139,7 @@ test("a viewer rates comedies in the page and For you turns to comedy without a 
   }
 });
 
-test("axe-core finds no WCAG 2.1 A or AA violation on the home page, a movie page and the console", { skip }, async () => {
+test("axe-core finds no WCAG 2.1 A or AA violation on the home page, a movie page, search results and the console", { skip }, async () => {
   const { chromium: playwright } = await import("playwright-core");
   const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
   const dir = tempDir();
@@ -154,6 +167,9 @@ test("axe-core finds no WCAG 2.1 A or AA violation on the home page, a movie pag
     await page.goto(`${api.url}/#/movie/c1`);
     await page.waitForSelector("#movie-title");
     await audit("movie page");
+    await page.goto(`${api.url}/#/search/comedy`);
+    await page.waitForSelector("#results-title");
+    await audit("search results");
     // The console of a node with auth off opens without a key.
     await page.goto(`${api.url}/console`);
     await page.waitForSelector("#chart-ingest canvas");
