@@ -95,16 +95,18 @@ pub fn check_path_id(field: &str, id: &str) -> Result<(), ApiError> {
         .map_err(|error| ApiError::bad_request("invalid_parameter", error.to_string()))
 }
 
+/// Query parameters from pairs, for tests.
+#[cfg(test)]
+pub(crate) fn params(pairs: &[(&str, &str)]) -> Params {
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn each_refusal_names_the_parameter() {

@@ -290,13 +290,7 @@ pub async fn get_suggest(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect()
-    }
+    use crate::params::params;
 
     #[test]
     fn each_refusal_names_the_parameter() {

@@ -366,6 +366,41 @@ impl SearchIndex {
                     self.collect(&searcher, &*build(&words, false), scope, fetch, &mut answer)?;
             }
         }
+        let mut found = self.resolve(&searcher, hits, items)?;
+        let numbers: Vec<u32> = found.iter().map(|(item, _)| item.item).collect();
+        let personal = if numbers.is_empty() {
+            None
+        } else {
+            affinity(&numbers)
+        };
+        let personalised = personal.is_some();
+        if let Some(scores) = personal {
+            for ((_, key), score) in found.iter_mut().zip(scores) {
+                *key = score;
+            }
+        }
+        answer.items = rerank(found, request.count);
+        let metrics = &self.inner.metrics;
+        metrics
+            .search_duration
+            .with_label_values(&[route])
+            .observe(started.elapsed().as_secs_f64());
+        if answer.items.is_empty() {
+            metrics.search_empty.with_label_values(&[route]).inc();
+        }
+        Ok((answer, personalised))
+    }
+}
+
+impl SearchIndex {
+    /// The catalogue entries of `hits` (those the item table still has), each with its
+    /// popularity: the order within a tier when no viewer is named.
+    fn resolve(
+        &self,
+        searcher: &tantivy::Searcher,
+        hits: Vec<(f32, DocAddress)>,
+        items: &ItemTable,
+    ) -> Result<Vec<(Found, f32)>> {
         let mut numbers_of = Vec::with_capacity(searcher.segment_readers().len());
         for segment in searcher.segment_readers() {
             numbers_of.push(
@@ -402,32 +437,9 @@ impl SearchIndex {
                 ));
             }
         }
-        let numbers: Vec<u32> = found.iter().map(|(item, _)| item.item).collect();
-        let personal = if numbers.is_empty() {
-            None
-        } else {
-            affinity(&numbers)
-        };
-        let personalised = personal.is_some();
-        if let Some(scores) = personal {
-            for ((_, key), score) in found.iter_mut().zip(scores) {
-                *key = score;
-            }
-        }
-        answer.items = rerank(found, request.count);
-        let metrics = &self.inner.metrics;
-        metrics
-            .search_duration
-            .with_label_values(&[route])
-            .observe(started.elapsed().as_secs_f64());
-        if answer.items.is_empty() {
-            metrics.search_empty.with_label_values(&[route]).inc();
-        }
-        Ok((answer, personalised))
+        Ok(found)
     }
-}
 
-impl SearchIndex {
     /// The best `fetch` hits of `query`, and into `answer` the total and (searching all
     /// fields) the facets of its matches.
     fn collect(
@@ -543,110 +555,4 @@ impl SearchWriter<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(id: &str, title: &str) -> Item {
-        Item {
-            item_id: id.into(),
-            title: Some(title.into()),
-            genres: vec!["Drama".into()],
-            year: Some(1999),
-            tags: Vec::new(),
-        }
-    }
-
-    fn add(items: &ItemTable, entry: Item) -> u32 {
-        let mut table = items.write();
-        let number = table.assign(&entry.item_id).0;
-        table.set_catalogue(number, entry);
-        number
-    }
-
-    fn ids(search: &SearchIndex, items: &ItemTable, text: &str) -> Vec<String> {
-        let request = SearchRequest {
-            text: text.into(),
-            count: 10,
-            filters: Filters::default(),
-        };
-        let (answer, _) = search.search(&request, items, &|_| None).unwrap();
-        answer
-            .items
-            .into_iter()
-            .map(|found| found.item_id)
-            .collect()
-    }
-
-    #[test]
-    fn a_catalogue_written_without_the_index_is_indexed_at_the_next_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("search");
-        let items = ItemTable::new(4);
-        add(&items, item("a", "Alpha Centauri"));
-        let search = SearchIndex::open(&path, &items, Metrics::new(1)).unwrap();
-        assert_eq!(ids(&search, &items, "alpha"), ["a"]);
-        drop(search);
-        let meta = std::fs::read_to_string(path.join("meta.json")).unwrap();
-
-        // Unchanged catalogue: opened as it is.
-        let search = SearchIndex::open(&path, &items, Metrics::new(1)).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(path.join("meta.json")).unwrap(),
-            meta
-        );
-        drop(search);
-
-        // A replay or a restore writes the catalogue alone: a new item, a changed title.
-        add(&items, item("b", "Beta Pictoris"));
-        add(&items, item("a", "Gamma Draconis"));
-        let search = SearchIndex::open(&path, &items, Metrics::new(1)).unwrap();
-        assert_eq!(ids(&search, &items, "pictoris"), ["b"]);
-        assert_eq!(ids(&search, &items, "draconis"), ["a"]);
-        assert!(ids(&search, &items, "alpha").is_empty());
-    }
-
-    #[test]
-    fn an_index_of_another_version_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("search");
-        let items = ItemTable::new(4);
-        add(&items, item("a", "Alpha Centauri"));
-        drop(SearchIndex::open(&path, &items, Metrics::new(1)).unwrap());
-        let meta = path.join("meta.json");
-        let text = std::fs::read_to_string(&meta).unwrap();
-        let older = text.replace(&format!("marquee-search v{VERSION} "), "marquee-search v0 ");
-        assert_ne!(text, older);
-        std::fs::write(&meta, older).unwrap();
-        let search = SearchIndex::open(&path, &items, Metrics::new(1)).unwrap();
-        assert_eq!(ids(&search, &items, "centauri"), ["a"]);
-        let reopened = std::fs::read_to_string(&meta).unwrap();
-        assert!(reopened.contains(&format!("marquee-search v{VERSION} ")));
-    }
-
-    #[test]
-    fn writes_keep_the_fingerprint_of_the_catalogue() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("search");
-        let items = ItemTable::new(4);
-        let search = SearchIndex::open(&path, &items, Metrics::new(1)).unwrap();
-        let first = item("a", "Alpha Centauri");
-        add(&items, first.clone());
-        let mut writer = search.writer();
-        writer.replace(None, &first, 0).unwrap();
-        writer.commit().unwrap();
-        let second = item("a", "Gamma Draconis");
-        add(&items, second.clone());
-        let mut writer = search.writer();
-        writer.replace(Some(&first), &second, 0).unwrap();
-        writer.commit().unwrap();
-        drop(search);
-        let meta = std::fs::read_to_string(path.join("meta.json")).unwrap();
-        let search = SearchIndex::open(&path, &items, Metrics::new(1)).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(path.join("meta.json")).unwrap(),
-            meta,
-            "the fingerprint matched: no rebuild"
-        );
-        assert_eq!(ids(&search, &items, "draconis"), ["a"]);
-    }
-}
+mod tests;
