@@ -327,7 +327,12 @@ impl SearchIndex {
         let searcher = self.inner.reader.searcher();
         let fetch = request.count + RERANK_MARGIN;
         let mut answer = Answer::default();
-        let in_titles = |term: &tantivy::Term| searcher.doc_freq(term).is_ok_and(|n| n > 0);
+        let documents = searcher.num_docs().max(1) as f64;
+        let title_share = |term: &tantivy::Term| {
+            searcher
+                .doc_freq(term)
+                .map_or(0.0, |n| n as f64 / documents)
+        };
         let build = |words: &[query::Word], all: bool| {
             query::build(
                 &self.inner.fields,
@@ -335,7 +340,7 @@ impl SearchIndex {
                 all,
                 scope,
                 &request.filters,
-                &in_titles,
+                &title_share,
             )
         };
         // Every word; else the words that match something on their own (a typo beyond the

@@ -13,6 +13,11 @@
 //! - **as a prefix**, for the last word while the viewer is still typing it (the text does not
 //!   end with a space): titles under the same typo rules, genres and tags without typos.
 //!
+//! A word that more than [`COMMON`] of all titles hold ("the" in a catalogue whose titles all
+//! start with it) is left out of a query that has other words: its BM25 weight is about zero,
+//! and requiring it only costs a seek in its long postings list for every candidate (a fifth of
+//! a search's time on such a catalogue). A word still being typed is always kept.
+//!
 //! A word of four digits that could be a year (1870–2100) is optional: it matches the year
 //! ([`YEAR_BOOST`], so "king kong 1933" puts the 1933 film before the 2005 one) or a title
 //! word ("2001 a space odyssey"). Other all-digit words are optional too (a sequel's number
@@ -34,6 +39,8 @@ pub const ONE_EDIT_FROM: usize = 5;
 pub const TWO_EDITS_FROM: usize = 9;
 /// A title word weighs this many times a genre or tag word.
 pub const TITLE_BOOST: f32 = 3.0;
+/// A word in more than this share of the titles is left out when the query has other words.
+pub const COMMON: f64 = 0.5;
 /// The score a year in the query adds to the items of that year.
 pub const YEAR_BOOST: f32 = 5.0;
 
@@ -98,28 +105,40 @@ pub struct Filters {
     pub year_to: Option<i32>,
 }
 
-/// The query for `words`: every word must match (`all`), or any. `in_titles` says whether some
-/// title holds a word as it is.
+/// The query for `words`: every word must match (`all`), or any. `title_share` is the share
+/// of the titles that hold a word as it is (0: none).
 pub fn build(
     fields: &Fields,
     words: &[Word],
     all: bool,
     scope: Scope,
     filters: &Filters,
-    in_titles: &dyn Fn(&Term) -> bool,
+    title_share: &dyn Fn(&Term) -> f64,
 ) -> Box<dyn Query> {
-    let digits_only = words
+    let is_digits = |word: &Word| word.text.bytes().all(|byte| byte.is_ascii_digit());
+    let digits_only = words.iter().all(is_digits);
+    let common = |word: &Word| {
+        !word.prefix
+            && !is_digits(word)
+            && title_share(&Term::from_field_text(fields.title, &word.text)) > COMMON
+    };
+    let telling = words
         .iter()
-        .all(|word| word.text.bytes().all(|byte| byte.is_ascii_digit()));
+        .filter(|word| !is_digits(word) && !common(word))
+        .count();
+    let in_titles = |term: &Term| title_share(term) > 0.0;
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for word in words {
+        if telling > 0 && common(word) {
+            continue;
+        }
         let optional = !digits_only && word.text.bytes().all(|byte| byte.is_ascii_digit());
         let occur = if all && !optional {
             Occur::Must
         } else {
             Occur::Should
         };
-        clauses.push((occur, word_query(fields, word, scope, in_titles)));
+        clauses.push((occur, word_query(fields, word, scope, &in_titles)));
     }
     if !all || digits_only {
         // Any word: wrap them, so the filters below stay required beside them.
