@@ -13,11 +13,12 @@
 //! **Writes.** Catalogue upserts go through [`SearchWriter`], taken before the catalogue is
 //! written and committed after the item table has the entries: one writer at a time, so the
 //! index and the fingerprint follow the catalogue's order, and an upsert is searchable when it
-//! is answered (the reader reloads after each commit).
+//! is answered (the reader reloads after each commit, and follows background merges; segments
+//! merge from two of a size, see `merge_policy`).
 //!
 //! **Queries** ([`query`] builds them): every word must match, exactly (BM25), with typos or,
-//! for the last word, as a prefix; when no item matches every word, items matching any word
-//! are returned. Hits whose text scores are within [`TIE`] of each other are one tier; within a
+//! for the last word, as a prefix; when no item matches every word, the words that match
+//! something on their own must all match, and failing that any word. Hits whose text scores are within [`TIE`] of each other are one tier; within a
 //! tier the viewer's affinity (their vector's inner product with the item's, the same units as
 //! the recommendations' embedding part) orders the hits when a viewer is named and known, and
 //! otherwise the number of events on the item. The answer counts the matches per genre and per
@@ -83,7 +84,7 @@ pub struct Answer {
     pub items: Vec<Found>,
     /// How many items matched in all.
     pub total: usize,
-    /// Whether every word had to match (false: no item matched them all, so any word did).
+    /// Whether every word had to match (false: no item matched them all; these match some).
     pub all_words: bool,
     /// Matches per genre, most first.
     pub genres: Vec<(String, u64)>,
