@@ -45,7 +45,7 @@ pub use query::{Filters, Scope};
 use schema::{Fields, document, id_term, item_hash};
 
 /// The layout version of the index; another version is rebuilt at start.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Text scores within this fraction of a tier's best are one tier, ordered by the viewer's
 /// affinity (or popularity) rather than by text.

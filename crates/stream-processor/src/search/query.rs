@@ -4,7 +4,8 @@
 //! word). Each word must match (all words, or — when that finds nothing — any word), in the
 //! title or in the genres and tags:
 //!
-//! - **exactly**, scored by BM25 (a title match weighs [`TITLE_BOOST`] times a label match);
+//! - **exactly**, scored by BM25 (a title match weighs [`TITLE_BOOST`] times a label match; a
+//!   title word typed without its apostrophe, "pans" for "Pan's", is a title match);
 //! - **with typos**, in titles: words of [`ONE_EDIT_FROM`] letters or more match one edit
 //!   away, of [`TWO_EDITS_FROM`] or more two (a transposition is one edit); a constant score,
 //!   below an exact match. Only for a word that no title holds as it is: a word spelt right is
@@ -186,6 +187,14 @@ fn word_query(
     };
     add(
         Box::new(TermQuery::new(title.clone(), IndexRecordOption::WithFreqs)),
+        TITLE_BOOST,
+    );
+    // A title word typed without its apostrophe ("pans" for "Pan's").
+    add(
+        Box::new(TermQuery::new(
+            Term::from_field_text(fields.joined, &word.text),
+            IndexRecordOption::WithFreqs,
+        )),
         TITLE_BOOST,
     );
     if edits > 0 {

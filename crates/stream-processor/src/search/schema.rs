@@ -5,6 +5,7 @@
 //! | `item_id` | the id | raw term: the key of upserts |
 //! | `number` | the item's number in the item table | `u64`, fast: read for every hit |
 //! | `title` | the title | words (below), with frequencies and lengths for BM25 |
+//! | `joined` | the title's words with an apostrophe, without it (`Pan's` → `pans`) | words, as `title` |
 //! | `labels` | genres and tags | words, as `title` |
 //! | `genre` | each genre, lower-cased | raw term: the `genre` filter |
 //! | `year` | the year | `i64`, indexed: the year range and a year in the query |
@@ -30,6 +31,7 @@ pub struct Fields {
     pub item_id: Field,
     pub number: Field,
     pub title: Field,
+    pub joined: Field,
     pub labels: Field,
     pub genre: Field,
     pub year: Field,
@@ -48,6 +50,7 @@ pub fn schema() -> (Schema, Fields) {
         item_id: builder.add_text_field("item_id", STRING),
         number: builder.add_u64_field("number", FAST),
         title: builder.add_text_field("title", words.clone()),
+        joined: builder.add_text_field("joined", words.clone()),
         labels: builder.add_text_field("labels", words),
         genre: builder.add_text_field("genre", STRING),
         year: builder.add_i64_field("year", INDEXED),
@@ -63,6 +66,7 @@ pub fn fields(index: &Index) -> tantivy::Result<Fields> {
         item_id: schema.get_field("item_id")?,
         number: schema.get_field("number")?,
         title: schema.get_field("title")?,
+        joined: schema.get_field("joined")?,
         labels: schema.get_field("labels")?,
         genre: schema.get_field("genre")?,
         year: schema.get_field("year")?,
@@ -87,6 +91,16 @@ pub fn words(text: &str) -> Vec<String> {
     words
 }
 
+/// The words of `text` that hold an apostrophe, without it: how a viewer types "Pan's" or
+/// "Schindler's" when they leave it out ("pans", "schindlers").
+pub fn joined_words(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|word| word.contains(['\'', '’']))
+        .map(|word| word.replace(['\'', '’'], ""))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The decade of a year, as its facet names it (`1990`).
 pub fn decade(year: i32) -> i32 {
     year.div_euclid(10) * 10
@@ -99,6 +113,10 @@ pub fn document(fields: &Fields, item: &Item, number: u32) -> TantivyDocument {
     document.add_u64(fields.number, u64::from(number));
     if let Some(title) = &item.title {
         document.add_text(fields.title, title);
+        let joined = joined_words(title);
+        if !joined.is_empty() {
+            document.add_text(fields.joined, joined);
+        }
     }
     for label in item.genres.iter().chain(&item.tags) {
         document.add_text(fields.labels, label);
@@ -150,6 +168,13 @@ mod tests {
             words("Terminator 2: Judgment Day"),
             ["terminator", "2", "judgment", "day"]
         );
+    }
+
+    #[test]
+    fn words_with_an_apostrophe_are_also_joined() {
+        assert_eq!(joined_words("Pan's Labyrinth"), "Pans");
+        assert_eq!(joined_words("Schindler’s List"), "Schindlers");
+        assert_eq!(joined_words("Toy Story"), "");
     }
 
     #[test]
