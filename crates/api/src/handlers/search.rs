@@ -111,9 +111,9 @@ fn parse_query(params: &Params) -> Result<String, ApiError> {
         )));
     }
     if !text.chars().any(char::is_alphanumeric) {
-        return Err(invalid(
-            "q: must contain a letter or a digit, got an empty query".into(),
-        ));
+        return Err(invalid(format!(
+            "q: must contain a letter or a digit, got {text:?}"
+        )));
     }
     Ok(text.clone())
 }
