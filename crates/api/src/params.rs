@@ -18,16 +18,27 @@ pub type Params = HashMap<String, String>;
 
 /// The `count` parameter: 1 to [`MAX_COUNT`], 10 when absent.
 pub fn parse_count(params: &Params) -> Result<usize, ApiError> {
-    match params.get("count") {
-        None => Ok(10),
+    let count = parse_number(params, "count", (1, MAX_COUNT as i64))?;
+    Ok(count.unwrap_or(10) as usize)
+}
+
+/// A whole-number parameter from `min` to `max`; `None` when absent.
+pub fn parse_number(
+    params: &Params,
+    name: &str,
+    (min, max): (i64, i64),
+) -> Result<Option<i64>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
         Some(text) => text
-            .parse::<usize>()
+            .parse::<i64>()
             .ok()
-            .filter(|count| (1..=MAX_COUNT).contains(count))
+            .filter(|value| (min..=max).contains(value))
+            .map(Some)
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_parameter",
-                    format!("count: must be a whole number from 1 to {MAX_COUNT}, got {text:?}"),
+                    format!("{name}: must be a whole number from {min} to {max}, got {text:?}"),
                 )
             }),
     }

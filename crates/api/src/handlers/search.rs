@@ -6,7 +6,7 @@ use marquee_stream_processor::search::{Filters, Found, SearchRequest};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::params::{Params, parse_text, reject_unknown_params};
+use crate::params::{Params, parse_number, parse_text, reject_unknown_params};
 use crate::state::AppState;
 
 /// Longest query text, in bytes.
@@ -118,34 +118,11 @@ fn parse_query(params: &Params) -> Result<String, ApiError> {
     Ok(text.clone())
 }
 
-/// A whole-number parameter from `min` to `max`, `default` when absent.
-fn parse_number(
-    params: &Params,
-    name: &str,
-    (min, max): (i64, i64),
-    default: Option<i64>,
-) -> Result<Option<i64>, ApiError> {
-    match params.get(name) {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|value| (min..=max).contains(value))
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_parameter",
-                    format!("{name}: must be a whole number from {min} to {max}, got {text:?}"),
-                )
-            }),
-    }
-}
-
 /// The filters: `genre`, `year_from`, `year_to` (in order).
 fn parse_filters(params: &Params) -> Result<Filters, ApiError> {
     let years = (1800, 3000);
-    let year_from = parse_number(params, "year_from", years, None)?.map(|year| year as i32);
-    let year_to = parse_number(params, "year_to", years, None)?.map(|year| year as i32);
+    let year_from = parse_number(params, "year_from", years)?.map(|year| year as i32);
+    let year_to = parse_number(params, "year_to", years)?.map(|year| year as i32);
     if let (Some(from), Some(to)) = (year_from, year_to)
         && from > to
     {
@@ -197,8 +174,8 @@ pub async fn get_search(
         &["q", "count", "genre", "year_from", "year_to", "user_id"],
     )?;
     let text = parse_query(&params)?;
-    let count = parse_number(&params, "count", (1, MAX_SEARCH_COUNT as i64), Some(20))?
-        .unwrap_or(20) as usize;
+    let count =
+        parse_number(&params, "count", (1, MAX_SEARCH_COUNT as i64))?.unwrap_or(20) as usize;
     let filters = parse_filters(&params)?;
     // A viewer of another node's partition: that node has their history; the text order
     // stands here (`personalised` says so).
@@ -221,14 +198,14 @@ pub async fn get_search(
         let user = viewer.as_deref()?;
         query.affinity(user, items).ok().flatten()
     };
-    let (answer, personalised) = services
+    let answer = services
         .search
         .search(&request, &services.items, &affinity)?;
     Ok(Json(SearchResults {
         query: text,
         total: answer.total,
         all_words: answer.all_words,
-        personalised,
+        personalised: answer.personalised,
         items: answer.items.into_iter().map(SearchItem::from).collect(),
         facets: Facets {
             genres: answer
@@ -271,8 +248,7 @@ pub async fn get_suggest(
     let services = state.services()?;
     reject_unknown_params(&params, &["q", "count"])?;
     let text = parse_query(&params)?;
-    let count =
-        parse_number(&params, "count", (1, MAX_SUGGESTIONS as i64), Some(8))?.unwrap_or(8) as usize;
+    let count = parse_number(&params, "count", (1, MAX_SUGGESTIONS as i64))?.unwrap_or(8) as usize;
     let found = services.search.suggest(&text, count, &services.items)?;
     Ok(Json(Suggestions {
         query: text,

@@ -202,7 +202,7 @@ fn main() -> Result<()> {
             filters: Filters::default(),
         };
         let started = Instant::now();
-        let (answer, _) = search.search(&request, &items, &|_| None)?;
+        let answer = search.search(&request, &items, &|_| None)?;
         micros.push(started.elapsed().as_secs_f64() * 1e6);
         empty += usize::from(answer.items.is_empty());
     }

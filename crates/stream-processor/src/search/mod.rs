@@ -90,6 +90,8 @@ pub struct Answer {
     pub genres: Vec<(String, u64)>,
     /// Matches per decade (`1990`), oldest first.
     pub decades: Vec<(i32, u64)>,
+    /// Whether a viewer's affinity ordered the tiers (else popularity did).
+    pub personalised: bool,
 }
 
 /// The search index. Cheap to clone.
@@ -294,7 +296,7 @@ impl SearchIndex {
         request: &SearchRequest,
         items: &ItemTable,
         affinity: &dyn Fn(&[u32]) -> Option<Vec<f32>>,
-    ) -> Result<(Answer, bool)> {
+    ) -> Result<Answer> {
         self.find(request, Scope::All, items, affinity)
     }
 
@@ -306,10 +308,7 @@ impl SearchIndex {
             count,
             filters: Filters::default(),
         };
-        Ok(self
-            .find(&request, Scope::Titles, items, &|_| None)?
-            .0
-            .items)
+        Ok(self.find(&request, Scope::Titles, items, &|_| None)?.items)
     }
 
     fn find(
@@ -318,7 +317,7 @@ impl SearchIndex {
         scope: Scope,
         items: &ItemTable,
         affinity: &dyn Fn(&[u32]) -> Option<Vec<f32>>,
-    ) -> Result<(Answer, bool)> {
+    ) -> Result<Answer> {
         let started = Instant::now();
         let route = match scope {
             Scope::All => "search",
@@ -379,7 +378,7 @@ impl SearchIndex {
         } else {
             affinity(&numbers)
         };
-        let personalised = personal.is_some();
+        answer.personalised = personal.is_some();
         if let Some(scores) = personal {
             for ((_, key), score) in found.iter_mut().zip(scores) {
                 *key = score;
@@ -394,7 +393,7 @@ impl SearchIndex {
         if answer.items.is_empty() {
             metrics.search_empty.with_label_values(&[route]).inc();
         }
-        Ok((answer, personalised))
+        Ok(answer)
     }
 }
 

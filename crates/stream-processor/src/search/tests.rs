@@ -25,7 +25,7 @@ fn ids(search: &SearchIndex, items: &ItemTable, text: &str) -> Vec<String> {
         count: 10,
         filters: Filters::default(),
     };
-    let (answer, _) = search.search(&request, items, &|_| None).unwrap();
+    let answer = search.search(&request, items, &|_| None).unwrap();
     answer
         .items
         .into_iter()
