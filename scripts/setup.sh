@@ -2,7 +2,7 @@
 # Installs the build and test prerequisites on a Debian machine: RocksDB's bindings need
 # libclang, its C++ sources need a C++ compiler, the observability test needs Prometheus, the
 # TypeScript SDK's browser test needs Chromium (and Node.js 20+, checked), the image test
-# podman and runc.
+# podman and runc, the Python SDK's tests Python 3 with venv.
 # Idempotent; does nothing when everything is present.
 set -euo pipefail
 missing=()
@@ -18,6 +18,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Podman and Debian's runc: the image test builds the container image and runs it.
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/sbin/runc ] || missing+=(runc)
+# Python 3 with venv: the Python SDK's tests run in a virtual environment of their own.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   sudo_cmd=""

@@ -31,6 +31,15 @@ cargo test --workspace --doc --locked
   npm ci --no-audit --no-fund --loglevel=error
   npm test
 )
+# The Python SDK: format, lints, types, then its tests against the same binary.
+./scripts/test-python.sh
+# The Arroyo UDFs: a workspace of their own (Arroyo's plugin pins Arrow 51 and an older chrono).
+(
+  cd integrations/arroyo
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+  cargo test --workspace --all-targets --locked
+)
 # The viewer app: its committed bundle is the build of its sources (the node embeds it), and
 # its browser test against the binary.
 (

@@ -86,6 +86,9 @@ enum Command {
         #[command(flatten)]
         options: BackfillArgs,
     },
+    /// Send the events other systems write to a topic (Fluvio, or an NDJSON file followed as it
+    /// grows) to a running node, at least once, each applied once (docs/INTEGRATIONS.md).
+    Intake(commands::intake::IntakeArgs),
     /// Rebuild the state from the log into a new data directory, beside a node that keeps
     /// serving (docs/OPERATIONS.md says how to switch to it).
     Replay(commands::replay::ReplayArgs),
@@ -209,6 +212,7 @@ async fn run(command: Command) -> Result<()> {
             source,
             options,
         } => commands::backfill::run(file, source, options).await,
+        Command::Intake(args) => commands::intake::run(args).await,
         Command::Replay(args) => tokio::task::spawn_blocking(move || commands::replay::run(args))
             .await
             .context("the replay stopped")?,

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod generate;
 pub mod health;
 pub mod import;
+pub mod intake;
 pub mod keys;
 pub mod replay;
 pub mod serve;

@@ -20,6 +20,7 @@ mod evaluator;
 mod event_log;
 mod fuzz_corpus;
 mod index_recall;
+mod intake;
 mod logs_and_traces;
 mod movielens_import;
 mod observability;

@@ -66,6 +66,10 @@ pub struct FluvioLogConfig {
     pub replication: u32,
     /// How long start-up waits for the cluster before it gives up with an error.
     pub connect_timeout: Duration,
+    /// Take an existing topic's partition count as it is, rather than requiring
+    /// [`partitions`](Self::partitions): a topic other systems write to (the intake topic of
+    /// `marquee intake`), whose partitions place nothing of Marquee's.
+    pub adopt_partitions: bool,
     /// How long one append waits for the cluster (retries included) before it fails; the API
     /// then answers 503 and the client retries. Below the API's 10 s request timeout, so the
     /// answer names the log rather than a timeout.
@@ -81,6 +85,7 @@ impl FluvioLogConfig {
             partitions: 4,
             replication: 1,
             connect_timeout: Duration::from_secs(10),
+            adopt_partitions: false,
             append_timeout: Duration::from_secs(5),
         }
     }
@@ -310,9 +315,26 @@ impl FluvioLog {
         Ok(appended)
     }
 
-    /// Appends raw records to partition 0, with the append timeout of [`EventLog::append`]:
-    /// the change log's records (`crate::changes`).
-    pub(crate) async fn append_raw(&self, values: Vec<Vec<u8>>) -> Result<()> {
+    /// The topic's partition count.
+    pub fn partition_count(&self) -> u32 {
+        self.inner.config.partitions
+    }
+
+    /// Up to `max_records` committed records of `partition` from `from_offset`, as stored
+    /// (`(offset, value)`): a topic other systems write to, read by `marquee intake`.
+    pub async fn read_values(
+        &self,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.fetch_records(partition, from_offset, max_records)
+            .await
+    }
+
+    /// Appends raw records without a key, with the append timeout of [`EventLog::append`]:
+    /// the change log's records (`crate::changes`), and a test's intake records.
+    pub async fn append_raw(&self, values: Vec<Vec<u8>>) -> Result<()> {
         if values.is_empty() {
             return Ok(());
         }
@@ -497,7 +519,7 @@ async fn ensure_topic(fluvio: &Fluvio, config: &FluvioLogConfig) -> Result<u32> 
         .find(|topic| topic.name == config.topic)
     {
         let partitions = topic.spec.partitions();
-        if partitions != config.partitions {
+        if partitions != config.partitions && !config.adopt_partitions {
             return Err(Error::PartitionCountMismatch {
                 path: format!("Fluvio topic {} at {endpoint}", config.topic),
                 existing: partitions,

@@ -316,4 +316,46 @@ mod tests {
         event.value = Some(0.5);
         assert_eq!(event_weight(&event, &weights), -1.0);
     }
+
+    /// The weight table the Arroyo UDF `marquee_event_weight` is tested against
+    /// (`integrations/arroyo/fixtures/event_weights.tsv`) is this function's, with the default
+    /// weights: a change here without the table (and the UDF) fails.
+    #[test]
+    fn the_arroyo_weight_table_is_the_models() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../integrations/arroyo/fixtures/event_weights.tsv"
+        );
+        let table = std::fs::read_to_string(path).expect("the weight table is readable");
+        let weights = EventWeights::default();
+        let mut kinds = std::collections::HashSet::new();
+        for line in table
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.starts_with("kind\t"))
+        {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let kind = EventKind::parse(fields[0]).expect("a kind the node has");
+            let event = Event {
+                event_id: "e".into(),
+                user_id: "u".into(),
+                item_id: "i".into(),
+                kind,
+                value: (!fields[1].is_empty()).then(|| fields[1].parse().unwrap()),
+                timestamp: 0,
+                context: Default::default(),
+            };
+            let expected: f32 = fields[2].parse().unwrap();
+            let got = event_weight(&event, &weights);
+            assert!(
+                (got - expected).abs() < 1e-5,
+                "{line}: the model gives {got}"
+            );
+            kinds.insert(kind);
+        }
+        assert_eq!(
+            kinds.len(),
+            EventKind::ALL.len(),
+            "every kind is in the table"
+        );
+    }
 }

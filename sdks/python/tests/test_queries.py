@@ -1,0 +1,92 @@
+"""Typed queries, catalogue upserts, search, user export and erasure against a real node."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Server, caught_up, eventually
+from marquee_client import Client, FacetCount, Item, MarqueeError
+
+
+def test_typed_queries_and_catalogue_upserts(server: Server) -> None:
+    with Client(server.url, linger=0.005) as client:
+        items = [
+            Item(
+                f"f{n}", title=f"Film f{n}", genres=["Drama" if n % 2 == 0 else "Comedy"], year=1999
+            )
+            for n in range(12)
+        ]
+        upserted = client.upsert_items(items)
+        assert (upserted.upserted, upserted.rejected) == (12, [])
+        details = client.item("f3")
+        assert (details.item_id, details.title, details.genres, details.year) == (
+            "f3",
+            "Film f3",
+            ["Comedy"],
+            1999,
+        )
+        assert details.in_catalogue
+
+        for viewer in range(6):
+            for item in items:
+                client.rate(f"fan-{viewer}", item.item_id, 4)
+        newcomer = "new viewer/ü"
+        client.rate(newcomer, "f0", 5)
+        client.flush(10)
+        caught_up(server.url)
+
+        picks = eventually(
+            "recommendations for the newcomer",
+            lambda: (answer := client.recommendations(newcomer, count=5)).items and answer,
+        )
+        assert picks.user_id == newcomer
+        assert 0 < len(picks.items) <= 5
+        assert all(pick.item_id != "f0" for pick in picks.items), "seen items are left out"
+
+        comedies = client.recommendations(newcomer, genre="comedy", exclude=["f1", "f3"])
+        assert comedies.items
+        for pick in comedies.items:
+            assert pick.genres == ["Comedy"]
+            assert pick.item_id not in ("f1", "f3")
+        similar = client.similar("f0", count=3)
+        assert 0 < len(similar) <= 3 and all(item.item_id != "f0" for item in similar)
+        trending = client.trending(count=4, genre="Drama")
+        assert len(trending) == 4 and all(item.genres == ["Drama"] for item in trending)
+
+        found = client.search("filmm f7", genre="comedy", year_from=1990)
+        assert found.items[0].item_id == "f7"
+        assert all(item.genres == ["Comedy"] for item in found.items)
+        assert found.decades == [FacetCount(1990, found.total)]
+        assert not found.personalised
+        suggestions = client.suggest("film f1", count=3)
+        assert len(suggestions) == 3
+        assert all((s.title or "").startswith("Film f1") for s in suggestions)
+
+        summary = client.user(newcomer)
+        assert (summary.event_count, summary.seen_items) == (1, ["f0"])
+        exported = client.export_user(newcomer)
+        assert [entry["event"]["item_id"] for entry in exported["events"]] == ["f0"]
+        status = client.processor()
+        assert status.lag_events == 0 and not status.paused
+
+        erased = client.erase_user(newcomer)
+        assert erased["user_id"] == newcomer
+        with pytest.raises(MarqueeError) as gone:
+            client.user(newcomer)
+        assert gone.value.status == 404
+        assert "marquee_ingest_events_accepted_total" in client.metrics()
+
+
+def test_refused_queries_raise_with_the_parameter_named(server: Server) -> None:
+    with Client(server.url) as client:
+        with pytest.raises(MarqueeError) as too_many:
+            client.recommendations("anyone", count=1000)
+        assert (too_many.value.status, too_many.value.code) == (400, "invalid_parameter")
+        assert too_many.value.message.startswith("count:")
+        with pytest.raises(MarqueeError) as blank:
+            client.search(" ")
+        assert (blank.value.status, blank.value.code) == (400, "invalid_parameter")
+        assert blank.value.message.startswith("q:")
+        refused = client.upsert_items([{"item_id": "bad", "year": "nineteen"}])
+        assert refused.upserted == 0
+        assert [(r.index, r.field) for r in refused.rejected] == [(0, "year")], refused
