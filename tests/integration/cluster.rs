@@ -306,10 +306,12 @@ async fn nodes_share_item_changes(log: AnyLog, changes: AnyChangeLog, dir: &Path
 }
 
 /// Two serving nodes on one Fluvio cluster, each applying half the partitions: either takes
-/// events for any user; each answers for the users of its own partitions and sends the others
-/// to their node with a 421 naming it; both count every event in their items. Fluvio only: the
-/// embedded log is one machine's, and a node refuses to split its partitions (checked in
-/// `src/config.rs`'s tests).
+/// events for any user; each answers for the users of its own partitions and forwards a
+/// request about the others to their node (the answer the owner gives, marked as served by
+/// it), or, for a request already forwarded once, answers 421 naming the owner; both count
+/// every event in their items. Fluvio only: the embedded log is one machine's, and a node
+/// refuses to split its partitions (checked in `src/config.rs`'s tests); the forwarding layer's
+/// own cases run everywhere (`crates/api/src/middleware/forward.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_node() {
     let Some(backend) = common::fluvio_backend("serving") else {
@@ -333,6 +335,7 @@ async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_no
             partitions: owned[index].clone(),
             changes_topic: changes_topic.clone(),
             peers: vec![(urls[1 - index].clone(), owned[1 - index].clone())],
+            forward: true,
         });
         nodes.push(common::start(config).await);
     }
@@ -376,8 +379,27 @@ async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_no
         let (status, answer) =
             common::get_json(&format!("{}/v1/users/{user}/recommendations", urls[owner])).await;
         assert_eq!(status, 200, "{user} on its node: {answer}");
+        // Asked of the other node: forwarded, the owner's answer.
+        let response = common::http()
+            .get(format!("{}/v1/users/{user}", urls[other]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "{user} through the other node"
+        );
+        assert_eq!(
+            response.headers()["x-marquee-served-by"],
+            urls[owner].as_str()
+        );
+        let forwarded: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(forwarded, summary, "{user}: the owner's summary");
+        // Already forwarded once (two nodes that disagree about an owner): 421, never a loop.
         let response = common::http()
             .get(format!("{}/v1/users/{user}/recommendations", urls[other]))
+            .header("x-marquee-forwarded", "1")
             .send()
             .await
             .unwrap();
@@ -396,22 +418,27 @@ async fn on_fluvio_serving_nodes_split_the_users_and_send_the_others_to_their_no
                 .starts_with("user_id:"),
             "{body}"
         );
-        for path in ["", "/export"] {
-            let (status, _) =
-                common::get_json(&format!("{}/v1/users/{user}{path}", urls[other])).await;
-            assert_eq!(status, 421, "{user}{path} on the other node");
-        }
-        let response = common::http()
-            .delete(format!("{}/v1/users/{user}", urls[other]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status().as_u16(),
-            421,
-            "{user}'s erasure on the other node"
-        );
+        let (status, _) =
+            common::get_json(&format!("{}/v1/users/{user}/export", urls[other])).await;
+        assert_eq!(status, 200, "{user}'s export through the other node");
     }
+    // An erasure through the node that does not own the user: done by the owner.
+    let user = ["u1", "u2", "u3", "u4", "u5", "u6"]
+        .into_iter()
+        .find(|user| partition_for_user(user, PARTITIONS) >= 2)
+        .expect("a user of node 1");
+    let response = common::http()
+        .delete(format!("{}/v1/users/{user}", urls[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{user}'s erasure through node 0"
+    );
+    let (status, _) = common::get_json(&format!("{}/v1/users/{user}", urls[1])).await;
+    assert_eq!(status, 404, "{user} erased on its node");
     for node in nodes {
         node.shutdown().await.unwrap();
     }

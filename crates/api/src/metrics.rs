@@ -46,6 +46,8 @@ pub struct HttpMetrics {
     pub events_accepted: IntCounterVec,
     /// `marquee_ingest_events_rejected_total{kind,reason}`.
     pub events_rejected: IntCounterVec,
+    /// `marquee_http_forwarded_total{outcome}`: misdirected requests sent on to their owner.
+    pub forwarded: IntCounterVec,
 }
 
 impl std::fmt::Debug for HttpMetrics {
@@ -92,13 +94,19 @@ impl HttpMetrics {
                 "Events refused at ingest, by kind and reason",
                 &["kind", "reason"],
             ),
+            forwarded: counter_vec(
+                "marquee_http_forwarded_total",
+                "Requests about another node's user sent on to that node, by outcome (forwarded, failed)",
+                &["outcome"],
+            ),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
             Box::new(metrics.request_duration.clone()),
             Box::new(metrics.in_flight.clone()),
             Box::new(metrics.rejected.clone()),
             Box::new(metrics.events_accepted.clone()),
             Box::new(metrics.events_rejected.clone()),
+            Box::new(metrics.forwarded.clone()),
         ];
         for collector in collectors {
             registry
@@ -107,6 +115,9 @@ impl HttpMetrics {
         }
         for reason in REJECTION_REASONS {
             metrics.rejected.with_label_values(&[reason]);
+        }
+        for outcome in ["forwarded", "failed"] {
+            metrics.forwarded.with_label_values(&[outcome]);
         }
         for kind in EventKind::ALL {
             metrics.events_accepted.with_label_values(&[kind.as_str()]);

@@ -25,7 +25,7 @@ use crate::access::ApiDocument;
 use crate::error::ApiError;
 use crate::handlers::{admin, events, items, lists, probes, search, users, web};
 use crate::metrics::UNMATCHED_ROUTE;
-use crate::middleware::{body, cors, guard, metrics};
+use crate::middleware::{body, cors, forward, guard, metrics};
 use crate::state::AppState;
 
 /// The document's root: what every route shares.
@@ -145,6 +145,12 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             body::refuse_oversized,
+        ))
+        // Inside the guard: a forwarded request was authorised here and is bounded by the
+        // request timeout.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(middleware::from_fn_with_state(

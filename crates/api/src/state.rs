@@ -70,6 +70,11 @@ pub struct AppState {
     /// The document generated from the route table, set when the router is built; the guard
     /// reads each route's access from it.
     pub document: Arc<OnceLock<ApiDocument>>,
+    /// Send a request about another node's user on to that node rather than answer 421
+    /// (`crate::middleware::forward`); off until the node sets it from its configuration.
+    pub forward_misdirected: bool,
+    /// The HTTP client of requests forwarded to other nodes (a pool of connections to them).
+    pub peer_client: reqwest::Client,
 }
 
 impl AppState {
@@ -89,6 +94,8 @@ impl AppState {
             pseudonym_key: pseudonym_key.map(Arc::new),
             cors_origins: cors_origins.into(),
             document: Arc::new(OnceLock::new()),
+            forward_misdirected: false,
+            peer_client: reqwest::Client::new(),
         }
     }
 

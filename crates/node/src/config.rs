@@ -86,8 +86,13 @@ pub struct ClusterSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partitions: Option<String>,
     pub changes_topic: String,
-    /// The other nodes, named in the 421 answer to a request about one of their users.
+    /// The other nodes: a request about one of their users is forwarded to them, or answered
+    /// 421 naming them. An entry with exactly this node's partitions is this node and is left
+    /// out, so every node can be given the same list.
     pub peers: Vec<PeerSettings>,
+    /// Forward a request about another node's user to that node (one hop inside the cluster)
+    /// rather than answer 421: any node then answers any request.
+    pub forward: bool,
 }
 
 /// One other node of a cluster.
@@ -182,6 +187,7 @@ impl Default for ClusterSettings {
             partitions: None,
             changes_topic: DEFAULT_CHANGES_TOPIC.to_owned(),
             peers: Vec::new(),
+            forward: true,
         }
     }
 }
@@ -224,9 +230,11 @@ pub struct ClusterConfig {
     pub partitions: Vec<u32>,
     /// The change log's Fluvio topic ([`marquee_ingest::DEFAULT_CHANGES_TOPIC`] by default).
     pub changes_topic: String,
-    /// The other nodes: their address (`http://host:port`) and partitions, named in the 421
-    /// answer to a request about one of their users.
+    /// The other nodes: their address (`http://host:port`) and partitions, to which a request
+    /// about one of their users is forwarded, or which the 421 answer names.
     pub peers: Vec<(String, Vec<u32>)>,
+    /// Forward such a request (`true`) or answer 421.
+    pub forward: bool,
 }
 
 /// Everything a node needs to start, validated.
@@ -428,12 +436,17 @@ impl Settings {
                     peer.address
                 ))
             })?;
-            peers.push((peer.address.clone(), list));
+            // An entry with exactly this node's partitions is this node: every node of a
+            // cluster can be given one list of all of them (docs/SCALING.md).
+            if list != partitions {
+                peers.push((peer.address.clone(), list));
+            }
         }
         Ok(Some(ClusterConfig {
             partitions,
             changes_topic: self.cluster.changes_topic.clone(),
             peers,
+            forward: self.cluster.forward,
         }))
     }
 }

@@ -135,12 +135,16 @@ impl RunningNode {
         } else {
             None
         };
-        let state = AppState::new(
+        let mut state = AppState::new(
             metrics.clone(),
             guard,
             pseudonym_key,
             config.cors_origins.clone(),
         );
+        state.forward_misdirected = config
+            .cluster
+            .as_ref()
+            .is_some_and(|cluster| cluster.forward);
         let cancel = CancellationToken::new();
         tokio::spawn(watch_keys(state.guard.clone(), cancel.clone()));
         let server = serve(listener, router(state.clone()), tls, cancel.clone())?;

@@ -210,6 +210,7 @@ fn a_nodes_partitions_come_from_the_file_or_the_flag_and_are_checked() {
             partitions: vec![0, 1, 2, 3],
             changes_topic: "marquee-item-deltas".into(),
             peers: vec![("http://10.0.0.6:8080".into(), vec![4, 5, 6, 7])],
+            forward: true,
         })
     );
     let owned = |spec: &str| Overrides {
@@ -226,8 +227,28 @@ fn a_nodes_partitions_come_from_the_file_or_the_flag_and_are_checked() {
         error.starts_with("cluster.partitions: partition 9 does not exist"),
         "{error}"
     );
-    let error = error_of(file, owned("2-"));
+    let error = error_of(file.clone(), owned("2-"));
     assert!(error.starts_with("cluster.partitions:"), "{error}");
+
+    // One list of every node for the whole cluster: the entry with this node's partitions is
+    // this node; one that only overlaps them is still refused.
+    let mut shared = file.clone();
+    shared.cluster.peers.push(PeerSettings {
+        address: "http://10.0.0.5:8080".into(),
+        partitions: "0-3".into(),
+    });
+    let peers = shared.resolve().unwrap().cluster.unwrap().peers;
+    assert_eq!(
+        peers,
+        vec![("http://10.0.0.6:8080".into(), vec![4, 5, 6, 7])]
+    );
+    let mut overlapping = file.clone();
+    overlapping.cluster.peers.push(PeerSettings {
+        address: "http://10.0.0.5:8080".into(),
+        partitions: "2-3".into(),
+    });
+    let error = error_of(overlapping, Overrides::default());
+    assert!(error.contains("partition 2 is this node's"), "{error}");
 
     // The embedded log is one machine's.
     let error = error_of(Settings::default(), owned("0-1"));
