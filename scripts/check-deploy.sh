@@ -5,7 +5,8 @@
 #   compose      the compose-spec schema (check-jsonschema) and `podman-compose config`, its
 #                Prometheus configuration by promtool;
 #   AWS          cfn-lint on every CloudFormation template, each environment's parameters
-#                against the template's declared ones;
+#                against the template's declared ones, the cluster's node lists and the peer
+#                list its boot script writes;
 #   CI/CD        the GitHub workflow schema (check-jsonschema) and zizmor --offline; deny.toml
 #                by cargo deny (licences, bans, sources).
 # The Python validators are installed, pinned, into a virtual environment under target/ on the
@@ -34,9 +35,9 @@ if command -v kubectl >/dev/null 2>&1; then
     echo "$name: $(grep -c '^kind:' "$work/$name.yaml") objects valid"
   done
   # The pods' own script, run for each ordinal of the production overlay: the ranges must
-  # cover every partition once.
-  "$bin/python" - "$work/production.yaml" <<'PY'
-import subprocess, sys, yaml
+  # cover every partition once, and every pod's peer list name every pod with its range.
+  "$bin/python" - "$work/production.yaml" "$work" <<'PY'
+import subprocess, sys, tomllib, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "StatefulSet"]
 spec = docs[0]["spec"]
 container = spec["template"]["spec"]["containers"][0]
@@ -44,14 +45,24 @@ env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
 replicas, partitions = spec["replicas"], int(env["MARQUEE_PARTITIONS"])
 assert int(env["MARQUEE_REPLICAS"]) == replicas, "MARQUEE_REPLICAS differs from replicas"
 owned = []
+ranges = []
 for ordinal in range(replicas):
-    script = container["args"][0].replace("exec /usr/local/bin/marquee serve", 'echo "$MARQUEE_OWNED_PARTITIONS"')
+    peers_file = f"{sys.argv[2]}/peers-{ordinal}.toml"
+    script = (container["args"][0]
+              .replace("/tmp/marquee.toml", peers_file)
+              .replace("exec /usr/local/bin/marquee serve", 'echo "$MARQUEE_OWNED_PARTITIONS $MARQUEE_CONFIG"'))
     out = subprocess.run(["sh", "-c", script], env={**env, "HOSTNAME": f"marquee-{ordinal}"},
-                         capture_output=True, text=True, check=True).stdout.strip()
-    first, last = map(int, out.split("-"))
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == peers_file, out
+    ranges.append(out[0])
+    first, last = map(int, out[0].split("-"))
     owned += range(first, last + 1)
 assert owned == list(range(partitions)), f"partitions owned: {owned}"
-print(f"production: {replicas} pods own partitions 0-{partitions - 1}, each once")
+expected = [(f"http://marquee-{k}.marquee-peers:8080", r) for k, r in enumerate(ranges)]
+for ordinal in range(replicas):
+    peers = tomllib.load(open(f"{sys.argv[2]}/peers-{ordinal}.toml", "rb"))["cluster"]["peers"]
+    assert [(p["address"], p["partitions"]) for p in peers] == expected, f"pod {ordinal}'s peers"
+print(f"production: {replicas} pods own partitions 0-{partitions - 1}, each once, and name each other")
 PY
 else
   echo "kubectl (for its kustomize) not found: the base manifests alone are validated" >&2
@@ -69,18 +80,70 @@ fi
 
 echo "== AWS"
 "$bin/cfn-lint" deploy/aws/*.yaml
-"$bin/python" - <<'PY'
-import glob, json, yaml
+"$bin/python" - "$work" <<'PY'
+import glob, ipaddress, json, re, subprocess, sys, tomllib, yaml
+work = sys.argv[1]
 class Loader(yaml.SafeLoader):
     pass
-Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-declared = yaml.load(open("deploy/aws/compute.yaml"), Loader=Loader)["Parameters"]
-required = {name for name, p in declared.items() if "Default" not in p}
+def tagged(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}
+Loader.add_multi_constructor("!", tagged)
+def template(name):
+    return yaml.load(open(f"deploy/aws/{name}.yaml"), Loader=Loader)
+# Each environment's parameters (parameters/ENV.json for compute.yaml, parameters/cluster-ENV.json
+# for cluster.yaml) are declared by the template and cover its required ones.
 for path in sorted(glob.glob("deploy/aws/parameters/*.json")):
-    given = {p["ParameterKey"] for p in json.load(open(path))}
-    assert given <= set(declared), f"{path}: unknown {sorted(given - set(declared))}"
-    assert required <= given, f"{path}: missing {sorted(required - given)}"
-print("templates valid; each environment's parameters declared and complete")
+    name = "cluster" if path.split("/")[-1].startswith("cluster-") else "compute"
+    declared = template(name)["Parameters"]
+    required = {key for key, p in declared.items() if "Default" not in p}
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in json.load(open(path))}
+    assert set(given) <= set(declared), f"{path}: unknown {sorted(set(given) - set(declared))}"
+    assert required <= set(given), f"{path}: missing {sorted(required - set(given))}"
+
+# cluster.yaml: with its defaults and with each environment's values, the node lists agree, the
+# ranges cover the partitions exactly once, each address lies in its zone's private subnet
+# (network.yaml's split of the VPC), and the peer list the boot script writes is the same TOML
+# for every node but its own partitions.
+cluster = template("cluster")
+network = template("network")
+vpc = ipaddress.ip_network(network["Parameters"]["VpcCidr"]["Default"])
+private = list(vpc.subnets(new_prefix=vpc.prefixlen + 4))[2:4]
+resources = cluster["Resources"]
+loop = resources["Fn::ForEach::Nodes"]
+script = loop[2]["Template${Id}"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Sub"][0]
+block = script[script.index("{\n"):script.index("} >/srv/marquee/marquee.toml")] + "}"
+zones = {int(k): v["Index"] for k, v in cluster["Mappings"]["NodeZone"].items()}
+environments = [("defaults", {})] + [
+    (path, {p["ParameterKey"]: p["ParameterValue"] for p in json.load(open(path))})
+    for path in sorted(glob.glob("deploy/aws/parameters/cluster-*.json"))
+]
+for label, given in environments:
+    value = lambda key: str(given.get(key, cluster["Parameters"][key].get("Default")))
+    ids, addresses, ranges = (value(k).split(",") for k in ("NodeIds", "NodeAddresses", "NodePartitions"))
+    partitions = int(value("Partitions"))
+    assert ids == [str(n) for n in range(len(ids))] and len(ids) <= len(zones), f"{label}: NodeIds"
+    assert len(addresses) == len(ids) == len(ranges), f"{label}: one address and range per node"
+    covered = []
+    for range_ in ranges:
+        first, last = map(int, re.fullmatch(r"(\d+)-(\d+)", range_).groups())
+        covered += range(first, last + 1)
+    assert sorted(covered) == list(range(partitions)), f"{label}: ranges must cover 0-{partitions - 1} once"
+    for node, address in enumerate(addresses):
+        subnet = private[zones[node]]
+        assert ipaddress.ip_address(address) in subnet, f"{label}: node {node}'s {address} not in {subnet}"
+    for node in range(len(ids)):
+        shell = block.replace("${Owned}", ranges[node]).replace("${Addresses}", ",".join(addresses)).replace("${Ranges}", ",".join(ranges))
+        text = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True).stdout
+        written = tomllib.loads(text)["cluster"]
+        assert written["partitions"] == ranges[node], label
+        assert [(p["address"], p["partitions"]) for p in written["peers"]] == [
+            (f"http://{a}:8080", r) for a, r in zip(addresses, ranges)
+        ], f"{label}: node {node}'s peers"
+print("templates valid; each environment's parameters declared and complete; the cluster's nodes, ranges, addresses and peer lists agree")
 PY
 
 echo "== CI/CD"
