@@ -116,3 +116,22 @@ def test_events_an_unclosed_async_client_holds_at_exit_are_delivered(server: Ser
     caught_up(server.url)
     ids, count = applied(server.url, "async-leaving")
     assert (len(ids), count) == (30, 30)
+
+
+def test_one_client_under_two_event_loops_delivers_from_both(server: Server) -> None:
+    client = AsyncClient(server.url, linger=3600)
+
+    async def first() -> None:
+        client.like("two-loops", "m1")
+        await client.flush(10)
+
+    async def second() -> None:
+        client.like("two-loops", "m2")
+        await client.aclose(10)
+
+    asyncio.run(first())
+    asyncio.run(second())
+    assert client.stats().delivered == 2
+    caught_up(server.url)
+    ids, count = applied(server.url, "two-loops")
+    assert (len(ids), count) == (2, 2)

@@ -55,9 +55,11 @@ class AsyncClient(EventHelpers):
     task of the running loop delivers; ``await flush()``, ``await aclose()`` or ``async with``.
 
     Call ``track`` from the loop's thread (it starts the sender task on the running loop);
-    from another thread it still queues, and the task, once started, delivers. At interpreter
-    exit, events an unclosed client still holds are sent from the exiting thread, within
-    ``exit_timeout`` seconds (the batch in flight again too: the server applies it once).
+    from another thread it still queues, and the task, once started, delivers. A client used
+    under a second loop (another ``asyncio.run``) moves to it, with a new connection pool.
+    At interpreter exit, events an unclosed client still holds are sent from the exiting
+    thread, within ``exit_timeout`` seconds (the batch in flight again too: the server
+    applies it once).
     """
 
     def __init__(
@@ -87,9 +89,8 @@ class AsyncClient(EventHelpers):
             exit_timeout,
         )
         self._core = Core(self.settings, on_error, self._wake)
-        self._http = httpx.AsyncClient(
-            timeout=request_timeout, limits=httpx.Limits(max_connections=max_connections)
-        )
+        self._max_connections = max_connections
+        self._http = self._new_http()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._signal: Optional[asyncio.Event] = None
         self._progress: Optional[asyncio.Condition] = None
@@ -114,17 +115,28 @@ class AsyncClient(EventHelpers):
         return queued
 
     def _start(self) -> None:
-        """Starts the sender task on the running loop (no-op outside one, or when running)."""
-        if self._task is not None and not self._task.done():
-            return
+        """Starts the sender task on the running loop (no-op outside one, or when it runs
+        there already). A client used again under a new loop (a second ``asyncio.run``) gets a
+        new task there; what the old loop's task held is still queued."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        if self._task is not None and not self._task.done() and self._loop is loop:
+            return
+        if self._loop is not None and self._loop is not loop:
+            # The pool's connections belong to the old loop: a new pool for this one.
+            self._http = self._new_http()
         self._loop = loop
         self._signal = asyncio.Event()
         self._progress = asyncio.Condition()
         self._task = loop.create_task(self._run())
+
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=self.settings.request_timeout,
+            limits=httpx.Limits(max_connections=self._max_connections),
+        )
 
     def _wake(self) -> None:
         loop, signal = self._loop, self._signal
@@ -259,6 +271,7 @@ class AsyncClient(EventHelpers):
 
     async def send_events(self, events: Sequence[Dict[str, Any]]) -> Sent:
         """``POST /v1/events`` now, waiting for the answer (see ``Client.send_events``)."""
+        self._start()
         body = ndjson(list(events))
         for attempt in range(1, SEND_ATTEMPTS + 1):
             outcome = await self._post(body)
@@ -274,6 +287,7 @@ class AsyncClient(EventHelpers):
     # ---- queries ----
 
     async def _call(self, call: queries.Call[T]) -> T:
+        self._start()
         response = await self._http.request(
             call.method,
             self.settings.url(*call.segments),
