@@ -12,6 +12,7 @@ mod benchmarks;
 mod cluster;
 mod cold_start;
 mod common;
+mod connections;
 mod corrupt_records;
 mod crash_safety;
 mod end_to_end;

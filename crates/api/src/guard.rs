@@ -76,6 +76,11 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     pub request_timeout_secs: f64,
     pub max_concurrent_requests: usize,
+    /// A connection that sends no whole request head for this long (idle keep-alive included)
+    /// is closed.
+    pub header_read_timeout_secs: f64,
+    /// Connections open at once; past it a new one is closed as soon as it is accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -88,6 +93,8 @@ impl Default for Limits {
             max_uri_bytes: 8 * 1024,
             request_timeout_secs: 10.0,
             max_concurrent_requests: 2_048,
+            header_read_timeout_secs: 10.0,
+            max_connections: 25_000,
         }
     }
 }
@@ -106,11 +113,23 @@ impl Limits {
                     .into(),
             );
         }
-        if !(self.request_timeout_secs.is_finite() && self.request_timeout_secs > 0.0) {
-            return Err("limits.request_timeout_secs: must be a number > 0".into());
+        // Durations past an hour are refused: no request needs one, and a huge one would
+        // overflow the clock's arithmetic on every request.
+        for (name, seconds) in [
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+        ] {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3_600.0) {
+                return Err(format!(
+                    "limits.{name}: must be a number of seconds above 0 and at most 3600, got {seconds}"
+                ));
+            }
         }
         if self.max_concurrent_requests == 0 {
             return Err("limits.max_concurrent_requests: must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("limits.max_connections: must be at least 1".into());
         }
         Ok(())
     }

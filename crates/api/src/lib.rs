@@ -34,5 +34,6 @@ pub mod routes;
 pub mod state;
 
 pub use error::ApiError;
+pub use metrics::HttpMetrics;
 pub use routes::router;
 pub use state::{AppState, Services};

@@ -4,7 +4,9 @@
 
 use marquee_schemas::EventKind;
 use marquee_stream_processor::telemetry::LATENCY_BUCKETS;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Status classes of `marquee_http_request_duration_seconds`, initialised for every route.
 pub const STATUS_CLASSES: [&str; 3] = ["2xx", "4xx", "5xx"];
@@ -48,6 +50,10 @@ pub struct HttpMetrics {
     pub events_rejected: IntCounterVec,
     /// `marquee_http_forwarded_total{outcome}`: misdirected requests sent on to their owner.
     pub forwarded: IntCounterVec,
+    /// `marquee_http_connections_open`: connections the server holds now.
+    pub connections_open: IntGauge,
+    /// `marquee_http_connections_refused_total`: connections closed at once, over the cap.
+    pub connections_refused: IntCounter,
 }
 
 impl std::fmt::Debug for HttpMetrics {
@@ -99,14 +105,26 @@ impl HttpMetrics {
                 "Requests about another node's user sent on to that node, by outcome (forwarded, failed)",
                 &["outcome"],
             ),
+            connections_open: IntGauge::new(
+                "marquee_http_connections_open",
+                "HTTP connections open",
+            )
+            .expect("valid metric"),
+            connections_refused: IntCounter::new(
+                "marquee_http_connections_refused_total",
+                "HTTP connections closed as soon as accepted: limits.max_connections were open",
+            )
+            .expect("valid metric"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
             Box::new(metrics.request_duration.clone()),
             Box::new(metrics.in_flight.clone()),
             Box::new(metrics.rejected.clone()),
             Box::new(metrics.events_accepted.clone()),
             Box::new(metrics.events_rejected.clone()),
             Box::new(metrics.forwarded.clone()),
+            Box::new(metrics.connections_open.clone()),
+            Box::new(metrics.connections_refused.clone()),
         ];
         for collector in collectors {
             registry

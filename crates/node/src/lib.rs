@@ -5,6 +5,8 @@
 //!   [`Overrides`] (environment and flags) and the validated [`NodeConfig`].
 //! - [`running`]: [`RunningNode`] — binds the listener, serves the API (`marquee_api`) at once,
 //!   loads the state in the background, stops within a deadline.
+//! - `http`: the HTTP(S) server with the edge's connection limits (header-read timeout,
+//!   connection cap, open files limit).
 //! - `load`: opening the log and the state, the first index, the processor's workers, the
 //!   background tasks (read-ahead of the state files, log retention).
 //! - [`replay`]: the state rebuilt from the log into a new data directory beside a running
@@ -13,6 +15,7 @@
 
 pub mod config;
 pub mod error;
+mod http;
 mod load;
 pub mod replay;
 pub mod running;

@@ -33,9 +33,6 @@ use crate::load::{Loaded, load};
 /// `net.core.somaxconn` (4,096 on current Linux).
 const LISTEN_BACKLOG: u32 = 4096;
 
-/// How long an HTTPS server lets its connections finish after the stop.
-const TLS_DRAIN: Duration = Duration::from_secs(10);
-
 /// A started node.
 pub struct RunningNode {
     pub addr: SocketAddr,
@@ -83,36 +80,6 @@ async fn tls_config(files: &TlsFiles) -> Result<axum_server::tls_rustls::RustlsC
 }
 
 /// Serves `app` on `listener` (HTTPS with `tls`) until `cancel`.
-fn serve(
-    listener: TcpListener,
-    app: axum::Router,
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
-    cancel: CancellationToken,
-) -> Result<JoinHandle<()>> {
-    let Some(tls) = tls else {
-        return Ok(tokio::spawn(async move {
-            if let Err(serve_error) = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { cancel.cancelled().await })
-                .await
-            {
-                error!(error = %serve_error, "http server failed");
-            }
-        }));
-    };
-    let handle = axum_server::Handle::new();
-    let server =
-        axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle.clone());
-    tokio::spawn(async move {
-        cancel.cancelled().await;
-        handle.graceful_shutdown(Some(TLS_DRAIN));
-    });
-    Ok(tokio::spawn(async move {
-        if let Err(serve_error) = server.serve(app.into_make_service()).await {
-            error!(error = %serve_error, "https server failed");
-        }
-    }))
-}
-
 impl RunningNode {
     /// Binds `config.listen`, starts serving, and loads the state in the background.
     pub async fn start(config: NodeConfig) -> Result<RunningNode> {
@@ -147,7 +114,19 @@ impl RunningNode {
             .is_some_and(|cluster| cluster.forward);
         let cancel = CancellationToken::new();
         tokio::spawn(watch_keys(state.guard.clone(), cancel.clone()));
-        let server = serve(listener, router(state.clone()), tls, cancel.clone())?;
+        crate::http::raise_open_files_limit();
+        let connection_limits = crate::http::ConnectionLimits {
+            header_read_timeout: Duration::from_secs_f64(config.limits.header_read_timeout_secs),
+            max_connections: config.limits.max_connections,
+        };
+        let server = crate::http::serve(
+            listener,
+            router(state.clone()),
+            tls,
+            connection_limits,
+            &state.http_metrics,
+            cancel.clone(),
+        )?;
         let loader_state = state.clone();
         let loader_cancel = cancel.clone();
         let shutdown_timeout = config.shutdown_timeout;
