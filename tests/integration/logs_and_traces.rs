@@ -150,6 +150,17 @@ async fn requests_are_logged_as_json_with_their_id_and_exported_as_otlp_spans() 
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-request-id"], "trace-me-4821");
+    // A path with a user id: logs and spans name its route, never the id (an erasure cannot
+    // reach them).
+    let response = client
+        .get(format!(
+            "{base}/v1/users/erasable-viewer-5309/recommendations"
+        ))
+        .header("x-request-id", "with-a-user-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     let response = client.get(format!("{base}/healthz")).send().await.unwrap();
     let made = response.headers()["x-request-id"]
         .to_str()
@@ -187,6 +198,17 @@ async fn requests_are_logged_as_json_with_their_id_and_exported_as_otlp_spans() 
             .any(|line| line["span"]["request_id"] == "trace-me-4821"),
         "no log line of the request carries its id:\n{logs}"
     );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["span"]["request_id"] == "with-a-user-id"
+                && line["span"]["route"] == "/v1/users/{user_id}/recommendations"),
+        "no log line names the route of the request with a user id:\n{logs}"
+    );
+    assert!(
+        !logs.contains("erasable-viewer-5309"),
+        "a user id in the logs:\n{logs}"
+    );
 
     // Traces: at least one OTLP/HTTP protobuf export holding the service name, the request
     // span and its id.
@@ -211,4 +233,8 @@ async fn requests_are_logged_as_json_with_their_id_and_exported_as_otlp_spans() 
             "`{needle}` is not in the exported spans"
         );
     }
+    assert!(
+        !contains(&body, b"erasable-viewer-5309"),
+        "a user id in the exported spans"
+    );
 }

@@ -188,17 +188,24 @@ fn handler_panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response 
 }
 
 /// The span of one request: its id, method and path, in every log line emitted while serving it.
+/// The span of a request: its id, method and route. The route is the matched pattern
+/// (`/v1/users/{user_id}/recommendations`), never the path: a path holds user ids, and log
+/// lines and exported spans are out of reach of an erasure (`docs/PRIVACY.md`).
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let id = request
         .headers()
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, |path| path.as_str());
     tracing::info_span!(
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path(),
+        route = %route,
     )
 }
 
