@@ -157,4 +157,7 @@ if [ ! -x "$tools/bin/cargo-deny" ]; then
   env -u CARGO_TARGET_DIR cargo install --quiet --locked cargo-deny --version 0.20.2 --root "$tools"
 fi
 "$tools/bin/cargo-deny" --log-level error check licenses bans sources
-echo "deny.toml: licences, bans and sources pass"
+# The Arroyo UDFs' workspace (Arrow 51 and its tree), under the same policy.
+"$tools/bin/cargo-deny" --manifest-path integrations/arroyo/Cargo.toml --log-level error \
+  check licenses bans sources
+echo "deny.toml: licences, bans and sources pass (the node's workspace and the UDFs')"
