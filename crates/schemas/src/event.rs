@@ -122,7 +122,11 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-/// Checks an identifier: 1 to 128 bytes, no control characters.
+/// Checks an identifier: 1 to 128 bytes, no control characters, no invisible format characters
+/// (zero-width, bidirectional controls, the byte-order mark: Unicode category Cf), and in
+/// Unicode's composed form (NFC). The last two refuse look-alikes: `alice` and `alice` with a
+/// zero-width space, or `é` written as `e` and a combining accent, would otherwise be two
+/// users (or two items) that print the same.
 pub fn validate_id(field: &str, id: &str) -> Result<(), FieldError> {
     if id.is_empty() {
         return Err(FieldError::new(field, "must not be empty"));
@@ -137,6 +141,26 @@ pub fn validate_id(field: &str, id: &str) -> Result<(), FieldError> {
         return Err(FieldError::new(
             field,
             "must not contain control characters",
+        ));
+    }
+    if let Some((at, invisible)) = id.char_indices().find(|(_, c)| {
+        unicode_properties::UnicodeGeneralCategory::general_category(*c)
+            == unicode_properties::GeneralCategory::Format
+    }) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not contain invisible formatting characters (zero-width, bidirectional), \
+                 found U+{:04X} at byte {at}",
+                u32::from(invisible)
+            ),
+        ));
+    }
+    if !unicode_normalization::is_nfc(id) {
+        return Err(FieldError::new(
+            field,
+            "must be in Unicode's composed form (NFC): an accented letter as one character, \
+             not a letter and a combining mark",
         ));
     }
     Ok(())
@@ -242,6 +266,30 @@ mod tests {
             timestamp: 1_000,
             context: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn look_alike_ids_are_refused_with_what_was_found() {
+        for plain in ["alice", "Amélie", "user 42", "日本語", "m/318"] {
+            assert!(validate_id("user_id", plain).is_ok(), "{plain}");
+        }
+        let zero_width = validate_id("user_id", "ali\u{200B}ce").unwrap_err();
+        assert_eq!(zero_width.field, "user_id");
+        assert!(
+            zero_width.message.contains("U+200B at byte 3"),
+            "{zero_width}"
+        );
+        for invisible in [
+            "\u{202E}evil",
+            "bom\u{FEFF}",
+            "soft\u{AD}hyphen",
+            "a\u{2066}b",
+        ] {
+            assert!(validate_id("item_id", invisible).is_err(), "{invisible:?}");
+        }
+        // `é` as `e` and a combining acute accent prints as the composed `é`.
+        let decomposed = validate_id("item_id", "Ame\u{301}lie").unwrap_err();
+        assert!(decomposed.message.contains("NFC"), "{decomposed}");
     }
 
     #[test]
