@@ -26,7 +26,6 @@ use marquee_datasets::movielens;
 use marquee_schemas::Event;
 use marquee_schemas::json::event_from_json;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::EVENTS_PER_REQUEST;
 use crate::progress::Progress;
@@ -146,13 +145,7 @@ struct ProgressRecord {
 
 /// The deterministic id of a line without an `event_id`.
 pub fn line_event_id(line: &str) -> String {
-    let digest = Sha256::digest(line.trim().as_bytes());
-    let mut id = String::with_capacity(35);
-    id.push_str("bf-");
-    for byte in &digest[..16] {
-        id.push_str(&format!("{byte:02x}"));
-    }
-    id
+    super::derived_event_id("bf-", line.trim().as_bytes())
 }
 
 /// One line of an NDJSON source into an event, or the reason it cannot be one.
@@ -190,15 +183,7 @@ fn write_progress(path: &Path, source: &Path, done: u64, total: u64) -> Result<(
         done,
         total,
     };
-    // `<progress file>.tmp`, beside it: never a name of the user's (`with_extension` would turn
-    // `events.ndjson.backfill-progress` into `events.ndjson.tmp`).
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, serde_json::to_vec(&record)?)
-        .with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    super::write_atomically(path, &serde_json::to_vec(&record)?)
 }
 
 /// Runs a backfill (see the module documentation).

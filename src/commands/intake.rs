@@ -28,7 +28,6 @@ use anyhow::{Context, Result, bail};
 use marquee_schemas::json::event_from_json;
 use marquee_schemas::{Event, now_ms};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The flags of `marquee intake`.
 #[derive(Debug, Clone, clap::Args)]
@@ -120,8 +119,8 @@ impl IntakeSource for FileSource {
             }
             offset = next;
         }
-        // Blank lines at the end move the position on through a record-less batch; a batch
-        // must carry the position, so an all-blank read gives nothing.
+        // Blank lines are skipped: the next record's offsets step over them. Blank lines after
+        // the last record are read again at each poll, and give nothing.
         Ok(records)
     }
 }
@@ -201,13 +200,7 @@ struct ProgressRecord {
 
 /// The deterministic id of a record without an `event_id`.
 pub fn record_event_id(record: &[u8]) -> String {
-    let digest = Sha256::digest(record.trim_ascii());
-    let mut id = String::with_capacity(35);
-    id.push_str("in-");
-    for byte in &digest[..16] {
-        id.push_str(&format!("{byte:02x}"));
-    }
-    id
+    super::derived_event_id("in-", record.trim_ascii())
 }
 
 fn parse_record(record: &[u8], now_ms: i64) -> Result<Event, String> {
@@ -338,12 +331,7 @@ fn write_progress(path: &Path, source: &str, next: &[u64]) -> Result<()> {
         source: source.to_owned(),
         next: next.to_vec(),
     };
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, serde_json::to_vec(&record)?)
-        .with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))
+    super::write_atomically(path, &serde_json::to_vec(&record)?)
 }
 
 #[cfg(test)]

@@ -12,9 +12,12 @@ pub mod keys;
 pub mod replay;
 pub mod serve;
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, Result};
 use marquee_client::Client;
 use marquee_schemas::Event;
+use sha2::{Digest, Sha256};
 
 use crate::progress::Progress;
 
@@ -61,4 +64,29 @@ pub async fn send_all(
     }
     progress.finish();
     Ok(accepted)
+}
+
+/// The deterministic id of an event that came without one: `prefix` and the first 128 bits of
+/// the SHA-256 of its bytes, so the same line or record sent again is applied once.
+pub fn derived_event_id(prefix: &str, bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut id = String::with_capacity(prefix.len() + 32);
+    id.push_str(prefix);
+    for byte in &digest[..16] {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// Replaces the file at `path` with `bytes` atomically (a progress file: a crash leaves the old
+/// one or the new one, never half of either), through `<path>.tmp` beside it (never a name of
+/// the user's: `with_extension` would turn `events.ndjson.backfill-progress` into
+/// `events.ndjson.tmp`).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))
 }
