@@ -241,6 +241,10 @@ impl From<marquee_stream_processor::Error> for ApiError {
             error @ Error::Search { .. } => ApiError::Unavailable {
                 message: format!("{error}; retry later"),
             },
+            Error::Invalid(error) => ApiError::Unprocessable {
+                message: error.to_string(),
+            },
+            Error::NotFound(message) => ApiError::not_found(message),
             error @ (Error::Config(_) | Error::Io { .. } | Error::SecretKey { .. }) => {
                 ApiError::internal(error)
             }

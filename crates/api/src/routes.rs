@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use crate::access::ApiDocument;
 use crate::error::ApiError;
-use crate::handlers::{admin, events, items, lists, probes, search, users, web};
+use crate::handlers::{admin, events, experiments, items, lists, probes, search, users, web};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::middleware::{body, cors, forward, guard, metrics};
 use crate::state::AppState;
@@ -91,6 +91,23 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(search::get_suggest))
         .routes(routes!(admin::get_processor, admin::post_processor))
         .routes(routes!(admin::post_backup))
+        .routes(routes!(
+            experiments::post_experiment,
+            experiments::list_experiments
+        ))
+        .routes(routes!(
+            experiments::get_experiment,
+            experiments::put_experiment,
+            experiments::delete_experiment
+        ))
+        .routes(routes!(experiments::get_results))
+        .routes(routes!(experiments::post_flag, experiments::list_flags))
+        .routes(routes!(
+            experiments::get_flag,
+            experiments::put_flag,
+            experiments::delete_flag
+        ))
+        .routes(routes!(experiments::get_assignments))
         .routes(routes!(probes::healthz))
         .routes(routes!(probes::readyz))
         .routes(routes!(probes::metrics))

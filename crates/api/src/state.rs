@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 use axum::http::Method;
 
 use marquee_ingest::{AnyLog, EventLog};
-use marquee_stream_processor::{DataDir, Metrics, ProcessorHandle, QueryEngine, SearchIndex};
+use marquee_stream_processor::{
+    DataDir, Experiments, Metrics, ProcessorHandle, QueryEngine, SearchIndex,
+};
 use marquee_vector_store::{ItemTable, StateStore, VectorIndex};
 
 use crate::access::{Access, ApiDocument};
@@ -26,6 +28,8 @@ pub struct Services {
     pub index: VectorIndex,
     /// Catalogue search.
     pub search: SearchIndex,
+    /// Experiments and flags: assignment of each recommendation request, the admin routes.
+    pub experiments: Experiments,
     /// The node's data directory (backups' source).
     pub data_dir: DataDir,
     /// Per partition, the address of the node that applies it, where the configuration names

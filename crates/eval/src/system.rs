@@ -8,7 +8,7 @@ use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use marquee_schemas::{Event, Item};
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::{
-    Engine, Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, Ranking,
+    Engine, Experiments, Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, Ranking,
     RecommendationQuery,
 };
 use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
@@ -26,6 +26,7 @@ pub struct System {
     index: VectorIndex,
     pub(crate) processor: Processor<EmbeddedLog>,
     query: QueryEngine,
+    experiments: Experiments,
     /// Events applied since the trending list was last refreshed.
     since_refresh: usize,
     /// Catalogue index per item id.
@@ -89,6 +90,7 @@ impl System {
             index,
             processor,
             query,
+            experiments,
         } = Engine::open(
             log.clone(),
             store.clone(),
@@ -112,6 +114,7 @@ impl System {
             index,
             processor,
             query,
+            experiments,
             since_refresh: 0,
             numbers,
             user_ids: HashMap::new(),
@@ -140,6 +143,11 @@ impl System {
     /// The query engine over this system's state.
     pub fn query(&self) -> &QueryEngine {
         &self.query
+    }
+
+    /// The experiments and flags of this system's state (attributed by its processor).
+    pub fn experiments(&self) -> &Experiments {
+        &self.experiments
     }
 
     /// What the index worker would have done by now.

@@ -52,6 +52,7 @@ pub(crate) fn load(
     let mut processor_config = config.processor.clone();
     let workers = processor_config.workers;
     processor_config.erasure_key = data_dir.erasure_key()?;
+    processor_config.recommendation_key = data_dir.recommendation_key()?;
     let mut owners: Vec<Option<String>> = Vec::new();
     let changes = match &config.cluster {
         None => None,
@@ -79,6 +80,7 @@ pub(crate) fn load(
         index,
         processor,
         query,
+        experiments,
     } = Engine::open(
         log.clone(),
         store.clone(),
@@ -131,6 +133,7 @@ pub(crate) fn load(
             processor: handle,
             index: index.clone(),
             search,
+            experiments,
             data_dir,
             owners: owners.into(),
         },

@@ -9,8 +9,9 @@
 //!    acknowledged up to its start; with `--log fluvio` it reads the topic instead, from the
 //!    cluster, like any other consumer;
 //! 2. copies what is not in the log: the catalogue (items upserted through the API), the
-//!    erasure list and the data directory's keys (`keys.json`, `erasure.key`,
-//!    `pseudonym.key`), so erased users stay erased and pseudonyms keep their meaning;
+//!    erasure list, the experiments and flags, and the data directory's keys (`keys.json`,
+//!    `erasure.key`, `pseudonym.key`, `recommendation.key`), so erased users stay erased,
+//!    pseudonyms keep their meaning and served lists stay attributable;
 //! 3. runs the production processor (the same code as `serve`, with the same `[model]`) over
 //!    every log entry appended in the window `[--from, --until]` (append times), writing a new
 //!    state in `<into>/state` whose committed offsets are where the replay stopped.
@@ -29,6 +30,7 @@ use marquee_ingest::{AnyLog, Appended, EmbeddedLog, EventLog, LogBackend, LogEnt
 use marquee_schemas::Event;
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::data_dir::SECRET_FILES;
+use marquee_stream_processor::experiments::records::{EXPERIMENT_PREFIX, FLAG_PREFIX};
 use marquee_stream_processor::{DataDir, Engine, Metrics, ProcessorConfig};
 use marquee_vector_store::{StateStore, StoreConfig};
 
@@ -224,12 +226,23 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         dedup_window: options.node.dedup_window,
         block_cache_bytes: 64 * 1024 * 1024,
     };
-    let (catalogue, erasures) = {
+    let (catalogue, erasures, definitions) = {
         let live =
             StateStore::open_secondary(layout.state(), scratch.0.join("state"), &store_config)
                 .map_err(Error::OpenState)?;
         let catalogue = live.load_catalogue().map_err(Error::OpenState)?;
-        (catalogue, live.load_erasures().map_err(Error::OpenState)?)
+        let mut definitions = Vec::new();
+        for prefix in [EXPERIMENT_PREFIX, FLAG_PREFIX] {
+            definitions.extend(
+                live.experiment_entries(&[prefix])
+                    .map_err(Error::OpenState)?,
+            );
+        }
+        (
+            catalogue,
+            live.load_erasures().map_err(Error::OpenState)?,
+            definitions,
+        )
     };
 
     // 2. What is not in the log: keys, catalogue, erasure list.
@@ -245,11 +258,20 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         }
         store.commit_synced(batch).map_err(Error::OpenState)?;
     }
+    // The experiments and flags (their results are rebuilt from the log's impressions).
+    let writes: Vec<_> = definitions
+        .into_iter()
+        .map(|(key, value)| (key, Some(value)))
+        .collect();
+    store
+        .write_experiments(&writes, None)
+        .map_err(Error::OpenState)?;
     let mut processor_config = ProcessorConfig {
         max_batch_events: 4_096,
         ..options.node.processor.clone()
     };
     processor_config.erasure_key = target.erasure_key()?;
+    processor_config.recommendation_key = target.recommendation_key()?;
 
     // 3. The production processor over the window.
     let passed_over = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -15,6 +15,20 @@ pub const MAX_CONTEXT_ENTRIES: usize = 16;
 /// Longest context key or value, in bytes.
 pub const MAX_CONTEXT_BYTES: usize = 256;
 
+/// The context key under which an event names the list it came from: the
+/// `recommendation_id` of a recommendation answer. Clients send it as the top-level field
+/// `recommendation_id` (the JSON decoder moves it here); keeping it in the context leaves the
+/// log's record format, and every reader of it, unchanged.
+pub const RECOMMENDATION_ID_KEY: &str = "recommendation_id";
+/// The context key of the position (0-based) the item had in that list.
+pub const POSITION_KEY: &str = "position";
+/// The context key of an impression's positions shown, comma-separated (`0,1,2`).
+pub const POSITIONS_KEY: &str = "positions";
+/// Highest accepted position in a list.
+pub const MAX_POSITION: u32 = 9_999;
+/// Most positions one impression may name.
+pub const MAX_POSITIONS: usize = 100;
+
 /// What a viewer did with an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Encode, Decode)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -28,11 +42,15 @@ pub enum EventKind {
     Dislike,
     AddToWatchlist,
     Skip,
+    /// A list was shown: `recommendation_id` names it, `positions` what was on screen. It
+    /// teaches the model nothing; experiments count it (declared last: the log's records
+    /// encode a kind by its index).
+    Impression,
 }
 
 impl EventKind {
     /// Every kind, in declaration order (metric label sets are initialised from this).
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::View,
         EventKind::Click,
         EventKind::Watch,
@@ -41,6 +59,7 @@ impl EventKind {
         EventKind::Dislike,
         EventKind::AddToWatchlist,
         EventKind::Skip,
+        EventKind::Impression,
     ];
 
     /// The wire name (`add_to_watchlist`), as used in JSON and metric labels.
@@ -54,6 +73,7 @@ impl EventKind {
             EventKind::Dislike => "dislike",
             EventKind::AddToWatchlist => "add_to_watchlist",
             EventKind::Skip => "skip",
+            EventKind::Impression => "impression",
         }
     }
 
@@ -167,6 +187,24 @@ pub fn validate_id(field: &str, id: &str) -> Result<(), FieldError> {
 }
 
 impl Event {
+    /// The list this event came from, if the client said.
+    pub fn recommendation_id(&self) -> Option<&str> {
+        self.context.get(RECOMMENDATION_ID_KEY).map(String::as_str)
+    }
+
+    /// The item's position in that list, if the client said (and it is a valid one).
+    pub fn position(&self) -> Option<u32> {
+        self.context.get(POSITION_KEY)?.parse().ok()
+    }
+
+    /// An impression's positions shown (empty for other kinds, or when malformed).
+    pub fn positions(&self) -> Vec<u32> {
+        self.context
+            .get(POSITIONS_KEY)
+            .map(|text| parse_positions(text).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     /// Checks every field against the rules of the event schema. `now_ms` is the server clock,
     /// used to refuse timestamps more than a day ahead.
     pub fn validate(&self, now_ms: i64) -> Result<(), FieldError> {
@@ -174,6 +212,7 @@ impl Event {
         validate_id("user_id", &self.user_id)?;
         validate_id("item_id", &self.item_id)?;
         validate_value(self.kind, self.value)?;
+        self.validate_attribution()?;
         if self.timestamp < 0 {
             return Err(FieldError::new(
                 "timestamp",
@@ -211,6 +250,104 @@ impl Event {
         }
         Ok(())
     }
+}
+
+impl Event {
+    /// The attribution fields: a `recommendation_id` is an id; a `position` needs one; an
+    /// impression has a `recommendation_id` (its `item_id`, as stored) and 1 to
+    /// [`MAX_POSITIONS`] distinct positions, and no single `position`.
+    fn validate_attribution(&self) -> Result<(), FieldError> {
+        if let Some(id) = self.recommendation_id() {
+            validate_id("recommendation_id", id)?;
+        }
+        if let Some(position) = self.context.get(POSITION_KEY) {
+            if self.recommendation_id().is_none() {
+                return Err(FieldError::new(
+                    "position",
+                    "needs the recommendation_id of the list it is a position in",
+                ));
+            }
+            match position.parse::<u32>() {
+                Ok(at) if at <= MAX_POSITION => {}
+                _ => {
+                    return Err(FieldError::new(
+                        "position",
+                        format!("must be a whole number from 0 to {MAX_POSITION}, got {position}"),
+                    ));
+                }
+            }
+        }
+        let positions = self.context.get(POSITIONS_KEY);
+        if self.kind != EventKind::Impression {
+            if positions.is_some() {
+                return Err(FieldError::new(
+                    "positions",
+                    format!(
+                        "is for impressions only; a {} names one `position`",
+                        self.kind
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let Some(id) = self.recommendation_id() else {
+            return Err(FieldError::new(
+                "recommendation_id",
+                "is required for an impression (the list that was shown)",
+            ));
+        };
+        if self.item_id != id {
+            return Err(FieldError::new(
+                "item_id",
+                "must be absent for an impression: recommendation_id names the list",
+            ));
+        }
+        if self.context.contains_key(POSITION_KEY) {
+            return Err(FieldError::new(
+                "position",
+                "an impression names the positions shown in `positions`",
+            ));
+        }
+        let Some(positions) = positions else {
+            return Err(FieldError::new(
+                "positions",
+                "is required for an impression (the positions shown, from 0)",
+            ));
+        };
+        parse_positions(positions).map(|_| ())
+    }
+}
+
+/// Parses an impression's positions as stored (`0,1,2`): 1 to [`MAX_POSITIONS`] distinct whole
+/// numbers up to [`MAX_POSITION`].
+pub fn parse_positions(text: &str) -> Result<Vec<u32>, FieldError> {
+    let mut positions = Vec::new();
+    for part in text.split(',') {
+        match part.trim().parse::<u32>() {
+            Ok(at) if at <= MAX_POSITION => positions.push(at),
+            _ => {
+                return Err(FieldError::new(
+                    "positions",
+                    format!("must be whole numbers from 0 to {MAX_POSITION}, got {part:?}"),
+                ));
+            }
+        }
+    }
+    if positions.len() > MAX_POSITIONS {
+        return Err(FieldError::new(
+            "positions",
+            format!(
+                "must name at most {MAX_POSITIONS} positions, got {}",
+                positions.len()
+            ),
+        ));
+    }
+    let mut sorted = positions.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(FieldError::new("positions", "must not repeat a position"));
+    }
+    Ok(positions)
 }
 
 /// The value rules per kind: ratings in half steps from 0.5 to 5.0, watch fractions in 0..=1,

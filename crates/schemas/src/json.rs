@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::event::{Event, EventKind, FieldError};
+use crate::event::{
+    Event, EventKind, FieldError, POSITION_KEY, POSITIONS_KEY, RECOMMENDATION_ID_KEY,
+};
 use crate::item::Item;
 
-const EVENT_FIELDS: [&str; 7] = [
+const EVENT_FIELDS: [&str; 10] = [
     "event_id",
     "user_id",
     "item_id",
@@ -20,6 +22,9 @@ const EVENT_FIELDS: [&str; 7] = [
     "value",
     "timestamp",
     "context",
+    "recommendation_id",
+    "position",
+    "positions",
 ];
 const ITEM_FIELDS: [&str; 5] = ["item_id", "title", "genres", "year", "tags"];
 
@@ -117,20 +122,101 @@ pub fn event_from_json(
             ),
         )
     })?;
+    let mut context = optional_string_map(object, "context")?;
+    attribution_into_context(object, &mut context)?;
+    let item_id = if kind == EventKind::Impression {
+        // An impression is about a list, not an item: stored under the list's id.
+        if present(object, "item_id").is_some() {
+            return Err(FieldError::new(
+                "item_id",
+                "must be absent for an impression: recommendation_id names the list",
+            ));
+        }
+        context.get(RECOMMENDATION_ID_KEY).cloned().ok_or_else(|| {
+            FieldError::new(
+                "recommendation_id",
+                "is required for an impression (the list that was shown)",
+            )
+        })?
+    } else {
+        required_string(object, "item_id")?.to_owned()
+    };
     let event = Event {
         event_id: match optional_string(object, "event_id")? {
             Some(id) => id.to_owned(),
             None => new_event_id(),
         },
         user_id: required_string(object, "user_id")?.to_owned(),
-        item_id: required_string(object, "item_id")?.to_owned(),
+        item_id,
         kind,
         value: optional_number(object, "value")?.map(|number| number as f32),
         timestamp: optional_integer(object, "timestamp")?.unwrap_or(now_ms),
-        context: optional_string_map(object, "context")?,
+        context,
     };
     event.validate(now_ms)?;
     Ok(event)
+}
+
+/// Moves the top-level attribution fields (`recommendation_id`, `position`, `positions`) into
+/// the context, where the log keeps them; one given both ways must agree.
+fn attribution_into_context(
+    object: &Map<String, Value>,
+    context: &mut BTreeMap<String, String>,
+) -> Result<(), FieldError> {
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    if let Some(id) = optional_string(object, RECOMMENDATION_ID_KEY)? {
+        fields.push((RECOMMENDATION_ID_KEY, id.to_owned()));
+    }
+    if let Some(position) = optional_integer(object, POSITION_KEY)? {
+        fields.push((POSITION_KEY, position.to_string()));
+    }
+    match present(object, POSITIONS_KEY) {
+        None => {}
+        Some(Value::Array(values)) => {
+            let mut shown = Vec::with_capacity(values.len());
+            for (index, value) in values.iter().enumerate() {
+                match value.as_u64() {
+                    Some(at) => shown.push(at.to_string()),
+                    None => {
+                        return Err(FieldError::new(
+                            format!("positions[{index}]"),
+                            format!("must be a whole number from 0, got {value}"),
+                        ));
+                    }
+                }
+            }
+            if shown.is_empty() {
+                return Err(FieldError::new(
+                    "positions",
+                    "must name at least one position",
+                ));
+            }
+            fields.push((POSITIONS_KEY, shown.join(",")));
+        }
+        Some(other) => {
+            return Err(FieldError::new(
+                "positions",
+                format!(
+                    "must be an array of whole numbers, got {}",
+                    type_name(other)
+                ),
+            ));
+        }
+    }
+    for (key, value) in fields {
+        match context.get(key) {
+            Some(existing) if *existing != value => {
+                return Err(FieldError::new(
+                    format!("context.{key}"),
+                    format!("differs from the top-level {key} ({existing:?} against {value:?})"),
+                ));
+            }
+            _ => {
+                context.insert(key.to_owned(), value);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decodes and validates one catalogue item. `path_item_id`, when given (a `PUT` to
@@ -336,6 +422,78 @@ mod tests {
                 "context.a",
             ),
             (json!([1, 2]), "event"),
+        ];
+        for (value, field) in cases {
+            let error = decode(value.clone()).unwrap_err();
+            assert_eq!(error.field, field, "{value}: {error}");
+        }
+    }
+
+    #[test]
+    fn attribution_fields_are_kept_in_the_context() {
+        let click = decode(json!({"user_id": "u1", "item_id": "m1", "kind": "click",
+            "recommendation_id": "r1", "position": 3}))
+        .unwrap();
+        assert_eq!(click.recommendation_id(), Some("r1"));
+        assert_eq!(click.position(), Some(3));
+        let shown = decode(json!({"user_id": "u1", "kind": "impression",
+            "recommendation_id": "r1", "positions": [0, 1, 2]}))
+        .unwrap();
+        assert_eq!(shown.item_id, "r1");
+        assert_eq!(shown.positions(), vec![0, 1, 2]);
+        let cases = [
+            (
+                json!({"user_id": "u1", "kind": "impression", "positions": [0]}),
+                "recommendation_id",
+            ),
+            (
+                json!({"user_id": "u1", "kind": "impression", "recommendation_id": "r1"}),
+                "positions",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "impression",
+                "recommendation_id": "r1", "positions": [0]}),
+                "item_id",
+            ),
+            (
+                json!({"user_id": "u1", "kind": "impression", "recommendation_id": "r1",
+                "positions": [0, 0]}),
+                "positions",
+            ),
+            (
+                json!({"user_id": "u1", "kind": "impression", "recommendation_id": "r1",
+                "positions": [-1]}),
+                "positions[0]",
+            ),
+            (
+                json!({"user_id": "u1", "kind": "impression", "recommendation_id": "r1",
+                "positions": []}),
+                "positions",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "click", "position": 2}),
+                "position",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "click",
+                "recommendation_id": "r1", "position": 10_000}),
+                "position",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "click",
+                "recommendation_id": "r1", "positions": [1]}),
+                "positions",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "click", "recommendation_id": "r1",
+                "context": {"recommendation_id": "r2"}}),
+                "context.recommendation_id",
+            ),
+            (
+                json!({"user_id": "u1", "item_id": "m1", "kind": "click",
+                "recommendation_id": ""}),
+                "recommendation_id",
+            ),
         ];
         for (value, field) in cases {
             let error = decode(value.clone()).unwrap_err();

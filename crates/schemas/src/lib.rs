@@ -22,7 +22,8 @@ pub mod partition;
 pub use clock::now_ms;
 pub use codec::{CodecError, LogRecord, decode_record, encode_record};
 pub use event::{
-    Event, EventKind, FieldError, MAX_CONTEXT_ENTRIES, MAX_FUTURE_SKEW_MS, validate_id,
+    Event, EventKind, FieldError, MAX_CONTEXT_ENTRIES, MAX_FUTURE_SKEW_MS, POSITION_KEY,
+    POSITIONS_KEY, RECOMMENDATION_ID_KEY, validate_id,
 };
 pub use item::Item;
 pub use partition::partition_for_user;

@@ -27,11 +27,20 @@ pub const SEARCH_DIR: &str = "search";
 pub const KEYS_FILE: &str = "keys.json";
 /// The erasure key's file name.
 pub const ERASURE_KEY_FILE: &str = "erasure.key";
+/// The file name of the key that signs recommendation ids and keys the experiments' user
+/// records.
+pub const RECOMMENDATION_KEY_FILE: &str = "recommendation.key";
+
 /// The pseudonymisation key's file name.
 pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
 
 /// The files a backup copies beside the state and the log, and a restore puts back.
-pub const SECRET_FILES: [&str; 3] = [KEYS_FILE, ERASURE_KEY_FILE, PSEUDONYM_KEY_FILE];
+pub const SECRET_FILES: [&str; 4] = [
+    KEYS_FILE,
+    ERASURE_KEY_FILE,
+    PSEUDONYM_KEY_FILE,
+    RECOMMENDATION_KEY_FILE,
+];
 
 /// A node's data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +91,12 @@ impl DataDir {
     /// The key of pseudonymised user ids (`pseudonym.key`), created on first use.
     pub fn pseudonym_key(&self) -> Result<[u8; 32]> {
         self.secret_key(PSEUDONYM_KEY_FILE)
+    }
+
+    /// The key of recommendation ids (`recommendation.key`), created on first use; copied by
+    /// backups and replays, so the ids of served lists stay attributable.
+    pub fn recommendation_key(&self) -> Result<[u8; 32]> {
+        self.secret_key(RECOMMENDATION_KEY_FILE)
     }
 
     /// A 32-byte key kept in `<root>/<name>` (mode 0600), created at first use.

@@ -5,6 +5,7 @@ use marquee_ingest::EventLog;
 use marquee_vector_store::{IndexConfig, ItemTable, StateStore, VectorIndex};
 
 use crate::error::Result;
+use crate::experiments::Experiments;
 use crate::model::ModelConfig;
 use crate::processor::{Processor, ProcessorConfig};
 use crate::query::QueryEngine;
@@ -18,6 +19,9 @@ pub struct Engine<L: EventLog> {
     pub index: VectorIndex,
     pub processor: Processor<L>,
     pub query: QueryEngine,
+    /// The experiments and flags of the state, shared by the processor (attribution) and the
+    /// API (assignment).
+    pub experiments: Experiments,
 }
 
 impl<L: EventLog> Engine<L> {
@@ -50,6 +54,7 @@ impl<L: EventLog> Engine<L> {
         }
         let index = VectorIndex::new(items.clone(), index);
         let trending = Trending::default();
+        let experiments = Experiments::open(store.clone(), processor.recommendation_key)?;
         let processor = Processor::new(
             log,
             store.clone(),
@@ -59,6 +64,7 @@ impl<L: EventLog> Engine<L> {
             model.clone(),
             metrics.clone(),
             processor,
+            experiments.clone(),
         )?;
         let query = QueryEngine::new(
             model,
@@ -73,6 +79,7 @@ impl<L: EventLog> Engine<L> {
             index,
             processor,
             query,
+            experiments,
         })
     }
 }

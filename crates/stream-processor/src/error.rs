@@ -28,6 +28,12 @@ pub enum Error {
         path: PathBuf,
         source: tantivy::TantivyError,
     },
+    /// An experiment or flag definition that breaks a rule (names the field).
+    #[error("{0}")]
+    Invalid(marquee_schemas::FieldError),
+    /// No experiment or flag of that name.
+    #[error("{0}")]
+    NotFound(String),
     /// A key file of the wrong length.
     #[error("{}: expected 32 bytes, found {found}", path.display())]
     SecretKey { path: PathBuf, found: usize },

@@ -6,6 +6,8 @@
 //! - [`data_dir`]: [`DataDir`], the layout of a node's data directory, and its secret keys.
 //! - [`catalogue`]: item metadata writes, shared by the API and the evaluator.
 //! - [`engine`]: [`Engine`], the processor and query engine wired over one log and state.
+//! - [`experiments`]: A/B tests and feature flags — variants of the ranking, sticky assignment,
+//!   recommendation ids, attribution of impressions and outcomes, and the results' statistics.
 //! - [`factors`]: the item vectors — a factorisation of the co-occurrence, solved now and then
 //!   and folded into event by event.
 //! - [`model`]: the online model — event weights, sequential item co-occurrence, item and user
@@ -27,6 +29,7 @@ pub mod catalogue;
 pub mod data_dir;
 pub mod engine;
 pub mod error;
+pub mod experiments;
 pub mod factors;
 pub mod model;
 pub mod processor;
@@ -39,6 +42,7 @@ pub mod trending;
 pub use data_dir::DataDir;
 pub use engine::Engine;
 pub use error::{Error, Result};
+pub use experiments::Experiments;
 pub use model::ModelConfig;
 pub use processor::{Erasure, Processor, ProcessorConfig, ProcessorHandle, erasure_hash};
 pub use query::{

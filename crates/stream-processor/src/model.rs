@@ -195,6 +195,8 @@ pub fn event_weight(event: &Event, weights: &EventWeights) -> f32 {
         EventKind::Click => weights.click,
         EventKind::View => weights.view,
         EventKind::Skip => weights.skip,
+        // A list shown says nothing of taste by itself; its clicks do.
+        EventKind::Impression => 0.0,
     }
 }
 

@@ -79,6 +79,15 @@ pub struct Metrics {
     /// `marquee_recommendation_items_total{source}`: items returned in lists, by source (an
     /// item from several sources counts for each).
     pub recommendation_items: IntCounterVec,
+    /// `marquee_experiment_impressions_total{experiment,group}`: lists shown (first
+    /// impressions), by the experiment group they were served in.
+    pub experiment_impressions: IntCounterVec,
+    /// `marquee_experiment_attributed_events_total{experiment,group,kind}`: events that named
+    /// a shown list, by group and kind.
+    pub experiment_attributed: IntCounterVec,
+    /// `marquee_unattributed_events_total{kind,reason}`: impressions and events naming a list
+    /// that could not count (`unknown_list`, `no_impression`, `expired`).
+    pub unattributed: IntCounterVec,
     /// `marquee_search_duration_seconds{route}`: catalogue searches (`search`, `suggest`), from
     /// the parsed query to the ranked answer.
     pub search_duration: HistogramVec,
@@ -243,6 +252,21 @@ impl Metrics {
                 "Items returned in lists, by source (index, pairs, content)",
                 &["source"],
             ),
+            experiment_impressions: counter_vec(
+                "marquee_experiment_impressions_total",
+                "Lists shown (first impressions), by experiment and group",
+                &["experiment", "group"],
+            ),
+            experiment_attributed: counter_vec(
+                "marquee_experiment_attributed_events_total",
+                "Events naming a shown list, by experiment, group and kind",
+                &["experiment", "group", "kind"],
+            ),
+            unattributed: counter_vec(
+                "marquee_unattributed_events_total",
+                "Impressions and events naming a list that could not count, by kind and reason",
+                &["kind", "reason"],
+            ),
             search_duration: HistogramVec::new(
                 HistogramOpts::new(
                     "marquee_search_duration_seconds",
@@ -316,6 +340,9 @@ impl Metrics {
             Box::new(self.factor_solve_duration.clone()),
             Box::new(self.recommendation_candidates.clone()),
             Box::new(self.recommendation_items.clone()),
+            Box::new(self.experiment_impressions.clone()),
+            Box::new(self.experiment_attributed.clone()),
+            Box::new(self.unattributed.clone()),
             Box::new(self.search_duration.clone()),
             Box::new(self.search_empty.clone()),
             Box::new(self.search_documents.clone()),
@@ -368,6 +395,10 @@ impl Metrics {
         }
         for strategy in Strategy::ALL {
             self.recommendations.with_label_values(&[strategy.as_str()]);
+        }
+        for reason in ["unknown_list", "no_impression", "expired"] {
+            self.unattributed
+                .with_label_values(&[EventKind::Impression.as_str(), reason]);
         }
         for db in DATABASES {
             self.corrupt_records.with_label_values(&[db]);

@@ -1,11 +1,14 @@
 //! The lists: a user's recommendations, the items similar to one, trending.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use marquee_stream_processor::{Recommendation, RecommendationQuery, Strategy};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::handlers::experiments::groups_of;
 use crate::params::{
     Params, check_path_id, parse_bool, parse_count, parse_exclude, parse_text,
     reject_unknown_params,
@@ -72,6 +75,14 @@ fn listed(items: Vec<Recommendation>) -> Vec<ListedItem> {
 pub struct Recommendations {
     pub user_id: String,
     pub strategy: StrategyName,
+    /// Names this list: send it back on the impression when the list is shown, and with the
+    /// click, watch, rating or like that follows (with the item's `position`, from 0), so the
+    /// outcome counts for the list, its experiment groups and the position.
+    pub recommendation_id: String,
+    /// Running experiment → the group the list was made for (a variant, or `holdout`).
+    pub experiments: BTreeMap<String, String>,
+    /// The feature flags on for this user.
+    pub flags: Vec<String>,
     pub items: Vec<ListedItem>,
 }
 
@@ -92,7 +103,9 @@ pub struct Trending {
 ///
 /// Ranked from the co-occurrence neighbours of the user's history (recent events weigh most),
 /// blended with new items whose genres and tags match; `strategy` says which method produced
-/// the list. Seen items, excluded ids and items outside `genre` are left out.
+/// the list. Seen items, excluded ids and items outside `genre` are left out. A running
+/// experiment's variant or a flag on for the user may change the ranking (`experiments`,
+/// `flags`); `recommendation_id` names the list for impressions and attribution.
 #[utoipa::path(
     get,
     path = "/v1/users/{user_id}/recommendations",
@@ -132,8 +145,12 @@ pub async fn get_recommendations(
     // ranking and two RocksDB reads served from the block cache), and handing it to the
     // blocking pool cost two thread switches per request, 14% of a serving node's CPU. The
     // body is serialised straight to bytes (through a `serde_json::Value` it cost 6%).
-    let (strategy, items) = services.query.recommend(&query)?;
+    let assignment = services.experiments.assign(&query.user_id);
+    let (strategy, items) = services.query.recommend_as(&query, &assignment.settings)?;
     Ok(Json(Recommendations {
+        recommendation_id: services.experiments.mint_recommendation_id(&query.user_id),
+        experiments: groups_of(&assignment),
+        flags: assignment.flags,
         user_id,
         strategy: strategy.into(),
         items: listed(items),

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod events;
+pub mod experiments;
 pub mod items;
 pub mod lists;
 pub mod probes;

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 // process, instead of SipHash, which took 5.5% of a catch-up's profile.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use marquee_ingest::{EventLog, LogEntry};
+use marquee_schemas::EventKind;
 use marquee_vector_store::{ItemDelta, Popularity, SeenEntry, UserState};
 use tracing::warn;
 
 use super::Processor;
 use super::handle::erasure_hash;
 use crate::error::Result;
+use crate::experiments::attribution::Attribution;
 use crate::factors::fold_in;
 use crate::model::{TargetItem, event_weight, learn_event};
 use crate::telemetry::KindCounts;
@@ -44,6 +46,9 @@ impl ItemWork {
         }
     }
 }
+
+/// The item number of an event about no item (an impression): never looked up.
+const NO_ITEM: u32 = u32::MAX;
 
 /// A hasher for item numbers: one multiplication (Fibonacci hashing) instead of SipHash. Item
 /// numbers are not attacker-chosen keys, and these maps are on the per-event path.
@@ -140,13 +145,23 @@ impl<L: EventLog> Processor<L> {
             self.store.applied(&keys)?
         };
         let users = self.read_users(&entries, &applied_before, &blocked)?;
-        let mut learned = self.learn(&entries, &numbers, &applied_before, &blocked, users);
+        let definitions = self.experiments.definitions();
+        let mut attribution = Attribution::new(&definitions, self.experiments.key());
+        let mut learned = self.learn(
+            &entries,
+            &numbers,
+            &applied_before,
+            &blocked,
+            users,
+            &mut attribution,
+        )?;
         let changes = if items_known {
             BatchItemChanges::default()
         } else {
             self.batch_item_changes(&mut learned, &next_offsets)
         };
-        self.commit_batch(&learned, &changes, &next_offsets)?;
+        self.commit_batch(&learned, &changes, &next_offsets, &attribution)?;
+        attribution.publish(&self.metrics);
 
         // 5. Publish: the same deltas and pairs, added to the items in memory.
         self.publish_items(&changes.deltas, &changes.additions);
@@ -166,12 +181,15 @@ impl<L: EventLog> Processor<L> {
 
     /// Step 1: item numbers for items never seen before. They stay pending until a commit
     /// writes them, so a batch that fails after numbering its items still persists them on
-    /// retry.
+    /// retry. An impression names a list, not an item: it gets no number ([`NO_ITEM`]).
     fn number_batch_items(&self, entries: &[LogEntry]) -> Vec<u32> {
         let mut table = self.items.write();
         entries
             .iter()
             .map(|entry| {
+                if entry.event.kind == EventKind::Impression {
+                    return NO_ITEM;
+                }
                 let (number, created) = table.assign(&entry.event.item_id);
                 if created {
                     self.shared
@@ -219,7 +237,10 @@ impl<L: EventLog> Processor<L> {
             .zip(applied_before)
             .zip(blocked)
             .filter(|((entry, before), blocked)| {
-                !**before && !**blocked && unique.insert(&entry.event.user_id)
+                !**before
+                    && !**blocked
+                    && entry.event.kind != EventKind::Impression
+                    && unique.insert(&entry.event.user_id)
             })
             .map(|((entry, _), _)| entry.event.user_id.as_str())
             .collect();
@@ -240,7 +261,8 @@ impl<L: EventLog> Processor<L> {
         applied_before: &[bool],
         blocked: &[bool],
         users: HashMap<String, UserState>,
-    ) -> Learned<'e> {
+        attribution: &mut Attribution<'_>,
+    ) -> Result<Learned<'e>> {
         let model = &self.model;
         let half_life_ms = model.popularity_half_life_ms();
         let seen_outside_history = self.store.seen_outside_history();
@@ -270,11 +292,19 @@ impl<L: EventLog> Processor<L> {
                 learned.duplicates.add(event.kind);
                 continue;
             }
+            let weight = event_weight(event, &model.weights);
+            if Attribution::concerns(event) {
+                attribution.apply(&self.store, event, weight)?;
+            }
+            if event.kind == EventKind::Impression {
+                // A list shown teaches the model nothing: only its attribution (above).
+                learned.applied.add(event.kind);
+                continue;
+            }
             let user = learned
                 .users
                 .get_mut(&event.user_id)
                 .expect("read for every event not applied before");
-            let weight = event_weight(event, &model.weights);
             let target = learned.work.entry(number).or_default();
             if seen_outside_history {
                 // The entries this event pushes out of the history window (one, once the window
@@ -315,7 +345,7 @@ impl<L: EventLog> Processor<L> {
             learned.clock = learned.clock.max(event.timestamp);
             learned.applied.add(event.kind);
         }
-        learned
+        Ok(learned)
     }
 
     /// The item changes of a batch whose events are new to the item table: the deltas of the
@@ -377,8 +407,10 @@ impl<L: EventLog> Processor<L> {
         learned: &Learned<'_>,
         changes: &BatchItemChanges,
         next_offsets: &[u64],
+        attribution: &Attribution<'_>,
     ) -> Result<()> {
         let mut batch = self.store.batch();
+        attribution.write(&mut batch)?;
         let mut applied_keys: Vec<&(&str, &str)> = learned.applied_now.iter().collect();
         applied_keys.sort_unstable();
         for (user_id, event_id) in applied_keys {

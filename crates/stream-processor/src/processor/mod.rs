@@ -112,6 +112,7 @@ use tracing::{error, info};
 pub use handle::{Erasure, ProcessorHandle, erasure_hash};
 
 use crate::error::Result;
+use crate::experiments::Experiments;
 use crate::model::ModelConfig;
 use crate::telemetry::Metrics;
 use crate::trending::{REFRESH_INTERVAL, Trending};
@@ -133,6 +134,9 @@ pub struct ProcessorConfig {
     /// Key of the erasure list's hashes (HMAC-SHA-256 of erased user ids). A node reads it from
     /// `<data-dir>/erasure.key`; the all-zero default is for in-process runs that erase nothing.
     pub erasure_key: [u8; 32],
+    /// Key of recommendation ids and of the experiments' user records
+    /// (`<data-dir>/recommendation.key`; all-zero for in-process runs).
+    pub recommendation_key: [u8; 32],
     /// Loops a node runs, each owning a group of partitions (see "Workers" above); at most the
     /// partition count. Default: the machine's cores.
     pub workers: usize,
@@ -148,6 +152,7 @@ impl Default for ProcessorConfig {
             max_batch_events: 10_000,
             idle_wait: Duration::from_millis(200),
             erasure_key: [0; 32],
+            recommendation_key: [0; 32],
             partitions: None,
         }
     }
@@ -219,6 +224,8 @@ pub struct Processor<L: EventLog> {
     /// Whether the item vectors are solved in the background (spawned workers) rather than in
     /// [`Processor::step`] (a processor driven from its caller's thread).
     background_solves: bool,
+    /// The experiments whose impressions and outcomes the batches attribute.
+    experiments: Experiments,
 }
 
 impl<L: EventLog> Processor<L> {
@@ -236,6 +243,7 @@ impl<L: EventLog> Processor<L> {
         model: ModelConfig,
         metrics: Metrics,
         config: ProcessorConfig,
+        experiments: Experiments,
     ) -> Result<Processor<L>> {
         let offsets = store.offsets(log.partition_count())?;
         let offsets_len = log.partition_count();
@@ -300,6 +308,7 @@ impl<L: EventLog> Processor<L> {
             change_offset: 0,
             node_partitions,
             background_solves: false,
+            experiments,
         })
     }
 
@@ -568,6 +577,7 @@ impl<L: EventLog> Processor<L> {
             change_offset: self.change_offset,
             node_partitions: self.node_partitions.clone(),
             background_solves: self.background_solves,
+            experiments: self.experiments.clone(),
         }
     }
 }

@@ -38,6 +38,7 @@ use marquee_vector_store::{
 };
 
 use crate::error::Result;
+use crate::experiments::{ListStrategy, RankingSettings};
 use crate::model::ModelConfig;
 use crate::strategy::Strategy;
 use crate::telemetry::Metrics;
@@ -198,6 +199,44 @@ impl QueryEngine {
         query: &RecommendationQuery,
         ranking: Ranking,
     ) -> Result<(Strategy, Vec<Recommendation>)> {
+        self.recommend_ranked(query, ranking, &self.model.clone(), false)
+    }
+
+    /// A user's recommendations ranked as an experiment's variant or a flag says
+    /// ([`RankingSettings`]: the parts, the blend's settings, the trending list only, a genre
+    /// when the request names none).
+    pub fn recommend_as(
+        &self,
+        query: &RecommendationQuery,
+        settings: &RankingSettings,
+    ) -> Result<(Strategy, Vec<Recommendation>)> {
+        if settings.is_empty() {
+            return self.recommend(query);
+        }
+        let changed;
+        let model = if settings.changes_model() {
+            changed = Arc::new(settings.model(&self.model));
+            &changed
+        } else {
+            &self.model
+        };
+        let mut query = query.clone();
+        if query.genre.is_none() {
+            query.genre.clone_from(&settings.genre);
+        }
+        let popular = settings.strategy == Some(ListStrategy::Popular);
+        self.recommend_ranked(&query, settings.ranking(), model, popular)
+    }
+
+    /// The list of `query` from the parts `ranking` names under `model`'s settings; with
+    /// `popular`, the trending list through the same filters.
+    fn recommend_ranked(
+        &self,
+        query: &RecommendationQuery,
+        ranking: Ranking,
+        model: &Arc<ModelConfig>,
+        popular: bool,
+    ) -> Result<(Strategy, Vec<Recommendation>)> {
         let user = self.store.user(&query.user_id)?;
         let excluded = self.excluded(query, user.as_ref())?;
         let genre = query.genre.as_deref();
@@ -215,16 +254,23 @@ impl QueryEngine {
         let Ranked {
             items: mut ranked,
             behavioural,
-        } = self.rank(history, query.count, &accept, ranking);
+        } = if popular {
+            Ranked {
+                items: Vec::new(),
+                behavioural: false,
+            }
+        } else {
+            self.rank(model, history, query.count, &accept, ranking)
+        };
         let table = self.items.read();
-        if ranked.is_empty() {
+        if ranked.is_empty() && !popular {
             // The user's positive items have no pairs and no cold neighbours yet (new items):
             // trending items sharing their genres or tags come before the plain trending list.
             let labels: HashSet<String> = history
                 .iter()
                 .rev()
                 .filter(|past| past.weight > 0.0)
-                .take(self.model.content_history)
+                .take(model.content_history)
                 .filter_map(|past| table.catalogue(past.item))
                 .flat_map(|entry| content_labels(entry))
                 .collect();
@@ -315,6 +361,7 @@ impl QueryEngine {
         }];
         let mut hits = self
             .rank(
+                &self.model,
                 &history,
                 count,
                 &|_, candidate| candidate != number,
@@ -373,12 +420,12 @@ impl QueryEngine {
     /// score before they are blended (see the module docs).
     fn rank(
         &self,
+        model: &ModelConfig,
         history: &[HistoryEntry],
         count: usize,
         accept: &dyn Fn(&Table, u32) -> bool,
         ranking: Ranking,
     ) -> Ranked {
-        let model = &self.model;
         let use_index = ranking.index;
         let user_vector = if use_index {
             user_vector(&self.items.read(), history, model)

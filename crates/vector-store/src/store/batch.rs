@@ -41,6 +41,13 @@ impl StateBatch {
         Ok(())
     }
 
+    /// An attribution record of the experiments column family (its key and bytes are the
+    /// stream processor's), committed with the events that made it.
+    pub fn put_experiment_entry(&mut self, key: &[u8], value: &[u8]) {
+        let cf = self.store.cf_handle(EXPERIMENTS_CF);
+        self.batch.put_cf(cf, key, value);
+    }
+
     pub fn put_user(&mut self, user_id: &str, state: &UserState) -> Result<()> {
         self.put_record(USERS_CF, user_id.as_bytes(), state)
     }

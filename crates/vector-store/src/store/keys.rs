@@ -10,6 +10,9 @@ pub const OFFSETS_CF: &str = "offsets";
 pub const NEIGHBOURS_CF: &str = "neighbours";
 pub const ERASED_CF: &str = "erased";
 pub const OUTBOX_CF: &str = "outbox";
+/// Experiments and flags (their definitions) and what was attributed to them; the keys are the
+/// stream processor's (`marquee_stream_processor::experiments`), opaque here.
+pub const EXPERIMENTS_CF: &str = "experiments";
 pub const ITEM_OFFSET_PREFIX: &[u8] = b"items";
 pub const CHANGE_OFFSET_KEY: &[u8] = b"changes";
 pub const SHIPPED_KEY: &[u8] = b"shipped";
@@ -46,7 +49,7 @@ pub fn dedup_key(user_id: &str, event_id: &str) -> Vec<u8> {
 }
 
 /// Every column family of the state, for figures summed over all of them.
-pub const ALL_CFS: [&str; 11] = [
+pub const ALL_CFS: [&str; 12] = [
     rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
     USERS_CF,
     SEEN_CF,
@@ -58,4 +61,5 @@ pub const ALL_CFS: [&str; 11] = [
     NEIGHBOURS_CF,
     ERASED_CF,
     OUTBOX_CF,
+    EXPERIMENTS_CF,
 ];

@@ -47,6 +47,7 @@ use rocksdb::{Cache, DB, WriteBatch, WriteOptions};
 use crate::error::{Error, Result};
 
 pub mod batch;
+mod experiments;
 mod items;
 pub mod keys;
 mod offsets;
@@ -54,6 +55,7 @@ mod options;
 mod users;
 
 pub use batch::StateBatch;
+pub use experiments::ExperimentWrite;
 use keys::{ALL_CFS, DEDUP_CF, DIMENSION_KEY, SEEN_CF, SEEN_LAYOUT_KEY, USERS_CF, user_prefix};
 use options::{base_options, descriptors};
 

@@ -59,6 +59,7 @@ enum EventKind {
     Dislike,
     AddToWatchlist,
     Skip,
+    Impression,
 }
 
 impl EventKind {
@@ -72,6 +73,7 @@ impl EventKind {
             EventKind::Dislike => "dislike",
             EventKind::AddToWatchlist => "add_to_watchlist",
             EventKind::Skip => "skip",
+            EventKind::Impression => "impression",
         }
     }
 }

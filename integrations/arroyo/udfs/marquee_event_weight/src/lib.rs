@@ -2,7 +2,8 @@
 //! viewer's taste, as Marquee's online model weighs it with its default `[model.weights]`
 //! (docs/QUALITY.md): a rating `r` counts `(r − 2) / 3` above the neutral 2★ and
 //! `(r − 2) / 1.5` below it, `like` 1, `dislike` −1, `add_to_watchlist` 0.7, `watch` the
-//! fraction watched minus 0.3, `click` 0.3, `view` 0.15, `skip` −0.3. Positive weights are
+//! fraction watched minus 0.3, `click` 0.3, `view` 0.15, `skip` −0.3, `impression` 0 (a list
+//! shown: it teaches nothing by itself, its clicks do). Positive weights are
 //! what Marquee learns co-occurrence from; a pipeline that sums them per item over a window
 //! ranks items the way Marquee's trending does before its time decay.
 //!
@@ -23,6 +24,7 @@ const WATCH_OFFSET: f64 = 0.3;
 const CLICK: f64 = 0.3;
 const VIEW: f64 = 0.15;
 const SKIP: f64 = -0.3;
+const IMPRESSION: f64 = 0.0;
 
 #[udf]
 pub fn marquee_event_weight(kind: &str, value: Option<f64>) -> Option<f64> {
@@ -42,6 +44,7 @@ pub fn marquee_event_weight(kind: &str, value: Option<f64>) -> Option<f64> {
         "click" => CLICK,
         "view" => VIEW,
         "skip" => SKIP,
+        "impression" => IMPRESSION,
         _ => return None,
     })
 }
