@@ -32,7 +32,17 @@ fn decoded(bytes: &[u8]) -> Value {
 
 #[test]
 fn decodes_every_kind_the_node_writes() {
-    let values = [None, None, Some(0.8), Some(4.5), None, None, None, None, None];
+    let values = [
+        None,
+        None,
+        Some(0.8),
+        Some(4.5),
+        None,
+        None,
+        None,
+        None,
+        None,
+    ];
     assert_eq!(values.len(), EventKind::ALL.len(), "a value for every kind");
     for (kind, value) in EventKind::ALL.into_iter().zip(values) {
         let record = event(kind, value);
