@@ -19,6 +19,7 @@ mod end_to_end;
 mod erasure_list;
 mod evaluator;
 mod event_log;
+mod experiments;
 mod fuzz_corpus;
 mod index_recall;
 mod intake;

@@ -63,7 +63,7 @@ async fn views(url: &str) -> BTreeMap<String, (u64, Value, Vec<String>)> {
     views
 }
 
-fn replay(data_dir: &Path, into: &Path, extra: &[&str]) {
+pub(crate) fn replay(data_dir: &Path, into: &Path, extra: &[&str]) {
     let output = Command::new(env!("CARGO_BIN_EXE_marquee"))
         .arg("replay")
         .arg("--data-dir")
