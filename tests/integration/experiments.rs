@@ -406,3 +406,42 @@ async fn bad_definitions_are_refused_naming_the_field_and_unknown_lists_are_coun
     );
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_user_leaves_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(test_config(dir.path())).await;
+    let base = node.url();
+    let (status, _) = create(
+        &base,
+        json!({"name": "e1", "status": "running", "variants": [{"name": "a", "share": 1.0}]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    for user in ["u1", "u2"] {
+        let (_, list) = get_json(&format!("{base}/v1/users/{user}/recommendations")).await;
+        let (status, _) = post_json(
+            &format!("{base}/v1/events"),
+            &json!([{"user_id": user, "kind": "impression",
+                     "recommendation_id": list["recommendation_id"], "positions": [0]},
+                    {"user_id": user, "item_id": "m1", "kind": "like"}]),
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    caught_up(&node).await;
+    let users = || async {
+        let (_, results) = get_json(&format!("{base}/v1/admin/experiments/e1/results")).await;
+        group(&results, "a")["users"].as_u64().unwrap()
+    };
+    assert_eq!(users().await, 2);
+    let status = http()
+        .delete(format!("{base}/v1/users/u1"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    assert_eq!(users().await, 1);
+    node.shutdown().await.unwrap();
+}

@@ -460,19 +460,14 @@ impl Experiments {
         Ok((experiment, results))
     }
 
-    /// Deletes an erased user's records in every experiment (their counts leave the results).
-    pub fn erase_user(&self, user_id: &str) -> Result<()> {
-        let definitions = self.definitions();
-        let writes: Vec<_> = definitions
+    /// The keys of a user's records in every experiment (an erasure deletes them: their
+    /// counts leave the results).
+    pub(crate) fn user_keys(&self, user_id: &str) -> Vec<Vec<u8>> {
+        self.definitions()
             .experiments
             .iter()
-            .map(|experiment| (user_key(&self.inner.key, experiment.id, user_id), None))
-            .collect();
-        if writes.is_empty() {
-            return Ok(());
-        }
-        self.inner.store.write_experiments(&writes, None)?;
-        Ok(())
+            .map(|experiment| user_key(&self.inner.key, experiment.id, user_id))
+            .collect()
     }
 }
 

@@ -96,6 +96,10 @@ impl<L: EventLog> Processor<L> {
         // which commute with the workers' batches), the erasure list.
         let mut batch = self.store.batch();
         batch.delete_user(user_id);
+        // The user's counts in every experiment leave the results with them.
+        for key in self.experiments.user_keys(user_id) {
+            batch.delete_experiment_entry(&key);
+        }
         for (number, delta) in &deltas {
             batch.merge_item(*number, delta)?;
         }

@@ -48,6 +48,12 @@ impl StateBatch {
         self.batch.put_cf(cf, key, value);
     }
 
+    /// Deletes an entry of the experiments column family (an erased user's records).
+    pub fn delete_experiment_entry(&mut self, key: &[u8]) {
+        let cf = self.store.cf_handle(EXPERIMENTS_CF);
+        self.batch.delete_cf(cf, key);
+    }
+
     pub fn put_user(&mut self, user_id: &str, state: &UserState) -> Result<()> {
         self.put_record(USERS_CF, user_id.as_bytes(), state)
     }
