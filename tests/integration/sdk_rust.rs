@@ -458,6 +458,13 @@ async fn typed_queries_and_catalogue_upserts() {
     client.flush(Duration::from_secs(10)).await.unwrap();
     caught_up(&server.url, None).await;
 
+    let (status, _) = common::post_json(
+        &format!("{}/v1/admin/experiments", server.url),
+        &serde_json::json!({"name": "e1", "status": "running",
+                            "variants": [{"name": "a", "share": 1.0}]}),
+    )
+    .await;
+    assert_eq!(status, 201);
     let picks = eventually("recommendations for the newcomer", || async {
         let picks = client
             .recommendations(newcomer, &RecommendationOptions::default().count(5))
@@ -472,6 +479,35 @@ async fn typed_queries_and_catalogue_upserts() {
         "seen items are left out"
     );
     assert!(picks.items.len() <= 5);
+    assert_eq!(picks.experiments["e1"], "a");
+
+    // The list shown, then a click on its second item: both name the list.
+    client
+        .impression(
+            newcomer,
+            &picks.recommendation_id,
+            0..picks.items.len() as u32,
+        )
+        .unwrap();
+    client
+        .track(
+            Event::new(EventKind::Click, newcomer, &picks.items[1].item_id)
+                .from_list(&picks.recommendation_id, 1),
+        )
+        .unwrap();
+    client.flush(Duration::from_secs(10)).await.unwrap();
+    caught_up(&server.url, None).await;
+    let (_, results) = get_json(&format!("{}/v1/admin/experiments/e1/results", server.url)).await;
+    let group = &results["groups"][0];
+    assert_eq!(
+        (
+            &group["impressions"],
+            &group["clicked"],
+            &group["click_positions"][1]
+        ),
+        (&Value::from(1), &Value::from(1), &Value::from(1)),
+        "{results}"
+    );
 
     let comedies = client
         .recommendations(

@@ -21,6 +21,9 @@ pub enum EventKind {
     Dislike,
     AddToWatchlist,
     Skip,
+    /// A list was shown: names the list (`recommendation_id`) and the positions on screen; no
+    /// item. Made by [`Event::impression`].
+    Impression,
 }
 
 /// One event. [`Event::new`] gives it an `event_id` (a UUIDv7) and the current time, so that a
@@ -30,6 +33,8 @@ pub enum EventKind {
 pub struct Event {
     pub event_id: String,
     pub user_id: String,
+    /// Empty for an impression, which names a list instead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub item_id: String,
     pub kind: EventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +44,16 @@ pub struct Event {
     /// Free-form string pairs (at most 16), such as the page or the device.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub context: BTreeMap<String, String>,
+    /// The list the event came from (a recommendation answer's `recommendation_id`), so the
+    /// outcome counts for it, its experiment groups and its position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation_id: Option<String>,
+    /// The item's position in that list, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// An impression's positions shown, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<Vec<u32>>,
 }
 
 impl Event {
@@ -51,7 +66,31 @@ impl Event {
             value: None,
             timestamp: now_ms(),
             context: BTreeMap::new(),
+            recommendation_id: None,
+            position: None,
+            positions: None,
         }
+    }
+
+    /// An impression: the list `recommendation_id` was shown to `user_id`, the items at
+    /// `positions` (from 0) on screen.
+    pub fn impression(
+        user_id: impl Into<String>,
+        recommendation_id: impl Into<String>,
+        positions: impl IntoIterator<Item = u32>,
+    ) -> Event {
+        let mut event = Event::new(EventKind::Impression, user_id, String::new());
+        event.recommendation_id = Some(recommendation_id.into());
+        event.positions = Some(positions.into_iter().collect());
+        event
+    }
+
+    /// Names the list this event came from and the item's position in it (from 0): a click
+    /// or a watch that follows a recommendation.
+    pub fn from_list(mut self, recommendation_id: impl Into<String>, position: u32) -> Event {
+        self.recommendation_id = Some(recommendation_id.into());
+        self.position = Some(position);
+        self
     }
 
     /// The value of a rating (stars) or a watch (fraction).

@@ -297,6 +297,17 @@ impl Client {
         self.track(Event::new(EventKind::Skip, user_id, item_id))
     }
 
+    /// The list `recommendation_id` was shown, its items at `positions` (from 0) on screen.
+    /// Send one when a list appears; outcomes then name it with [`Event::from_list`].
+    pub fn impression(
+        &self,
+        user_id: &str,
+        recommendation_id: &str,
+        positions: impl IntoIterator<Item = u32>,
+    ) -> Result<(), Closed> {
+        self.track(Event::impression(user_id, recommendation_id, positions))
+    }
+
     /// Sends what is queued now and waits until every event tracked before the call is
     /// acknowledged or refused, or `timeout` passes.
     pub async fn flush(&self, timeout: Duration) -> Result<(), Undelivered> {

@@ -33,6 +33,16 @@ pub struct Recommendations {
     pub user_id: String,
     /// `personalised`, `cold_start` (built from a new user's few events) or `popular`.
     pub strategy: String,
+    /// Names the list: pass it to [`crate::Client::impression`] when the list is shown and to
+    /// [`crate::Event::from_list`] on what follows.
+    #[serde(default)]
+    pub recommendation_id: String,
+    /// Running experiment → the group the list was made for.
+    #[serde(default)]
+    pub experiments: std::collections::BTreeMap<String, String>,
+    /// The feature flags on for the user.
+    #[serde(default)]
+    pub flags: Vec<String>,
     pub items: Vec<Recommendation>,
 }
 
