@@ -29,30 +29,57 @@ export type EventKind =
   | "like"
   | "dislike"
   | "add_to_watchlist"
-  | "skip";
+  | "skip"
+  | "impression";
 
 /** An event as the server takes it. */
 export interface MarqueeEvent {
   event_id: string;
   user_id: string;
-  item_id: string;
+  /** Absent for an impression, which names a list instead. */
+  item_id?: string;
   kind: EventKind;
   /** rating: stars 0.5 to 5 in half steps; watch: fraction 0 to 1. */
   value?: number;
   /** Milliseconds since the Unix epoch. */
   timestamp: number;
   context?: Record<string, string>;
+  /** The list the event came from: a recommendation answer's `recommendation_id`. */
+  recommendation_id?: string;
+  /** The item's position in that list, from 0. */
+  position?: number;
+  /** An impression's positions shown, from 0. */
+  positions?: number[];
 }
 
 /** What `track` takes: the ids and kind, the rest optional. */
 export interface TrackInput {
   userId: string;
-  itemId: string;
+  /** Required but for an impression. */
+  itemId?: string;
   kind: EventKind;
   value?: number;
   timestamp?: number;
   eventId?: string;
   context?: Record<string, string>;
+  /** The list the event came from (a recommendation answer's `recommendation_id`). */
+  recommendationId?: string;
+  /** The item's position in that list, from 0. */
+  position?: number;
+  /** An impression's positions shown, from 0. */
+  positions?: number[];
+}
+
+/** Where a click, watch, rating or like came from: the list and the item's position in it. */
+export interface FromList {
+  recommendationId: string;
+  position: number;
+}
+
+function fromList(from?: FromList): Partial<TrackInput> {
+  return from === undefined
+    ? {}
+    : { recommendationId: from.recommendationId, position: from.position };
 }
 
 /** A delivery problem, given to `onError`. */
@@ -126,6 +153,12 @@ export interface Recommendations {
   user_id: string;
   /** `personalised`, `cold_start` or `popular`. */
   strategy: string;
+  /** Names the list: pass it to `impression` when shown, and to the events that follow. */
+  recommendation_id: string;
+  /** Running experiment → the group the list was made for. */
+  experiments: Record<string, string>;
+  /** The feature flags on for the user. */
+  flags: string[];
   items: Recommendation[];
 }
 
@@ -360,11 +393,14 @@ export class MarqueeClient {
     const event: MarqueeEvent = {
       event_id: input.eventId ?? uuidv7(),
       user_id: input.userId,
-      item_id: input.itemId,
       kind: input.kind,
       timestamp: input.timestamp ?? Date.now(),
     };
+    if (input.itemId !== undefined) event.item_id = input.itemId;
     if (input.value !== undefined) event.value = input.value;
+    if (input.recommendationId !== undefined) event.recommendation_id = input.recommendationId;
+    if (input.position !== undefined) event.position = input.position;
+    if (input.positions !== undefined) event.positions = input.positions;
     if (input.context !== undefined && Object.keys(input.context).length > 0) {
       event.context = input.context;
     }
@@ -372,26 +408,35 @@ export class MarqueeClient {
     return event;
   }
 
-  view(userId: string, itemId: string): MarqueeEvent {
-    return this.track({ userId, itemId, kind: "view" });
+  view(userId: string, itemId: string, from?: FromList): MarqueeEvent {
+    return this.track({ userId, itemId, kind: "view", ...fromList(from) });
   }
 
-  click(userId: string, itemId: string): MarqueeEvent {
-    return this.track({ userId, itemId, kind: "click" });
+  /** A click; `from` names the list and position it was on, for attribution. */
+  click(userId: string, itemId: string, from?: FromList): MarqueeEvent {
+    return this.track({ userId, itemId, kind: "click", ...fromList(from) });
   }
 
   /** A watch of `fraction` (0 to 1) of the item. */
-  watch(userId: string, itemId: string, fraction: number): MarqueeEvent {
-    return this.track({ userId, itemId, kind: "watch", value: fraction });
+  watch(userId: string, itemId: string, fraction: number, from?: FromList): MarqueeEvent {
+    return this.track({ userId, itemId, kind: "watch", value: fraction, ...fromList(from) });
   }
 
   /** A rating of `stars`, 0.5 to 5 in half steps. */
-  rate(userId: string, itemId: string, stars: number): MarqueeEvent {
-    return this.track({ userId, itemId, kind: "rating", value: stars });
+  rate(userId: string, itemId: string, stars: number, from?: FromList): MarqueeEvent {
+    return this.track({ userId, itemId, kind: "rating", value: stars, ...fromList(from) });
   }
 
-  like(userId: string, itemId: string): MarqueeEvent {
-    return this.track({ userId, itemId, kind: "like" });
+  like(userId: string, itemId: string, from?: FromList): MarqueeEvent {
+    return this.track({ userId, itemId, kind: "like", ...fromList(from) });
+  }
+
+  /**
+   * The list `recommendationId` was shown, its items at `positions` (from 0) on screen. Send
+   * one when a list appears; pass `{recommendationId, position}` to what follows.
+   */
+  impression(userId: string, recommendationId: string, positions: number[]): MarqueeEvent {
+    return this.track({ userId, kind: "impression", recommendationId, positions });
   }
 
   dislike(userId: string, itemId: string): MarqueeEvent {

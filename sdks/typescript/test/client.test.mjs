@@ -270,12 +270,28 @@ test("typed queries and catalogue upserts", async () => {
     await client.flush(10_000);
     await caughtUp(server.url);
 
+    const created = await fetch(`${server.url}/v1/admin/experiments`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "e1", status: "running", variants: [{ name: "a", share: 1 }] }),
+    });
+    assert.equal(created.status, 201);
     const picks = await eventually("recommendations for the newcomer", async () => {
       const answer = await client.recommendations(newcomer, { count: 5 });
       return answer.items.length > 0 ? answer : undefined;
     });
     assert.equal(picks.user_id, newcomer);
     assert.ok(picks.items.length <= 5);
+    assert.deepEqual(picks.experiments, { e1: "a" });
+
+    // The list shown, then a click on its second item: both name the list.
+    client.impression(newcomer, picks.recommendation_id, picks.items.map((_, at) => at));
+    client.click(newcomer, picks.items[1].item_id, { recommendationId: picks.recommendation_id, position: 1 });
+    await client.flush(10_000);
+    await caughtUp(server.url);
+    const results = await (await fetch(`${server.url}/v1/admin/experiments/e1/results`)).json();
+    const [group] = results.groups;
+    assert.deepEqual([group.impressions, group.clicked, group.click_positions[1]], [1, 1, 1]);
     assert.ok(picks.items.every((pick) => pick.item_id !== "f0"), "seen items are left out");
 
     const comedies = await client.recommendations(newcomer, { genre: "comedy", exclude: ["f1", "f3"] });

@@ -3,6 +3,9 @@ var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { en
 var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "symbol" ? key + "" : key, value);
 
 // ../../../sdks/typescript/src/index.ts
+function fromList(from) {
+  return from === void 0 ? {} : { recommendationId: from.recommendationId, position: from.position };
+}
 var MarqueeError = class extends Error {
   constructor(status2, code, message, retryAfterMs2) {
     super(message);
@@ -98,33 +101,44 @@ var MarqueeClient = class {
     const event = {
       event_id: input.eventId ?? uuidv7(),
       user_id: input.userId,
-      item_id: input.itemId,
       kind: input.kind,
       timestamp: input.timestamp ?? Date.now()
     };
+    if (input.itemId !== void 0) event.item_id = input.itemId;
     if (input.value !== void 0) event.value = input.value;
+    if (input.recommendationId !== void 0) event.recommendation_id = input.recommendationId;
+    if (input.position !== void 0) event.position = input.position;
+    if (input.positions !== void 0) event.positions = input.positions;
     if (input.context !== void 0 && Object.keys(input.context).length > 0) {
       event.context = input.context;
     }
     this.enqueue(event);
     return event;
   }
-  view(userId, itemId) {
-    return this.track({ userId, itemId, kind: "view" });
+  view(userId, itemId, from) {
+    return this.track({ userId, itemId, kind: "view", ...fromList(from) });
   }
-  click(userId, itemId) {
-    return this.track({ userId, itemId, kind: "click" });
+  /** A click; `from` names the list and position it was on, for attribution. */
+  click(userId, itemId, from) {
+    return this.track({ userId, itemId, kind: "click", ...fromList(from) });
   }
   /** A watch of `fraction` (0 to 1) of the item. */
-  watch(userId, itemId, fraction) {
-    return this.track({ userId, itemId, kind: "watch", value: fraction });
+  watch(userId, itemId, fraction, from) {
+    return this.track({ userId, itemId, kind: "watch", value: fraction, ...fromList(from) });
   }
   /** A rating of `stars`, 0.5 to 5 in half steps. */
-  rate(userId, itemId, stars) {
-    return this.track({ userId, itemId, kind: "rating", value: stars });
+  rate(userId, itemId, stars, from) {
+    return this.track({ userId, itemId, kind: "rating", value: stars, ...fromList(from) });
   }
-  like(userId, itemId) {
-    return this.track({ userId, itemId, kind: "like" });
+  like(userId, itemId, from) {
+    return this.track({ userId, itemId, kind: "like", ...fromList(from) });
+  }
+  /**
+   * The list `recommendationId` was shown, its items at `positions` (from 0) on screen. Send
+   * one when a list appears; pass `{recommendationId, position}` to what follows.
+   */
+  impression(userId, recommendationId, positions) {
+    return this.track({ userId, kind: "impression", recommendationId, positions });
   }
   dislike(userId, itemId) {
     return this.track({ userId, itemId, kind: "dislike" });

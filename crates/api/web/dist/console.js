@@ -4308,6 +4308,9 @@ uPlot.sync = _sync;
 }
 
 // ../../../sdks/typescript/src/index.ts
+function fromList(from) {
+  return from === void 0 ? {} : { recommendationId: from.recommendationId, position: from.position };
+}
 var MarqueeError = class extends Error {
   constructor(status, code, message, retryAfterMs2) {
     super(message);
@@ -4403,33 +4406,44 @@ var MarqueeClient = class {
     const event = {
       event_id: input.eventId ?? uuidv7(),
       user_id: input.userId,
-      item_id: input.itemId,
       kind: input.kind,
       timestamp: input.timestamp ?? Date.now()
     };
+    if (input.itemId !== void 0) event.item_id = input.itemId;
     if (input.value !== void 0) event.value = input.value;
+    if (input.recommendationId !== void 0) event.recommendation_id = input.recommendationId;
+    if (input.position !== void 0) event.position = input.position;
+    if (input.positions !== void 0) event.positions = input.positions;
     if (input.context !== void 0 && Object.keys(input.context).length > 0) {
       event.context = input.context;
     }
     this.enqueue(event);
     return event;
   }
-  view(userId2, itemId) {
-    return this.track({ userId: userId2, itemId, kind: "view" });
+  view(userId2, itemId, from) {
+    return this.track({ userId: userId2, itemId, kind: "view", ...fromList(from) });
   }
-  click(userId2, itemId) {
-    return this.track({ userId: userId2, itemId, kind: "click" });
+  /** A click; `from` names the list and position it was on, for attribution. */
+  click(userId2, itemId, from) {
+    return this.track({ userId: userId2, itemId, kind: "click", ...fromList(from) });
   }
   /** A watch of `fraction` (0 to 1) of the item. */
-  watch(userId2, itemId, fraction) {
-    return this.track({ userId: userId2, itemId, kind: "watch", value: fraction });
+  watch(userId2, itemId, fraction, from) {
+    return this.track({ userId: userId2, itemId, kind: "watch", value: fraction, ...fromList(from) });
   }
   /** A rating of `stars`, 0.5 to 5 in half steps. */
-  rate(userId2, itemId, stars) {
-    return this.track({ userId: userId2, itemId, kind: "rating", value: stars });
+  rate(userId2, itemId, stars, from) {
+    return this.track({ userId: userId2, itemId, kind: "rating", value: stars, ...fromList(from) });
   }
-  like(userId2, itemId) {
-    return this.track({ userId: userId2, itemId, kind: "like" });
+  like(userId2, itemId, from) {
+    return this.track({ userId: userId2, itemId, kind: "like", ...fromList(from) });
+  }
+  /**
+   * The list `recommendationId` was shown, its items at `positions` (from 0) on screen. Send
+   * one when a list appears; pass `{recommendationId, position}` to what follows.
+   */
+  impression(userId2, recommendationId, positions) {
+    return this.track({ userId: userId2, kind: "impression", recommendationId, positions });
   }
   dislike(userId2, itemId) {
     return this.track({ userId: userId2, itemId, kind: "dislike" });
