@@ -157,6 +157,45 @@ pub fn event_from_json(
     Ok(event)
 }
 
+/// An event as a client sends it (the inverse of [`event_from_json`]): the attribution fields
+/// at the top level rather than in the context, and an impression without an `item_id`.
+pub fn event_to_json(event: &Event) -> Value {
+    let mut object = Map::new();
+    object.insert("event_id".into(), event.event_id.clone().into());
+    object.insert("user_id".into(), event.user_id.clone().into());
+    if event.kind != EventKind::Impression {
+        object.insert("item_id".into(), event.item_id.clone().into());
+    }
+    object.insert("kind".into(), event.kind.as_str().into());
+    if let Some(value) = event.value {
+        // Through the shortest decimal form, so 0.8 stays 0.8.
+        let value: f64 = value.to_string().parse().unwrap_or(f64::from(value));
+        object.insert("value".into(), value.into());
+    }
+    object.insert("timestamp".into(), event.timestamp.into());
+    let mut context = Map::new();
+    for (key, value) in &event.context {
+        match key.as_str() {
+            RECOMMENDATION_ID_KEY => {
+                object.insert(key.clone(), value.clone().into());
+            }
+            POSITION_KEY if event.position().is_some() => {
+                object.insert(key.clone(), event.position().into());
+            }
+            POSITIONS_KEY if event.kind == EventKind::Impression => {
+                object.insert(key.clone(), event.positions().into());
+            }
+            _ => {
+                context.insert(key.clone(), value.clone().into());
+            }
+        }
+    }
+    if !context.is_empty() {
+        object.insert("context".into(), Value::Object(context));
+    }
+    Value::Object(object)
+}
+
 /// Moves the top-level attribution fields (`recommendation_id`, `position`, `positions`) into
 /// the context, where the log keeps them; one given both ways must agree.
 fn attribution_into_context(
@@ -441,6 +480,13 @@ mod tests {
         .unwrap();
         assert_eq!(shown.item_id, "r1");
         assert_eq!(shown.positions(), vec![0, 1, 2]);
+        // Written back as sent, and read again to the same event.
+        for event in [&click, &shown] {
+            let json = event_to_json(event);
+            assert!(json.get("context").is_none(), "{json}");
+            assert_eq!(&decode(json).unwrap(), event);
+        }
+        assert!(event_to_json(&shown).get("item_id").is_none());
         let cases = [
             (
                 json!({"user_id": "u1", "kind": "impression", "positions": [0]}),

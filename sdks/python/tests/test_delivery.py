@@ -65,6 +65,12 @@ def test_settings_and_events_are_checked_by_name() -> None:
         client.view("", "m1")
     with pytest.raises(ValueError, match=r"^value:"):
         client.track("rating", "u1", "m1", "five")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^recommendation_id:"):
+        client.impression("u1", "", [0])
+    with pytest.raises(ValueError, match=r"^positions:"):
+        client.impression("u1", "r1", [])
+    with pytest.raises(ValueError, match=r"^position:"):
+        client.click("u1", "m1", recommendation_id="r1", position=-1)
     assert client.stats().pending == 0
     client.close(0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from conftest import Server, caught_up, eventually
@@ -35,6 +36,9 @@ def test_typed_queries_and_catalogue_upserts(server: Server) -> None:
         client.flush(10)
         caught_up(server.url)
 
+        experiment = {"name": "e1", "status": "running", "variants": [{"name": "a", "share": 1}]}
+        created = httpx.post(f"{server.url}/v1/admin/experiments", json=experiment)
+        assert created.status_code == 201, created.text
         picks = eventually(
             "recommendations for the newcomer",
             lambda: (answer := client.recommendations(newcomer, count=5)).items and answer,
@@ -42,6 +46,18 @@ def test_typed_queries_and_catalogue_upserts(server: Server) -> None:
         assert picks.user_id == newcomer
         assert 0 < len(picks.items) <= 5
         assert all(pick.item_id != "f0" for pick in picks.items), "seen items are left out"
+        assert picks.experiments == {"e1": "a"}
+
+        # The list shown, then a click on its second item: both name the list.
+        client.impression(newcomer, picks.recommendation_id, range(len(picks.items)))
+        client.click(
+            newcomer, picks.items[1].item_id, recommendation_id=picks.recommendation_id, position=1
+        )
+        client.flush(10)
+        caught_up(server.url)
+        results = httpx.get(f"{server.url}/v1/admin/experiments/e1/results").json()
+        group = results["groups"][0]
+        assert (group["impressions"], group["clicked"], group["click_positions"][1]) == (1, 1, 1)
 
         comedies = client.recommendations(newcomer, genre="comedy", exclude=["f1", "f3"])
         assert comedies.items
@@ -62,10 +78,16 @@ def test_typed_queries_and_catalogue_upserts(server: Server) -> None:
         assert len(suggestions) == 3
         assert all((s.title or "").startswith("Film f1") for s in suggestions)
 
+        clicked = picks.items[1].item_id
         summary = client.user(newcomer)
-        assert (summary.event_count, summary.seen_items) == (1, ["f0"])
-        exported = client.export_user(newcomer)
-        assert [entry["event"]["item_id"] for entry in exported["events"]] == ["f0"]
+        assert (summary.event_count, sorted(summary.seen_items)) == (2, sorted(["f0", clicked]))
+        exported = [entry["event"] for entry in client.export_user(newcomer)["events"]]
+        assert [event.get("item_id") for event in exported] == ["f0", None, clicked]
+        assert exported[1]["recommendation_id"] == picks.recommendation_id
+        assert (exported[2]["recommendation_id"], exported[2]["position"]) == (
+            picks.recommendation_id,
+            1,
+        )
         status = client.processor()
         assert status.lag_events == 0 and not status.paused
 

@@ -122,7 +122,8 @@ pub async fn get_user(
 
 /// Everything stored about the user (right of access)
 ///
-/// Events as the log holds them, state, seen items, applied event ids.
+/// Events as the log holds them (in the form a client sends), state, seen items, applied event
+/// ids.
 #[utoipa::path(
     get,
     path = "/v1/users/{user_id}/export",
@@ -168,7 +169,7 @@ fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiE
                 "partition": entry.partition,
                 "offset": entry.offset,
                 "append_ms": entry.append_ms,
-                "event": entry.event,
+                "event": marquee_schemas::json::event_to_json(&entry.event),
             })
         })
         .collect();

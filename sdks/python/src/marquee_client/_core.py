@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
 from ._errors import ClosedError
@@ -127,33 +127,58 @@ def _number(value: Any) -> bool:
 def build_event(
     kind: str,
     user_id: str,
-    item_id: str,
+    item_id: Optional[str],
     value: Optional[float] = None,
     timestamp: Optional[int] = None,
     event_id: Optional[str] = None,
     context: Optional[Mapping[str, str]] = None,
+    recommendation_id: Optional[str] = None,
+    position: Optional[int] = None,
+    positions: Optional[Sequence[int]] = None,
 ) -> Dict[str, Any]:
     """An event as the server takes it. What only the server can judge (value ranges, id
     lengths) it judges, and its refusal goes to ``on_error``; what is wrong in any case (an
-    unknown kind, an id that is not a string) is refused here, naming the field."""
+    unknown kind, an id that is not a string) is refused here, naming the field. An
+    ``impression`` names a list (``recommendation_id``, ``positions``) and no item."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"kind: must be one of {', '.join(EVENT_KINDS)}, got {kind!r}")
-    for name, given in (("user_id", user_id), ("item_id", item_id)):
+    ids: List[Tuple[str, Optional[str]]] = [("user_id", user_id)]
+    if kind == "impression":
+        if item_id is not None:
+            raise ValueError("item_id: must be absent for an impression (it names a list)")
+        ids.append(("recommendation_id", recommendation_id))
+    else:
+        ids.append(("item_id", item_id))
+    for name, given in ids:
         if not isinstance(given, str) or not given:
             raise ValueError(f"{name}: must be a non-empty string, got {given!r}")
     event: Dict[str, Any] = {
         "event_id": event_id if event_id is not None else uuid7(),
         "user_id": user_id,
-        "item_id": item_id,
         "kind": kind,
         "timestamp": now_ms() if timestamp is None else int(timestamp),
     }
+    if item_id is not None:
+        event["item_id"] = item_id
     if value is not None:
         if not _number(value):
             raise ValueError(f"value: must be a number, got {value!r}")
         event["value"] = float(value)
     if context:
         event["context"] = {str(key): str(val) for key, val in context.items()}
+    if recommendation_id is not None:
+        event["recommendation_id"] = recommendation_id
+    if position is not None:
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"position: must be a whole number from 0, got {position!r}")
+        event["position"] = position
+    if positions is not None:
+        shown = list(positions)
+        if not shown or any(
+            isinstance(at, bool) or not isinstance(at, int) or at < 0 for at in shown
+        ):
+            raise ValueError(f"positions: must be whole numbers from 0, got {shown!r}")
+        event["positions"] = shown
     return event
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from ._core import Core, build_event
 
@@ -20,15 +20,51 @@ class EventHelpers:
         timestamp: Optional[int] = None,
         event_id: Optional[str] = None,
         context: Optional[Mapping[str, str]] = None,
+        recommendation_id: Optional[str] = None,
+        position: Optional[int] = None,
     ) -> Dict[str, Any]:
         """Queues an event and returns it (with its ``event_id`` and ``timestamp``) at once.
 
         ``timestamp`` is milliseconds since the Unix epoch (now by default); ``event_id`` a
         UUIDv7 unless given. Raises ``ValueError`` naming the field for an unknown ``kind`` or
         an empty id, and ``ClosedError`` after ``close``; the server's own checks (value ranges)
-        are reported to ``on_error``.
+        are reported to ``on_error``. ``recommendation_id`` and ``position`` name the list
+        (a ``Recommendations.recommendation_id``) and the item's place in it (from 0), so the
+        outcome counts for the list's experiment groups.
         """
-        event = build_event(kind, user_id, item_id, value, timestamp, event_id, context)
+        event = build_event(
+            kind,
+            user_id,
+            item_id,
+            value,
+            timestamp,
+            event_id,
+            context,
+            recommendation_id=recommendation_id,
+            position=position,
+        )
+        return self._queue(event)
+
+    def impression(
+        self,
+        user_id: str,
+        recommendation_id: str,
+        positions: Sequence[int],
+        *,
+        timestamp: Optional[int] = None,
+        event_id: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """The list ``recommendation_id`` was shown, its items at ``positions`` (from 0) on
+        screen. Send one when a list appears."""
+        event = build_event(
+            "impression",
+            user_id,
+            None,
+            timestamp=timestamp,
+            event_id=event_id,
+            recommendation_id=recommendation_id,
+            positions=positions,
+        )
         return self._queue(event)
 
     def _queue(self, event: Dict[str, Any]) -> Dict[str, Any]:

@@ -18,6 +18,7 @@ EVENT_KINDS = (
     "dislike",
     "add_to_watchlist",
     "skip",
+    "impression",
 )
 
 
@@ -49,6 +50,13 @@ class Recommendations:
     #: ``personalised``, ``cold_start`` or ``popular``.
     strategy: str
     items: List[Recommendation]
+    #: Names the list: pass it to ``impression`` when it is shown, and as
+    #: ``recommendation_id=`` (with ``position=``) to the events that follow.
+    recommendation_id: str = ""
+    #: Running experiment → the group the list was made for.
+    experiments: Dict[str, str] = field(default_factory=dict)
+    #: The feature flags on for the user.
+    flags: List[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> Recommendations:
@@ -56,6 +64,9 @@ class Recommendations:
             user_id=data["user_id"],
             strategy=data.get("strategy", ""),
             items=[Recommendation.from_json(item) for item in data.get("items", [])],
+            recommendation_id=data.get("recommendation_id", ""),
+            experiments=dict(data.get("experiments", {})),
+            flags=list(data.get("flags", [])),
         )
 
 
