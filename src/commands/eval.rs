@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use marquee_eval::{EvalOptions, Protocol, Source};
+use marquee_stream_processor::experiments::RankingSettings;
 
 /// `--protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,6 +39,44 @@ pub struct EvalArgs {
     /// Only the `marquee` row, without the reference rows.
     #[arg(long)]
     no_baselines: bool,
+    /// An experiment's variants to compare before viewers see them: a JSON file holding
+    /// `{"variants": [{"name": …, "config": {…}}, …]}` (an experiment's definition, as
+    /// `POST /v1/admin/experiments` takes it, will do). One row per variant replaces the three
+    /// `marquee` rows; a variant without `config` is the configuration's ranking.
+    #[arg(long)]
+    variants: Option<PathBuf>,
+}
+
+/// The part of an experiment's definition `--variants` reads.
+#[derive(serde::Deserialize)]
+struct VariantsFile {
+    variants: Vec<marquee_api::handlers::experiments::VariantBody>,
+}
+
+/// The named ranking settings of a `--variants` file, checked as the API checks them.
+fn read_variants(path: &std::path::Path) -> Result<Vec<(String, RankingSettings)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = serde_json::Deserializer::from_str(&text);
+    let file: VariantsFile = serde_path_to_error::deserialize(&mut reader)
+        .map_err(|error| anyhow!("{}: {}: {}", path.display(), error.path(), error.inner()))?;
+    if file.variants.is_empty() {
+        return Err(anyhow!("{}: variants: give at least one", path.display()));
+    }
+    file.variants
+        .into_iter()
+        .enumerate()
+        .map(|(at, variant)| {
+            let settings = variant
+                .config
+                .map(RankingSettings::from)
+                .unwrap_or_default();
+            settings
+                .validate(&format!("variants[{at}].config"))
+                .map_err(|error| anyhow!("{}: {error}", path.display()))?;
+            Ok((variant.name, settings))
+        })
+        .collect()
 }
 
 /// Runs the evaluation (blocking: call it on a blocking thread).
@@ -60,6 +99,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         model: node.model,
         index: node.index,
         skip_baselines: args.no_baselines,
+        variants: match &args.variants {
+            Some(path) => read_variants(path)?,
+            None => Vec::new(),
+        },
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let results = marquee_eval::run(&options)?;

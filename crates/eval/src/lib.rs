@@ -39,7 +39,8 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use marquee_stream_processor::{ModelConfig, Ranking};
+use marquee_stream_processor::ModelConfig;
+use marquee_stream_processor::experiments::{RankingSettings, SourceSet};
 use marquee_vector_store::IndexConfig;
 use serde::Serialize;
 
@@ -68,12 +69,33 @@ pub(crate) const APPEND_CHUNK: usize = 5_000;
 
 /// The production system's rows: the served ranking, the index alone (the user's vector
 /// through the HNSW search, no pair lists, no content), and the pairs with content without
-/// the index (the ranking before the index carried lists).
-pub(crate) const MARQUEE_ROWS: [(&str, Ranking); 3] = [
-    ("marquee", Ranking::ALL),
-    ("marquee-index", Ranking::INDEX),
-    ("marquee-pairs", Ranking::PAIRS),
-];
+/// the index (the ranking before the index carried lists). Each is a set of ranking settings,
+/// as an experiment's variant is.
+pub(crate) fn marquee_rows() -> Vec<(String, RankingSettings)> {
+    let sources = |pairs, index, content| RankingSettings {
+        sources: Some(SourceSet {
+            pairs,
+            index,
+            content,
+        }),
+        ..RankingSettings::default()
+    };
+    vec![
+        ("marquee".to_owned(), RankingSettings::default()),
+        ("marquee-index".to_owned(), sources(false, true, false)),
+        ("marquee-pairs".to_owned(), sources(true, false, true)),
+    ]
+}
+
+/// The rows `options` asks for: its variants (`marquee eval --variants`), else
+/// [`marquee_rows`].
+pub(crate) fn rows(options: &EvalOptions) -> Vec<(String, RankingSettings)> {
+    if options.variants.is_empty() {
+        marquee_rows()
+    } else {
+        options.variants.clone()
+    }
+}
 
 /// Which protocol to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,6 +128,9 @@ pub struct EvalOptions {
     pub index: IndexConfig,
     /// Skip the reference rows.
     pub skip_baselines: bool,
+    /// Named ranking settings to evaluate instead of the three `marquee` rows (an
+    /// experiment's variants, checked offline before viewers see them).
+    pub variants: Vec<(String, RankingSettings)>,
     /// Show progress bars on standard error.
     pub progress: bool,
 }

@@ -6,10 +6,10 @@ use std::time::Instant;
 use crate::baselines::{CoCounts, top_k};
 use crate::data::{Prepared, Rating};
 use crate::error::Result;
+
 use crate::system::System;
 use crate::{
-    EvalOptions, KNN_MAX_ITEMS, MARQUEE_ROWS, ModelResult, POSITIVE, Protocol, STREAM_KNN_HISTORY,
-    progress,
+    EvalOptions, KNN_MAX_ITEMS, ModelResult, POSITIVE, Protocol, STREAM_KNN_HISTORY, progress,
 };
 
 /// Positions of each step's ratings, in stream order.
@@ -203,15 +203,16 @@ fn marquee(stream: &Stream<'_>) -> Result<Vec<ModelResult>> {
     let started = Instant::now();
     let mut system = System::open(stream.data, stream.options)?;
     let mut known: HashSet<u32> = HashSet::new();
-    let mut hits: Vec<Hits> = MARQUEE_ROWS.iter().map(|_| Hits::default()).collect();
+    let rows = crate::rows(stream.options);
+    let mut hits: Vec<Hits> = rows.iter().map(|_| Hits::default()).collect();
     let bar = progress(stream.options, stream.steps.len(), "marquee: steps");
     let mut step_ratings = Vec::new();
     for step in &stream.steps {
         let user = ratings[step[0]].user;
         if known.contains(&user) {
             system.before_queries();
-            for ((_, ranking), hits) in MARQUEE_ROWS.iter().zip(&mut hits) {
-                let list = system.recommend(user, *ranking)?;
+            for ((_, settings), hits) in rows.iter().zip(&mut hits) {
+                let list = system.recommend(user, settings)?;
                 hits.score(&list, step, ratings, stream.half);
             }
         }
@@ -223,7 +224,7 @@ fn marquee(stream: &Stream<'_>) -> Result<Vec<ModelResult>> {
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    Ok(MARQUEE_ROWS
+    Ok(rows
         .iter()
         .zip(&hits)
         .map(|((model, _), hits)| stream.report(model, hits, seconds))

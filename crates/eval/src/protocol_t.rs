@@ -6,10 +6,10 @@ use std::time::Instant;
 use crate::baselines::{CoCounts, top_k};
 use crate::data::{Prepared, Rating};
 use crate::error::Result;
+use crate::rows;
 use crate::system::System;
 use crate::{
-    APPEND_CHUNK, EvalOptions, K, KNN_MAX_ITEMS, MARQUEE_ROWS, ModelResult, POSITIVE, Protocol,
-    progress,
+    APPEND_CHUNK, EvalOptions, K, KNN_MAX_ITEMS, ModelResult, POSITIVE, Protocol, progress,
 };
 
 struct SplitT {
@@ -176,17 +176,17 @@ pub(crate) fn run(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelRes
     system.processor.refresh_trending();
     system.before_queries();
     let trained = started.elapsed().as_secs_f64();
-    for (model, ranking) in MARQUEE_ROWS {
+    for (model, settings) in rows(options) {
         let started = Instant::now();
         let bar = progress(options, split.test_users.len(), "marquee: queries");
         let mut lists = Vec::with_capacity(split.test_users.len());
         for (user, _, _) in &split.test_users {
-            lists.push(system.recommend(*user, ranking)?);
+            lists.push(system.recommend(*user, &settings)?);
             bar.inc(1);
         }
         bar.finish_and_clear();
         results.push(report(
-            model,
+            &model,
             lists,
             trained + started.elapsed().as_secs_f64(),
         ));

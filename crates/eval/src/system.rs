@@ -8,7 +8,7 @@ use marquee_ingest::{EmbeddedLog, EmbeddedLogConfig, EventLog};
 use marquee_schemas::{Event, Item};
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::{
-    Engine, Experiments, Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine, Ranking,
+    Engine, Experiments, Metrics, ModelConfig, Processor, ProcessorConfig, QueryEngine,
     RecommendationQuery,
 };
 use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
@@ -16,6 +16,7 @@ use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 use crate::data::{Prepared, Rating};
 use crate::error::{Error, Result};
 use crate::{APPEND_CHUNK, EvalOptions, K, TRENDING_EVERY};
+use marquee_stream_processor::experiments::RankingSettings;
 
 /// The production processor and query engine wired as `serve` wires them, on a scratch data
 /// directory, driven from the caller's thread (see the module docs). Also used by the benches.
@@ -157,8 +158,8 @@ impl System {
         }
     }
 
-    pub(crate) fn recommend(&self, user: u32, ranking: Ranking) -> Result<Vec<u32>> {
-        let (_, list) = self.query.recommend_with(
+    pub(crate) fn recommend(&self, user: u32, settings: &RankingSettings) -> Result<Vec<u32>> {
+        let (_, list) = self.query.recommend_as(
             &RecommendationQuery {
                 user_id: self.user_ids[&user].clone(),
                 count: K,
@@ -166,7 +167,7 @@ impl System {
                 genre: None,
                 exclude: Vec::new(),
             },
-            ranking,
+            settings,
         )?;
         Ok(list
             .iter()
