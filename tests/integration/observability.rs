@@ -306,8 +306,29 @@ async fn load(base: String, stop: Arc<AtomicBool>) {
             .await;
         let user = round % 50;
         let film = round % 60;
+        // A list shown, and a click on its first item: the experiments' panels.
+        if let Ok(response) = client
+            .get(format!(
+                "{base}/v1/users/viewer-{user}/recommendations?count=10"
+            ))
+            .send()
+            .await
+            && let Ok(list) = response.json::<Value>().await
+            && let Some(first) = list["items"][0]["item_id"].as_str()
+        {
+            let id = &list["recommendation_id"];
+            let _ = client
+                .post(format!("{base}/v1/events"))
+                .json(&json!([
+                    {"user_id": format!("viewer-{user}"), "kind": "impression",
+                     "recommendation_id": id, "positions": [0, 1, 2]},
+                    {"user_id": format!("viewer-{user}"), "item_id": first, "kind": "click",
+                     "recommendation_id": id, "position": 0},
+                ]))
+                .send()
+                .await;
+        }
         for path in [
-            format!("/v1/users/viewer-{user}/recommendations?count=10"),
             format!("/v1/users/newcomer-{round}/recommendations?count=5"),
             format!("/v1/users/viewer-{user}"),
             format!("/v1/items/film-{film}/similar?count=5"),
@@ -381,6 +402,13 @@ async fn a_real_prometheus_finds_every_dashboard_query_and_alert_metric_and_the_
     let dir = tempfile::tempdir().unwrap();
     let node = start(test_config(dir.path())).await;
     let base = node.url();
+    let (status, answer) = post_json(
+        &format!("{base}/v1/admin/experiments"),
+        &json!({"name": "load", "status": "running",
+                "variants": [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = tokio::spawn(load(base.clone(), stop.clone()));
     let prometheus = start_prometheus(&server, &node.addr.to_string());
