@@ -613,7 +613,7 @@ function hue(genres) {
   for (const char of first) hash = hash * 31 + char.charCodeAt(0) >>> 0;
   return `hue-${hash % 8}`;
 }
-function card(movie2) {
+function card(movie2, position, list) {
   const title = movie2.title ?? movie2.item_id;
   const genres = movie2.genres?.join(", ") ?? "";
   const open = el(
@@ -621,7 +621,10 @@ function card(movie2) {
     {
       class: `card ${hue(movie2.genres)}`,
       href: `#/movie/${encodeURIComponent(movie2.item_id)}`,
-      "data-item": movie2.item_id
+      "data-item": movie2.item_id,
+      // A card of a recommended list names it: its click is attributed to the list.
+      "data-list": list,
+      "data-position": list === void 0 ? void 0 : String(position)
     },
     el("span", { class: "title" }, title),
     el("span", { class: "year" }, movie2.year !== void 0 ? String(movie2.year) : ""),
@@ -629,17 +632,42 @@ function card(movie2) {
   );
   return el("li", {}, open);
 }
-function row(title, movies, id) {
+function row(title, movies, id, list) {
   const heading = el("h2", { id: id ? `${id}-title` : void 0 }, title);
-  const list = movies.length > 0 ? el("ul", { class: "row", "aria-labelledby": id ? `${id}-title` : void 0 }, ...movies.map(card)) : el("p", { class: "empty" }, "Nothing yet.");
-  return el("section", { class: "shelf", id }, heading, list);
+  const cards = movies.length > 0 ? el(
+    "ul",
+    { class: "row", "aria-labelledby": id ? `${id}-title` : void 0 },
+    ...movies.map((movie2, position) => card(movie2, position, list))
+  ) : el("p", { class: "empty" }, "Nothing yet.");
+  return el("section", { class: "shelf", id, "data-list": list }, heading, cards);
+}
+function forYouRow(mine) {
+  return row("For you", mine.items, "for-you", mine.recommendation_id);
+}
+function impressions() {
+  for (const shelf of document.querySelectorAll("#view section[data-list]")) {
+    const list = shelf.dataset.list;
+    if (!list || shelf.dataset.impressed) continue;
+    shelf.dataset.impressed = "1";
+    const positions = [...shelf.querySelectorAll(".card")].map((_, at) => at);
+    if (positions.length > 0) client.impression(viewer, list, positions);
+  }
+}
+function attributeClick(event) {
+  const target = event.target instanceof Element ? event.target.closest("a.card[data-list]") : null;
+  const { item, list, position } = target?.dataset ?? {};
+  if (item && list && position !== void 0) {
+    client.click(viewer, item, { recommendationId: list, position: Number(position) });
+  }
 }
 async function forYou() {
-  return (await client.recommendations(viewer, { count: ROW_LENGTH })).items;
+  return client.recommendations(viewer, { count: ROW_LENGTH });
 }
 var generation = 0;
 function show(ticket, ...sections) {
-  if (ticket === generation) byId("view").replaceChildren(...sections);
+  if (ticket !== generation) return;
+  byId("view").replaceChildren(...sections);
+  impressions();
 }
 async function home() {
   const ticket = ++generation;
@@ -648,7 +676,7 @@ async function home() {
     client.trending({ count: ROW_LENGTH }),
     client.user(viewer).catch(() => null)
   ]);
-  const shelves = [row("For you", mine, "for-you")];
+  const shelves = [forYouRow(mine)];
   const last = summary?.recent.find((entry) => entry.weight > 0);
   if (last) {
     const [details, similar] = await Promise.all([
@@ -658,7 +686,7 @@ async function home() {
     shelves.push(row(`Because you watched ${details?.title ?? last.item_id}`, similar, "because"));
   }
   shelves.push(row("Trending", trending, "trending"));
-  const genre = mine[0]?.genres?.[0];
+  const genre = mine.items[0]?.genres?.[0];
   if (genre) shelves.push(row(`Trending in ${genre}`, await client.trending({ count: ROW_LENGTH, genre }), "trending-genre"));
   show(ticket, ...shelves);
 }
@@ -699,7 +727,7 @@ async function movie(itemId) {
       tags,
       actions
     ),
-    row("For you", mine, "for-you"),
+    forYouRow(mine),
     row("Similar movies", similar, "similar")
   );
 }
@@ -709,7 +737,7 @@ function button(label, name, onClick) {
   return node;
 }
 async function act(kind, itemId, value) {
-  const before = (await forYou()).map((movie2) => movie2.item_id).join(",");
+  const before = (await forYou()).items.map((movie2) => movie2.item_id).join(",");
   client.track({ kind, userId: viewer, itemId, value });
   try {
     await client.flush(5e3);
@@ -720,14 +748,17 @@ async function act(kind, itemId, value) {
   const acknowledged = performance.now();
   const deadline = acknowledged + 3e3;
   let after = await forYou();
-  while (after.map((movie2) => movie2.item_id).join(",") === before && performance.now() < deadline) {
+  while (after.items.map((movie2) => movie2.item_id).join(",") === before && performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 25));
     after = await forYou();
   }
   const took = Math.round(performance.now() - acknowledged);
-  const changed = after.map((movie2) => movie2.item_id).join(",") !== before;
+  const changed = after.items.map((movie2) => movie2.item_id).join(",") !== before;
   const section = document.getElementById("for-you");
-  if (section) section.replaceWith(row("For you", after, "for-you"));
+  if (section) {
+    section.replaceWith(forYouRow(after));
+    impressions();
+  }
   status(
     changed ? `"For you" changed ${took} ms after the ${kind.replace(/_/g, " ")} was acknowledged.` : `The ${kind.replace(/_/g, " ")} was acknowledged; "For you" kept its order.`
   );
@@ -827,6 +858,7 @@ function arrowKeys(event) {
 }
 function start() {
   byId("view").addEventListener("keydown", arrowKeys);
+  byId("view").addEventListener("click", attributeClick);
   byId("viewer-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setViewer(byId("viewer").value);

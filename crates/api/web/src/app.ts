@@ -5,6 +5,9 @@
 // the viewer types (a `<datalist>`: the browser's own, accessible list) and results in the
 // viewer's taste order.
 //
+// The "For you" rows are recommended lists: each is impressed once when shown, and a click on
+// one of its cards names the list and the position (experiments count clicks per list shown).
+//
 // Every call goes through the TypeScript SDK. Ids, titles and tags come from clients: they
 // are only ever inserted as text (`textContent`), never as HTML. The node's
 // Content-Security-Policy forbids inline scripts and styles; the page needs neither.
@@ -13,6 +16,7 @@ import {
   MarqueeClient,
   MarqueeError,
   type Recommendation,
+  type Recommendations,
   type SearchItem,
 } from "../../../../sdks/typescript/src/index.ts";
 import { byId, el } from "./dom.ts";
@@ -44,7 +48,7 @@ function hue(genres: string[] | undefined): string {
   return `hue-${hash % 8}`;
 }
 
-function card(movie: Recommendation | SearchItem): HTMLLIElement {
+function card(movie: Recommendation | SearchItem, position: number, list?: string): HTMLLIElement {
   const title = movie.title ?? movie.item_id;
   const genres = movie.genres?.join(", ") ?? "";
   const open = el(
@@ -53,6 +57,9 @@ function card(movie: Recommendation | SearchItem): HTMLLIElement {
       class: `card ${hue(movie.genres)}`,
       href: `#/movie/${encodeURIComponent(movie.item_id)}`,
       "data-item": movie.item_id,
+      // A card of a recommended list names it: its click is attributed to the list.
+      "data-list": list,
+      "data-position": list === undefined ? undefined : String(position),
     },
     el("span", { class: "title" }, title),
     el("span", { class: "year" }, movie.year !== undefined ? String(movie.year) : ""),
@@ -61,19 +68,49 @@ function card(movie: Recommendation | SearchItem): HTMLLIElement {
   return el("li", {}, open);
 }
 
-function row(title: string, movies: Array<Recommendation | SearchItem>, id?: string): HTMLElement {
+/** A row of cards; `list`, a recommendation id, marks a recommended list (impressions, clicks). */
+function row(title: string, movies: Array<Recommendation | SearchItem>, id?: string, list?: string): HTMLElement {
   const heading = el("h2", { id: id ? `${id}-title` : undefined }, title);
-  const list =
+  const cards =
     movies.length > 0
-      ? el("ul", { class: "row", "aria-labelledby": id ? `${id}-title` : undefined }, ...movies.map(card))
+      ? el(
+          "ul",
+          { class: "row", "aria-labelledby": id ? `${id}-title` : undefined },
+          ...movies.map((movie, position) => card(movie, position, list)),
+        )
       : el("p", { class: "empty" }, "Nothing yet.");
-  return el("section", { class: "shelf", id }, heading, list);
+  return el("section", { class: "shelf", id, "data-list": list }, heading, cards);
+}
+
+/** The "For you" row of a recommendation answer. */
+function forYouRow(mine: Recommendations): HTMLElement {
+  return row("For you", mine.items, "for-you", mine.recommendation_id);
+}
+
+/** Sends the impression of every recommended row on the page (once each: an id is per list). */
+function impressions(): void {
+  for (const shelf of document.querySelectorAll<HTMLElement>("#view section[data-list]")) {
+    const list = shelf.dataset.list;
+    if (!list || shelf.dataset.impressed) continue;
+    shelf.dataset.impressed = "1";
+    const positions = [...shelf.querySelectorAll<HTMLElement>(".card")].map((_, at) => at);
+    if (positions.length > 0) client.impression(viewer, list, positions);
+  }
+}
+
+/** A click on a card of a recommended list: the click event names the list and position. */
+function attributeClick(event: MouseEvent): void {
+  const target = event.target instanceof Element ? event.target.closest<HTMLElement>("a.card[data-list]") : null;
+  const { item, list, position } = target?.dataset ?? {};
+  if (item && list && position !== undefined) {
+    client.click(viewer, item, { recommendationId: list, position: Number(position) });
+  }
 }
 
 // ---- pages ----
 
-async function forYou(): Promise<Recommendation[]> {
-  return (await client.recommendations(viewer, { count: ROW_LENGTH })).items;
+async function forYou(): Promise<Recommendations> {
+  return client.recommendations(viewer, { count: ROW_LENGTH });
 }
 
 /** Counts renders: a page whose data arrives after a later navigation is not shown. */
@@ -81,7 +118,9 @@ let generation = 0;
 
 /** Shows `sections` unless another render started since the one of `ticket`. */
 function show(ticket: number, ...sections: HTMLElement[]): void {
-  if (ticket === generation) byId("view").replaceChildren(...sections);
+  if (ticket !== generation) return;
+  byId("view").replaceChildren(...sections);
+  impressions();
 }
 
 async function home(): Promise<void> {
@@ -91,7 +130,7 @@ async function home(): Promise<void> {
     client.trending({ count: ROW_LENGTH }),
     client.user(viewer).catch(() => null),
   ]);
-  const shelves: HTMLElement[] = [row("For you", mine, "for-you")];
+  const shelves: HTMLElement[] = [forYouRow(mine)];
   const last = summary?.recent.find((entry) => entry.weight > 0);
   if (last) {
     const [details, similar] = await Promise.all([
@@ -101,7 +140,7 @@ async function home(): Promise<void> {
     shelves.push(row(`Because you watched ${details?.title ?? last.item_id}`, similar, "because"));
   }
   shelves.push(row("Trending", trending, "trending"));
-  const genre = mine[0]?.genres?.[0];
+  const genre = mine.items[0]?.genres?.[0];
   if (genre) shelves.push(row(`Trending in ${genre}`, await client.trending({ count: ROW_LENGTH, genre }), "trending-genre"));
   show(ticket, ...shelves);
 }
@@ -145,7 +184,7 @@ async function movie(itemId: string): Promise<void> {
       tags,
       actions,
     ),
-    row("For you", mine, "for-you"),
+    forYouRow(mine),
     row("Similar movies", similar, "similar"),
   );
 }
@@ -162,7 +201,7 @@ type Kind = "rating" | "like" | "dislike" | "add_to_watchlist" | "watch";
 
 /** Sends one event, waits for its acknowledgement, then for "For you" to change. */
 async function act(kind: Kind, itemId: string, value?: number): Promise<void> {
-  const before = (await forYou()).map((movie) => movie.item_id).join(",");
+  const before = (await forYou()).items.map((movie) => movie.item_id).join(",");
   client.track({ kind, userId: viewer, itemId, value });
   try {
     await client.flush(5_000);
@@ -173,14 +212,17 @@ async function act(kind: Kind, itemId: string, value?: number): Promise<void> {
   const acknowledged = performance.now();
   const deadline = acknowledged + 3_000;
   let after = await forYou();
-  while (after.map((movie) => movie.item_id).join(",") === before && performance.now() < deadline) {
+  while (after.items.map((movie) => movie.item_id).join(",") === before && performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 25));
     after = await forYou();
   }
   const took = Math.round(performance.now() - acknowledged);
-  const changed = after.map((movie) => movie.item_id).join(",") !== before;
+  const changed = after.items.map((movie) => movie.item_id).join(",") !== before;
   const section = document.getElementById("for-you");
-  if (section) section.replaceWith(row("For you", after, "for-you"));
+  if (section) {
+    section.replaceWith(forYouRow(after));
+    impressions();
+  }
   status(
     changed
       ? `"For you" changed ${took} ms after the ${kind.replace(/_/g, " ")} was acknowledged.`
@@ -305,6 +347,7 @@ function arrowKeys(event: KeyboardEvent): void {
 
 function start(): void {
   byId("view").addEventListener("keydown", arrowKeys);
+  byId("view").addEventListener("click", attributeClick);
   byId<HTMLFormElement>("viewer-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setViewer(byId<HTMLInputElement>("viewer").value);

@@ -58,6 +58,12 @@ test("a viewer rates comedies in the page and For you turns to comedy without a 
     assert.match(policy, /script-src 'self'/);
     assert.doesNotMatch(policy, /unsafe-inline/);
     await catalogue(api.url);
+    const created = await fetch(`${api.url}/v1/admin/experiments`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "page", status: "running", variants: [{ name: "a", share: 1 }] }),
+    });
+    assert.equal(created.status, 201);
 
     const page = await browser.newPage();
     const problems = [];
@@ -106,6 +112,15 @@ test("a viewer rates comedies in the page and For you turns to comedy without a 
     assert.match(await focused(), /^because:/);
     await page.keyboard.press("Enter");
     await page.waitForSelector("#movie-title");
+
+    // Every "For you" row shown was impressed; a click on its second card is attributed to it.
+    await page.locator("#for-you .card").nth(1).click();
+    const results = await eventually("the click attributed to its list", async () => {
+      const answer = await (await fetch(`${api.url}/v1/admin/experiments/page/results`)).json();
+      return answer.groups[0].clicked >= 1 ? answer.groups[0] : undefined;
+    });
+    assert.ok(results.impressions >= 3, `lists shown: ${results.impressions}`);
+    assert.equal(results.click_positions[1], 1);
 
     // Watching fills the bar, then sends the fraction watched.
     await page.goto(`${api.url}/#/movie/c2`);
