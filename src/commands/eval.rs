@@ -50,7 +50,7 @@ pub struct EvalArgs {
 /// The part of an experiment's definition `--variants` reads.
 #[derive(serde::Deserialize)]
 struct VariantsFile {
-    variants: Vec<marquee_api::handlers::experiments::VariantBody>,
+    variants: Vec<marquee_api::handlers::experiments::wire::VariantBody>,
 }
 
 /// The named ranking settings of a `--variants` file, checked as the API checks them.

@@ -32,7 +32,7 @@ use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::data_dir::SECRET_FILES;
 use marquee_stream_processor::experiments::records::{EXPERIMENT_PREFIX, FLAG_PREFIX};
 use marquee_stream_processor::{DataDir, Engine, Metrics, ProcessorConfig};
-use marquee_vector_store::{StateStore, StoreConfig};
+use marquee_vector_store::{ExperimentWrite, StateStore, StoreConfig};
 
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
@@ -166,6 +166,18 @@ fn io_at(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> Error {
     }
 }
 
+/// The experiments' and flags' definitions of `live`, as writes of them into another state.
+fn definitions(live: &StateStore) -> Result<Vec<ExperimentWrite>> {
+    let mut writes = Vec::new();
+    for prefix in [EXPERIMENT_PREFIX, FLAG_PREFIX] {
+        let entries = live
+            .experiment_entries(&[prefix])
+            .map_err(Error::OpenState)?;
+        writes.extend(entries.into_iter().map(|(key, value)| (key, Some(value))));
+    }
+    Ok(writes)
+}
+
 /// Runs a replay (see the module documentation). Blocking; with Fluvio, call it inside a tokio
 /// runtime (from a blocking thread of it).
 pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
@@ -231,18 +243,8 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
             StateStore::open_secondary(layout.state(), scratch.0.join("state"), &store_config)
                 .map_err(Error::OpenState)?;
         let catalogue = live.load_catalogue().map_err(Error::OpenState)?;
-        let mut definitions = Vec::new();
-        for prefix in [EXPERIMENT_PREFIX, FLAG_PREFIX] {
-            definitions.extend(
-                live.experiment_entries(&[prefix])
-                    .map_err(Error::OpenState)?,
-            );
-        }
-        (
-            catalogue,
-            live.load_erasures().map_err(Error::OpenState)?,
-            definitions,
-        )
+        let erasures = live.load_erasures().map_err(Error::OpenState)?;
+        (catalogue, erasures, definitions(&live)?)
     };
 
     // 2. What is not in the log: keys, catalogue, erasure list.
@@ -259,12 +261,8 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         store.commit_synced(batch).map_err(Error::OpenState)?;
     }
     // The experiments and flags (their results are rebuilt from the log's impressions).
-    let writes: Vec<_> = definitions
-        .into_iter()
-        .map(|(key, value)| (key, Some(value)))
-        .collect();
     store
-        .write_experiments(&writes, None)
+        .write_experiments(&definitions, None)
         .map_err(Error::OpenState)?;
     let mut processor_config = ProcessorConfig {
         max_batch_events: 4_096,

@@ -64,63 +64,83 @@ impl<'a> Attribution<'a> {
         };
         let key = list_key(id);
         let existing = self.list(store, &key)?;
-        if event.kind == EventKind::Impression {
-            if existing.is_some() {
-                return Ok(());
+        match (event.kind, existing) {
+            // A list shown again counts nothing more.
+            (EventKind::Impression, Some(_)) => Ok(()),
+            (EventKind::Impression, None) => self.impression(store, event, key, served_ms),
+            (_, None) => {
+                self.unattributed.push((event.kind, "no_impression"));
+                Ok(())
             }
-            let groups: Vec<(u64, String)> = self
-                .definitions
-                .covering(served_ms)
-                .map(|experiment| {
-                    (
-                        experiment.id,
-                        experiment.group_of(&event.user_id).to_owned(),
-                    )
-                })
-                .collect();
-            for (experiment_id, group) in &groups {
-                let record = self.user(store, *experiment_id, &event.user_id, group)?;
-                record.impressions += 1;
-                self.count(*experiment_id, group, event.kind);
-            }
-            self.lists.insert(
-                key.clone(),
-                Some(ListRecord {
-                    served_ms,
-                    groups,
-                    clicked: false,
-                    watched: false,
-                }),
-            );
-            self.changed_lists.push(key);
-            return Ok(());
+            (_, Some(list)) => self.outcome(store, event, weight, key, list),
         }
-        let Some(mut list) = existing else {
-            self.unattributed.push((event.kind, "no_impression"));
-            return Ok(());
+    }
+
+    /// A list's first impression: recorded with its groups, one impression per group's user.
+    fn impression(
+        &mut self,
+        store: &StateStore,
+        event: &Event,
+        key: Vec<u8>,
+        served_ms: i64,
+    ) -> Result<()> {
+        let groups: Vec<(u64, String)> = self
+            .definitions
+            .covering(served_ms)
+            .map(|experiment| {
+                (
+                    experiment.id,
+                    experiment.group_of(&event.user_id).to_owned(),
+                )
+            })
+            .collect();
+        for (experiment_id, group) in &groups {
+            let record = self.user(store, *experiment_id, &event.user_id, group)?;
+            record.impressions += 1;
+            self.count(*experiment_id, group, event.kind);
+        }
+        let list = ListRecord {
+            served_ms,
+            groups,
+            clicked: false,
+            watched: false,
         };
+        self.lists.insert(key.clone(), Some(list));
+        self.changed_lists.push(key);
+        Ok(())
+    }
+
+    /// An event from an impressed list: its first click, its first watch, every positive
+    /// event, for each group within its experiment's attribution window.
+    fn outcome(
+        &mut self,
+        store: &StateStore,
+        event: &Event,
+        weight: f32,
+        key: Vec<u8>,
+        mut list: ListRecord,
+    ) -> Result<()> {
         let first_click = event.kind == EventKind::Click && !list.clicked;
         let first_watch = event.kind == EventKind::Watch && !list.watched;
         let mut expired = false;
         for (experiment_id, group) in &list.groups {
-            let window = self
+            let Some(window) = self
                 .definitions
                 .experiments
                 .iter()
                 .find(|experiment| experiment.id == *experiment_id)
-                .map(|experiment| experiment.attribution_window_ms);
-            let Some(window) = window else {
+                .map(|experiment| experiment.attribution_window_ms)
+            else {
                 continue; // deleted since
             };
             if event.timestamp - list.served_ms > window {
                 expired = true;
                 continue;
             }
-            let position = event.position();
             let record = self.user(store, *experiment_id, &event.user_id, group)?;
             if first_click {
                 record.clicked += 1;
-                let bucket = position.map_or(POSITION_BUCKETS - 1, |at| {
+                let bucket = event.position().map_or(POSITION_BUCKETS - 1, |at| {
                     (at as usize).min(POSITION_BUCKETS - 1)
                 });
                 if record.click_positions.len() < POSITION_BUCKETS {

@@ -6,7 +6,6 @@ use bincode::{Decode, Encode};
 use marquee_schemas::FieldError;
 
 use crate::model::ModelConfig;
-use crate::query::Ranking;
 
 /// Most variants of one experiment.
 pub const MAX_VARIANTS: usize = 16;
@@ -36,7 +35,7 @@ pub enum ListStrategy {
     Popular,
 }
 
-/// Which parts rank a personalised list (see [`Ranking`]).
+/// Which parts rank a personalised list (the query side's `Ranking`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub struct SourceSet {
     pub pairs: bool,
@@ -148,18 +147,6 @@ impl RankingSettings {
             changed.embedding_candidates = candidates as usize;
         }
         changed
-    }
-
-    /// The parts that rank, every one unless set.
-    pub fn ranking(&self) -> Ranking {
-        match self.sources {
-            None => Ranking::ALL,
-            Some(sources) => Ranking {
-                pairs: sources.pairs,
-                index: sources.index,
-                content: sources.content,
-            },
-        }
     }
 
     /// Whether any setting changes the model's query settings (else the node's shared ones

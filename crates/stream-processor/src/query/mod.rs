@@ -225,7 +225,12 @@ impl QueryEngine {
             query.genre.clone_from(&settings.genre);
         }
         let popular = settings.strategy == Some(ListStrategy::Popular);
-        self.recommend_ranked(&query, settings.ranking(), model, popular)
+        let ranking = settings.sources.map_or(Ranking::ALL, |sources| Ranking {
+            pairs: sources.pairs,
+            index: sources.index,
+            content: sources.content,
+        });
+        self.recommend_ranked(&query, ranking, model, popular)
     }
 
     /// The list of `query` from the parts `ranking` names under `model`'s settings; with
