@@ -498,3 +498,118 @@ async fn browsers_get_cors_and_a_beacon_route_for_ingest_keys_only() {
     assert_eq!(ids, ["beacon-1"]);
     node.shutdown().await.unwrap();
 }
+
+/// A page's viewer token: minted by an admin, it opens its own user's list and events and the
+/// catalogue's reads, and nothing of anyone else's; expired, tampered and other-user tokens
+/// are refused with a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_tokens_open_one_users_lists_and_events_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = keys_path(dir.path());
+    let mut keys = KeySet::default();
+    let (admin, _) = keys.create("ops", &[Scope::Admin], None).unwrap();
+    keys.save(&path).unwrap();
+    let mut config = test_config(dir.path());
+    config.auth = AuthMode::On;
+    let node = start(config).await;
+    let base = node.url();
+    let client = http();
+
+    let mint = |body: Value| {
+        client
+            .post(format!("{base}/v1/admin/tokens"))
+            .bearer_auth(&admin)
+            .json(&body)
+    };
+    let (status, _, minted) = send(mint(json!({"user_id": "alice", "ttl_secs": 600}))).await;
+    assert_eq!(status, 201, "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    // Only an admin mints, and a bad lifetime is named.
+    let (status, _, _) = send(
+        client
+            .post(format!("{base}/v1/admin/tokens"))
+            .bearer_auth(&token)
+            .json(&json!({"user_id": "alice"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _, body) = send(mint(json!({"user_id": "alice", "ttl_secs": 0}))).await;
+    assert_eq!(status, 422);
+    assert!(message(&body).starts_with("ttl_secs:"), "{body}");
+
+    // Alice's own list, the catalogue, search, and her events: allowed.
+    for path in [
+        "/v1/users/alice/recommendations",
+        "/v1/trending",
+        "/v1/search?q=anything&user_id=alice",
+    ] {
+        let (status, _, body) = send(client.get(format!("{base}{path}")).bearer_auth(&token)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (status, _, body) = send(
+        client
+            .post(format!("{base}/v1/events"))
+            .bearer_auth(&token)
+            .json(
+                &json!([{"user_id": "alice", "item_id": "m1", "kind": "like"},
+                          {"user_id": "bob", "item_id": "m1", "kind": "like"}]),
+            ),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 1);
+    assert_eq!(body["rejected"][0]["field"], "user_id", "{body}");
+
+    // Bob's list, Alice's export, an admin route, search as Bob: 403 with what the token is.
+    for (method, path) in [
+        ("GET", "/v1/users/bob/recommendations"),
+        ("GET", "/v1/users/alice/export"),
+        ("DELETE", "/v1/users/alice"),
+        ("GET", "/v1/admin/processor"),
+        ("GET", "/v1/search?q=x&user_id=bob"),
+    ] {
+        let request = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .bearer_auth(&token);
+        let (status, _, body) = send(request).await;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert!(message(&body).starts_with("authorization:"), "{body}");
+    }
+
+    // Tampered (another user's name under Alice's signature) and expired: 401 saying so.
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = format!("{}.Ym9i.{}.{}", parts[0], parts[2], parts[3]);
+    let (status, _, body) = send(
+        client
+            .get(format!("{base}/v1/users/bob/recommendations"))
+            .bearer_auth(&forged),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(message(&body).contains("signature"), "{body}");
+    let key: [u8; 32] = std::fs::read(dir.path().join("viewer.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let expired = marquee_api::viewer::mint(&key, "alice", 1_000);
+    let (status, _, body) = send(
+        client
+            .get(format!("{base}/v1/users/alice/recommendations"))
+            .bearer_auth(&expired),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(message(&body).contains("expired"), "{body}");
+    // A token signed outside the node with its `viewer.key` (the format docs/OPERATIONS.md
+    // gives) is accepted.
+    let later = (common::now_ms() / 1000) as u64 + 60;
+    let signed_by_host = marquee_api::viewer::mint(&key, "alice", later);
+    let (status, _, _) = send(
+        client
+            .get(format!("{base}/v1/users/alice/recommendations"))
+            .bearer_auth(&signed_by_host),
+    )
+    .await;
+    assert_eq!(status, 200);
+    node.shutdown().await.unwrap();
+}

@@ -153,6 +153,8 @@ pub struct Guard {
     /// The keys file's (modification time, length) at the last load.
     seen: Mutex<Option<(SystemTime, u64)>>,
     pub(crate) permits: Arc<Semaphore>,
+    /// The key of viewer tokens (`<data-dir>/viewer.key`); `None` refuses every token.
+    viewer_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -184,6 +186,7 @@ impl Guard {
                 limiters: HashMap::new(),
             }),
             seen: Mutex::new(None),
+            viewer_key: None,
         };
         guard.reload_if_changed();
         if auth && guard.keys.load().set.is_empty() {
@@ -254,6 +257,30 @@ impl Guard {
     }
 
     /// Checks the key of a request that needs `scope`; returns the key's rate limiter.
+    /// A guard that also takes viewer tokens signed with `key` ([`crate::viewer`]).
+    pub fn with_viewer_key(mut self, key: [u8; 32]) -> Guard {
+        self.viewer_key = Some(key);
+        self
+    }
+
+    /// The key viewer tokens are signed with, if this node takes them.
+    pub fn viewer_key(&self) -> Option<&[u8; 32]> {
+        self.viewer_key.as_ref()
+    }
+
+    /// The user of a viewer token (401 when it is expired, tampered with, or this node takes
+    /// no tokens).
+    pub(crate) fn viewer(&self, token: &str) -> Result<String, ApiError> {
+        let key = self
+            .viewer_key
+            .as_ref()
+            .ok_or_else(|| ApiError::Unauthorized {
+                message: "authorization: this node takes no viewer tokens".into(),
+            })?;
+        let now_secs = (marquee_schemas::now_ms() / 1000).max(0) as u64;
+        crate::viewer::verify(key, token, now_secs)
+    }
+
     pub(crate) fn authorise(
         &self,
         presented: Presented<'_>,
@@ -311,9 +338,14 @@ pub(crate) enum Presented<'a> {
 
 /// The `key` query parameter of a beacon request, percent-decoded.
 pub(crate) fn query_key(uri: &axum::http::Uri) -> Option<String> {
+    query_param(uri, "key")
+}
+
+/// A query parameter, percent-decoded.
+pub(crate) fn query_param(uri: &axum::http::Uri, name: &str) -> Option<String> {
     let axum::extract::Query(params) =
         axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri).ok()?;
-    params.get("key").cloned()
+    params.get(name).cloned()
 }
 
 /// The key of a request: `Authorization: Bearer KEY`, else `X-API-Key: KEY`.

@@ -17,6 +17,8 @@
 //! - [`error`]: [`ApiError`] and its one exhaustive mapping to HTTP statuses and JSON bodies,
 //!   including the mapping of every lower crate's error.
 //! - [`keys`]: the keys file (hashed API keys and their scopes) that `marquee keys` edits.
+//! - [`viewer`]: viewer tokens — signed, short-lived, bound to one user, for pages that must
+//!   not hold a key — and what they open.
 //!
 //! Invariant: a 202 from `POST /v1/events` means the accepted events are durable in the log.
 //! Starting and stopping a node (and wiring its parts) is `marquee_node`'s.
@@ -32,6 +34,7 @@ pub mod middleware;
 pub mod params;
 pub mod routes;
 pub mod state;
+pub mod viewer;
 
 pub use error::ApiError;
 pub use metrics::HttpMetrics;

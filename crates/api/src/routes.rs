@@ -91,6 +91,7 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(search::get_suggest))
         .routes(routes!(admin::get_processor, admin::post_processor))
         .routes(routes!(admin::post_backup))
+        .routes(routes!(admin::post_token))
         .routes(routes!(
             experiments::post_experiment,
             experiments::list_experiments
@@ -101,13 +102,16 @@ fn table() -> OpenApiRouter<AppState> {
             experiments::delete_experiment
         ))
         .routes(routes!(experiments::get_results))
-        .routes(routes!(experiments::post_flag, experiments::list_flags))
         .routes(routes!(
-            experiments::get_flag,
-            experiments::put_flag,
-            experiments::delete_flag
+            experiments::flags::post_flag,
+            experiments::flags::list_flags
         ))
-        .routes(routes!(experiments::get_assignments))
+        .routes(routes!(
+            experiments::flags::get_flag,
+            experiments::flags::put_flag,
+            experiments::flags::delete_flag
+        ))
+        .routes(routes!(experiments::flags::get_assignments))
         .routes(routes!(probes::healthz))
         .routes(routes!(probes::readyz))
         .routes(routes!(probes::metrics))

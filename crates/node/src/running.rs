@@ -96,7 +96,8 @@ impl RunningNode {
         let data_dir = DataDir::new(&config.data_dir);
         let metrics = Metrics::new(config.partitions);
         let auth = config.auth.enabled(addr);
-        let guard = Guard::new(data_dir.keys_file(), auth, config.limits.clone());
+        let guard = Guard::new(data_dir.keys_file(), auth, config.limits.clone())
+            .with_viewer_key(data_dir.viewer_key()?);
         let pseudonym_key = if config.pseudonymise_user_ids {
             Some(data_dir.pseudonym_key()?)
         } else {

@@ -35,12 +35,17 @@ pub const RECOMMENDATION_KEY_FILE: &str = "recommendation.key";
 pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
 
 /// The files a backup copies beside the state and the log, and a restore puts back.
-pub const SECRET_FILES: [&str; 4] = [
+pub const SECRET_FILES: [&str; 5] = [
     KEYS_FILE,
     ERASURE_KEY_FILE,
     PSEUDONYM_KEY_FILE,
     RECOMMENDATION_KEY_FILE,
+    VIEWER_KEY_FILE,
 ];
+
+/// The file name of the key viewer tokens are signed with (copy it to every node, like
+/// `keys.json`, and to the host site's backend if it signs tokens itself).
+pub const VIEWER_KEY_FILE: &str = "viewer.key";
 
 /// A node's data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +102,11 @@ impl DataDir {
     /// backups and replays, so the ids of served lists stay attributable.
     pub fn recommendation_key(&self) -> Result<[u8; 32]> {
         self.secret_key(RECOMMENDATION_KEY_FILE)
+    }
+
+    /// The key of viewer tokens (`viewer.key`), created on first use.
+    pub fn viewer_key(&self) -> Result<[u8; 32]> {
+        self.secret_key(VIEWER_KEY_FILE)
     }
 
     /// A 32-byte key kept in `<root>/<name>` (mode 0600), created at first use.

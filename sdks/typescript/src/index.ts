@@ -162,6 +162,74 @@ export interface Recommendations {
   items: Recommendation[];
 }
 
+/** A variant of an experiment: a share of the users and, optionally, ranking settings. */
+export interface ExperimentVariant {
+  name: string;
+  share: number;
+  config?: Record<string, unknown>;
+}
+
+/** An experiment as an operator sends it (`docs/EXPERIMENTS.md`). */
+export interface ExperimentDefinition {
+  name?: string;
+  description?: string;
+  status?: "draft" | "running" | "stopped";
+  variants: ExperimentVariant[];
+  holdout?: number;
+  control?: string;
+  salt?: string;
+  attribution_window_secs?: number;
+}
+
+/** An experiment as the node keeps it. */
+export interface Experiment extends ExperimentDefinition {
+  name: string;
+  status: "draft" | "running" | "stopped";
+  holdout: number;
+  control: string;
+  id: string;
+  created_ms: number;
+  started_ms: number | null;
+  stopped_ms: number | null;
+}
+
+/** A rate and its 95% interval. */
+export interface Estimate {
+  value: number;
+  low: number;
+  high: number;
+}
+
+/** One metric of a group: `estimate` is null with fewer than two users. */
+export interface ResultMetric {
+  estimate: Estimate | null;
+  vs_control?: { difference: Estimate; p_value: number };
+}
+
+/** One group of an experiment's results (a variant, or the holdout). */
+export interface ResultGroup {
+  name: string;
+  share: number;
+  users: number;
+  impressions: number;
+  clicked: number;
+  watched: number;
+  positives: number;
+  click_through: ResultMetric;
+  watch_through: ResultMetric;
+  positives_per_impression: ResultMetric;
+  click_positions: number[];
+}
+
+/** `GET /v1/admin/experiments/{name}/results`. */
+export interface ExperimentResults {
+  experiment: string;
+  status: string;
+  control: string;
+  groups: ResultGroup[];
+  sample_ratio: { chi_square: number; degrees_of_freedom: number; p_value: number; mismatch: boolean } | null;
+}
+
 export interface RecommendationOptions {
   count?: number;
   genre?: string;
@@ -579,6 +647,27 @@ export class MarqueeClient {
   /** `GET /metrics`: every metric, in Prometheus' text format (open). */
   async metrics(): Promise<string> {
     return this.request("GET", ["metrics"], undefined, undefined, undefined, "text");
+  }
+
+  /** `GET /v1/admin/experiments`: every experiment, by name (an `admin` key). */
+  async experiments(): Promise<Experiment[]> {
+    const answer: { experiments: Experiment[] } = await this.request("GET", ["v1", "admin", "experiments"]);
+    return answer.experiments;
+  }
+
+  /** `POST /v1/admin/experiments`: creates an experiment (an `admin` key). */
+  async createExperiment(definition: ExperimentDefinition): Promise<Experiment> {
+    return this.request("POST", ["v1", "admin", "experiments"], undefined, JSON.stringify(definition), "application/json");
+  }
+
+  /** `PUT /v1/admin/experiments/{name}`: replaces an experiment's definition (an `admin` key). */
+  async updateExperiment(name: string, definition: ExperimentDefinition): Promise<Experiment> {
+    return this.request("PUT", ["v1", "admin", "experiments", name], undefined, JSON.stringify(definition), "application/json");
+  }
+
+  /** `GET /v1/admin/experiments/{name}/results`: per group, rates with intervals (an `admin` key). */
+  async experimentResults(name: string): Promise<ExperimentResults> {
+    return this.request("GET", ["v1", "admin", "experiments", name, "results"]);
   }
 
   /** `POST /v1/items`: creates or replaces catalogue items (an `admin` key). */

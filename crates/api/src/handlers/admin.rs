@@ -173,3 +173,83 @@ pub async fn post_backup(
     );
     Ok((StatusCode::CREATED, Json(BackupTaken { dir, manifest })))
 }
+
+/// The body of a viewer token request.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The viewer the token is for.
+    pub user_id: String,
+    /// Its lifetime in seconds, 1 to 86,400 (default 3,600).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// A viewer token minted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenMinted {
+    /// Send it as the page's bearer key: `Authorization: Bearer mqv1.…`.
+    pub token: String,
+    pub user_id: String,
+    /// When it stops working, in seconds since the Unix epoch.
+    pub expires_secs: u64,
+}
+
+/// Mint a viewer token for one user
+///
+/// For a host site's backend: a short-lived token bound to `user_id` that a page sends as its
+/// key. It opens that user's lists, assignments and summary, the catalogue's reads and search,
+/// and `POST /v1/events` for that user's events only (`docs/OPERATIONS.md`, "Viewer tokens";
+/// a host may also sign tokens itself with `<data-dir>/viewer.key`).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tokens",
+    tag = "admin",
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "The token", body = TokenMinted),
+        (status = 422, description = "A bad user id or lifetime (the field is named)", body = ErrorBody),
+        (status = 503, description = "This node takes no viewer tokens", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+)]
+pub async fn post_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<TokenMinted>), ApiError> {
+    let value = json_body(&headers, body, state.guard.limits().max_body_bytes)?;
+    let request: TokenRequest =
+        serde_path_to_error::deserialize(value).map_err(|error| ApiError::Unprocessable {
+            message: format!("{}: {}", error.path(), error.inner()),
+        })?;
+    marquee_schemas::validate_id("user_id", &request.user_id).map_err(|error| {
+        ApiError::Unprocessable {
+            message: error.to_string(),
+        }
+    })?;
+    let ttl = request.ttl_secs.unwrap_or(3_600);
+    if !(1..=crate::viewer::MAX_TOKEN_SECS).contains(&ttl) {
+        return Err(ApiError::Unprocessable {
+            message: format!(
+                "ttl_secs: must be from 1 to {}, got {ttl}",
+                crate::viewer::MAX_TOKEN_SECS
+            ),
+        });
+    }
+    let key = state
+        .guard
+        .viewer_key()
+        .ok_or_else(|| ApiError::Unavailable {
+            message: "this node takes no viewer tokens".into(),
+        })?;
+    let expires_secs = (marquee_schemas::now_ms() / 1000).max(0) as u64 + ttl;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenMinted {
+            token: crate::viewer::mint(key, &request.user_id, expires_secs),
+            user_id: request.user_id,
+            expires_secs,
+        }),
+    ))
+}

@@ -1,12 +1,12 @@
 //! `POST /v1/events` and its beacon form: validate each event, append the valid ones durably,
 //! then answer 202.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use marquee_ingest::EventLog;
 use marquee_schemas::json::event_from_json;
 use marquee_schemas::{Event, EventKind, FieldError};
@@ -19,6 +19,7 @@ use crate::decode::{
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::UNKNOWN_KIND;
 use crate::state::AppState;
+use crate::viewer::Viewer;
 
 /// The answer to an ingest request: how many events were appended, and each refused one.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -53,11 +54,13 @@ pub struct IngestResult {
 )]
 pub async fn post_events(
     State(state): State<AppState>,
+    viewer: Option<Extension<Viewer>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let format = body_format(&headers)?;
-    ingest_events(&state, format, body).await
+    let viewer = viewer.map(|Extension(Viewer(user))| user);
+    ingest_events(&state, format, body, viewer.as_deref()).await
 }
 
 /// Ingest events from `navigator.sendBeacon`: NDJSON under `text/plain`
@@ -89,13 +92,15 @@ pub async fn post_beacon(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let format = beacon_format(&headers)?;
-    ingest_events(&state, format, body).await
+    ingest_events(&state, format, body, None).await
 }
 
+/// Ingests a body's events; with a viewer token's `viewer`, only that user's.
 async fn ingest_events(
     state: &AppState,
     format: BodyFormat,
     body: Result<Bytes, BytesRejection>,
+    viewer: Option<&str>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
     let body = read_body(body, state.guard.limits().max_body_bytes)?;
@@ -105,6 +110,12 @@ async fn ingest_events(
         &elements,
         |value| {
             let mut event = event_from_json(value, now, || uuid::Uuid::now_v7().to_string())?;
+            if let Some(viewer) = viewer.filter(|viewer| *viewer != event.user_id) {
+                return Err(FieldError::new(
+                    "user_id",
+                    format!("the viewer token is for {viewer:?}; it sends that user's events only"),
+                ));
+            }
             if state.pseudonym_key.is_some() {
                 event.user_id = state.pseudonym(&event.user_id);
             }

@@ -10,9 +10,19 @@ use std::time::Duration;
 
 use crate::access::Access;
 use crate::error::ApiError;
-use crate::guard::{BEACON_ROUTE, Presented, presented_key, query_key};
+use crate::guard::{BEACON_ROUTE, Presented, presented_key, query_key, query_param};
 use crate::keys::Scope;
 use crate::state::AppState;
+use crate::viewer::{TOKEN_PREFIX, Viewer, permits};
+
+/// The `{user_id}` segment of a `/v1/users/{user_id}…` path, percent-decoded.
+fn path_user(uri: &axum::http::Uri) -> Option<String> {
+    let segment = uri.path().strip_prefix("/v1/users/")?.split('/').next()?;
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|user| user.into_owned())
+}
 
 /// The scope a route needs; `None` for the open routes (and for paths no route matched, which
 /// answer 404 or 405 without revealing anything). Read from the route table, where every
@@ -38,7 +48,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-async fn check(state: &AppState, request: Request, next: Next) -> Result<Response, Response> {
+async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Response, Response> {
     let guard = &state.guard;
     let limits = guard.limits();
     let uri_bytes = request
@@ -64,10 +74,11 @@ async fn check(state: &AppState, request: Request, next: Next) -> Result<Respons
         }
         .into_response());
     }
-    let route = request
+    let matched = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|path| path.as_str());
+        .map(|path| path.as_str().to_owned());
+    let route = matched.as_deref();
     let Some(scope) = required_scope(state, request.method(), route) else {
         // Probes, metrics and the API description: never shed, never metered.
         return Ok(next.run(request).await);
@@ -77,7 +88,28 @@ async fn check(state: &AppState, request: Request, next: Next) -> Result<Respons
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded.into_response())?;
-    if guard.auth {
+    if guard.auth
+        && route != Some(BEACON_ROUTE)
+        && let Some(token) =
+            presented_key(request.headers()).filter(|key| key.starts_with(TOKEN_PREFIX))
+    {
+        let viewer = guard.viewer(token).map_err(IntoResponse::into_response)?;
+        let route = route.unwrap_or_default();
+        let path_user = route
+            .starts_with("/v1/users/{user_id}")
+            .then(|| path_user(request.uri()))
+            .flatten();
+        let query_user = query_param(request.uri(), "user_id");
+        permits(
+            &viewer,
+            request.method().as_str(),
+            route,
+            path_user.as_deref(),
+            query_user.as_deref(),
+        )
+        .map_err(IntoResponse::into_response)?;
+        request.extensions_mut().insert(Viewer(viewer));
+    } else if guard.auth {
         let beacon_key;
         let presented = if route == Some(BEACON_ROUTE) {
             beacon_key = query_key(request.uri());

@@ -263,6 +263,23 @@ var MarqueeClient = class {
   async metrics() {
     return this.request("GET", ["metrics"], void 0, void 0, void 0, "text");
   }
+  /** `GET /v1/admin/experiments`: every experiment, by name (an `admin` key). */
+  async experiments() {
+    const answer = await this.request("GET", ["v1", "admin", "experiments"]);
+    return answer.experiments;
+  }
+  /** `POST /v1/admin/experiments`: creates an experiment (an `admin` key). */
+  async createExperiment(definition) {
+    return this.request("POST", ["v1", "admin", "experiments"], void 0, JSON.stringify(definition), "application/json");
+  }
+  /** `PUT /v1/admin/experiments/{name}`: replaces an experiment's definition (an `admin` key). */
+  async updateExperiment(name, definition) {
+    return this.request("PUT", ["v1", "admin", "experiments", name], void 0, JSON.stringify(definition), "application/json");
+  }
+  /** `GET /v1/admin/experiments/{name}/results`: per group, rates with intervals (an `admin` key). */
+  async experimentResults(name) {
+    return this.request("GET", ["v1", "admin", "experiments", name, "results"]);
+  }
   /** `POST /v1/items`: creates or replaces catalogue items (an `admin` key). */
   async upsertItems(items) {
     return this.request("POST", ["v1", "items"], void 0, JSON.stringify(items), "application/json");
@@ -604,6 +621,16 @@ var viewer = localStorage.getItem(VIEWER_STORAGE) ?? "u1";
 function newClient(apiKey) {
   return new MarqueeClient({ baseUrl: location.origin, apiKey, lingerMs: 0 });
 }
+function tokenUser(key) {
+  const user = key?.startsWith("mqv1.") ? key.split(".")[1] : void 0;
+  if (!user) return void 0;
+  try {
+    const bytes = Uint8Array.from(atob(user.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    return new TextDecoder().decode(bytes);
+  } catch {
+    return void 0;
+  }
+}
 function status(text) {
   byId("status").textContent = text;
 }
@@ -826,7 +853,7 @@ async function route() {
   } catch (error) {
     if (error instanceof MarqueeError && (error.status === 401 || error.status === 403)) {
       byId("key-form").hidden = false;
-      status(`This node asks for an API key with the read and ingest scopes: ${error.message}`);
+      status(`This node asks for a viewer token (or an API key with the read and ingest scopes): ${error.message}`);
       return;
     }
     status(error instanceof Error ? error.message : String(error));
@@ -884,9 +911,11 @@ function start() {
     sessionStorage.setItem(KEY_STORAGE, key);
     client = newClient(key || void 0);
     byId("key-form").hidden = true;
-    void route();
+    const user = tokenUser(key);
+    if (user) setViewer(user);
+    else void route();
   });
   window.addEventListener("hashchange", () => void route());
-  setViewer(viewer);
+  setViewer(tokenUser(sessionStorage.getItem(KEY_STORAGE) ?? void 0) ?? viewer);
 }
 start();

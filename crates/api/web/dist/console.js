@@ -60,72 +60,72 @@ function setPxRatio() {
     win.dispatchEvent(new CustomEvent(dppxchange));
   }
 }
-function addClass(el, c) {
+function addClass(el2, c) {
   if (c != null) {
-    let cl = el.classList;
+    let cl = el2.classList;
     !cl.contains(c) && cl.add(c);
   }
 }
-function remClass(el, c) {
-  let cl = el.classList;
+function remClass(el2, c) {
+  let cl = el2.classList;
   cl.contains(c) && cl.remove(c);
 }
-function setStylePx(el, name, value) {
-  el.style[name] = value + "px";
+function setStylePx(el2, name, value) {
+  el2.style[name] = value + "px";
 }
 function placeTag(tag, cls, targ, refEl) {
-  let el = doc.createElement(tag);
+  let el2 = doc.createElement(tag);
   if (cls != null)
-    addClass(el, cls);
+    addClass(el2, cls);
   if (targ != null)
-    targ.insertBefore(el, refEl);
-  return el;
+    targ.insertBefore(el2, refEl);
+  return el2;
 }
 function placeDiv(cls, targ) {
   return placeTag("div", cls, targ);
 }
 var xformCache = /* @__PURE__ */ new WeakMap();
-function elTrans(el, xPos, yPos, xMax, yMax) {
+function elTrans(el2, xPos, yPos, xMax, yMax) {
   let xform = "translate(" + xPos + "px," + yPos + "px)";
-  let xformOld = xformCache.get(el);
+  let xformOld = xformCache.get(el2);
   if (xform != xformOld) {
-    el.style.transform = xform;
-    xformCache.set(el, xform);
+    el2.style.transform = xform;
+    xformCache.set(el2, xform);
     if (xPos < 0 || yPos < 0 || xPos > xMax || yPos > yMax)
-      addClass(el, OFF);
+      addClass(el2, OFF);
     else
-      remClass(el, OFF);
+      remClass(el2, OFF);
   }
 }
 var colorCache = /* @__PURE__ */ new WeakMap();
-function elColor(el, background, borderColor) {
+function elColor(el2, background, borderColor) {
   let newColor = background + borderColor;
-  let oldColor = colorCache.get(el);
+  let oldColor = colorCache.get(el2);
   if (newColor != oldColor) {
-    colorCache.set(el, newColor);
-    el.style.background = background;
-    el.style.borderColor = borderColor;
+    colorCache.set(el2, newColor);
+    el2.style.background = background;
+    el2.style.borderColor = borderColor;
   }
 }
 var sizeCache = /* @__PURE__ */ new WeakMap();
-function elSize(el, newWid, newHgt, centered) {
+function elSize(el2, newWid, newHgt, centered) {
   let newSize = newWid + "" + newHgt;
-  let oldSize = sizeCache.get(el);
+  let oldSize = sizeCache.get(el2);
   if (newSize != oldSize) {
-    sizeCache.set(el, newSize);
-    el.style.height = newHgt + "px";
-    el.style.width = newWid + "px";
-    el.style.marginLeft = centered ? -newWid / 2 + "px" : 0;
-    el.style.marginTop = centered ? -newHgt / 2 + "px" : 0;
+    sizeCache.set(el2, newSize);
+    el2.style.height = newHgt + "px";
+    el2.style.width = newWid + "px";
+    el2.style.marginLeft = centered ? -newWid / 2 + "px" : 0;
+    el2.style.marginTop = centered ? -newHgt / 2 + "px" : 0;
   }
 }
 var evOpts = { passive: true };
 var evOpts2 = { ...evOpts, capture: true };
-function on(ev, el, cb, capt) {
-  el.addEventListener(ev, cb, capt ? evOpts2 : evOpts);
+function on(ev, el2, cb, capt) {
+  el2.addEventListener(ev, cb, capt ? evOpts2 : evOpts);
 }
-function off(ev, el, cb, capt) {
-  el.removeEventListener(ev, cb, evOpts);
+function off(ev, el2, cb, capt) {
+  el2.removeEventListener(ev, cb, evOpts);
 }
 domEnv && setPxRatio();
 function closestIdx(num, arr, lo, hi) {
@@ -4568,6 +4568,23 @@ var MarqueeClient = class {
   async metrics() {
     return this.request("GET", ["metrics"], void 0, void 0, void 0, "text");
   }
+  /** `GET /v1/admin/experiments`: every experiment, by name (an `admin` key). */
+  async experiments() {
+    const answer = await this.request("GET", ["v1", "admin", "experiments"]);
+    return answer.experiments;
+  }
+  /** `POST /v1/admin/experiments`: creates an experiment (an `admin` key). */
+  async createExperiment(definition) {
+    return this.request("POST", ["v1", "admin", "experiments"], void 0, JSON.stringify(definition), "application/json");
+  }
+  /** `PUT /v1/admin/experiments/{name}`: replaces an experiment's definition (an `admin` key). */
+  async updateExperiment(name, definition) {
+    return this.request("PUT", ["v1", "admin", "experiments", name], void 0, JSON.stringify(definition), "application/json");
+  }
+  /** `GET /v1/admin/experiments/{name}/results`: per group, rates with intervals (an `admin` key). */
+  async experimentResults(name) {
+    return this.request("GET", ["v1", "admin", "experiments", name, "results"]);
+  }
   /** `POST /v1/items`: creates or replaces catalogue items (an `admin` key). */
   async upsertItems(items) {
     return this.request("POST", ["v1", "items"], void 0, JSON.stringify(items), "application/json");
@@ -4883,6 +4900,17 @@ function retryAfterMs(response) {
 }
 
 // src/dom.ts
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value !== void 0) node.setAttribute(name, value);
+  }
+  for (const child of children) {
+    if (child === null || child === void 0) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
 function byId(id) {
   const node = document.getElementById(id);
   if (!node) throw new Error(`the page has no #${id}`);
@@ -5103,6 +5131,115 @@ function wireCatalogue() {
     }
   });
 }
+var SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attributes) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return node;
+}
+function interval(metric, scale) {
+  const cell = el("td", {});
+  const estimate = metric.estimate;
+  if (!estimate) {
+    cell.append("\u2013 (fewer than 2 users)");
+    return cell;
+  }
+  const percent = (value) => `${(100 * value).toFixed(1)}%`;
+  let text = `${percent(estimate.value)} [${percent(estimate.low)}, ${percent(estimate.high)}]`;
+  if (metric.vs_control) {
+    const { difference, p_value: p } = metric.vs_control;
+    text += `; ${difference.value >= 0 ? "+" : ""}${percent(difference.value)} vs control, p = ${p < 1e-3 ? p.toExponential(1) : p.toFixed(3)}`;
+  }
+  const width = 160;
+  const x = (value) => Math.max(0, Math.min(width, value / scale * width));
+  const drawing = svg("svg", { class: "interval", width, height: 14, role: "img", "aria-label": text });
+  drawing.append(
+    svg("line", { class: "axis", x1: 0, x2: width, y1: 12, y2: 12 }),
+    svg("line", { x1: x(estimate.low), x2: x(estimate.high), y1: 7, y2: 7 }),
+    svg("circle", { cx: x(estimate.value), cy: 7, r: 3.5 })
+  );
+  cell.append(drawing, el("br"), text);
+  return cell;
+}
+function resultsTable(results) {
+  const metrics = ["click_through", "watch_through", "positives_per_impression"];
+  const scale = (metric) => Math.max(0.01, ...results.groups.map((group) => group[metric].estimate?.high ?? 0));
+  const scales = metrics.map(scale);
+  const head = el(
+    "tr",
+    {},
+    ...["Group", "Users", "Lists shown", "Click-through", "Watch-through", "Positives per list"].map(
+      (label) => el("th", { scope: "col" }, label)
+    )
+  );
+  const rows = results.groups.map(
+    (group) => el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, group.name === results.control ? `${group.name} (control)` : group.name),
+      el("td", {}, String(group.users)),
+      el("td", {}, String(group.impressions)),
+      ...metrics.map((metric, at) => interval(group[metric], scales[at]))
+    )
+  );
+  const check = results.sample_ratio;
+  const ratio = check ? el(
+    "p",
+    { class: check.mismatch ? "mismatch" : "status" },
+    `Sample ratio: \u03C7\xB2 ${check.chi_square.toFixed(2)} (${check.degrees_of_freedom} df), p = ${check.p_value.toFixed(3)}` + (check.mismatch ? ": the split does not match the shares; distrust the comparison." : ".")
+  ) : el("p", { class: "status" }, "Sample ratio: not enough groups with users yet.");
+  return el(
+    "div",
+    {},
+    el("h3", { id: "results-title" }, `Results of ${results.experiment}`),
+    el("table", { "aria-labelledby": "results-title" }, el("thead", {}, head), el("tbody", {}, ...rows)),
+    ratio
+  );
+}
+async function showResults(name) {
+  try {
+    byId("experiment-results").replaceChildren(resultsTable(await client.experimentResults(name)));
+  } catch (error) {
+    say("experiments-status", describe2(error));
+  }
+}
+async function setStatus(experiment, status) {
+  try {
+    await client.updateExperiment(experiment.name, { ...experiment, status });
+    await showExperiments();
+  } catch (error) {
+    say("experiments-status", describe2(error));
+  }
+}
+async function showExperiments() {
+  if (!client) return;
+  let experiments;
+  try {
+    experiments = await client.experiments();
+  } catch (error) {
+    say("experiments-status", describe2(error));
+    return;
+  }
+  say("experiments-status", experiments.length === 0 ? "No experiment yet (POST /v1/admin/experiments)." : "");
+  const rows = experiments.map((experiment) => {
+    const groups = experiment.variants.map((variant) => `${variant.name} ${(100 * variant.share).toFixed(0)}%`);
+    if (experiment.holdout > 0) groups.push(`holdout ${(100 * experiment.holdout).toFixed(0)}%`);
+    const results = el("button", { type: "button", "data-results": experiment.name }, "Results");
+    results.addEventListener("click", () => void showResults(experiment.name));
+    const next = experiment.status === "running" ? "stopped" : "running";
+    const toggle = el("button", { type: "button", "data-toggle": experiment.name }, next === "running" ? "Run" : "Stop");
+    toggle.addEventListener("click", () => void setStatus(experiment, next));
+    return el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, experiment.name),
+      el("td", {}, experiment.status),
+      el("td", {}, groups.join(", ")),
+      el("td", {}, results, " ", toggle)
+    );
+  });
+  byId("experiments-table").querySelector("tbody").replaceChildren(...rows);
+}
 async function unlock(key) {
   const candidate = new MarqueeClient({ baseUrl: location.origin, apiKey: key || void 0 });
   try {
@@ -5118,6 +5255,7 @@ async function unlock(key) {
   byId("key-form").hidden = true;
   byId("panels").hidden = false;
   await showProcessor();
+  await showExperiments();
   startCharts();
 }
 function start() {
@@ -5136,6 +5274,7 @@ function start() {
   });
   wireUsers();
   wireCatalogue();
+  byId("experiments-refresh").addEventListener("click", () => void showExperiments());
   const kept = sessionStorage.getItem(KEY_STORAGE);
   if (kept !== null) void unlock(kept);
   else void unlock("");

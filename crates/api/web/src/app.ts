@@ -33,6 +33,18 @@ function newClient(apiKey?: string): MarqueeClient {
   return new MarqueeClient({ baseUrl: location.origin, apiKey, lingerMs: 0 });
 }
 
+/** The user a viewer token (`mqv1.{user}.{expires}.{tag}`) is for: the page is then theirs. */
+function tokenUser(key: string | undefined): string | undefined {
+  const user = key?.startsWith("mqv1.") ? key.split(".")[1] : undefined;
+  if (!user) return undefined;
+  try {
+    const bytes = Uint8Array.from(atob(user.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    return new TextDecoder().decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Says something to the viewer (and to screen readers, through the live region). */
 function status(text: string): void {
   byId("status").textContent = text;
@@ -309,7 +321,7 @@ async function route(): Promise<void> {
   } catch (error) {
     if (error instanceof MarqueeError && (error.status === 401 || error.status === 403)) {
       byId("key-form").hidden = false;
-      status(`This node asks for an API key with the read and ingest scopes: ${error.message}`);
+      status(`This node asks for a viewer token (or an API key with the read and ingest scopes): ${error.message}`);
       return;
     }
     status(error instanceof Error ? error.message : String(error));
@@ -373,10 +385,13 @@ function start(): void {
     sessionStorage.setItem(KEY_STORAGE, key);
     client = newClient(key || undefined);
     byId("key-form").hidden = true;
-    void route();
+    // A viewer token is one viewer's: the page shows that viewer.
+    const user = tokenUser(key);
+    if (user) setViewer(user);
+    else void route();
   });
   window.addEventListener("hashchange", () => void route());
-  setViewer(viewer);
+  setViewer(tokenUser(sessionStorage.getItem(KEY_STORAGE) ?? undefined) ?? viewer);
 }
 
 start();

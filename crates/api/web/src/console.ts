@@ -1,15 +1,22 @@
 // Marquee's operator console, served by the node at `/console`: behind an admin key (entered
 // once, kept for the tab), charts of the node's own metrics (sampled from `/metrics` every two
 // seconds, drawn with uPlot), the processor's pause and resume, a user's summary, export and
-// erasure, and catalogue items.
+// erasure, catalogue items, and experiments with their results (each rate drawn with its 95%
+// interval).
 //
 // Every call goes through the TypeScript SDK; everything from the server is inserted as text.
 
 import uPlot from "uplot";
 import "./console.css";
 
-import { MarqueeClient, MarqueeError } from "../../../../sdks/typescript/src/index.ts";
-import { byId } from "./dom.ts";
+import {
+  type Experiment,
+  type ExperimentResults,
+  MarqueeClient,
+  MarqueeError,
+  type ResultMetric,
+} from "../../../../sdks/typescript/src/index.ts";
+import { byId, el } from "./dom.ts";
 import { type Sample, counterRate, histogramQuantile, parseMetrics, sumOf } from "./metrics.ts";
 
 const KEY_STORAGE = "marquee.adminKey";
@@ -200,6 +207,130 @@ function wireCatalogue(): void {
   });
 }
 
+// ---- experiments ----
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>): SVGElementTagNameMap[K] {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return node;
+}
+
+/** A rate as text and as a dot on its 95% interval, on a 0 to `scale` axis. */
+function interval(metric: ResultMetric, scale: number): HTMLElement {
+  const cell = el("td", {});
+  const estimate = metric.estimate;
+  if (!estimate) {
+    cell.append("– (fewer than 2 users)");
+    return cell;
+  }
+  const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
+  let text = `${percent(estimate.value)} [${percent(estimate.low)}, ${percent(estimate.high)}]`;
+  if (metric.vs_control) {
+    const { difference, p_value: p } = metric.vs_control;
+    text += `; ${difference.value >= 0 ? "+" : ""}${percent(difference.value)} vs control, p = ${p < 0.001 ? p.toExponential(1) : p.toFixed(3)}`;
+  }
+  const width = 160;
+  const x = (value: number) => Math.max(0, Math.min(width, (value / scale) * width));
+  const drawing = svg("svg", { class: "interval", width, height: 14, role: "img", "aria-label": text });
+  drawing.append(
+    svg("line", { class: "axis", x1: 0, x2: width, y1: 12, y2: 12 }),
+    svg("line", { x1: x(estimate.low), x2: x(estimate.high), y1: 7, y2: 7 }),
+    svg("circle", { cx: x(estimate.value), cy: 7, r: 3.5 }),
+  );
+  cell.append(drawing, el("br"), text);
+  return cell;
+}
+
+function resultsTable(results: ExperimentResults): HTMLElement {
+  const metrics = ["click_through", "watch_through", "positives_per_impression"] as const;
+  // One axis per metric for every group, so the groups' intervals compare at a glance.
+  const scale = (metric: (typeof metrics)[number]) =>
+    Math.max(0.01, ...results.groups.map((group) => group[metric].estimate?.high ?? 0));
+  const scales = metrics.map(scale);
+  const head = el(
+    "tr",
+    {},
+    ...["Group", "Users", "Lists shown", "Click-through", "Watch-through", "Positives per list"].map((label) =>
+      el("th", { scope: "col" }, label),
+    ),
+  );
+  const rows = results.groups.map((group) =>
+    el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, group.name === results.control ? `${group.name} (control)` : group.name),
+      el("td", {}, String(group.users)),
+      el("td", {}, String(group.impressions)),
+      ...metrics.map((metric, at) => interval(group[metric], scales[at])),
+    ),
+  );
+  const check = results.sample_ratio;
+  const ratio = check
+    ? el(
+        "p",
+        { class: check.mismatch ? "mismatch" : "status" },
+        `Sample ratio: χ² ${check.chi_square.toFixed(2)} (${check.degrees_of_freedom} df), p = ${check.p_value.toFixed(3)}` +
+          (check.mismatch ? ": the split does not match the shares; distrust the comparison." : "."),
+      )
+    : el("p", { class: "status" }, "Sample ratio: not enough groups with users yet.");
+  return el(
+    "div",
+    {},
+    el("h3", { id: "results-title" }, `Results of ${results.experiment}`),
+    el("table", { "aria-labelledby": "results-title" }, el("thead", {}, head), el("tbody", {}, ...rows)),
+    ratio,
+  );
+}
+
+async function showResults(name: string): Promise<void> {
+  try {
+    byId("experiment-results").replaceChildren(resultsTable(await client!.experimentResults(name)));
+  } catch (error) {
+    say("experiments-status", describe(error));
+  }
+}
+
+async function setStatus(experiment: Experiment, status: "running" | "stopped"): Promise<void> {
+  try {
+    await client!.updateExperiment(experiment.name, { ...experiment, status });
+    await showExperiments();
+  } catch (error) {
+    say("experiments-status", describe(error));
+  }
+}
+
+async function showExperiments(): Promise<void> {
+  if (!client) return;
+  let experiments: Experiment[];
+  try {
+    experiments = await client.experiments();
+  } catch (error) {
+    say("experiments-status", describe(error));
+    return;
+  }
+  say("experiments-status", experiments.length === 0 ? "No experiment yet (POST /v1/admin/experiments)." : "");
+  const rows = experiments.map((experiment) => {
+    const groups = experiment.variants.map((variant) => `${variant.name} ${(100 * variant.share).toFixed(0)}%`);
+    if (experiment.holdout > 0) groups.push(`holdout ${(100 * experiment.holdout).toFixed(0)}%`);
+    const results = el("button", { type: "button", "data-results": experiment.name }, "Results");
+    results.addEventListener("click", () => void showResults(experiment.name));
+    const next = experiment.status === "running" ? "stopped" : "running";
+    const toggle = el("button", { type: "button", "data-toggle": experiment.name }, next === "running" ? "Run" : "Stop");
+    toggle.addEventListener("click", () => void setStatus(experiment, next));
+    return el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, experiment.name),
+      el("td", {}, experiment.status),
+      el("td", {}, groups.join(", ")),
+      el("td", {}, results, " ", toggle),
+    );
+  });
+  byId("experiments-table").querySelector("tbody")!.replaceChildren(...rows);
+}
+
 // ---- the key ----
 
 async function unlock(key: string): Promise<void> {
@@ -217,6 +348,7 @@ async function unlock(key: string): Promise<void> {
   byId("key-form").hidden = true;
   byId("panels").hidden = false;
   await showProcessor();
+  await showExperiments();
   startCharts();
 }
 
@@ -236,6 +368,7 @@ function start(): void {
   });
   wireUsers();
   wireCatalogue();
+  byId("experiments-refresh").addEventListener("click", () => void showExperiments());
   const kept = sessionStorage.getItem(KEY_STORAGE);
   if (kept !== null) void unlock(kept);
   // A node with auth off (loopback) opens without a key.

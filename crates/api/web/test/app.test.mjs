@@ -185,9 +185,18 @@ test("axe-core finds no WCAG 2.1 A or AA violation on the home page, a movie pag
     await page.goto(`${api.url}/#/search/comedy`);
     await page.waitForSelector("#results-title");
     await audit("search results");
-    // The console of a node with auth off opens without a key.
+    // The console of a node with auth off opens without a key; audited with an experiment's
+    // results shown.
+    const created = await fetch(`${api.url}/v1/admin/experiments`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "ab", status: "running", variants: [{ name: "a", share: 0.5 }, { name: "b", share: 0.5 }] }),
+    });
+    assert.equal(created.status, 201);
     await page.goto(`${api.url}/console`);
     await page.waitForSelector("#chart-ingest canvas");
+    await page.click("#experiments-table button[data-results=ab]");
+    await page.waitForSelector("#results-title");
     await audit("console");
     await context.close();
   } finally {
@@ -209,6 +218,19 @@ test("the console asks for an admin key, then erases a user whose export is then
     await setup.upsertItems([{ item_id: "m1", title: "One" }, { item_id: "m2", title: "Two" }]);
     setup.rate("leaving", "m1", 5);
     setup.rate("leaving", "m2", 4);
+    // An experiment with lists shown and clicked, for the console's results.
+    await setup.createExperiment({
+      name: "ab",
+      status: "running",
+      variants: [{ name: "a", share: 0.5 }, { name: "b", share: 0.5 }],
+    });
+    for (let viewer = 0; viewer < 20; viewer++) {
+      const list = await setup.recommendations(`viewer-${viewer}`, { count: 2 });
+      setup.impression(`viewer-${viewer}`, list.recommendation_id, [0, 1]);
+      if (viewer % 3 === 0 && list.items.length > 0) {
+        setup.click(`viewer-${viewer}`, list.items[0].item_id, { recommendationId: list.recommendation_id, position: 0 });
+      }
+    }
     await setup.close(10_000);
     await caughtUp(api.url, admin);
 
@@ -245,6 +267,39 @@ test("the console asks for an admin key, then erases a user whose export is then
     await page.click("#user-export");
     await page.waitForFunction(() => /404: user_id: nothing stored/.test(document.getElementById("user-output")?.textContent ?? ""));
     assert.equal((await fetch(`${api.url}/v1/users/leaving/export`, { headers: { authorization: `Bearer ${admin}` } })).status, 404);
+
+    // Experiments: the list, then the results, each rate drawn on its interval.
+    await page.waitForSelector("#experiments-table button[data-results=ab]");
+    assert.equal(await page.textContent("#experiments-table tbody td"), "running");
+    await page.click("#experiments-table button[data-results=ab]");
+    await page.waitForSelector("#results-title");
+    const groups = await page.$$eval("#experiment-results tbody th", (cells) => cells.map((cell) => cell.textContent));
+    assert.deepEqual(groups, ["a (control)", "b"]);
+    const drawn = await page.$$eval("#experiment-results svg.interval", (svgs) => svgs.map((svg) => svg.getAttribute("aria-label")));
+    assert.ok(drawn.length >= 3, `intervals drawn: ${drawn}`);
+    assert.match(drawn[0], /^\d+\.\d% \[/);
+    assert.match(await page.textContent("#experiment-results"), /Sample ratio: χ²/);
+    // Stopping it from the console.
+    await page.click("#experiments-table button[data-toggle=ab]");
+    await page.waitForFunction(() => document.querySelector("#experiments-table tbody td")?.textContent === "stopped");
+
+    // The viewer app on a node with auth on takes a viewer token, and is then that viewer's.
+    const minted = await (
+      await fetch(`${api.url}/v1/admin/tokens`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
+        body: JSON.stringify({ user_id: "viewer-3", ttl_secs: 600 }),
+      })
+    ).json();
+    const viewerPage = await browser.newPage();
+    viewerPage.on("pageerror", (error) => problems.push(String(error)));
+    await viewerPage.goto(`${api.url}/`);
+    await viewerPage.waitForSelector("#key-form", { state: "visible" });
+    await viewerPage.fill("#key", minted.token);
+    await viewerPage.click("#key-form button");
+    await viewerPage.waitForSelector("#for-you-title");
+    assert.equal(await viewerPage.textContent("#viewer-name"), "viewer-3");
+    await viewerPage.close();
 
     // Pause and resume.
     await page.click("#processor-toggle");
