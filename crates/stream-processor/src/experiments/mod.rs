@@ -177,6 +177,46 @@ fn load<T: bincode::Decode<()>>(store: &StateStore, prefix: u8) -> Result<Vec<Ar
         .collect()
 }
 
+/// An experiment from `spec` at `now`, over what the server keeps of the one it replaces
+/// (`old`: its id, creation, start, salt and window unless `spec` sets them).
+fn build(spec: ExperimentSpec, old: Option<&Experiment>, now: i64) -> Experiment {
+    Experiment {
+        control: spec
+            .control
+            .clone()
+            .or_else(|| spec.variants.first().map(|variant| variant.name.clone()))
+            .unwrap_or_default(),
+        salt: spec
+            .salt
+            .clone()
+            .or_else(|| old.map(|old| old.salt.clone()))
+            .unwrap_or_else(|| spec.name.clone()),
+        attribution_window_ms: spec
+            .attribution_window_ms
+            .or(old.map(|old| old.attribution_window_ms))
+            .unwrap_or(DEFAULT_ATTRIBUTION_WINDOW_MS),
+        // Unique per creation: the clock in the high bits, a random low part.
+        id: old.map_or_else(
+            || ((now as u64) << 16) | u64::from(rand::random::<u16>()),
+            |old| old.id,
+        ),
+        created_ms: old.map_or(now, |old| old.created_ms),
+        started_ms: old
+            .and_then(|old| old.started_ms)
+            .or((spec.status == Status::Running).then_some(now)),
+        stopped_ms: match spec.status {
+            Status::Stopped => old.and_then(|old| old.stopped_ms).or(Some(now)),
+            _ => None,
+        },
+        updated_ms: now,
+        name: spec.name,
+        description: spec.description,
+        status: spec.status,
+        variants: spec.variants,
+        holdout: spec.holdout,
+    }
+}
+
 impl Experiments {
     /// Loads the definitions of `store`; `key` signs recommendation ids and keys user records.
     pub fn open(store: StateStore, key: [u8; 32]) -> Result<Experiments> {
@@ -248,29 +288,7 @@ impl Experiments {
                 ),
             ));
         }
-        let now = now_ms();
-        let experiment = Experiment {
-            control: spec
-                .control
-                .clone()
-                .or_else(|| spec.variants.first().map(|variant| variant.name.clone()))
-                .unwrap_or_default(),
-            salt: spec.salt.clone().unwrap_or_else(|| spec.name.clone()),
-            attribution_window_ms: spec
-                .attribution_window_ms
-                .unwrap_or(DEFAULT_ATTRIBUTION_WINDOW_MS),
-            // Unique per creation: the clock in the high bits, a random low part.
-            id: ((now as u64) << 16) | u64::from(rand::random::<u16>()),
-            created_ms: now,
-            started_ms: (spec.status == Status::Running).then_some(now),
-            stopped_ms: (spec.status == Status::Stopped).then_some(now),
-            updated_ms: now,
-            name: spec.name,
-            description: spec.description,
-            status: spec.status,
-            variants: spec.variants,
-            holdout: spec.holdout,
-        };
+        let experiment = build(spec, None, now_ms());
         experiment.validate().map_err(Error::Invalid)?;
         self.store_experiment(&definitions, experiment)
     }
@@ -297,33 +315,7 @@ impl Experiments {
                 "an experiment that has run cannot go back to draft; stop it instead",
             ));
         }
-        let now = now_ms();
-        let experiment = Experiment {
-            control: spec
-                .control
-                .clone()
-                .or_else(|| spec.variants.first().map(|variant| variant.name.clone()))
-                .unwrap_or_default(),
-            salt: spec.salt.clone().unwrap_or_else(|| old.salt.clone()),
-            attribution_window_ms: spec
-                .attribution_window_ms
-                .unwrap_or(old.attribution_window_ms),
-            id: old.id,
-            created_ms: old.created_ms,
-            started_ms: old
-                .started_ms
-                .or((spec.status == Status::Running).then_some(now)),
-            stopped_ms: match spec.status {
-                Status::Stopped => old.stopped_ms.or(Some(now)),
-                _ => None,
-            },
-            updated_ms: now,
-            name: spec.name,
-            description: spec.description,
-            status: spec.status,
-            variants: spec.variants,
-            holdout: spec.holdout,
-        };
+        let experiment = build(spec, Some(old.as_ref()), now_ms());
         experiment.validate().map_err(Error::Invalid)?;
         self.store_experiment(&definitions, experiment)
     }
