@@ -5137,18 +5137,18 @@ function svg(tag, attributes) {
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
   return node;
 }
-function interval(metric, scale) {
+function interval(metric, scale, percent) {
   const cell = el("td", {});
   const estimate = metric.estimate;
   if (!estimate) {
     cell.append("\u2013 (fewer than 2 users)");
     return cell;
   }
-  const percent = (value) => `${(100 * value).toFixed(1)}%`;
-  let text = `${percent(estimate.value)} [${percent(estimate.low)}, ${percent(estimate.high)}]`;
+  const shown = (value) => percent ? `${(100 * value).toFixed(1)}%` : value.toFixed(2);
+  let text = `${shown(estimate.value)} [${shown(estimate.low)}, ${shown(estimate.high)}]`;
   if (metric.vs_control) {
     const { difference, p_value: p } = metric.vs_control;
-    text += `; ${difference.value >= 0 ? "+" : ""}${percent(difference.value)} vs control, p = ${p < 1e-3 ? p.toExponential(1) : p.toFixed(3)}`;
+    text += `; ${difference.value >= 0 ? "+" : ""}${shown(difference.value)} vs control, p = ${p < 1e-3 ? p.toExponential(1) : p.toFixed(3)}`;
   }
   const width = 160;
   const x = (value) => Math.max(0, Math.min(width, value / scale * width));
@@ -5179,7 +5179,7 @@ function resultsTable(results) {
       el("th", { scope: "row" }, group.name === results.control ? `${group.name} (control)` : group.name),
       el("td", {}, String(group.users)),
       el("td", {}, String(group.impressions)),
-      ...metrics.map((metric, at) => interval(group[metric], scales[at]))
+      ...metrics.map((metric, at) => interval(group[metric], scales[at], metric !== "positives_per_impression"))
     )
   );
   const check = results.sample_ratio;

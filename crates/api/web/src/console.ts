@@ -217,19 +217,20 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<st
   return node;
 }
 
-/** A rate as text and as a dot on its 95% interval, on a 0 to `scale` axis. */
-function interval(metric: ResultMetric, scale: number): HTMLElement {
+/** A rate as text and as a dot on its 95% interval, on a 0 to `scale` axis; `percent` for the
+ * shares (click- and watch-through), a plain number for positives per list (which can pass 1). */
+function interval(metric: ResultMetric, scale: number, percent: boolean): HTMLElement {
   const cell = el("td", {});
   const estimate = metric.estimate;
   if (!estimate) {
     cell.append("– (fewer than 2 users)");
     return cell;
   }
-  const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
-  let text = `${percent(estimate.value)} [${percent(estimate.low)}, ${percent(estimate.high)}]`;
+  const shown = (value: number) => (percent ? `${(100 * value).toFixed(1)}%` : value.toFixed(2));
+  let text = `${shown(estimate.value)} [${shown(estimate.low)}, ${shown(estimate.high)}]`;
   if (metric.vs_control) {
     const { difference, p_value: p } = metric.vs_control;
-    text += `; ${difference.value >= 0 ? "+" : ""}${percent(difference.value)} vs control, p = ${p < 0.001 ? p.toExponential(1) : p.toFixed(3)}`;
+    text += `; ${difference.value >= 0 ? "+" : ""}${shown(difference.value)} vs control, p = ${p < 0.001 ? p.toExponential(1) : p.toFixed(3)}`;
   }
   const width = 160;
   const x = (value: number) => Math.max(0, Math.min(width, (value / scale) * width));
@@ -263,7 +264,7 @@ function resultsTable(results: ExperimentResults): HTMLElement {
       el("th", { scope: "row" }, group.name === results.control ? `${group.name} (control)` : group.name),
       el("td", {}, String(group.users)),
       el("td", {}, String(group.impressions)),
-      ...metrics.map((metric, at) => interval(group[metric], scales[at])),
+      ...metrics.map((metric, at) => interval(group[metric], scales[at], metric !== "positives_per_impression")),
     ),
   );
   const check = results.sample_ratio;
