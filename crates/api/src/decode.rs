@@ -137,6 +137,27 @@ pub fn json_body(
     })
 }
 
+/// A JSON body decoded into `T`, naming the field at fault (`variants[1].share: …`, or `body:`
+/// for the whole) in a 422.
+pub fn typed_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let value = json_body(headers, body, limit)?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        ApiError::Unprocessable {
+            message: if path == "." {
+                format!("body: {inner}")
+            } else {
+                format!("{path}: {inner}")
+            },
+        }
+    })
+}
+
 /// The members of a JSON object body that must hold only `fields`: `example` shows the
 /// expected shape in the refusal of a body that is not an object.
 pub fn object_of<'v>(

@@ -12,7 +12,7 @@ use marquee_stream_processor::backup::{self, Manifest};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::decode::{json_body, object_of};
+use crate::decode::{json_body, object_of, typed_body};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, Services};
 
@@ -218,11 +218,7 @@ pub async fn post_token(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<TokenMinted>), ApiError> {
-    let value = json_body(&headers, body, state.guard.limits().max_body_bytes)?;
-    let request: TokenRequest =
-        serde_path_to_error::deserialize(value).map_err(|error| ApiError::Unprocessable {
-            message: format!("{}: {}", error.path(), error.inner()),
-        })?;
+    let request: TokenRequest = typed_body(&headers, body, state.guard.limits().max_body_bytes)?;
     marquee_schemas::validate_id("user_id", &request.user_id).map_err(|error| {
         ApiError::Unprocessable {
             message: error.to_string(),

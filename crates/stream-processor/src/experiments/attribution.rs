@@ -14,10 +14,12 @@
 //!   attribution window after the list was served, `expired`.
 
 use foldhash::{HashMap, HashMapExt};
-use marquee_schemas::{Event, EventKind, decode_record, encode_record};
+use marquee_schemas::{Event, EventKind};
 use marquee_vector_store::{StateBatch, StateStore};
 
-use super::records::{ListRecord, POSITION_BUCKETS, UserRecord, list_key, user_key};
+use super::records::{
+    ListRecord, POSITION_BUCKETS, UserRecord, decode, encode, list_key, user_key,
+};
 use super::{Definitions, recommendation_id};
 use crate::error::Result;
 use crate::telemetry::Metrics;
@@ -250,33 +252,16 @@ impl<'a> Attribution<'a> {
     }
 }
 
-fn encode<T: bincode::Encode>(value: &T) -> Result<Vec<u8>> {
-    encode_record(value).map_err(|source| {
-        crate::Error::State(marquee_vector_store::Error::Encode {
-            column_family: marquee_vector_store::store::keys::EXPERIMENTS_CF,
-            source,
-        })
-    })
-}
-
 /// One record of the experiments column family, decoded.
 pub(crate) fn read_record<T: bincode::Decode<()>>(
     store: &StateStore,
     key: &[u8],
 ) -> Result<Option<T>> {
-    let Some(bytes) = store
+    store
         .experiment_values(&[key.to_vec()])?
         .into_iter()
         .next()
         .flatten()
-    else {
-        return Ok(None);
-    };
-    decode_record(&bytes).map(Some).map_err(|source| {
-        crate::Error::State(marquee_vector_store::Error::CorruptRecord {
-            column_family: marquee_vector_store::store::keys::EXPERIMENTS_CF,
-            key: String::from_utf8_lossy(key).into_owned(),
-            source,
-        })
-    })
+        .map(|bytes| decode(key, &bytes))
+        .transpose()
 }

@@ -25,7 +25,7 @@ pub mod results;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use marquee_schemas::{FieldError, decode_record, encode_record, now_ms};
+use marquee_schemas::{FieldError, now_ms};
 use marquee_vector_store::StateStore;
 
 pub use definition::{
@@ -152,28 +152,11 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
     Error::Invalid(FieldError::new(field, message))
 }
 
-fn encoded<T: bincode::Encode>(value: &T) -> Result<Vec<u8>> {
-    encode_record(value).map_err(|source| {
-        Error::State(marquee_vector_store::Error::Encode {
-            column_family: marquee_vector_store::store::keys::EXPERIMENTS_CF,
-            source,
-        })
-    })
-}
-
 fn load<T: bincode::Decode<()>>(store: &StateStore, prefix: u8) -> Result<Vec<Arc<T>>> {
     store
         .experiment_entries(&[prefix])?
         .into_iter()
-        .map(|(key, value)| {
-            decode_record(&value).map(Arc::new).map_err(|source| {
-                Error::State(marquee_vector_store::Error::CorruptRecord {
-                    column_family: marquee_vector_store::store::keys::EXPERIMENTS_CF,
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    source,
-                })
-            })
-        })
+        .map(|(key, value)| records::decode(&key, &value).map(Arc::new))
         .collect()
 }
 
@@ -328,7 +311,7 @@ impl Experiments {
         self.inner.store.write_experiments(
             &[(
                 named_key(EXPERIMENT_PREFIX, &experiment.name),
-                Some(encoded(&experiment)?),
+                Some(records::encode(&experiment)?),
             )],
             None,
         )?;
@@ -394,7 +377,10 @@ impl Experiments {
         };
         flag.validate().map_err(Error::Invalid)?;
         self.inner.store.write_experiments(
-            &[(named_key(FLAG_PREFIX, &flag.name), Some(encoded(&flag)?))],
+            &[(
+                named_key(FLAG_PREFIX, &flag.name),
+                Some(records::encode(&flag)?),
+            )],
             None,
         )?;
         let mut next = (*definitions).clone();
@@ -432,13 +418,7 @@ impl Experiments {
             .store
             .experiment_entries(&users_prefix(experiment.id))?
         {
-            let record: UserRecord = decode_record(&value).map_err(|source| {
-                Error::State(marquee_vector_store::Error::CorruptRecord {
-                    column_family: marquee_vector_store::store::keys::EXPERIMENTS_CF,
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    source,
-                })
-            })?;
+            let record: UserRecord = records::decode(&key, &value)?;
             match sums.iter_mut().find(|(group, _)| *group == record.group) {
                 Some((_, group)) => group.add(&record),
                 None => {

@@ -13,7 +13,11 @@
 
 use bincode::{Decode, Encode};
 use hmac::{Hmac, Mac};
+use marquee_schemas::{decode_record, encode_record};
+use marquee_vector_store::store::keys::EXPERIMENTS_CF;
 use sha2::Sha256;
+
+use crate::error::{Error, Result};
 
 pub const EXPERIMENT_PREFIX: u8 = b'e';
 pub const FLAG_PREFIX: u8 = b'f';
@@ -21,6 +25,28 @@ pub const LIST_PREFIX: u8 = b'l';
 pub const USER_PREFIX: u8 = b'u';
 /// Click positions are counted one by one up to this, the rest together.
 pub const POSITION_BUCKETS: usize = 11;
+
+/// A record of this column family, encoded.
+pub(crate) fn encode<T: Encode>(value: &T) -> Result<Vec<u8>> {
+    encode_record(value).map_err(|source| {
+        Error::State(marquee_vector_store::Error::Encode {
+            column_family: EXPERIMENTS_CF,
+            source,
+        })
+    })
+}
+
+/// A record of this column family stored under `key`, decoded (a corrupt one is an error that
+/// names the key).
+pub(crate) fn decode<T: Decode<()>>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    decode_record(bytes).map_err(|source| {
+        Error::State(marquee_vector_store::Error::CorruptRecord {
+            column_family: EXPERIMENTS_CF,
+            key: String::from_utf8_lossy(key).into_owned(),
+            source,
+        })
+    })
+}
 
 pub fn named_key(prefix: u8, name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(name.len() + 1);

@@ -9,8 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
+use super::flag_spec;
 use super::wire::{FlagBody, FlagList, FlagView};
-use super::{decode_body, flag_spec};
+use crate::decode::typed_body;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -32,7 +33,10 @@ pub async fn post_flag(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<FlagView>), ApiError> {
     let services = state.services()?;
-    let spec = flag_spec(decode_body(&state, &headers, body)?, None)?;
+    let spec = flag_spec(
+        typed_body(&headers, body, state.guard.limits().max_body_bytes)?,
+        None,
+    )?;
     let flag = services.experiments.put_flag(spec, true)?;
     tracing::info!(flag = flag.name, enabled = flag.enabled, "flag created");
     Ok((StatusCode::CREATED, Json(FlagView::from(&flag))))
@@ -103,7 +107,10 @@ pub async fn put_flag(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<FlagView>, ApiError> {
     let services = state.services()?;
-    let spec = flag_spec(decode_body(&state, &headers, body)?, Some(&name))?;
+    let spec = flag_spec(
+        typed_body(&headers, body, state.guard.limits().max_body_bytes)?,
+        Some(&name),
+    )?;
     if spec.name != name {
         return Err(ApiError::Unprocessable {
             message: format!(

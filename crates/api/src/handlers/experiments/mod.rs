@@ -14,9 +14,8 @@ use axum::http::{HeaderMap, StatusCode};
 use marquee_stream_processor::experiments::{
     self, ExperimentSpec, FlagSpec, RankingSettings, Variant,
 };
-use serde::de::DeserializeOwned;
 
-use crate::decode::json_body;
+use crate::decode::typed_body;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -24,26 +23,6 @@ pub mod flags;
 pub mod wire;
 
 use wire::*;
-
-/// Decodes a JSON body into `T`, naming the field at fault (`variants[1].share: …`) in a 422.
-pub(super) fn decode_body<T: DeserializeOwned>(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let value = json_body(headers, body, state.guard.limits().max_body_bytes)?;
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner().to_string();
-        ApiError::Unprocessable {
-            message: if path == "." {
-                format!("body: {inner}")
-            } else {
-                format!("{path}: {inner}")
-            },
-        }
-    })
-}
 
 fn settings_of(config: Option<RankingConfig>) -> Option<RankingSettings> {
     config
@@ -129,7 +108,10 @@ pub async fn post_experiment(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ExperimentView>), ApiError> {
     let services = state.services()?;
-    let spec = experiment_spec(decode_body(&state, &headers, body)?, None)?;
+    let spec = experiment_spec(
+        typed_body(&headers, body, state.guard.limits().max_body_bytes)?,
+        None,
+    )?;
     let experiment = services.experiments.create(spec)?;
     tracing::info!(
         experiment = experiment.name,
@@ -207,7 +189,10 @@ pub async fn put_experiment(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ExperimentView>, ApiError> {
     let services = state.services()?;
-    let spec = experiment_spec(decode_body(&state, &headers, body)?, Some(&name))?;
+    let spec = experiment_spec(
+        typed_body(&headers, body, state.guard.limits().max_body_bytes)?,
+        Some(&name),
+    )?;
     let experiment = services.experiments.replace(&name, spec)?;
     tracing::info!(
         experiment = experiment.name,
