@@ -29,5 +29,6 @@ mod observability;
 mod privacy;
 mod processor_workers;
 mod replay;
+mod rules;
 mod sdk_rust;
 mod search;

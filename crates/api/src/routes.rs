@@ -23,7 +23,9 @@ use utoipa_axum::routes;
 
 use crate::access::ApiDocument;
 use crate::error::ApiError;
-use crate::handlers::{admin, events, experiments, items, lists, probes, search, users, web};
+use crate::handlers::{
+    admin, events, experiments, items, lists, probes, rules, search, users, web,
+};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::middleware::{body, cors, forward, guard, metrics};
 use crate::state::AppState;
@@ -81,7 +83,11 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(events::post_events))
         .routes(routes!(events::post_beacon))
         .routes(routes!(items::post_items))
-        .routes(routes!(items::put_item, items::get_item))
+        .routes(routes!(
+            items::put_item,
+            items::get_item,
+            items::delete_item
+        ))
         .routes(routes!(lists::get_similar))
         .routes(routes!(users::get_user, users::delete_user))
         .routes(routes!(users::get_export))
@@ -112,6 +118,19 @@ fn table() -> OpenApiRouter<AppState> {
             experiments::flags::delete_flag
         ))
         .routes(routes!(experiments::flags::get_assignments))
+        .routes(routes!(rules::get_properties, rules::put_properties))
+        .routes(routes!(rules::list_filters))
+        .routes(routes!(
+            rules::get_filter,
+            rules::put_filter,
+            rules::delete_filter
+        ))
+        .routes(routes!(rules::list_campaigns))
+        .routes(routes!(
+            rules::get_campaign,
+            rules::put_campaign,
+            rules::delete_campaign
+        ))
         .routes(routes!(probes::healthz))
         .routes(routes!(probes::readyz))
         .routes(routes!(probes::metrics))

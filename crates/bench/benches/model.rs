@@ -192,6 +192,7 @@ fn model(c: &mut Criterion) {
                     exclude_seen: true,
                     genre: None,
                     exclude: Vec::new(),
+                    options: Default::default(),
                 })
                 .expect("answered")
         });

@@ -128,6 +128,7 @@ fn item(movie_id: &str, raw_title: &str, genres: Vec<String>) -> Item {
             .collect(),
         year: year.filter(|year| (1800..=3000).contains(year)),
         tags: Vec::new(),
+        ..Item::default()
     }
 }
 

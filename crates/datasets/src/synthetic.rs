@@ -231,6 +231,7 @@ impl Synthetic {
                 genres,
                 year: Some(year),
                 tags: Vec::new(),
+                ..Item::default()
             }
         })
     }

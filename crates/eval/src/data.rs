@@ -61,6 +61,7 @@ pub(crate) fn prepare(dir: &Path) -> Result<Prepared> {
         genres: Vec::new(),
         year: None,
         tags: Vec::new(),
+        ..Item::default()
     }));
     catalogue.sort_by(|a, b| numeric_order(&a.item_id, &b.item_id));
     let index: HashMap<&str, u32> = catalogue

@@ -92,6 +92,7 @@ impl System {
             processor,
             query,
             experiments,
+            ..
         } = Engine::open(
             log.clone(),
             store.clone(),
@@ -166,6 +167,7 @@ impl System {
                 exclude_seen: true,
                 genre: None,
                 exclude: Vec::new(),
+                options: Default::default(),
             },
             settings,
         )?;

@@ -81,6 +81,7 @@ pub(crate) fn load(
         processor,
         query,
         experiments,
+        ..
     } = Engine::open(
         log.clone(),
         store.clone(),

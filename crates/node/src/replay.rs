@@ -9,7 +9,8 @@
 //!    acknowledged up to its start; with `--log fluvio` it reads the topic instead, from the
 //!    cluster, like any other consumer;
 //! 2. copies what is not in the log: the catalogue (items upserted through the API), the
-//!    erasure list, the experiments and flags, and the data directory's keys (`keys.json`,
+//!    erasure list, the experiments and flags, the rules (property schema, saved filters,
+//!    campaigns, deleted items), and the data directory's keys (`keys.json`,
 //!    `erasure.key`, `pseudonym.key`, `recommendation.key`), so erased users stay erased,
 //!    pseudonyms keep their meaning and served lists stay attributable;
 //! 3. runs the production processor (the same code as `serve`, with the same `[model]`) over
@@ -244,8 +245,17 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
                 .map_err(Error::OpenState)?;
         let catalogue = live.load_catalogue().map_err(Error::OpenState)?;
         let erasures = live.load_erasures().map_err(Error::OpenState)?;
-        (catalogue, erasures, definitions(&live)?)
+        let definitions = definitions(&live)?;
+        // The rules: the property schema, saved filters, campaigns, deleted items.
+        let rules: Vec<ExperimentWrite> = live
+            .rule_entries(&[])
+            .map_err(Error::OpenState)?
+            .into_iter()
+            .map(|(key, value)| (key, Some(value)))
+            .collect();
+        (catalogue, erasures, (definitions, rules))
     };
+    let (definitions, rules) = definitions;
 
     // 2. What is not in the log: keys, catalogue, erasure list.
     for name in SECRET_FILES {
@@ -264,6 +274,7 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
     store
         .write_experiments(&definitions, None)
         .map_err(Error::OpenState)?;
+    store.write_rules(&rules).map_err(Error::OpenState)?;
     let mut processor_config = ProcessorConfig {
         max_batch_events: 4_096,
         ..options.node.processor.clone()

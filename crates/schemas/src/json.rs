@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::event::{
     Event, EventKind, FieldError, POSITION_KEY, POSITIONS_KEY, RECOMMENDATION_ID_KEY,
 };
-use crate::item::Item;
+use crate::item::{Item, PropertyValue};
 
 const EVENT_FIELDS: [&str; 10] = [
     "event_id",
@@ -26,7 +26,17 @@ const EVENT_FIELDS: [&str; 10] = [
     "position",
     "positions",
 ];
-const ITEM_FIELDS: [&str; 5] = ["item_id", "title", "genres", "year", "tags"];
+const ITEM_FIELDS: [&str; 9] = [
+    "item_id",
+    "title",
+    "genres",
+    "year",
+    "tags",
+    "available_from",
+    "available_until",
+    "hidden",
+    "properties",
+];
 
 /// Most elements one request body may carry.
 pub const MAX_ELEMENTS_PER_BODY: usize = 10_000;
@@ -283,9 +293,64 @@ pub fn item_from_json(value: &Value, path_item_id: Option<&str>) -> Result<Item,
         genres: optional_string_list(object, "genres")?,
         year,
         tags: optional_string_list(object, "tags")?,
+        available_from: optional_integer(object, "available_from")?,
+        available_until: optional_integer(object, "available_until")?,
+        hidden: optional_bool(object, "hidden")?.unwrap_or(false),
+        properties: properties(object)?,
     };
     item.validate()?;
     Ok(item)
+}
+
+/// An item's `properties`: an object of strings, numbers, booleans and arrays of strings.
+fn properties(object: &Map<String, Value>) -> Result<BTreeMap<String, PropertyValue>, FieldError> {
+    let entries = match present(object, "properties") {
+        None => return Ok(BTreeMap::new()),
+        Some(Value::Object(entries)) => entries,
+        Some(other) => {
+            return Err(FieldError::new(
+                "properties",
+                format!("must be an object, got {}", type_name(other)),
+            ));
+        }
+    };
+    entries
+        .iter()
+        .map(|(name, value)| {
+            let field = format!("properties.{name}");
+            let value = match value {
+                Value::Bool(flag) => PropertyValue::Bool(*flag),
+                Value::Number(number) => PropertyValue::Number(number.as_f64().unwrap_or(f64::NAN)),
+                Value::String(text) => PropertyValue::Text(text.clone()),
+                Value::Array(_) => {
+                    let wrapped: Map<String, Value> =
+                        [(field.clone(), value.clone())].into_iter().collect();
+                    PropertyValue::List(optional_string_list(&wrapped, &field)?)
+                }
+                other => {
+                    return Err(FieldError::new(
+                        field,
+                        format!(
+                            "must be a string, a number, a boolean or an array of strings, got {}",
+                            type_name(other)
+                        ),
+                    ));
+                }
+            };
+            Ok((name.clone(), value))
+        })
+        .collect()
+}
+
+fn optional_bool(object: &Map<String, Value>, field: &str) -> Result<Option<bool>, FieldError> {
+    match present(object, field) {
+        None => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(*flag)),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("must be true or false, got {}", type_name(other)),
+        )),
+    }
 }
 
 fn as_object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, FieldError> {

@@ -19,11 +19,11 @@ pub mod item;
 pub mod json;
 pub mod partition;
 
-pub use clock::now_ms;
+pub use clock::{Clock, now_ms};
 pub use codec::{CodecError, LogRecord, decode_record, encode_record};
 pub use event::{
     Event, EventKind, FieldError, MAX_CONTEXT_ENTRIES, MAX_FUTURE_SKEW_MS, POSITION_KEY,
     POSITIONS_KEY, RECOMMENDATION_ID_KEY, validate_id,
 };
-pub use item::Item;
+pub use item::{Item, PropertySchema, PropertyType, PropertyValue, decode_item};
 pub use partition::partition_for_user;

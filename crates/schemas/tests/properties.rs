@@ -55,6 +55,7 @@ fn any_item() -> impl Strategy<Value = Item> {
             genres,
             year,
             tags,
+            ..Item::default()
         })
 }
 

@@ -5,6 +5,7 @@ use marquee_vector_store::{ItemDelta, ItemTable, StateStore, VectorIndex};
 
 use crate::error::Result;
 use crate::factors::content_vectors;
+use crate::rules::{Rules, undeletions};
 use crate::search::SearchIndex;
 
 /// Numbers new items, stores the entries durably, then publishes them to the item table. An
@@ -31,7 +32,15 @@ pub fn upsert_catalogue(
             })
             .collect()
     };
-    store.put_catalogue(&entries)?;
+    let undeleted: Vec<&str> = {
+        let table = items.read();
+        entries
+            .iter()
+            .filter(|(_, number)| table.is_deleted(*number))
+            .map(|(item, _)| item.item_id.as_str())
+            .collect()
+    };
+    store.put_catalogue(&entries, &undeletions(undeleted.into_iter()))?;
     let deltas: Vec<(u32, ItemDelta)> = {
         let table = items.read();
         let rank = table.dimension();
@@ -83,4 +92,29 @@ pub fn upsert_catalogue(
         search.commit()?;
     }
     Ok(())
+}
+
+/// Deletes an item ([`Rules::delete_item`]) and its search document, under the search writer
+/// like an upsert. `false` when no item has that id.
+pub fn delete_item(
+    rules: &Rules,
+    items: &ItemTable,
+    search: Option<&SearchIndex>,
+    item_id: &str,
+) -> Result<bool> {
+    let search = search.map(SearchIndex::writer);
+    let old = {
+        let table = items.read();
+        table
+            .number(item_id)
+            .and_then(|number| Some((table.catalogue(number)?.clone(), number)))
+    };
+    if !rules.delete_item(item_id)? {
+        return Ok(false);
+    }
+    if let (Some(mut search), Some((old, number))) = (search, old) {
+        search.remove(&old, number);
+        search.commit()?;
+    }
+    Ok(true)
 }

@@ -9,6 +9,7 @@ use crate::experiments::Experiments;
 use crate::model::ModelConfig;
 use crate::processor::{Processor, ProcessorConfig};
 use crate::query::QueryEngine;
+use crate::rules::Rules;
 use crate::telemetry::Metrics;
 use crate::trending::Trending;
 
@@ -22,6 +23,8 @@ pub struct Engine<L: EventLog> {
     /// The experiments and flags of the state, shared by the processor (attribution) and the
     /// API (assignment).
     pub experiments: Experiments,
+    /// The property schema, saved filters, campaigns and deleted items, read by every list.
+    pub rules: Rules,
 }
 
 impl<L: EventLog> Engine<L> {
@@ -55,6 +58,7 @@ impl<L: EventLog> Engine<L> {
         let index = VectorIndex::new(items.clone(), index);
         let trending = Trending::default();
         let experiments = Experiments::open(store.clone(), processor.recommendation_key)?;
+        let rules = Rules::open(store.clone(), items.clone(), processor.clock.clone())?;
         let processor = Processor::new(
             log,
             store.clone(),
@@ -73,6 +77,7 @@ impl<L: EventLog> Engine<L> {
             index.clone(),
             trending,
             metrics,
+            rules.clone(),
         );
         Ok(Engine {
             items,
@@ -80,6 +85,7 @@ impl<L: EventLog> Engine<L> {
             processor,
             query,
             experiments,
+            rules,
         })
     }
 }

@@ -16,6 +16,8 @@
 //!   events once (de-duplicating by `event_id`), commits state and offsets in one RocksDB batch,
 //!   then publishes the new vectors to the in-memory table and the index.
 //! - [`query`]: recommendations, similar items and trending, over the same state.
+//! - [`rules`]: the catalogue's business rules — the custom properties' schema, filter
+//!   expressions and saved filters, campaigns (boosts and pins), deleted items, page tokens.
 //! - [`search`]: [`SearchIndex`], catalogue search on tantivy — typo-tolerant, prefix-matching,
 //!   re-ranked by the model for a viewer; a read model of the catalogue in `<data-dir>/search`.
 //! - [`trending`]: the periodically refreshed list of the most popular items.
@@ -34,6 +36,7 @@ pub mod factors;
 pub mod model;
 pub mod processor;
 pub mod query;
+pub mod rules;
 pub mod search;
 pub mod strategy;
 pub mod telemetry;
@@ -46,8 +49,10 @@ pub use experiments::Experiments;
 pub use model::ModelConfig;
 pub use processor::{Erasure, Processor, ProcessorConfig, ProcessorHandle, erasure_hash};
 pub use query::{
-    QueryEngine, Ranking, RecentEvent, Recommendation, RecommendationQuery, Sources, UserSummary,
+    ListOptions, QueryEngine, Ranking, RecentEvent, Recommendation, RecommendationQuery, Sources,
+    UserSummary,
 };
+pub use rules::Rules;
 pub use search::SearchIndex;
 pub use strategy::Strategy;
 pub use telemetry::Metrics;

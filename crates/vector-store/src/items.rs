@@ -73,6 +73,8 @@ pub struct Table {
     neighbour_exponent: f32,
     neighbours: Vec<Neighbours>,
     catalogue: Vec<Option<Arc<Item>>>,
+    /// Per item, whether an operator deleted it: never listed again until its next upsert.
+    deleted: Vec<bool>,
     /// Per content label (genre or tag, see [`content_labels`]): the latest items catalogued
     /// with it before any positive event, newest last, at most [`COLD_ITEMS_PER_LABEL`].
     cold_by_label: HashMap<String, VecDeque<u32>>,
@@ -377,8 +379,8 @@ impl Table {
         self.catalogue.get(number as usize).and_then(Option::as_ref)
     }
 
-    /// Sets the catalogue entry of `number`; an item with no positive event yet is listed
-    /// under its content labels for content-based recommendations.
+    /// Sets the catalogue entry of `number` (undeleting it); an item with no positive event yet
+    /// is listed under its content labels for content-based recommendations.
     pub fn set_catalogue(&mut self, number: u32, item: Item) {
         if self.mass(number) == 0.0 {
             for label in content_labels(&item) {
@@ -392,6 +394,33 @@ impl Table {
             }
         }
         self.catalogue[number as usize] = Some(Arc::new(item));
+        self.deleted[number as usize] = false;
+    }
+
+    /// Deletes the catalogue entry of `number` and marks it deleted (`false`: an upsert brings
+    /// it back). Its vectors, popularity and pairs stay: its events are still the model's.
+    pub fn set_deleted(&mut self, number: u32, deleted: bool) {
+        if deleted && let Some(entry) = self.catalogue[number as usize].take() {
+            for label in content_labels(&entry) {
+                if let Some(list) = self.cold_by_label.get_mut(&label) {
+                    list.retain(|&item| item != number);
+                }
+            }
+        }
+        self.deleted[number as usize] = deleted;
+    }
+
+    pub fn is_deleted(&self, number: u32) -> bool {
+        self.deleted.get(number as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether `number` may be listed at `now` (milliseconds since the epoch): not deleted,
+    /// and, when catalogued, not hidden and inside its licence window ([`Item::available_at`]).
+    pub fn listable(&self, number: u32, now: i64) -> bool {
+        !self.is_deleted(number)
+            && self
+                .catalogue(number)
+                .is_none_or(|entry| entry.available_at(now))
     }
 
     /// Items catalogued with `label` that have had no positive event yet (an item whose mass
@@ -431,6 +460,7 @@ impl Table {
             self.candidate_normalisers.push(candidate);
             self.neighbours.push(Neighbours::default());
             self.catalogue.push(None);
+            self.deleted.push(false);
         }
         if self.ids[index].is_empty() {
             let id: Arc<str> = Arc::from(item_id);

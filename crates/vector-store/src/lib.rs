@@ -36,4 +36,4 @@ pub use index::{IndexConfig, IndexStats, Scored, VectorIndex, mips_item, mips_pr
 pub use items::{ItemTable, STORED_PARTS, Table, content_labels};
 pub use neighbours::Neighbours;
 pub use records::{HistoryEntry, ItemState, Popularity, SeenEntry, UserState};
-pub use store::{ExperimentWrite, StateBatch, StateStore, StoreConfig};
+pub use store::{EntryWrite, ExperimentWrite, StateBatch, StateStore, StoreConfig};

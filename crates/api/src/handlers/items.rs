@@ -1,4 +1,5 @@
-//! The catalogue: `PUT /v1/items/{item_id}`, `POST /v1/items`, `GET /v1/items/{item_id}`.
+//! The catalogue: `PUT /v1/items/{item_id}`, `POST /v1/items`, `GET /v1/items/{item_id}`,
+//! `DELETE /v1/items/{item_id}`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -6,9 +7,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use marquee_schemas::Item;
+use std::collections::BTreeMap;
+
 use marquee_schemas::json::item_from_json;
-use marquee_stream_processor::catalogue::upsert_catalogue;
+use marquee_schemas::{FieldError, Item, PropertySchema, PropertyValue};
+use marquee_stream_processor::catalogue::{delete_item as delete_catalogue_item, upsert_catalogue};
 use serde::Serialize;
 
 use crate::decode::{Rejection, body_format, decode_each, elements, json_body, read_body};
@@ -31,9 +34,29 @@ pub struct ItemView {
     pub genres: Vec<String>,
     pub year: Option<i32>,
     pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_from: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_until: Option<i64>,
+    pub hidden: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, PropertyValue>,
     /// Whether the catalogue holds the item (else it is known from events only).
     pub in_catalogue: bool,
+    /// Whether lists may hold it now: not hidden, inside its licence window.
+    pub available: bool,
     pub event_count: u64,
+}
+
+/// An item decoded from JSON and checked against the declared properties.
+fn item_of(
+    value: &serde_json::Value,
+    path_item_id: Option<&str>,
+    schema: &PropertySchema,
+) -> Result<Item, FieldError> {
+    let item = item_from_json(value, path_item_id)?;
+    item.validate_properties(schema)?;
+    Ok(item)
 }
 
 /// Stores catalogue entries durably, then publishes them to the item table.
@@ -75,8 +98,11 @@ pub async fn put_item(
     let services = state.services()?;
     check_path_id("item_id", &item_id)?;
     let value = json_body(&headers, body, state.guard.limits().max_body_bytes)?;
-    let item = item_from_json(&value, Some(&item_id)).map_err(|error| ApiError::Unprocessable {
-        message: error.to_string(),
+    let schema = services.query.rules().current();
+    let item = item_of(&value, Some(&item_id), &schema.schema).map_err(|error| {
+        ApiError::Unprocessable {
+            message: error.to_string(),
+        }
     })?;
     upsert_items(services, vec![item.clone()]).await?;
     Ok(Json(item))
@@ -110,7 +136,12 @@ pub async fn post_items(
     let format = body_format(&headers)?;
     let body = read_body(body, state.guard.limits().max_body_bytes)?;
     let elements = elements(format, &body)?;
-    let (items, rejected) = decode_each(&elements, |value| item_from_json(value, None), |_| {});
+    let schema = services.query.rules().current();
+    let (items, rejected) = decode_each(
+        &elements,
+        |value| item_of(value, None, &schema.schema),
+        |_| {},
+    );
     if items.is_empty() {
         let body = Upserted {
             upserted: 0,
@@ -142,20 +173,68 @@ pub async fn get_item(
 ) -> Result<Json<ItemView>, ApiError> {
     let services = state.services()?;
     check_path_id("item_id", &item_id)?;
+    let now = services.query.rules().clock().now_ms();
     let table = services.items.read();
     let number = table
         .number(&item_id)
+        .filter(|number| !table.is_deleted(*number))
         .ok_or_else(|| ApiError::not_found(format!("item_id: no item {item_id:?}")))?;
-    let catalogue = table.catalogue(number);
+    let entry = table.catalogue(number).map(|item| item.as_ref().clone());
+    let available = table.listable(number, now);
+    let event_count = table.event_count(number);
+    let in_catalogue = entry.is_some();
+    let entry = entry.unwrap_or_default();
     Ok(Json(ItemView {
-        title: catalogue.and_then(|item| item.title.clone()),
-        genres: catalogue
-            .map(|item| item.genres.clone())
-            .unwrap_or_default(),
-        year: catalogue.and_then(|item| item.year),
-        tags: catalogue.map(|item| item.tags.clone()).unwrap_or_default(),
-        in_catalogue: catalogue.is_some(),
-        event_count: table.event_count(number),
+        title: entry.title,
+        genres: entry.genres,
+        year: entry.year,
+        tags: entry.tags,
+        available_from: entry.available_from,
+        available_until: entry.available_until,
+        hidden: entry.hidden,
+        properties: entry.properties,
+        in_catalogue,
+        available,
+        event_count,
         item_id,
     }))
+}
+
+/// Delete an item
+///
+/// Its catalogue entry goes, and it leaves every list, similar-items answer, search and the
+/// index's answers from the next request on, after a restart and a replay too; its events stay
+/// in the log and in the model. An upsert brings it back.
+#[utoipa::path(
+    delete,
+    path = "/v1/items/{item_id}",
+    tag = "items",
+    params(("item_id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+)]
+pub async fn delete_item(
+    State(state): State<AppState>,
+    Path(item_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let services = state.services()?;
+    check_path_id("item_id", &item_id)?;
+    let rules = services.query.rules().clone();
+    let items = services.items.clone();
+    let search = services.search.clone();
+    let id = item_id.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        delete_catalogue_item(&rules, &items, Some(&search), &id)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    if !deleted {
+        return Err(ApiError::not_found(format!("item_id: no item {item_id:?}")));
+    }
+    tracing::info!(item_id, "item deleted");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::handlers::experiments::groups_of;
+use crate::handlers::list_options::{LIST_PARAMS, list_request};
 use crate::params::{
     Params, check_path_id, parse_bool, parse_count, parse_exclude, parse_text,
     reject_unknown_params,
@@ -49,8 +50,12 @@ pub struct ListedItem {
     pub year: Option<i32>,
     /// Where it came from: `index` (the nearest neighbours of the user's or the item's
     /// vector), `pairs` (what followed the user's recent items), `content` (genres and tags of
-    /// an item without events yet), `trending` (a fill).
+    /// an item without events yet), `trending` (a fill), `boost` and `pin` (a campaign
+    /// raised it or put it there).
     pub sources: Vec<&'static str>,
+    /// The campaign that boosted or pinned it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
 }
 
 impl From<Recommendation> for ListedItem {
@@ -62,6 +67,7 @@ impl From<Recommendation> for ListedItem {
             genres: item.genres,
             year: item.year,
             sources: item.sources.names().collect(),
+            campaign: item.campaign.map(|name| name.to_string()),
         }
     }
 }
@@ -84,6 +90,10 @@ pub struct Recommendations {
     /// The feature flags on for this user.
     pub flags: Vec<String>,
     pub items: Vec<ListedItem>,
+    /// Send it back as `page_token` for the next page of the same ranking (no item of this
+    /// page or the ones before); absent when the ranking is spent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
 }
 
 /// The items similar to one.
@@ -91,12 +101,18 @@ pub struct Recommendations {
 pub struct Similar {
     pub item_id: String,
     pub items: Vec<ListedItem>,
+    /// As on recommendations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
 }
 
 /// The trending items.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Trending {
     pub items: Vec<ListedItem>,
+    /// As on recommendations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
 }
 
 /// What this user should watch next
@@ -116,6 +132,12 @@ pub struct Trending {
         ("exclude_seen" = Option<bool>, Query, description = "Leave out items the user interacted with (default true)"),
         ("genre" = Option<String>, Query, description = "Only items of this genre (case-insensitive)"),
         ("exclude" = Option<String>, Query, description = "Comma-separated item ids to leave out (at most 1000)"),
+        ("filter" = Option<String>, Query, description = "A filter expression (docs/RULES.md), e.g. `genres HAS \"Comedy\" AND year >= 1990`; `@name` for a saved filter"),
+        ("region" = Option<String>, Query, description = "The viewer's region, for `$region` in a filter"),
+        ("device" = Option<String>, Query, description = "The viewer's device, for `$device` in a filter"),
+        ("maturity" = Option<String>, Query, description = "The viewer's maturity rating, for `$maturity` in a filter"),
+        ("page_token" = Option<String>, Query, description = "The previous answer's `next_page_token`: the next page of the same ranking"),
+        ("max_per_genre" = Option<usize>, Query, description = "At most this many items of one genre (1 to 100)"),
     ),
     responses(
         (status = 200, description = "The list", body = Recommendations),
@@ -133,13 +155,24 @@ pub async fn get_recommendations(
     let services = state.services()?;
     let stored_id = state.stored_user_id(&user_id)?;
     services.check_owner(&stored_id)?;
-    reject_unknown_params(&params, &["count", "exclude_seen", "genre", "exclude"])?;
+    let own = ["count", "exclude_seen", "genre", "exclude"];
+    reject_unknown_params(&params, &[&own[..], &LIST_PARAMS[..]].concat())?;
+    let shaping: Vec<&str> = own[1..]
+        .iter()
+        .map(|name| params.get(*name).map_or("", String::as_str))
+        .collect();
+    let list = list_request(
+        &params,
+        &services.query.rules().current(),
+        &[&["recommendations", &stored_id][..], &shaping[..]].concat(),
+    )?;
     let query = RecommendationQuery {
         user_id: stored_id,
         count: parse_count(&params)?,
         exclude_seen: parse_bool(&params, "exclude_seen", true)?,
         genre: parse_text(&params, "genre"),
         exclude: parse_exclude(&params)?,
+        options: list.options.clone(),
     };
     // On the async worker, not `spawn_blocking`: a query's work is bounded (about 100 µs of
     // ranking and two RocksDB reads served from the block cache), and handing it to the
@@ -148,6 +181,7 @@ pub async fn get_recommendations(
     let assignment = services.experiments.assign(&query.user_id);
     let (strategy, items) = services.query.recommend_as(&query, &assignment.settings)?;
     Ok(Json(Recommendations {
+        next_page_token: list.next_page_token(&items, query.count),
         recommendation_id: services.experiments.mint_recommendation_id(&query.user_id),
         experiments: groups_of(&assignment),
         flags: assignment.flags,
@@ -168,6 +202,12 @@ pub async fn get_recommendations(
     params(
         ("item_id" = String, Path),
         ("count" = Option<usize>, Query, description = "1 to 100 (default 10)"),
+        ("filter" = Option<String>, Query, description = "A filter expression (docs/RULES.md), e.g. `genres HAS \"Comedy\" AND year >= 1990`; `@name` for a saved filter"),
+        ("region" = Option<String>, Query, description = "The viewer's region, for `$region` in a filter"),
+        ("device" = Option<String>, Query, description = "The viewer's device, for `$device` in a filter"),
+        ("maturity" = Option<String>, Query, description = "The viewer's maturity rating, for `$maturity` in a filter"),
+        ("page_token" = Option<String>, Query, description = "The previous answer's `next_page_token`: the next page of the same ranking"),
+        ("max_per_genre" = Option<usize>, Query, description = "At most this many items of one genre (1 to 100)"),
     ),
     responses(
         (status = 200, description = "The list", body = Similar),
@@ -183,14 +223,20 @@ pub async fn get_similar(
 ) -> Result<Json<Similar>, ApiError> {
     let services = state.services()?;
     check_path_id("item_id", &item_id)?;
-    reject_unknown_params(&params, &["count"])?;
+    reject_unknown_params(&params, &[&["count"][..], &LIST_PARAMS[..]].concat())?;
     let count = parse_count(&params)?;
+    let list = list_request(
+        &params,
+        &services.query.rules().current(),
+        &["similar", &item_id],
+    )?;
     // Bounded work from memory, on the async worker (see `get_recommendations`).
     let items = services
         .query
-        .similar(&item_id, count)
+        .similar(&item_id, count, &list.options)
         .ok_or_else(|| ApiError::not_found(format!("item_id: no item {item_id:?}")))?;
     Ok(Json(Similar {
+        next_page_token: list.next_page_token(&items, count),
         item_id,
         items: listed(items),
     }))
@@ -204,6 +250,12 @@ pub async fn get_similar(
     params(
         ("count" = Option<usize>, Query, description = "1 to 100 (default 10)"),
         ("genre" = Option<String>, Query, description = "Only items of this genre (case-insensitive)"),
+        ("filter" = Option<String>, Query, description = "A filter expression (docs/RULES.md), e.g. `genres HAS \"Comedy\" AND year >= 1990`; `@name` for a saved filter"),
+        ("region" = Option<String>, Query, description = "The viewer's region, for `$region` in a filter"),
+        ("device" = Option<String>, Query, description = "The viewer's device, for `$device` in a filter"),
+        ("maturity" = Option<String>, Query, description = "The viewer's maturity rating, for `$maturity` in a filter"),
+        ("page_token" = Option<String>, Query, description = "The previous answer's `next_page_token`: the next page of the same ranking"),
+        ("max_per_genre" = Option<usize>, Query, description = "At most this many items of one genre (1 to 100)"),
     ),
     responses(
         (status = 200, description = "The list", body = Trending),
@@ -216,10 +268,20 @@ pub async fn get_trending(
     Query(params): Query<Params>,
 ) -> Result<Json<Trending>, ApiError> {
     let services = state.services()?;
-    reject_unknown_params(&params, &["count", "genre"])?;
+    reject_unknown_params(
+        &params,
+        &[&["count", "genre"][..], &LIST_PARAMS[..]].concat(),
+    )?;
     let count = parse_count(&params)?;
     let genre = params.get("genre").map(String::as_str);
+    let list = list_request(
+        &params,
+        &services.query.rules().current(),
+        &["trending", genre.unwrap_or("")],
+    )?;
+    let items = services.query.trending(count, genre, &list.options);
     Ok(Json(Trending {
-        items: listed(services.query.trending(count, genre)),
+        next_page_token: list.next_page_token(&items, count),
+        items: listed(items),
     }))
 }

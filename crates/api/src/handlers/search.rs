@@ -6,6 +6,7 @@ use marquee_stream_processor::search::{Filters, Found, SearchRequest};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::handlers::list_options::list_request;
 use crate::params::{Params, parse_number, parse_text, reject_unknown_params};
 use crate::state::AppState;
 
@@ -156,6 +157,10 @@ fn parse_filters(params: &Params) -> Result<Filters, ApiError> {
         ("year_from" = Option<i32>, Query, description = "Only items of this year or later"),
         ("year_to" = Option<i32>, Query, description = "Only items of this year or earlier"),
         ("user_id" = Option<String>, Query, description = "Order items of similar relevance by this viewer's model score"),
+        ("filter" = Option<String>, Query, description = "A filter expression every item found passes (docs/RULES.md)"),
+        ("region" = Option<String>, Query, description = "The viewer's region, for `$region` in a filter"),
+        ("device" = Option<String>, Query, description = "The viewer's device, for `$device` in a filter"),
+        ("maturity" = Option<String>, Query, description = "The viewer's maturity rating, for `$maturity` in a filter"),
     ),
     responses(
         (status = 200, description = "The matches", body = SearchResults),
@@ -171,8 +176,21 @@ pub async fn get_search(
     let services = state.services()?;
     reject_unknown_params(
         &params,
-        &["q", "count", "genre", "year_from", "year_to", "user_id"],
+        &[
+            "q",
+            "count",
+            "genre",
+            "year_from",
+            "year_to",
+            "user_id",
+            "filter",
+            "region",
+            "device",
+            "maturity",
+        ],
     )?;
+    let rules = services.query.rules();
+    let filter = list_request(&params, &rules.current(), &[])?.options.filter;
     let text = parse_query(&params)?;
     let count =
         parse_number(&params, "count", (1, MAX_SEARCH_COUNT as i64))?.unwrap_or(20) as usize;
@@ -190,6 +208,8 @@ pub async fn get_search(
         text: text.clone(),
         count,
         filters,
+        now: rules.clock().now_ms(),
+        filter,
     };
     // Bounded work from memory and the index's memory-mapped files, on the async worker (see
     // `lists::get_recommendations`).
@@ -249,7 +269,10 @@ pub async fn get_suggest(
     reject_unknown_params(&params, &["q", "count"])?;
     let text = parse_query(&params)?;
     let count = parse_number(&params, "count", (1, MAX_SUGGESTIONS as i64))?.unwrap_or(8) as usize;
-    let found = services.search.suggest(&text, count, &services.items)?;
+    let now = services.query.rules().clock().now_ms();
+    let found = services
+        .search
+        .suggest(&text, count, &services.items, now)?;
     Ok(Json(Suggestions {
         query: text,
         suggestions: found

@@ -53,6 +53,7 @@ async fn main() -> Result<()> {
             exclude_seen: true,
             genre: None,
             exclude: Vec::new(),
+            options: Default::default(),
         })
         .collect();
     let report = tokio::task::spawn_blocking(move || -> Result<String> {

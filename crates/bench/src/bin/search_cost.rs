@@ -200,6 +200,8 @@ fn main() -> Result<()> {
             text: query.clone(),
             count: 20,
             filters: Filters::default(),
+            now: 0,
+            filter: None,
         };
         let started = Instant::now();
         let answer = search.search(&request, &items, &|_| None)?;
@@ -218,7 +220,7 @@ fn main() -> Result<()> {
     let mut empty = 0usize;
     for query in &suggestions {
         let started = Instant::now();
-        let found = search.suggest(query, 8, &items)?;
+        let found = search.suggest(query, 8, &items, 0)?;
         micros.push(started.elapsed().as_secs_f64() * 1e6);
         empty += usize::from(found.is_empty());
     }

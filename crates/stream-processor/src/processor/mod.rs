@@ -143,6 +143,9 @@ pub struct ProcessorConfig {
     /// The partitions this node applies, when the partitions are split between nodes (see
     /// "Nodes" above); `None`: all of them.
     pub partitions: Option<Vec<u32>>,
+    /// The clock the lists' rules read (licence windows, campaigns): the system's, but in
+    /// tests.
+    pub clock: marquee_schemas::Clock,
 }
 
 impl Default for ProcessorConfig {
@@ -154,6 +157,7 @@ impl Default for ProcessorConfig {
             erasure_key: [0; 32],
             recommendation_key: [0; 32],
             partitions: None,
+            clock: marquee_schemas::Clock::system(),
         }
     }
 }

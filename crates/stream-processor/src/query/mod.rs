@@ -40,12 +40,17 @@ use marquee_vector_store::{
 use crate::error::Result;
 use crate::experiments::{ListStrategy, RankingSettings};
 use crate::model::ModelConfig;
+use crate::rules::Rules;
 use crate::strategy::Strategy;
 use crate::telemetry::Metrics;
 use crate::trending::Trending;
 
+mod finish;
 mod score;
 mod sources;
+
+pub use finish::ListOptions;
+use finish::{Entry, PAGE_WINDOW, apply_campaigns, page};
 
 use score::{blend, content_scores, pair_scores, share, tail_vector, top, with_reach, with_tail};
 pub use score::{user_vector, user_vector_from};
@@ -94,6 +99,8 @@ pub struct Recommendation {
     pub year: Option<i32>,
     /// Where it came from.
     pub sources: Sources,
+    /// The campaign that boosted or pinned it.
+    pub campaign: Option<Arc<str>>,
 }
 
 /// A recommendation request, validated by the caller.
@@ -104,6 +111,8 @@ pub struct RecommendationQuery {
     pub exclude_seen: bool,
     pub genre: Option<String>,
     pub exclude: Vec<String>,
+    /// The filter, the pages shown, the per-genre limit.
+    pub options: ListOptions,
 }
 
 /// Answers queries. Cheap to clone.
@@ -115,6 +124,7 @@ pub struct QueryEngine {
     index: VectorIndex,
     trending: Trending,
     metrics: Metrics,
+    rules: Rules,
 }
 
 /// The embedding's score of every candidate, the pairs' included: the index's hits with their
@@ -148,9 +158,7 @@ fn embedding_scores(
 
 fn to_recommendation(
     table: &Table,
-    item: u32,
-    score: f32,
-    sources: Sources,
+    (item, score, sources, campaign): Entry,
 ) -> Option<Recommendation> {
     let item_id = table.id(item)?.to_string();
     let catalogue: Option<&Arc<Item>> = table.catalogue(item);
@@ -163,6 +171,7 @@ fn to_recommendation(
             .unwrap_or_default(),
         year: catalogue.and_then(|entry| entry.year),
         sources,
+        campaign,
     })
 }
 
@@ -174,6 +183,7 @@ impl QueryEngine {
         index: VectorIndex,
         trending: Trending,
         metrics: Metrics,
+        rules: Rules,
     ) -> QueryEngine {
         QueryEngine {
             model: Arc::new(model),
@@ -182,7 +192,32 @@ impl QueryEngine {
             index,
             trending,
             metrics,
+            rules,
         }
+    }
+
+    /// The rules the lists follow (campaigns, saved filters, the property schema, the clock).
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Ranks to `depth` (at least [`PAGE_WINDOW`] for the candidate pools), then applies the
+    /// campaigns in effect and cuts the page (see [`finish`]).
+    fn finish(
+        &self,
+        table: &Table,
+        ranked: Vec<(u32, f32, Sources)>,
+        count: usize,
+        options: &ListOptions,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<Recommendation> {
+        let rules = self.rules.current();
+        let campaigns = rules.active_campaigns(self.rules.clock().now_ms());
+        let list = apply_campaigns(table, ranked, &campaigns, accept);
+        page(table, list, count, options)
+            .into_iter()
+            .filter_map(|entry| to_recommendation(table, entry))
+            .collect()
     }
 
     /// A user's recommendations and the strategy that produced them.
@@ -245,17 +280,49 @@ impl QueryEngine {
         let user = self.store.user(&query.user_id)?;
         let excluded = self.excluded(query, user.as_ref())?;
         let genre = query.genre.as_deref();
-        let accept = |table: &Table, item: u32| {
+        let now = self.rules.clock().now_ms();
+        let options = &query.options;
+        let base = |table: &Table, item: u32| {
             !excluded.contains(item)
+                && table.listable(item, now)
                 && genre.is_none_or(|genre| {
                     table
                         .catalogue(item)
                         .is_some_and(|entry| entry.has_genre(genre))
                 })
         };
+        let accept = |table: &Table, item: u32| base(table, item) && options.accepts(table, item);
         let history = user
             .as_ref()
             .map_or(&[][..], |state| state.history.as_slice());
+        let (strategy, ranked) =
+            self.filtered(options, query.count, &base, &accept, |depth, accept| {
+                self.ranked_list(model, history, depth, accept, ranking, popular)
+            });
+        let table = self.items.read();
+        let list = self.finish(&table, ranked, query.count, options, &|item| {
+            accept(&table, item)
+        });
+        self.metrics
+            .recommendations
+            .with_label_values(&[strategy.as_str()])
+            .inc();
+        self.count_sources(&list);
+        Ok((strategy, list))
+    }
+
+    /// The ranking of a history to `depth` among the items `accept` takes: the parts' ranking,
+    /// else (nothing ranked) trending items sharing the user's labels, filled from trending;
+    /// with `popular`, the trending list alone.
+    fn ranked_list(
+        &self,
+        model: &ModelConfig,
+        history: &[HistoryEntry],
+        depth: usize,
+        accept: &dyn Fn(&Table, u32) -> bool,
+        ranking: Ranking,
+        popular: bool,
+    ) -> (Strategy, Vec<(u32, f32, Sources)>) {
         let Ranked {
             items: mut ranked,
             behavioural,
@@ -265,7 +332,7 @@ impl QueryEngine {
                 behavioural: false,
             }
         } else {
-            self.rank(model, history, query.count, &accept, ranking)
+            self.rank(model, history, depth, accept, ranking)
         };
         let table = self.items.read();
         if ranked.is_empty() && !popular {
@@ -279,8 +346,7 @@ impl QueryEngine {
                 .filter_map(|past| table.catalogue(past.item))
                 .flat_map(|entry| content_labels(entry))
                 .collect();
-            ranked =
-                self.trending_sharing(&table, &labels, query.count, &|item| accept(&table, item));
+            ranked = self.trending_sharing(&table, &labels, depth, &|item| accept(&table, item));
         }
         let strategy = if ranked.is_empty() {
             Strategy::Popular
@@ -289,27 +355,59 @@ impl QueryEngine {
         } else {
             Strategy::ColdStart
         };
-        if ranked.len() < query.count {
+        if ranked.len() < depth {
             let already: HashSet<u32> = ranked.iter().map(|(item, _, _)| *item).collect();
             let trending = self.trending.current();
             ranked.extend(
                 trending
                     .iter()
                     .filter(|(item, _)| !already.contains(item) && accept(&table, *item))
-                    .take(query.count - ranked.len())
+                    .take(depth - ranked.len())
                     .map(|&(item, score)| (item, score, Sources::TRENDING)),
             );
         }
-        let list: Vec<Recommendation> = ranked
-            .into_iter()
-            .filter_map(|(item, score, sources)| to_recommendation(&table, item, score, sources))
-            .collect();
-        self.metrics
-            .recommendations
-            .with_label_values(&[strategy.as_str()])
-            .inc();
-        self.count_sources(&list);
-        Ok((strategy, list))
+        (strategy, ranked)
+    }
+
+    /// A ranking to the depth `options` ask for a page of `count`, under their filter: the
+    /// unfiltered ranking (`base`) to at least [`PAGE_WINDOW`] with the items the filter
+    /// refuses taken out — so a filter never changes the order of what it keeps — then, if
+    /// that leaves too few (a narrow filter), the ranking among the filtered items (`accept`:
+    /// the candidate sources searched for them) after it.
+    fn filtered<T>(
+        &self,
+        options: &ListOptions,
+        count: usize,
+        base: &dyn Fn(&Table, u32) -> bool,
+        accept: &dyn Fn(&Table, u32) -> bool,
+        rank: impl Fn(usize, &dyn Fn(&Table, u32) -> bool) -> (T, Vec<(u32, f32, Sources)>),
+    ) -> (T, Vec<(u32, f32, Sources)>) {
+        let mut depth = options.depth(count);
+        // A campaign moves items from deeper in the ranking than a page.
+        if self
+            .rules
+            .current()
+            .has_active_campaigns(self.rules.clock().now_ms())
+        {
+            depth = depth.max(PAGE_WINDOW);
+        }
+        if options.filter.is_none() {
+            return rank(depth, base);
+        }
+        let (first, mut ranked) = rank(depth.max(PAGE_WINDOW), base);
+        {
+            let table = self.items.read();
+            ranked.retain(|(item, _, _)| options.accepts(&table, *item));
+        }
+        if ranked.len() < depth {
+            let present: HashSet<u32> = ranked.iter().map(|(item, _, _)| *item).collect();
+            let (_, more) = rank(depth, accept);
+            ranked.extend(
+                more.into_iter()
+                    .filter(|(item, _, _)| !present.contains(item)),
+            );
+        }
+        (first, ranked)
     }
 
     /// The items a user's list leaves out, as a set of item numbers: what the user interacted
@@ -356,40 +454,49 @@ impl QueryEngine {
     }
 
     /// Items most like `item_id`: ranked as for a viewer whose only event is a positive one on
-    /// it. `None` when the item is unknown.
-    pub fn similar(&self, item_id: &str, count: usize) -> Option<Vec<Recommendation>> {
+    /// it. `None` when the item is unknown or deleted.
+    pub fn similar(
+        &self,
+        item_id: &str,
+        count: usize,
+        options: &ListOptions,
+    ) -> Option<Vec<Recommendation>> {
         let number = self.items.read().number(item_id)?;
+        if self.items.read().is_deleted(number) {
+            return None;
+        }
+        let now = self.rules.clock().now_ms();
+        let base =
+            |table: &Table, candidate: u32| candidate != number && table.listable(candidate, now);
+        let accept = |table: &Table, candidate: u32| {
+            base(table, candidate) && options.accepts(table, candidate)
+        };
         let history = [HistoryEntry {
             item: number,
             weight: 1.0,
             timestamp: 0,
         }];
-        let mut hits = self
-            .rank(
-                &self.model,
-                &history,
-                count,
-                &|_, candidate| candidate != number,
-                Ranking::ALL,
-            )
-            .items;
+        let ((), hits) = self.filtered(options, count, &base, &accept, |depth, accept| {
+            let mut hits = self
+                .rank(&self.model, &history, depth, accept, Ranking::ALL)
+                .items;
+            let table = self.items.read();
+            // Too few pairs yet (a new item): fill with the trending items that share a genre
+            // or tag with it.
+            if hits.len() < depth
+                && let Some(entry) = table.catalogue(number)
+            {
+                let labels: HashSet<String> = content_labels(entry).collect();
+                let already: HashSet<u32> = hits.iter().map(|(item, _, _)| *item).collect();
+                let fill = self.trending_sharing(&table, &labels, depth - hits.len(), &|item| {
+                    accept(&table, item) && !already.contains(&item)
+                });
+                hits.extend(fill);
+            }
+            ((), hits)
+        });
         let table = self.items.read();
-        // Too few pairs yet (a new item): fill with the trending items that share a genre or
-        // tag with it.
-        if hits.len() < count
-            && let Some(entry) = table.catalogue(number)
-        {
-            let labels: HashSet<String> = content_labels(entry).collect();
-            let already: HashSet<u32> = hits.iter().map(|(item, _, _)| *item).collect();
-            let fill = self.trending_sharing(&table, &labels, count - hits.len(), &|item| {
-                item != number && !already.contains(&item)
-            });
-            hits.extend(fill);
-        }
-        let list: Vec<Recommendation> = hits
-            .into_iter()
-            .filter_map(|(item, score, sources)| to_recommendation(&table, item, score, sources))
-            .collect();
+        let list = self.finish(&table, hits, count, options, &|item| accept(&table, item));
         self.count_sources(&list);
         Some(list)
     }
@@ -438,8 +545,11 @@ impl QueryEngine {
             Vec::new()
         };
         let embedded = if user_vector.iter().any(|x| *x != 0.0) {
-            self.index
-                .search(&user_vector, model.embedding_candidates.max(count), accept)
+            self.index.search(
+                &user_vector,
+                model.embedding_candidates.max(count).max(PAGE_WINDOW),
+                accept,
+            )
         } else {
             Vec::new()
         };
@@ -544,21 +654,31 @@ impl QueryEngine {
     }
 
     /// The most popular items now, optionally within a genre.
-    pub fn trending(&self, count: usize, genre: Option<&str>) -> Vec<Recommendation> {
+    pub fn trending(
+        &self,
+        count: usize,
+        genre: Option<&str>,
+        options: &ListOptions,
+    ) -> Vec<Recommendation> {
         let trending = self.trending.current();
         let table = self.items.read();
-        trending
-            .iter()
-            .filter(|(item, _)| {
-                genre.is_none_or(|genre| {
+        let now = self.rules.clock().now_ms();
+        let accept = |item: u32| {
+            table.listable(item, now)
+                && genre.is_none_or(|genre| {
                     table
-                        .catalogue(*item)
+                        .catalogue(item)
                         .is_some_and(|entry| entry.has_genre(genre))
                 })
-            })
-            .filter_map(|(item, score)| to_recommendation(&table, *item, *score, Sources::TRENDING))
-            .take(count)
-            .collect()
+                && options.accepts(&table, item)
+        };
+        let ranked: Vec<(u32, f32, Sources)> = trending
+            .iter()
+            .filter(|(item, _)| accept(*item))
+            .take(options.depth(count).max(PAGE_WINDOW))
+            .map(|&(item, score)| (item, score, Sources::TRENDING))
+            .collect();
+        self.finish(&table, ranked, count, options, &accept)
     }
 
     /// A viewer's affinity with each of `items`: the inner product of the user's vector with

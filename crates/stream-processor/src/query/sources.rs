@@ -13,6 +13,10 @@ impl Sources {
     pub const CONTENT: Sources = Sources(4);
     /// The trending list (a fill, or the whole list of a user with nothing positive yet).
     pub const TRENDING: Sources = Sources(8);
+    /// A campaign raised its score.
+    pub const BOOST: Sources = Sources(16);
+    /// A campaign put it at its position.
+    pub const PIN: Sources = Sources(32);
 
     pub fn contains(self, other: Sources) -> bool {
         self.0 & other.0 == other.0 && other.0 != 0
@@ -23,13 +27,15 @@ impl Sources {
     }
 
     /// The names of the sources set, in a fixed order (`index`, `pairs`, `content`,
-    /// `trending`).
+    /// `trending`, `boost`, `pin`).
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         [
             (Sources::INDEX, "index"),
             (Sources::PAIRS, "pairs"),
             (Sources::CONTENT, "content"),
             (Sources::TRENDING, "trending"),
+            (Sources::BOOST, "boost"),
+            (Sources::PIN, "pin"),
         ]
         .into_iter()
         .filter(move |(source, _)| self.contains(*source))

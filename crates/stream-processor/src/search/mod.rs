@@ -57,12 +57,20 @@ const WRITER_BYTES: usize = 32_000_000;
 /// Most hits read beyond the asked count, so that the tiers can be re-ranked.
 const RERANK_MARGIN: usize = 30;
 
+/// How many times more hits a filtered search fetches.
+const FILTERED_FETCH: usize = 10;
+
 /// A search request, validated by the caller.
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
     pub text: String,
     pub count: usize,
     pub filters: Filters,
+    /// The moment the licence windows are read at (milliseconds since the epoch): an item
+    /// hidden, deleted or outside its window is not found.
+    pub now: i64,
+    /// A filter expression every item found passes.
+    pub filter: Option<crate::rules::Filter>,
 }
 
 /// One item found.
@@ -302,11 +310,19 @@ impl SearchIndex {
 
     /// Titles for autocomplete: the same rules as [`SearchIndex::search`] over titles only,
     /// without facets, ordered by popularity within a tier.
-    pub fn suggest(&self, text: &str, count: usize, items: &ItemTable) -> Result<Vec<Found>> {
+    pub fn suggest(
+        &self,
+        text: &str,
+        count: usize,
+        items: &ItemTable,
+        now: i64,
+    ) -> Result<Vec<Found>> {
         let request = SearchRequest {
             text: text.to_owned(),
             count,
             filters: Filters::default(),
+            now,
+            filter: None,
         };
         Ok(self.find(&request, Scope::Titles, items, &|_| None)?.items)
     }
@@ -325,7 +341,13 @@ impl SearchIndex {
         };
         let words = query::parse(&request.text);
         let searcher = self.inner.reader.searcher();
-        let fetch = request.count + RERANK_MARGIN;
+        // A filter drops hits after the text ranked them: fetch more to have enough left.
+        let fetch = (request.count + RERANK_MARGIN)
+            * if request.filter.is_some() {
+                FILTERED_FETCH
+            } else {
+                1
+            };
         let mut answer = Answer::default();
         let documents = searcher.num_docs().max(1) as f64;
         let title_share = |term: &tantivy::Term| {
@@ -371,7 +393,7 @@ impl SearchIndex {
                     self.collect(&searcher, &*build(&words, false), scope, fetch, &mut answer)?;
             }
         }
-        let mut found = self.resolve(&searcher, hits, items)?;
+        let mut found = self.resolve(&searcher, hits, items, request)?;
         let numbers: Vec<u32> = found.iter().map(|(item, _)| item.item).collect();
         let personal = if numbers.is_empty() {
             None
@@ -398,13 +420,15 @@ impl SearchIndex {
 }
 
 impl SearchIndex {
-    /// The catalogue entries of `hits` (those the item table still has), each with its
-    /// popularity: the order within a tier when no viewer is named.
+    /// The catalogue entries of `hits` (those the item table still has, listable at the
+    /// request's time and passing its filter), each with its popularity: the order within a
+    /// tier when no viewer is named.
     fn resolve(
         &self,
         searcher: &tantivy::Searcher,
         hits: Vec<(f32, DocAddress)>,
         items: &ItemTable,
+        request: &SearchRequest,
     ) -> Result<Vec<(Found, f32)>> {
         let mut numbers_of = Vec::with_capacity(searcher.segment_readers().len());
         for segment in searcher.segment_readers() {
@@ -429,6 +453,14 @@ impl SearchIndex {
                 else {
                     continue;
                 };
+                if !table.listable(number, request.now)
+                    || request
+                        .filter
+                        .as_ref()
+                        .is_some_and(|filter| !filter.accepts(item_id, Some(entry)))
+                {
+                    continue;
+                }
                 found.push((
                     Found {
                         item: number,
@@ -551,6 +583,16 @@ impl SearchWriter<'_> {
         }
         writing.fingerprint = writing.fingerprint.wrapping_add(item_hash(new, number));
         Ok(())
+    }
+
+    /// Removes the document of item `number`, whose catalogue entry was `old` (a deletion).
+    pub fn remove(&mut self, old: &Item, number: u32) {
+        let fields = &self.search.inner.fields;
+        self.writing
+            .writer
+            .delete_term(id_term(fields, &old.item_id));
+        let writing = &mut *self.writing;
+        writing.fingerprint = writing.fingerprint.wrapping_sub(item_hash(old, number));
     }
 
     /// Commits the changes and makes them searchable.

@@ -9,6 +9,7 @@ fn item(id: &str, title: &str) -> Item {
         genres: vec!["Drama".into()],
         year: Some(1999),
         tags: Vec::new(),
+        ..Item::default()
     }
 }
 
@@ -24,6 +25,8 @@ fn ids(search: &SearchIndex, items: &ItemTable, text: &str) -> Vec<String> {
         text: text.into(),
         count: 10,
         filters: Filters::default(),
+        now: 0,
+        filter: None,
     };
     let answer = search.search(&request, items, &|_| None).unwrap();
     answer

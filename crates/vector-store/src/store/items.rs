@@ -1,10 +1,13 @@
 //! Items' rows: stored states, co-occurrence lists, item numbers, the catalogue.
 
-use marquee_schemas::{Item, decode_record, encode_record};
+use marquee_schemas::{Item, decode_item, decode_record, encode_record};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 
 use super::StateStore;
-use super::keys::{CATALOGUE_CF, FACTOR_SCALES_KEY, ITEM_IDS_CF, ITEMS_CF, NEIGHBOURS_CF};
+use super::entries::EntryWrite;
+use super::keys::{
+    CATALOGUE_CF, FACTOR_SCALES_KEY, ITEM_IDS_CF, ITEMS_CF, NEIGHBOURS_CF, RULES_CF,
+};
 use crate::error::{Error, Result};
 use crate::neighbours::Neighbours;
 use crate::records::ItemState;
@@ -82,7 +85,7 @@ impl StateStore {
             .iterator_cf(self.cf_handle(CATALOGUE_CF), IteratorMode::Start)
         {
             let (key, value) = entry?;
-            let item = decode_record(&value).map_err(|source| Error::CorruptRecord {
+            let item = decode_item(&value).map_err(|source| Error::CorruptRecord {
                 column_family: CATALOGUE_CF,
                 key: String::from_utf8_lossy(&key).into_owned(),
                 source,
@@ -94,12 +97,51 @@ impl StateStore {
 
     /// One catalogue entry.
     pub fn catalogue_item(&self, item_id: &str) -> Result<Option<Item>> {
-        self.get_record(CATALOGUE_CF, item_id.as_bytes())
+        let Some(bytes) = self
+            .inner
+            .db
+            .get_pinned_cf(self.cf_handle(CATALOGUE_CF), item_id.as_bytes())?
+        else {
+            return Ok(None);
+        };
+        decode_item(&bytes)
+            .map(Some)
+            .map_err(|source| Error::CorruptRecord {
+                column_family: CATALOGUE_CF,
+                key: item_id.to_owned(),
+                source,
+            })
     }
 
-    /// Writes catalogue entries and their item numbers durably (synced) in one batch.
-    pub fn put_catalogue(&self, entries: &[(Item, u32)]) -> Result<()> {
+    /// Deletes the catalogue entry of `item_id` and applies `rules` (the deletion's record) in
+    /// one synced batch. The item's number, state and events stay.
+    pub fn delete_catalogue(&self, item_id: &str, rules: &[EntryWrite]) -> Result<()> {
         let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf_handle(CATALOGUE_CF), item_id.as_bytes());
+        let cf = self.cf_handle(RULES_CF);
+        for (key, value) in rules {
+            match value {
+                Some(value) => batch.put_cf(cf, key, value),
+                None => batch.delete_cf(cf, key),
+            }
+        }
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.inner.db.write_opt(batch, &sync)?;
+        Ok(())
+    }
+
+    /// Writes catalogue entries and their item numbers durably (synced) in one batch, with
+    /// `rules` (the upserted items' deletion records removed).
+    pub fn put_catalogue(&self, entries: &[(Item, u32)], rules: &[EntryWrite]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        let rules_cf = self.cf_handle(RULES_CF);
+        for (key, value) in rules {
+            match value {
+                Some(value) => batch.put_cf(rules_cf, key, value),
+                None => batch.delete_cf(rules_cf, key),
+            }
+        }
         for (item, number) in entries {
             let bytes = encode_record(item).map_err(|source| Error::Encode {
                 column_family: CATALOGUE_CF,

@@ -13,6 +13,9 @@ pub const OUTBOX_CF: &str = "outbox";
 /// Experiments and flags (their definitions) and what was attributed to them; the keys are the
 /// stream processor's (`marquee_stream_processor::experiments`), opaque here.
 pub const EXPERIMENTS_CF: &str = "experiments";
+/// The catalogue's rules: the property schema, saved filters, campaigns and deleted items; the
+/// keys are the stream processor's (`marquee_stream_processor::rules`), opaque here.
+pub const RULES_CF: &str = "rules";
 pub const ITEM_OFFSET_PREFIX: &[u8] = b"items";
 pub const CHANGE_OFFSET_KEY: &[u8] = b"changes";
 pub const SHIPPED_KEY: &[u8] = b"shipped";
@@ -49,7 +52,7 @@ pub fn dedup_key(user_id: &str, event_id: &str) -> Vec<u8> {
 }
 
 /// Every column family of the state, for figures summed over all of them.
-pub const ALL_CFS: [&str; 12] = [
+pub const ALL_CFS: [&str; 13] = [
     rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
     USERS_CF,
     SEEN_CF,
@@ -62,4 +65,5 @@ pub const ALL_CFS: [&str; 12] = [
     ERASED_CF,
     OUTBOX_CF,
     EXPERIMENTS_CF,
+    RULES_CF,
 ];

@@ -7,13 +7,15 @@
 //! | `seen` | user_id ‖ 0x00 ‖ item number (u32 BE) | [`SeenEntry`] of the interactions that left the user's history window (every interaction in states created before that layout: [`StateStore::seen_outside_history`]); batches add merge operands (interactions summed, the last weight and time kept) |
 //! | `items` | item number (u32 BE) | [`ItemState`]: item id, embedding, popularity; batches add [`ItemDelta`] merge operands |
 //! | `item_ids` | item_id | item number (u32 BE) |
-//! | `catalogue` | item_id | [`Item`] (title, genres, year, tags) |
+//! | `catalogue` | item_id | [`Item`] (title, genres, year, tags, licence window, hidden, properties; entries of the layout before windows and properties still decode) |
 //! | `dedup` | user_id ‖ 0x00 ‖ event_id | first application time (i64 BE, ms) |
 //! | `offsets` | partition (u32 BE) | next log offset to apply (u64 BE) |
 //! | `offsets` | `items` ‖ partition (u32 BE) | the partition's offset up to which the item table holds the events' item changes (u64 BE; absent: the next offset above) |
 //! | `offsets` | `changes` | next change-log offset to apply (u64 BE) |
 //! | `offsets` | `shipped` | the highest outbox sequence shipped (u64 BE) |
 //! | `outbox` | sequence (u64 BE) | [`ItemChanges`] of a batch, waiting to be shipped to the change log |
+//! | `experiments` | the stream processor's keys | experiments' and flags' definitions and attribution records |
+//! | `rules` | the stream processor's keys | the property schema, saved filters, campaigns, deleted items |
 //! | `erased` | keyed hash of an erased user_id (HMAC-SHA-256, 32 bytes) | erasure time (i64 BE, ms) |
 //! | `default` | `dimension` | floats of an item's stored vectors (u32 BE), fixed at creation |
 //! | `default` | `factor_scales` | the scales `σ` of the item vectors' factorisation (f32 LE each), written by each solve |
@@ -47,7 +49,7 @@ use rocksdb::{Cache, DB, WriteBatch, WriteOptions};
 use crate::error::{Error, Result};
 
 pub mod batch;
-mod experiments;
+mod entries;
 mod items;
 pub mod keys;
 mod offsets;
@@ -55,7 +57,7 @@ mod options;
 mod users;
 
 pub use batch::StateBatch;
-pub use experiments::ExperimentWrite;
+pub use entries::{EntryWrite, ExperimentWrite};
 use keys::{ALL_CFS, DEDUP_CF, DIMENSION_KEY, SEEN_CF, SEEN_LAYOUT_KEY, USERS_CF, user_prefix};
 use options::{base_options, descriptors};
 

@@ -110,5 +110,6 @@ pub(super) fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFami
         ColumnFamilyDescriptor::new(ERASED_CF, base_options(cache, false)),
         ColumnFamilyDescriptor::new(OUTBOX_CF, base_options(cache, false)),
         ColumnFamilyDescriptor::new(EXPERIMENTS_CF, base_options(cache, true)),
+        ColumnFamilyDescriptor::new(RULES_CF, base_options(cache, true)),
     ]
 }

@@ -1,27 +1,56 @@
-//! The `experiments` column family: bytes under keys that the stream processor's experiments
-//! module lays out (definitions, flags, attribution records). This layer stores them; it does
-//! not read them.
+//! The column families of bytes under keys that the stream processor lays out: `experiments`
+//! (experiments' and flags' definitions, attribution records) and `rules` (the property schema,
+//! saved filters, campaigns, deleted items). This layer stores them; it does not read them.
 
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::StateStore;
-use super::keys::EXPERIMENTS_CF;
+use super::keys::{EXPERIMENTS_CF, RULES_CF};
 use crate::error::Result;
 
-/// One write of [`StateStore::write_experiments`]: a value to put, or `None` to delete.
-pub type ExperimentWrite = (Vec<u8>, Option<Vec<u8>>);
+/// One write of an entry: a value to put, or `None` to delete.
+pub type EntryWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// The name the experiments' writes had first.
+pub type ExperimentWrite = EntryWrite;
 
 impl StateStore {
-    /// The values of `keys`, in the order asked (one `MultiGet`).
+    /// The values of `keys` of the `experiments` column family, in the order asked (one
+    /// `MultiGet`).
     pub fn experiment_values(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         self.multi_get(EXPERIMENTS_CF, keys)
     }
 
-    /// Every entry whose key starts with `prefix`, in key order.
+    /// Every entry of the `experiments` column family whose key starts with `prefix`.
     pub fn experiment_entries(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.entries(EXPERIMENTS_CF, prefix)
+    }
+
+    /// Puts and deletes `writes` in the `experiments` column family in one synced batch; with
+    /// `clear_prefix`, every key under it is deleted first.
+    pub fn write_experiments(
+        &self,
+        writes: &[EntryWrite],
+        clear_prefix: Option<&[u8]>,
+    ) -> Result<()> {
+        self.write_entries(EXPERIMENTS_CF, writes, clear_prefix)
+    }
+
+    /// Every entry of the `rules` column family whose key starts with `prefix`.
+    pub fn rule_entries(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.entries(RULES_CF, prefix)
+    }
+
+    /// Puts and deletes `writes` in the `rules` column family in one synced batch.
+    pub fn write_rules(&self, writes: &[EntryWrite]) -> Result<()> {
+        self.write_entries(RULES_CF, writes, None)
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn entries(&self, cf_name: &'static str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut entries = Vec::new();
         let iterator = self.inner.db.iterator_cf(
-            self.cf_handle(EXPERIMENTS_CF),
+            self.cf_handle(cf_name),
             IteratorMode::From(prefix, Direction::Forward),
         );
         for entry in iterator {
@@ -36,12 +65,13 @@ impl StateStore {
 
     /// Puts and deletes `writes` in one synced batch (an operator's change is durable when it
     /// is answered); with `clear_prefix`, every key under it is deleted first.
-    pub fn write_experiments(
+    fn write_entries(
         &self,
-        writes: &[ExperimentWrite],
+        cf_name: &'static str,
+        writes: &[EntryWrite],
         clear_prefix: Option<&[u8]>,
     ) -> Result<()> {
-        let cf = self.cf_handle(EXPERIMENTS_CF);
+        let cf = self.cf_handle(cf_name);
         let mut batch = WriteBatch::default();
         if let Some(prefix) = clear_prefix {
             let mut end = prefix.to_vec();
