@@ -45,6 +45,10 @@ pub struct EvalArgs {
     /// `marquee` rows; a variant without `config` is the configuration's ranking.
     #[arg(long)]
     variants: Option<PathBuf>,
+    /// At most this many items of one genre in each list of the `marquee` rows (the
+    /// `max_per_genre` parameter of the lists, 1 to 100).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
+    max_per_genre: Option<u16>,
 }
 
 /// The part of an experiment's definition `--variants` reads.
@@ -103,6 +107,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Some(path) => read_variants(path)?,
             None => Vec::new(),
         },
+        max_per_genre: args.max_per_genre.map(usize::from),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let results = marquee_eval::run(&options)?;

@@ -44,6 +44,7 @@ fn protocol_t_with(
         skip_baselines,
         progress: false,
         variants,
+        max_per_genre: None,
     })
     .expect("the evaluator runs")
 }

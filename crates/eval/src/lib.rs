@@ -131,6 +131,9 @@ pub struct EvalOptions {
     /// Named ranking settings to evaluate instead of the three `marquee` rows (an
     /// experiment's variants, checked offline before viewers see them).
     pub variants: Vec<(String, RankingSettings)>,
+    /// A per-genre limit on every list of the `marquee` rows (`max_per_genre`,
+    /// `docs/RULES.md`): what diversity costs in recall and gains in genres per list.
+    pub max_per_genre: Option<usize>,
     /// Show progress bars on standard error.
     pub progress: bool,
 }

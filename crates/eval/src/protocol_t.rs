@@ -83,6 +83,15 @@ pub(crate) fn recall_ndcg(list: &[u32], relevant: &HashSet<u32>) -> (f64, f64) {
     (hits as f64 / ideal_hits as f64, dcg / idcg)
 }
 
+/// The distinct genres of a list's items: how much of the catalogue's breadth it shows.
+pub(crate) fn genres_covered(catalogue: &[marquee_schemas::Item], list: &[u32]) -> usize {
+    list.iter()
+        .filter_map(|item| catalogue.get(*item as usize))
+        .flat_map(|item| item.genres.iter())
+        .collect::<HashSet<_>>()
+        .len()
+}
+
 pub(crate) fn run(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelResult>> {
     let split = split_t(data, options.validation);
     let split_name = if options.validation {
@@ -94,10 +103,12 @@ pub(crate) fn run(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelRes
     let report = |model: &str, lists: Vec<Vec<u32>>, seconds: f64| {
         let mut recall = 0.0;
         let mut ndcg = 0.0;
+        let mut genres = 0.0;
         for (list, (_, _, relevant)) in lists.iter().zip(&split.test_users) {
             let (r, n) = recall_ndcg(list, relevant);
             recall += r;
             ndcg += n;
+            genres += genres_covered(&data.catalogue, list) as f64;
         }
         let users = split.test_users.len().max(1) as f64;
         ModelResult {
@@ -108,6 +119,7 @@ pub(crate) fn run(data: &Prepared, options: &EvalOptions) -> Result<Vec<ModelRes
             metrics: vec![
                 ("recall@10".into(), recall / users),
                 ("ndcg@10".into(), ndcg / users),
+                ("genres@10".into(), genres / users),
             ],
             events: split.training.len(),
             users: split.test_users.len(),

@@ -34,6 +34,8 @@ pub struct System {
     numbers: HashMap<String, u32>,
     /// User id per evaluator user number.
     user_ids: HashMap<u32, String>,
+    /// The per-genre limit of every list.
+    max_per_genre: Option<usize>,
 }
 
 impl System {
@@ -48,6 +50,7 @@ impl System {
             .iter()
             .map(|rating| (rating.user, rating.event.user_id.clone()))
             .collect();
+        system.max_per_genre = options.max_per_genre;
         Ok(system)
     }
 
@@ -120,6 +123,7 @@ impl System {
             since_refresh: 0,
             numbers,
             user_ids: HashMap::new(),
+            max_per_genre: None,
         })
     }
 
@@ -167,7 +171,10 @@ impl System {
                 exclude_seen: true,
                 genre: None,
                 exclude: Vec::new(),
-                options: Default::default(),
+                options: marquee_stream_processor::ListOptions {
+                max_per_genre: self.max_per_genre,
+                ..Default::default()
+            },
             },
             settings,
         )?;

@@ -180,7 +180,8 @@ fn named_outside(
 }
 
 /// The page of `count` items of `list`: without what earlier pages showed, at most
-/// `max_per_genre` items of a genre.
+/// `max_per_genre` items of a genre while the ranking has such items (a page the limit would
+/// leave short ends with the items it passed over, in the ranking's order: a list stays full).
 pub(super) fn page(
     table: &Table,
     list: Vec<Entry>,
@@ -189,6 +190,7 @@ pub(super) fn page(
 ) -> Vec<Entry> {
     let mut per_genre: std::collections::HashMap<String, usize> = Default::default();
     let mut page = Vec::with_capacity(count);
+    let mut passed_over = Vec::new();
     for entry in list {
         if page.len() == count {
             break;
@@ -209,6 +211,7 @@ pub(super) fn page(
                 .iter()
                 .any(|genre| per_genre.get(genre).is_some_and(|n| *n >= limit))
             {
+                passed_over.push(entry);
                 continue;
             }
             for genre in genres {
@@ -217,5 +220,7 @@ pub(super) fn page(
         }
         page.push(entry);
     }
+    let missing = count - page.len();
+    page.extend(passed_over.into_iter().take(missing));
     page
 }
