@@ -24,7 +24,9 @@
 # histories of about 1 to 5,000 events. MARQUEE_BENCH_MOVIELENS=DIR loads a MovieLens release
 # instead (`marquee import movielens DIR`, through the same API; USERS, ITEMS and EVENTS are then
 # ignored) and draws the users uniformly from its own; the open-loop run is then skipped (it is
-# a target of the 1M-user state).
+# a target of the 1M-user state). MARQUEE_BENCH_QUERY=STRING is appended to every
+# recommendation URL (URL-encoded parameters, e.g. `&filter=year%20%3D%201990`);
+# MARQUEE_BENCH_OPEN_CONNECTIONS=0 skips the open-loop run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 users=${1:-1000000}
@@ -36,6 +38,7 @@ port=${MARQUEE_BENCH_PORT:-18480}
 max_history=${MARQUEE_BENCH_MAX_HISTORY:-0}
 base="http://127.0.0.1:$port"
 movielens=${MARQUEE_BENCH_MOVIELENS:-}
+extra_query=${MARQUEE_BENCH_QUERY:-}
 if [ -n "$movielens" ]; then
   # MovieLens user ids are 1..N, N the number of distinct users of ratings.csv.
   users=$(tail -n +2 "$movielens/ratings.csv" | cut -d, -f1 | sort -u | wc -l)
@@ -61,7 +64,7 @@ if [ "$hard_limit" != unlimited ] && [ "$hard_limit" -lt "$descriptors" ]; then
 fi
 ulimit -n "$descriptors"
 
-if [ -z "$movielens" ] && ! command -v oha >/dev/null 2>&1; then
+if [ -z "$movielens" ] && [ "$open_connections" != 0 ] && ! command -v oha >/dev/null 2>&1; then
   cargo install --locked oha
 fi
 if ! command -v wrk >/dev/null 2>&1; then
@@ -131,7 +134,7 @@ settled=$(date +%s.%N)
 cat >"$work/users.lua" <<LUA
 math.randomseed(7)
 request = function()
-  return wrk.format("GET", "/v1/users/$user_prefix" .. math.random($user_first, $users + $user_first - 1) .. "/recommendations?count=10")
+  return wrk.format("GET", "/v1/users/$user_prefix" .. math.random($user_first, $users + $user_first - 1) .. "/recommendations?count=10$extra_query")
 end
 LUA
 mkdir -p target/bench
@@ -141,12 +144,12 @@ mkdir -p target/bench
   echo "compactions settled $(echo "$settled - $loaded" | bc) s later (pending compaction bytes: $(pending_compaction))"
   # Measuring does not wait for the index: a rebuild may be under way (at a lower priority).
   echo "index at the start: $(curl -sf "$base/metrics" | awk '/^marquee_index_(items|side_set_items|rebuilds_total|graph_age_seconds) / { printf "%s %s  ", $1, $2 }')"
-  echo "== recommendations, $connections connections, ${seconds}s"
+  echo "== recommendations${extra_query:+ ($extra_query)}, $connections connections, ${seconds}s"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/users.lua" "$base"
   echo "== /healthz, $connections connections, ${seconds}s"
   wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz"
   echo "== node: RSS $(ps -o rss= -p "$node_pid" | xargs) KiB, data $(du -sh "$data" | cut -f1)"
-  if [ -z "$movielens" ]; then
+  if [ -z "$movielens" ] && [ "$open_connections" != 0 ]; then
   echo "== $open_connections open connections, $open_rate requests/s in an open loop, ${open_seconds}s"
   # Users drawn uniformly by oha's URL generator: the URL is a regular expression (so `.` and
   # `?` in classes), u1 .. u999999 for a million users.

@@ -465,7 +465,10 @@ async fn properties_saved_filters_and_request_parameters() {
     assert!(!ids.is_empty());
     for id in &ids {
         let k: usize = id[id.find("-m").unwrap() + 2..].parse().unwrap();
-        assert!(!k.is_multiple_of(2) || k.is_multiple_of(5), "{id} is not available in de");
+        assert!(
+            !k.is_multiple_of(2) || k.is_multiple_of(5),
+            "{id} is not available in de"
+        );
     }
     // A saved filter, named with @, composes with the rest.
     let (status, answer) = put(

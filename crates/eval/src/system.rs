@@ -172,9 +172,9 @@ impl System {
                 genre: None,
                 exclude: Vec::new(),
                 options: marquee_stream_processor::ListOptions {
-                max_per_genre: self.max_per_genre,
-                ..Default::default()
-            },
+                    max_per_genre: self.max_per_genre,
+                    ..Default::default()
+                },
             },
             settings,
         )?;

@@ -663,4 +663,37 @@ impl VectorIndex {
         scored.truncate(count);
         scored
     }
+
+    /// The `count` items of `members` with the largest inner product with `query` among those
+    /// `accept` takes, by exact scoring: the plan for a narrow filter, whose few matches a
+    /// graph walk would have to pass thousands of refused nodes to find.
+    pub fn search_among(
+        &self,
+        query: &[f32],
+        count: usize,
+        members: &[u32],
+        accept: impl Fn(&Table, u32) -> bool,
+    ) -> Vec<Scored> {
+        let query_norm = norm(query);
+        if count == 0 || query_norm == 0.0 || !query_norm.is_finite() {
+            return Vec::new();
+        }
+        let table = self.inner.items.read();
+        let mut scored: Vec<Scored> = members
+            .iter()
+            .copied()
+            .filter(|&item| table.id(item).is_some() && accept(&table, item))
+            .map(|item| Scored {
+                item,
+                score: dot(query, table.vector(item)),
+            })
+            .collect();
+        let order = |a: &Scored, b: &Scored| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item));
+        if scored.len() > count {
+            scored.select_nth_unstable_by(count - 1, order);
+            scored.truncate(count);
+        }
+        scored.sort_by(order);
+        scored
+    }
 }

@@ -75,6 +75,9 @@ pub struct Table {
     catalogue: Vec<Option<Arc<Item>>>,
     /// Per item, whether an operator deleted it: never listed again until its next upsert.
     deleted: Vec<bool>,
+    /// Moves with every change of what a filter can read: a catalogue entry set, an item
+    /// deleted, a new item numbered ([`Table::catalogue_version`]).
+    catalogue_version: u64,
     /// Per content label (genre or tag, see [`content_labels`]): the latest items catalogued
     /// with it before any positive event, newest last, at most [`COLD_ITEMS_PER_LABEL`].
     cold_by_label: HashMap<String, VecDeque<u32>>,
@@ -395,6 +398,7 @@ impl Table {
         }
         self.catalogue[number as usize] = Some(Arc::new(item));
         self.deleted[number as usize] = false;
+        self.catalogue_version += 1;
     }
 
     /// Deletes the catalogue entry of `number` and marks it deleted (`false`: an upsert brings
@@ -408,6 +412,13 @@ impl Table {
             }
         }
         self.deleted[number as usize] = deleted;
+        self.catalogue_version += 1;
+    }
+
+    /// A number that changes whenever a catalogue entry is set, an item is deleted or a new
+    /// item is numbered: what a cached filter's matches are valid for.
+    pub fn catalogue_version(&self) -> u64 {
+        self.catalogue_version
     }
 
     pub fn is_deleted(&self, number: u32) -> bool {
@@ -462,6 +473,7 @@ impl Table {
             self.catalogue.push(None);
             self.deleted.push(false);
         }
+        self.catalogue_version += 1;
         if self.ids[index].is_empty() {
             let id: Arc<str> = Arc::from(item_id);
             self.ids[index] = Arc::clone(&id);

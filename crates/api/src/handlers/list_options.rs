@@ -82,6 +82,7 @@ pub fn list_request(
             filter,
             shown: shown.iter().copied().collect(),
             max_per_genre,
+            matches: None,
         },
         scope,
         shown,

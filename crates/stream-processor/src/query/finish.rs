@@ -14,7 +14,7 @@ use marquee_vector_store::Table;
 
 use super::Sources;
 use crate::rules::paging::item_key;
-use crate::rules::{Action, Campaign, Filter};
+use crate::rules::{Action, Campaign, Filter, MatchSet};
 
 /// The depth every list's candidate pools are sized for at least, so that a ranking and its
 /// pages agree: 10 pages of 10 are one ranking of 100.
@@ -32,6 +32,8 @@ pub struct ListOptions {
     pub shown: HashSet<u32>,
     /// At most this many items of one genre (an item counts for each of its genres).
     pub max_per_genre: Option<usize>,
+    /// The filter's matches, which the query engine looks up before ranking.
+    pub matches: Option<Arc<MatchSet>>,
 }
 
 impl ListOptions {
@@ -47,6 +49,9 @@ impl ListOptions {
 
     /// Whether the filter (if any) accepts item `number` of `table`.
     pub fn accepts(&self, table: &Table, number: u32) -> bool {
+        if let Some(matches) = &self.matches {
+            return matches.contains(number);
+        }
         self.filter.as_ref().is_none_or(|filter| {
             filter.accepts(
                 table.id(number).map_or("", |id| id),

@@ -52,6 +52,10 @@ mod sources;
 pub use finish::ListOptions;
 use finish::{Entry, PAGE_WINDOW, apply_campaigns, page};
 
+/// Matches of a filter up to which its second pass scores them directly
+/// ([`VectorIndex::search_among`]) instead of walking the graph.
+const DIRECT_SCORING_MAX: usize = 5_000;
+
 use score::{blend, content_scores, pair_scores, share, tail_vector, top, with_reach, with_tail};
 pub use score::{user_vector, user_vector_from};
 pub use sources::{Ranking, Sources};
@@ -201,6 +205,15 @@ impl QueryEngine {
         &self.rules
     }
 
+    /// `options` with their filter's matches looked up ([`crate::rules::RuleSet::matches`]).
+    fn with_matches(&self, options: &ListOptions) -> ListOptions {
+        let mut options = options.clone();
+        if let Some(filter) = &options.filter {
+            options.matches = Some(self.rules.current().matches(filter, &self.items));
+        }
+        options
+    }
+
     /// Ranks to `depth` (at least [`PAGE_WINDOW`] for the candidate pools), then applies the
     /// campaigns in effect and cuts the page (see [`finish`]).
     fn finish(
@@ -281,7 +294,7 @@ impl QueryEngine {
         let excluded = self.excluded(query, user.as_ref())?;
         let genre = query.genre.as_deref();
         let now = self.rules.clock().now_ms();
-        let options = &query.options;
+        let options = &self.with_matches(&query.options);
         let base = |table: &Table, item: u32| {
             !excluded.contains(item)
                 && table.listable(item, now)
@@ -295,10 +308,14 @@ impl QueryEngine {
         let history = user
             .as_ref()
             .map_or(&[][..], |state| state.history.as_slice());
-        let (strategy, ranked) =
-            self.filtered(options, query.count, &base, &accept, |depth, accept| {
-                self.ranked_list(model, history, depth, accept, ranking, popular)
-            });
+        let parts = (!popular).then_some(ranking);
+        let (strategy, ranked) = self.filtered(
+            options,
+            query.count,
+            &base,
+            &accept,
+            |depth, accept, among| self.ranked_list(model, history, depth, accept, parts, among),
+        );
         let table = self.items.read();
         let list = self.finish(&table, ranked, query.count, options, &|item| {
             accept(&table, item)
@@ -313,29 +330,28 @@ impl QueryEngine {
 
     /// The ranking of a history to `depth` among the items `accept` takes: the parts' ranking,
     /// else (nothing ranked) trending items sharing the user's labels, filled from trending;
-    /// with `popular`, the trending list alone.
+    /// with no `ranking`, the trending list alone.
     fn ranked_list(
         &self,
         model: &ModelConfig,
         history: &[HistoryEntry],
         depth: usize,
         accept: &dyn Fn(&Table, u32) -> bool,
-        ranking: Ranking,
-        popular: bool,
+        ranking: Option<Ranking>,
+        among: Option<&[u32]>,
     ) -> (Strategy, Vec<(u32, f32, Sources)>) {
         let Ranked {
             items: mut ranked,
             behavioural,
-        } = if popular {
-            Ranked {
+        } = match ranking {
+            None => Ranked {
                 items: Vec::new(),
                 behavioural: false,
-            }
-        } else {
-            self.rank(model, history, depth, accept, ranking)
+            },
+            Some(ranking) => self.rank(model, history, depth, accept, ranking, among),
         };
         let table = self.items.read();
-        if ranked.is_empty() && !popular {
+        if ranked.is_empty() && ranking.is_some() {
             // The user's positive items have no pairs and no cold neighbours yet (new items):
             // trending items sharing their genres or tags come before the plain trending list.
             let labels: HashSet<String> = history
@@ -380,7 +396,11 @@ impl QueryEngine {
         count: usize,
         base: &dyn Fn(&Table, u32) -> bool,
         accept: &dyn Fn(&Table, u32) -> bool,
-        rank: impl Fn(usize, &dyn Fn(&Table, u32) -> bool) -> (T, Vec<(u32, f32, Sources)>),
+        rank: impl Fn(
+            usize,
+            &dyn Fn(&Table, u32) -> bool,
+            Option<&[u32]>,
+        ) -> (T, Vec<(u32, f32, Sources)>),
     ) -> (T, Vec<(u32, f32, Sources)>) {
         let mut depth = options.depth(count);
         // A campaign moves items from deeper in the ranking than a page.
@@ -392,16 +412,23 @@ impl QueryEngine {
             depth = depth.max(PAGE_WINDOW);
         }
         if options.filter.is_none() {
-            return rank(depth, base);
+            return rank(depth, base, None);
         }
-        let (first, mut ranked) = rank(depth.max(PAGE_WINDOW), base);
+        let (first, mut ranked) = rank(depth.max(PAGE_WINDOW), base, None);
         {
             let table = self.items.read();
             ranked.retain(|(item, _, _)| options.accepts(&table, *item));
         }
         if ranked.len() < depth {
             let present: HashSet<u32> = ranked.iter().map(|(item, _, _)| *item).collect();
-            let (_, more) = rank(depth, accept);
+            // A narrow filter's matches are scored directly rather than found by a graph walk
+            // past thousands of refused items.
+            let among = options
+                .matches
+                .as_ref()
+                .map(|matches| matches.members.as_slice())
+                .filter(|members| members.len() <= DIRECT_SCORING_MAX);
+            let (_, more) = rank(depth, accept, among);
             ranked.extend(
                 more.into_iter()
                     .filter(|(item, _, _)| !present.contains(item)),
@@ -461,6 +488,7 @@ impl QueryEngine {
         count: usize,
         options: &ListOptions,
     ) -> Option<Vec<Recommendation>> {
+        let options = &self.with_matches(options);
         let number = self.items.read().number(item_id)?;
         if self.items.read().is_deleted(number) {
             return None;
@@ -476,9 +504,9 @@ impl QueryEngine {
             weight: 1.0,
             timestamp: 0,
         }];
-        let ((), hits) = self.filtered(options, count, &base, &accept, |depth, accept| {
+        let ((), hits) = self.filtered(options, count, &base, &accept, |depth, accept, among| {
             let mut hits = self
-                .rank(&self.model, &history, depth, accept, Ranking::ALL)
+                .rank(&self.model, &history, depth, accept, Ranking::ALL, among)
                 .items;
             let table = self.items.read();
             // Too few pairs yet (a new item): fill with the trending items that share a genre
@@ -537,6 +565,7 @@ impl QueryEngine {
         count: usize,
         accept: &dyn Fn(&Table, u32) -> bool,
         ranking: Ranking,
+        among: Option<&[u32]>,
     ) -> Ranked {
         let use_index = ranking.index;
         let user_vector = if use_index {
@@ -545,11 +574,13 @@ impl QueryEngine {
             Vec::new()
         };
         let embedded = if user_vector.iter().any(|x| *x != 0.0) {
-            self.index.search(
-                &user_vector,
-                model.embedding_candidates.max(count).max(PAGE_WINDOW),
-                accept,
-            )
+            let wanted = model.embedding_candidates.max(count).max(PAGE_WINDOW);
+            match among {
+                Some(members) => self
+                    .index
+                    .search_among(&user_vector, wanted, members, accept),
+                None => self.index.search(&user_vector, wanted, accept),
+            }
         } else {
             Vec::new()
         };
@@ -660,6 +691,7 @@ impl QueryEngine {
         genre: Option<&str>,
         options: &ListOptions,
     ) -> Vec<Recommendation> {
+        let options = &self.with_matches(options);
         let trending = self.trending.current();
         let table = self.items.read();
         let now = self.rules.clock().now_ms();

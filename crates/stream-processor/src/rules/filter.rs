@@ -33,7 +33,11 @@ const MAX_DEPTH: usize = 32;
 
 /// A parsed filter expression. Cheap to clone.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Filter(Arc<Node>);
+pub struct Filter {
+    node: Arc<Node>,
+    /// The text and the request's values it was parsed with: what its matches are cached by.
+    key: Arc<str>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
@@ -109,13 +113,28 @@ impl Filter {
                 Some((at, token)) => Err((*at, format!("unexpected {}", token.describe()))),
             })
             .map_err(|(at, message)| position_error(field, at, message))?;
-        Ok(Filter(Arc::new(node)))
+        let mut key = text.to_owned();
+        for (name, value) in context.request {
+            key.push('\0');
+            key.push_str(name);
+            key.push('=');
+            key.push_str(value);
+        }
+        Ok(Filter {
+            node: Arc::new(node),
+            key: key.into(),
+        })
+    }
+
+    /// The text and request values it was parsed with.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// Whether the item whose catalogue entry is `entry` (`None`: not catalogued) and whose id
     /// is `item_id` passes.
     pub fn accepts(&self, item_id: &str, entry: Option<&Item>) -> bool {
-        evaluate(&self.0, item_id, entry)
+        evaluate(&self.node, item_id, entry)
     }
 }
 

@@ -53,6 +53,39 @@ pub struct SavedFilter {
     pub expression: String,
 }
 
+/// The items a filter accepts, computed with one pass over the item table and kept until the
+/// catalogue changes ([`marquee_vector_store::Table::catalogue_version`]): a request then
+/// checks a candidate with one bit, and a narrow filter's few matches can be scored directly.
+#[derive(Debug)]
+pub struct MatchSet {
+    version: u64,
+    bits: Vec<u64>,
+    /// The matching item numbers, ascending.
+    pub members: Vec<u32>,
+}
+
+impl MatchSet {
+    pub fn contains(&self, item: u32) -> bool {
+        self.bits
+            .get(item as usize / 64)
+            .is_some_and(|word| word & (1 << (item % 64)) != 0)
+    }
+}
+
+/// Filters' matches by [`Filter::key`]. A clone starts empty: a changed rule set (a schema or
+/// a saved filter changed) must not reuse the matches of the one before.
+#[derive(Debug, Default)]
+struct MatchCache(parking_lot::Mutex<std::collections::HashMap<String, Arc<MatchSet>>>);
+
+impl Clone for MatchCache {
+    fn clone(&self) -> MatchCache {
+        MatchCache::default()
+    }
+}
+
+/// Filters whose matches are kept at most; past it the cache starts again.
+const MAX_CACHED_FILTERS: usize = 256;
+
 /// Every rule, as one snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
@@ -66,6 +99,7 @@ pub struct RuleSet {
     /// The campaigns' filters, parsed (they cannot name a request's parameters: they are
     /// parsed once, not per request).
     campaign_filters: BTreeMap<String, Filter>,
+    matches: MatchCache,
 }
 
 impl RuleSet {
@@ -95,6 +129,40 @@ impl RuleSet {
             .filter(|campaign| campaign.active_at(now))
             .map(|campaign| (campaign.as_ref(), self.campaign_filters.get(&campaign.name)))
             .collect()
+    }
+
+    /// The items of `items` that `filter` accepts, from the cache while the catalogue has not
+    /// changed, else from one pass over the table.
+    pub fn matches(&self, filter: &Filter, items: &ItemTable) -> Arc<MatchSet> {
+        let version = items.read().catalogue_version();
+        if let Some(cached) = self.matches.0.lock().get(filter.key())
+            && cached.version == version
+        {
+            return Arc::clone(cached);
+        }
+        let set = {
+            let table = items.read();
+            let mut bits = vec![0u64; table.len().div_ceil(64)];
+            let mut members = Vec::new();
+            for number in table.numbers() {
+                let id = table.id(number).map_or("", |id| id);
+                if filter.accepts(id, table.catalogue(number).map(Arc::as_ref)) {
+                    bits[number as usize / 64] |= 1 << (number % 64);
+                    members.push(number);
+                }
+            }
+            Arc::new(MatchSet {
+                version: table.catalogue_version(),
+                bits,
+                members,
+            })
+        };
+        let mut cache = self.matches.0.lock();
+        if cache.len() >= MAX_CACHED_FILTERS {
+            cache.clear();
+        }
+        cache.insert(filter.key().to_owned(), Arc::clone(&set));
+        set
     }
 
     /// Whether any campaign is in effect at `now`.
