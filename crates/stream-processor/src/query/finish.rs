@@ -1,8 +1,8 @@
 //! What every list goes through after its ranking: the campaigns in effect (boosts, then pins),
 //! the items earlier pages showed taken out, the per-genre limit, the page cut.
 //!
-//! A list is ranked to a depth of the page plus what earlier pages showed (at least
-//! [`PAGE_WINDOW`], so the candidate pools are the same for every page of one ranking), the
+//! A list is ranked to a depth of the page plus what earlier pages showed (the candidate pools
+//! are the same for every depth up to 200, so each page is cut from the same ranking), the
 //! campaigns are applied to that whole ranking — a pin's position is a position in the ranking,
 //! not in a page — and only then are the shown items dropped: page `k` of an unchanged state is
 //! the ranking's items `k·count .. (k+1)·count`.
@@ -16,8 +16,7 @@ use super::Sources;
 use crate::rules::paging::item_key;
 use crate::rules::{Action, Campaign, Filter, MatchSet};
 
-/// The depth every list's candidate pools are sized for at least, so that a ranking and its
-/// pages agree: 10 pages of 10 are one ranking of 100.
+/// The depth a filter's first pass, a list under a campaign and trending rank to at least.
 pub const PAGE_WINDOW: usize = 100;
 /// How much deeper a list with a per-genre limit is ranked (and at least [`PAGE_WINDOW`]), to
 /// have items left to pick.

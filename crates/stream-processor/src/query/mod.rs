@@ -52,6 +52,16 @@ mod sources;
 pub use finish::ListOptions;
 use finish::{Entry, PAGE_WINDOW, apply_campaigns, page};
 
+/// Rankings to this depth share their candidate pools (the index's and the pairs' best), so
+/// a shallower ranking is a prefix of a deeper one: the pages of a list and a filter's first
+/// pass rest on it (`finish`). Deeper rankings widen the pools to their depth.
+const FIXED_POOL_DEPTH: usize = 200;
+
+/// What the candidate pools are widened to for a ranking of `depth`.
+fn pool_depth(depth: usize) -> usize {
+    if depth <= FIXED_POOL_DEPTH { 0 } else { depth }
+}
+
 /// Matches of a filter up to which its second pass scores them directly
 /// ([`VectorIndex::search_among`]) instead of walking the graph.
 const DIRECT_SCORING_MAX: usize = 5_000;
@@ -214,8 +224,7 @@ impl QueryEngine {
         options
     }
 
-    /// Ranks to `depth` (at least [`PAGE_WINDOW`] for the candidate pools), then applies the
-    /// campaigns in effect and cuts the page (see [`finish`]).
+    /// Applies the campaigns in effect to a ranking and cuts the page (see [`finish`]).
     fn finish(
         &self,
         table: &Table,
@@ -574,7 +583,7 @@ impl QueryEngine {
             Vec::new()
         };
         let embedded = if user_vector.iter().any(|x| *x != 0.0) {
-            let wanted = model.embedding_candidates.max(count).max(PAGE_WINDOW);
+            let wanted = model.embedding_candidates.max(pool_depth(count));
             match among {
                 Some(members) => self
                     .index
@@ -636,7 +645,7 @@ impl QueryEngine {
                 ranked,
                 &hits,
                 tail,
-                model.pair_candidates.max(count),
+                model.pair_candidates.max(pool_depth(count)),
             );
             embedded.clear();
         }
