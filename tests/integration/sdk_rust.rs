@@ -430,7 +430,7 @@ async fn typed_queries_and_catalogue_upserts() {
         title: Some(format!("Film {id}")),
         genres: vec![genre.into()],
         year: Some(1999),
-        tags: Vec::new(),
+        ..Item::default()
     };
     let items: Vec<Item> = (0..12)
         .map(|n| {
@@ -523,6 +523,51 @@ async fn typed_queries_and_catalogue_upserts() {
         assert_eq!(pick.genres, ["Comedy"], "{pick:?}");
         assert!(pick.item_id != "f1" && pick.item_id != "f3", "{pick:?}");
     }
+
+    // A filter, then the next page of the same ranking with no repeat; a deleted item leaves.
+    let first = client
+        .recommendations(
+            newcomer,
+            &RecommendationOptions::default()
+                .count(2)
+                .filter("genres HAS \"Drama\" AND NOT item_id IN [\"f0\"]"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2, "{first:?}");
+    assert!(first.items.iter().all(|item| item.genres == ["Drama"]));
+    let token = first.next_page_token.clone().expect("a next page");
+    let second = client
+        .recommendations(
+            newcomer,
+            &RecommendationOptions::default()
+                .count(2)
+                .filter("genres HAS \"Drama\" AND NOT item_id IN [\"f0\"]")
+                .page_token(token),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.items.len(), 2, "{second:?}");
+    for item in &second.items {
+        assert!(item.genres == ["Drama"] && item.item_id != "f0", "{item:?}");
+        assert!(
+            first
+                .items
+                .iter()
+                .all(|shown| shown.item_id != item.item_id)
+        );
+    }
+    let gone = &second.items[0].item_id;
+    client.delete_item(gone).await.unwrap();
+    let after = client
+        .recommendations(newcomer, &RecommendationOptions::default().count(20))
+        .await
+        .unwrap();
+    assert!(after.items.iter().all(|item| &item.item_id != gone));
+    assert!(matches!(
+        client.delete_item("no-such-item").await,
+        Err(marquee_client::Error::Api { status: 404, .. })
+    ));
 
     let similar = client.similar("f0", Some(3)).await.unwrap();
     assert!(!similar.is_empty() && similar.len() <= 3);

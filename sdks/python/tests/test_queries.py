@@ -64,6 +64,18 @@ def test_typed_queries_and_catalogue_upserts(server: Server) -> None:
         for pick in comedies.items:
             assert pick.genres == ["Comedy"]
             assert pick.item_id not in ("f1", "f3")
+        # A filter, then the next page of the same ranking with nothing shown again.
+        dramas = 'genres HAS "Drama" AND NOT item_id IN ["f0"]'
+        first = client.recommendations(newcomer, count=2, filter=dramas)
+        assert len(first.items) == 2 and first.next_page_token
+        second = client.recommendations(
+            newcomer, count=2, filter=dramas, page_token=first.next_page_token
+        )
+        shown = {item.item_id for item in first.items}
+        assert len(second.items) == 2
+        for item in second.items:
+            assert item.genres == ["Drama"] and item.item_id != "f0"
+            assert item.item_id not in shown
         similar = client.similar("f0", count=3)
         assert 0 < len(similar) <= 3 and all(item.item_id != "f0" for item in similar)
         trending = client.trending(count=4, genre="Drama")

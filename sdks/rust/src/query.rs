@@ -22,9 +22,13 @@ pub struct Recommendation {
     pub genres: Vec<String>,
     #[serde(default)]
     pub year: Option<i32>,
-    /// Where it came from: `index`, `pairs`, `content`, `trending` (one or more).
+    /// Where it came from: `index`, `pairs`, `content`, `trending`, and `boost` or `pin`
+    /// when a campaign moved it (one or more).
     #[serde(default)]
     pub sources: Vec<String>,
+    /// The campaign that boosted or pinned it.
+    #[serde(default)]
+    pub campaign: Option<String>,
 }
 
 /// The answer of [`Client::recommendations`].
@@ -44,6 +48,10 @@ pub struct Recommendations {
     #[serde(default)]
     pub flags: Vec<String>,
     pub items: Vec<Recommendation>,
+    /// Pass it as [`RecommendationOptions::page_token`] for the next page of the same ranking;
+    /// `None` once the ranking is spent.
+    #[serde(default)]
+    pub next_page_token: Option<String>,
 }
 
 /// Options of [`Client::recommendations`]; the defaults are the server's.
@@ -54,6 +62,17 @@ pub struct RecommendationOptions {
     pub exclude: Vec<String>,
     /// Whether items the user has interacted with are left out (the server's default: yes).
     pub exclude_seen: Option<bool>,
+    /// A filter expression (`docs/RULES.md`), e.g. `genres HAS "Comedy" AND year >= 1990`.
+    pub filter: Option<String>,
+    /// The viewer's region, device and maturity rating, for `$region`, `$device` and
+    /// `$maturity` in a filter.
+    pub region: Option<String>,
+    pub device: Option<String>,
+    pub maturity: Option<String>,
+    /// The previous answer's `next_page_token`.
+    pub page_token: Option<String>,
+    /// At most this many items of one genre.
+    pub max_per_genre: Option<usize>,
 }
 
 impl RecommendationOptions {
@@ -74,6 +93,36 @@ impl RecommendationOptions {
 
     pub fn exclude_seen(mut self, exclude_seen: bool) -> Self {
         self.exclude_seen = Some(exclude_seen);
+        self
+    }
+
+    pub fn filter(mut self, expression: impl Into<String>) -> Self {
+        self.filter = Some(expression.into());
+        self
+    }
+
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    pub fn device(mut self, device: impl Into<String>) -> Self {
+        self.device = Some(device.into());
+        self
+    }
+
+    pub fn maturity(mut self, maturity: impl Into<String>) -> Self {
+        self.maturity = Some(maturity.into());
+        self
+    }
+
+    pub fn page_token(mut self, token: impl Into<String>) -> Self {
+        self.page_token = Some(token.into());
+        self
+    }
+
+    pub fn max_per_genre(mut self, limit: usize) -> Self {
+        self.max_per_genre = Some(limit);
         self
     }
 }
@@ -97,6 +146,18 @@ pub struct Item {
     pub year: Option<i32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The licence window, in milliseconds since the epoch: listed from `available_from`
+    /// until before `available_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_from: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_until: Option<i64>,
+    /// Pulled from every list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    /// Custom properties, of the types the server's property schema declares.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub properties: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The answer of [`Client::upsert_items`]: how many were stored, and each refused item's
@@ -148,8 +209,39 @@ impl Client {
             if let Some(exclude_seen) = options.exclude_seen {
                 query.append_pair("exclude_seen", if exclude_seen { "true" } else { "false" });
             }
+            for (name, value) in [
+                ("filter", &options.filter),
+                ("region", &options.region),
+                ("device", &options.device),
+                ("maturity", &options.maturity),
+                ("page_token", &options.page_token),
+            ] {
+                if let Some(value) = value {
+                    query.append_pair(name, value);
+                }
+            }
+            if let Some(limit) = options.max_per_genre {
+                query.append_pair("max_per_genre", &limit.to_string());
+            }
         }
         self.get(url).await
+    }
+
+    /// `DELETE /v1/items/{item_id}` (an `admin` key): the item leaves every list, similar
+    /// items and search from the next request on; its events stay. An upsert brings it back.
+    pub async fn delete_item(&self, item_id: &str) -> Result<(), Error> {
+        let request = self.handle.http.delete(self.url(&["v1", "items", item_id]));
+        let (status, retry_after, text) = self.exchange(request).await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        let error = ApiErrorBody::parse(&text);
+        Err(Error::Api {
+            status: status.as_u16(),
+            code: error.code,
+            message: error.message,
+            retry_after,
+        })
     }
 
     /// `GET /v1/items/{item_id}/similar`: items most like this one.

@@ -145,8 +145,10 @@ export interface Recommendation {
   title?: string;
   genres?: string[];
   year?: number;
-  /** Where it came from: `index`, `pairs`, `content`, `trending` (one or more). */
+  /** Where it came from: `index`, `pairs`, `content`, `trending`, and `boost` or `pin` when a campaign moved it. */
   sources?: string[];
+  /** The campaign that boosted or pinned it. */
+  campaign?: string;
 }
 
 export interface Recommendations {
@@ -160,6 +162,8 @@ export interface Recommendations {
   /** The feature flags on for the user. */
   flags: string[];
   items: Recommendation[];
+  /** Pass it as `pageToken` for the next page of the same ranking; absent once it is spent. */
+  next_page_token?: string;
 }
 
 /** A variant of an experiment: a share of the users and, optionally, ranking settings. */
@@ -235,6 +239,16 @@ export interface RecommendationOptions {
   genre?: string;
   exclude?: string[];
   excludeSeen?: boolean;
+  /** A filter expression (docs/RULES.md), e.g. `genres HAS "Comedy" AND year >= 1990`. */
+  filter?: string;
+  /** The viewer's region, device and maturity rating, for `$region`, `$device`, `$maturity` in a filter. */
+  region?: string;
+  device?: string;
+  maturity?: string;
+  /** The previous answer's `next_page_token`. */
+  pageToken?: string;
+  /** At most this many items of one genre. */
+  maxPerGenre?: number;
 }
 
 export interface Item {
@@ -243,6 +257,13 @@ export interface Item {
   genres?: string[];
   year?: number;
   tags?: string[];
+  /** The licence window, in milliseconds since the epoch. */
+  available_from?: number;
+  available_until?: number;
+  /** Pulled from every list. */
+  hidden?: boolean;
+  /** Custom properties, of the types the server's property schema declares. */
+  properties?: Record<string, string | number | boolean | string[]>;
 }
 
 /** A catalogue item as `item()` returns it: with what the server knows of it. */
@@ -575,7 +596,18 @@ export class MarqueeClient {
     if (options.genre !== undefined) query.set("genre", options.genre);
     if (options.exclude?.length) query.set("exclude", options.exclude.join(","));
     if (options.excludeSeen !== undefined) query.set("exclude_seen", String(options.excludeSeen));
+    if (options.filter !== undefined) query.set("filter", options.filter);
+    if (options.region !== undefined) query.set("region", options.region);
+    if (options.device !== undefined) query.set("device", options.device);
+    if (options.maturity !== undefined) query.set("maturity", options.maturity);
+    if (options.pageToken !== undefined) query.set("page_token", options.pageToken);
+    if (options.maxPerGenre !== undefined) query.set("max_per_genre", String(options.maxPerGenre));
     return this.request("GET", ["v1", "users", userId, "recommendations"], query);
+  }
+
+  /** `DELETE /v1/items/{itemId}` (an `admin` key): the item leaves every list and search; its events stay. */
+  async deleteItem(itemId: string): Promise<void> {
+    await this.request<string>("DELETE", ["v1", "items", itemId], undefined, undefined, undefined, "text");
   }
 
   /** `GET /v1/items/{itemId}/similar`: items most like this one. */

@@ -4506,7 +4506,17 @@ var MarqueeClient = class {
     if (options.genre !== void 0) query2.set("genre", options.genre);
     if (options.exclude?.length) query2.set("exclude", options.exclude.join(","));
     if (options.excludeSeen !== void 0) query2.set("exclude_seen", String(options.excludeSeen));
+    if (options.filter !== void 0) query2.set("filter", options.filter);
+    if (options.region !== void 0) query2.set("region", options.region);
+    if (options.device !== void 0) query2.set("device", options.device);
+    if (options.maturity !== void 0) query2.set("maturity", options.maturity);
+    if (options.pageToken !== void 0) query2.set("page_token", options.pageToken);
+    if (options.maxPerGenre !== void 0) query2.set("max_per_genre", String(options.maxPerGenre));
     return this.request("GET", ["v1", "users", userId2, "recommendations"], query2);
+  }
+  /** `DELETE /v1/items/{itemId}` (an `admin` key): the item leaves every list and search; its events stay. */
+  async deleteItem(itemId) {
+    await this.request("DELETE", ["v1", "items", itemId], void 0, void 0, void 0, "text");
   }
   /** `GET /v1/items/{itemId}/similar`: items most like this one. */
   async similar(itemId, options = {}) {

@@ -308,9 +308,29 @@ class AsyncClient(EventHelpers):
         genre: Optional[str] = None,
         exclude: Optional[Iterable[str]] = None,
         exclude_seen: Optional[bool] = None,
+        filter: Optional[str] = None,
+        region: Optional[str] = None,
+        device: Optional[str] = None,
+        maturity: Optional[str] = None,
+        page_token: Optional[str] = None,
+        max_per_genre: Optional[int] = None,
     ) -> Recommendations:
         return await self._call(
-            queries.recommendations(user_id, count, genre, exclude, exclude_seen)
+            queries.recommendations(
+                user_id,
+                count,
+                genre,
+                exclude,
+                exclude_seen,
+                {
+                    "filter": filter,
+                    "region": region,
+                    "device": device,
+                    "maturity": maturity,
+                    "page_token": page_token,
+                    "max_per_genre": max_per_genre,
+                },
+            )
         )
 
     async def similar(self, item_id: str, *, count: Optional[int] = None) -> List[Recommendation]:

@@ -67,12 +67,21 @@ def recommendations(
     genre: Optional[str] = None,
     exclude: Optional[Iterable[str]] = None,
     exclude_seen: Optional[bool] = None,
+    list_options: Optional[Dict[str, Any]] = None,
 ) -> Call[Recommendations]:
+    """``list_options``: ``filter``, ``region``, ``device``, ``maturity``, ``page_token``,
+    ``max_per_genre`` (docs/RULES.md)."""
     excluded = ",".join(exclude) if exclude else None
     return Call(
         "GET",
         ("v1", "users", user_id, "recommendations"),
-        _params(count=count, genre=genre, exclude=excluded, exclude_seen=exclude_seen),
+        _params(
+            count=count,
+            genre=genre,
+            exclude=excluded,
+            exclude_seen=exclude_seen,
+            **(list_options or {}),
+        ),
         None,
         lambda text: Recommendations.from_json(_json(text)),
     )

@@ -275,9 +275,31 @@ class Client(EventHelpers):
         genre: Optional[str] = None,
         exclude: Optional[Iterable[str]] = None,
         exclude_seen: Optional[bool] = None,
+        filter: Optional[str] = None,
+        region: Optional[str] = None,
+        device: Optional[str] = None,
+        maturity: Optional[str] = None,
+        page_token: Optional[str] = None,
+        max_per_genre: Optional[int] = None,
     ) -> Recommendations:
         """``GET /v1/users/{user_id}/recommendations``: what this user should watch next."""
-        return self._call(queries.recommendations(user_id, count, genre, exclude, exclude_seen))
+        return self._call(
+            queries.recommendations(
+                user_id,
+                count,
+                genre,
+                exclude,
+                exclude_seen,
+                {
+                    "filter": filter,
+                    "region": region,
+                    "device": device,
+                    "maturity": maturity,
+                    "page_token": page_token,
+                    "max_per_genre": max_per_genre,
+                },
+            )
+        )
 
     def similar(self, item_id: str, *, count: Optional[int] = None) -> List[Recommendation]:
         """``GET /v1/items/{item_id}/similar``: items most like this one."""

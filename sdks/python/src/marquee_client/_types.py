@@ -29,8 +29,11 @@ class Recommendation:
     title: Optional[str] = None
     genres: List[str] = field(default_factory=list)
     year: Optional[int] = None
-    #: Where it came from: ``index``, ``pairs``, ``content``, ``trending`` (one or more).
+    #: Where it came from: ``index``, ``pairs``, ``content``, ``trending``, and ``boost`` or
+    #: ``pin`` when a campaign moved it (one or more).
     sources: List[str] = field(default_factory=list)
+    #: The campaign that boosted or pinned it.
+    campaign: Optional[str] = None
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> Recommendation:
@@ -41,6 +44,7 @@ class Recommendation:
             genres=list(data.get("genres") or []),
             year=data.get("year"),
             sources=list(data.get("sources") or []),
+            campaign=data.get("campaign"),
         )
 
 
@@ -57,6 +61,8 @@ class Recommendations:
     experiments: Dict[str, str] = field(default_factory=dict)
     #: The feature flags on for the user.
     flags: List[str] = field(default_factory=list)
+    #: Pass it as ``page_token=`` for the next page of the same ranking; ``None`` once spent.
+    next_page_token: Optional[str] = None
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> Recommendations:
@@ -67,6 +73,7 @@ class Recommendations:
             recommendation_id=data.get("recommendation_id", ""),
             experiments=dict(data.get("experiments", {})),
             flags=list(data.get("flags", [])),
+            next_page_token=data.get("next_page_token"),
         )
 
 
