@@ -24,6 +24,13 @@
 //! signal yet (unknown, or only negative events) gets the trending list (`popular`) through the
 //! same filters; a shorter list is filled from it too.
 //!
+//! Every list then follows the catalogue's rules (`docs/RULES.md`): a candidate must be listable
+//! at the request's time (not deleted, not hidden, inside its licence window) and pass the
+//! request's filter; `filtered` ranks under a filter (the unfiltered ranking with the refused
+//! items taken out, then the ranking among the filter's matches), `finish` applies the
+//! campaigns, the page token and the per-genre limit. Candidate pools are the same for every
+//! depth up to 200, so a shallower ranking is a prefix of a deeper one.
+//!
 //! Similar items use the same ranking with a history of the one item (the index searched with
 //! its source vector: what viewers watch after it); an item with too few
 //! pairs yet (a new one) is completed with trending items sharing a genre or tag with it.
@@ -45,6 +52,7 @@ use crate::strategy::Strategy;
 use crate::telemetry::Metrics;
 use crate::trending::Trending;
 
+mod filtered;
 mod finish;
 mod score;
 mod sources;
@@ -61,10 +69,6 @@ const FIXED_POOL_DEPTH: usize = 200;
 fn pool_depth(depth: usize) -> usize {
     if depth <= FIXED_POOL_DEPTH { 0 } else { depth }
 }
-
-/// Matches of a filter up to which its second pass scores them directly
-/// ([`VectorIndex::search_among`]) instead of walking the graph.
-const DIRECT_SCORING_MAX: usize = 5_000;
 
 use score::{blend, content_scores, pair_scores, share, tail_vector, top, with_reach, with_tail};
 pub use score::{user_vector, user_vector_from};
@@ -215,15 +219,6 @@ impl QueryEngine {
         &self.rules
     }
 
-    /// `options` with their filter's matches looked up ([`crate::rules::RuleSet::matches`]).
-    fn with_matches(&self, options: &ListOptions) -> ListOptions {
-        let mut options = options.clone();
-        if let Some(filter) = &options.filter {
-            options.matches = Some(self.rules.current().matches(filter, &self.items));
-        }
-        options
-    }
-
     /// Applies the campaigns in effect to a ranking and cuts the page (see [`finish`]).
     fn finish(
         &self,
@@ -335,115 +330,6 @@ impl QueryEngine {
             .inc();
         self.count_sources(&list);
         Ok((strategy, list))
-    }
-
-    /// The ranking of a history to `depth` among the items `accept` takes: the parts' ranking,
-    /// else (nothing ranked) trending items sharing the user's labels, filled from trending;
-    /// with no `ranking`, the trending list alone.
-    fn ranked_list(
-        &self,
-        model: &ModelConfig,
-        history: &[HistoryEntry],
-        depth: usize,
-        accept: &dyn Fn(&Table, u32) -> bool,
-        ranking: Option<Ranking>,
-        among: Option<&[u32]>,
-    ) -> (Strategy, Vec<(u32, f32, Sources)>) {
-        let Ranked {
-            items: mut ranked,
-            behavioural,
-        } = match ranking {
-            None => Ranked {
-                items: Vec::new(),
-                behavioural: false,
-            },
-            Some(ranking) => self.rank(model, history, depth, accept, ranking, among),
-        };
-        let table = self.items.read();
-        if ranked.is_empty() && ranking.is_some() {
-            // The user's positive items have no pairs and no cold neighbours yet (new items):
-            // trending items sharing their genres or tags come before the plain trending list.
-            let labels: HashSet<String> = history
-                .iter()
-                .rev()
-                .filter(|past| past.weight > 0.0)
-                .take(model.content_history)
-                .filter_map(|past| table.catalogue(past.item))
-                .flat_map(|entry| content_labels(entry))
-                .collect();
-            ranked = self.trending_sharing(&table, &labels, depth, &|item| accept(&table, item));
-        }
-        let strategy = if ranked.is_empty() {
-            Strategy::Popular
-        } else if behavioural {
-            Strategy::Personalised
-        } else {
-            Strategy::ColdStart
-        };
-        if ranked.len() < depth {
-            let already: HashSet<u32> = ranked.iter().map(|(item, _, _)| *item).collect();
-            let trending = self.trending.current();
-            ranked.extend(
-                trending
-                    .iter()
-                    .filter(|(item, _)| !already.contains(item) && accept(&table, *item))
-                    .take(depth - ranked.len())
-                    .map(|&(item, score)| (item, score, Sources::TRENDING)),
-            );
-        }
-        (strategy, ranked)
-    }
-
-    /// A ranking to the depth `options` ask for a page of `count`, under their filter: the
-    /// unfiltered ranking (`base`) to at least [`PAGE_WINDOW`] with the items the filter
-    /// refuses taken out — so a filter never changes the order of what it keeps — then, if
-    /// that leaves too few (a narrow filter), the ranking among the filtered items (`accept`:
-    /// the candidate sources searched for them) after it.
-    fn filtered<T>(
-        &self,
-        options: &ListOptions,
-        count: usize,
-        base: &dyn Fn(&Table, u32) -> bool,
-        accept: &dyn Fn(&Table, u32) -> bool,
-        rank: impl Fn(
-            usize,
-            &dyn Fn(&Table, u32) -> bool,
-            Option<&[u32]>,
-        ) -> (T, Vec<(u32, f32, Sources)>),
-    ) -> (T, Vec<(u32, f32, Sources)>) {
-        let mut depth = options.depth(count);
-        // A campaign moves items from deeper in the ranking than a page.
-        if self
-            .rules
-            .current()
-            .has_active_campaigns(self.rules.clock().now_ms())
-        {
-            depth = depth.max(PAGE_WINDOW);
-        }
-        if options.filter.is_none() {
-            return rank(depth, base, None);
-        }
-        let (first, mut ranked) = rank(depth.max(PAGE_WINDOW), base, None);
-        {
-            let table = self.items.read();
-            ranked.retain(|(item, _, _)| options.accepts(&table, *item));
-        }
-        if ranked.len() < depth {
-            let present: HashSet<u32> = ranked.iter().map(|(item, _, _)| *item).collect();
-            // A narrow filter's matches are scored directly rather than found by a graph walk
-            // past thousands of refused items.
-            let among = options
-                .matches
-                .as_ref()
-                .map(|matches| matches.members.as_slice())
-                .filter(|members| members.len() <= DIRECT_SCORING_MAX);
-            let (_, more) = rank(depth, accept, among);
-            ranked.extend(
-                more.into_iter()
-                    .filter(|(item, _, _)| !present.contains(item)),
-            );
-        }
-        (first, ranked)
     }
 
     /// The items a user's list leaves out, as a set of item numbers: what the user interacted
