@@ -26,17 +26,7 @@ const EVENT_FIELDS: [&str; 10] = [
     "position",
     "positions",
 ];
-const ITEM_FIELDS: [&str; 9] = [
-    "item_id",
-    "title",
-    "genres",
-    "year",
-    "tags",
-    "available_from",
-    "available_until",
-    "hidden",
-    "properties",
-];
+const ITEM_FIELDS: [&str; 9] = crate::item::BUILT_IN_FIELDS;
 
 /// Most elements one request body may carry.
 pub const MAX_ELEMENTS_PER_BODY: usize = 10_000;

@@ -272,6 +272,8 @@ export interface ItemDetails extends Item {
   event_count: number;
   /** Whether it was upserted (an item seen only in events is not). */
   in_catalogue: boolean;
+  /** Whether lists may hold it now: not hidden, inside its licence window. */
+  available: boolean;
 }
 
 /** The processor's state, as `processor()` returns it. */

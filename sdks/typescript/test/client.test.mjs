@@ -259,6 +259,8 @@ test("typed queries and catalogue upserts", async () => {
       tags: undefined,
       event_count: undefined,
       in_catalogue: undefined,
+      hidden: false,
+      available: true,
     });
     assert.equal(details.in_catalogue, true);
 
@@ -306,6 +308,21 @@ test("typed queries and catalogue upserts", async () => {
     const trending = await client.trending({ count: 4, genre: "Drama" });
     assert.equal(trending.length, 4);
     assert.ok(trending.every((item) => item.genres[0] === "Drama"));
+    // A filter, then the next page of the same ranking; a deleted item leaves the lists.
+    const dramas = 'genres HAS "Drama"';
+    const first = await client.recommendations("nobody-yet", { count: 2, filter: dramas });
+    assert.equal(first.items.length, 2);
+    assert.ok(first.items.every((item) => item.genres[0] === "Drama"));
+    const second = await client.recommendations("nobody-yet", { count: 2, filter: dramas, pageToken: first.next_page_token });
+    assert.equal(second.items.length, 2);
+    for (const item of second.items) {
+      assert.equal(item.genres[0], "Drama");
+      assert.ok(first.items.every((shown) => shown.item_id !== item.item_id));
+    }
+    await client.deleteItem(second.items[0].item_id);
+    const after = await client.trending({ count: 20 });
+    assert.ok(after.every((item) => item.item_id !== second.items[0].item_id));
+    await assert.rejects(client.deleteItem("no-such-item"), (error) => error.status === 404);
 
     const found = await client.search("filmm f7", { genre: "comedy", yearFrom: 1990 });
     assert.equal(found.items[0].item_id, "f7");

@@ -14,6 +14,20 @@ pub type EntryWrite = (Vec<u8>, Option<Vec<u8>>);
 /// The name the experiments' writes had first.
 pub type ExperimentWrite = EntryWrite;
 
+/// Adds `writes` (puts, and deletes for `None`) to `batch` in the column family `cf`.
+pub(super) fn add_writes(
+    batch: &mut WriteBatch,
+    cf: &rocksdb::ColumnFamily,
+    writes: &[EntryWrite],
+) {
+    for (key, value) in writes {
+        match value {
+            Some(value) => batch.put_cf(cf, key, value),
+            None => batch.delete_cf(cf, key),
+        }
+    }
+}
+
 impl StateStore {
     /// The values of `keys` of the `experiments` column family, in the order asked (one
     /// `MultiGet`).
@@ -88,12 +102,7 @@ impl StateStore {
                 batch.delete_range_cf(cf, prefix, &end[..]);
             }
         }
-        for (key, value) in writes {
-            match value {
-                Some(value) => batch.put_cf(cf, key, value),
-                None => batch.delete_cf(cf, key),
-            }
-        }
+        add_writes(&mut batch, cf, writes);
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         self.inner.db.write_opt(batch, &sync)?;

@@ -4,7 +4,7 @@ use marquee_schemas::{Item, decode_item, decode_record, encode_record};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 
 use super::StateStore;
-use super::entries::EntryWrite;
+use super::entries::{EntryWrite, add_writes};
 use super::keys::{
     CATALOGUE_CF, FACTOR_SCALES_KEY, ITEM_IDS_CF, ITEMS_CF, NEIGHBOURS_CF, RULES_CF,
 };
@@ -118,13 +118,7 @@ impl StateStore {
     pub fn delete_catalogue(&self, item_id: &str, rules: &[EntryWrite]) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.delete_cf(self.cf_handle(CATALOGUE_CF), item_id.as_bytes());
-        let cf = self.cf_handle(RULES_CF);
-        for (key, value) in rules {
-            match value {
-                Some(value) => batch.put_cf(cf, key, value),
-                None => batch.delete_cf(cf, key),
-            }
-        }
+        add_writes(&mut batch, self.cf_handle(RULES_CF), rules);
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         self.inner.db.write_opt(batch, &sync)?;
@@ -135,13 +129,7 @@ impl StateStore {
     /// `rules` (the upserted items' deletion records removed).
     pub fn put_catalogue(&self, entries: &[(Item, u32)], rules: &[EntryWrite]) -> Result<()> {
         let mut batch = WriteBatch::default();
-        let rules_cf = self.cf_handle(RULES_CF);
-        for (key, value) in rules {
-            match value {
-                Some(value) => batch.put_cf(rules_cf, key, value),
-                None => batch.delete_cf(rules_cf, key),
-            }
-        }
+        add_writes(&mut batch, self.cf_handle(RULES_CF), rules);
         for (item, number) in entries {
             let bytes = encode_record(item).map_err(|source| Error::Encode {
                 column_family: CATALOGUE_CF,
