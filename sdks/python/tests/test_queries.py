@@ -76,6 +76,12 @@ def test_typed_queries_and_catalogue_upserts(server: Server) -> None:
         for item in second.items:
             assert item.genres == ["Drama"] and item.item_id != "f0"
             assert item.item_id not in shown
+        client.delete_item(second.items[0].item_id)
+        after = client.trending(count=20)
+        assert all(item.item_id != second.items[0].item_id for item in after)
+        with pytest.raises(MarqueeError) as refused:
+            client.delete_item("no-such-item")
+        assert refused.value.status == 404
         similar = client.similar("f0", count=3)
         assert 0 < len(similar) <= 3 and all(item.item_id != "f0" for item in similar)
         trending = client.trending(count=4, genre="Drama")

@@ -368,6 +368,9 @@ class AsyncClient(EventHelpers):
     async def export_user(self, user_id: str) -> Dict[str, Any]:
         return await self._call(queries.export_user(user_id))
 
+    async def delete_item(self, item_id: str) -> None:
+        await self._call(queries.delete_item(item_id))
+
     async def erase_user(self, user_id: str) -> Dict[str, Any]:
         return await self._call(queries.erase_user(user_id))
 

@@ -161,6 +161,10 @@ def export_user(user_id: str) -> Call[Dict[str, Any]]:
     return Call("GET", ("v1", "users", user_id, "export"), {}, None, _object)
 
 
+def delete_item(item_id: str) -> Call[None]:
+    return Call("DELETE", ("v1", "items", item_id), {}, None, lambda _text: None)
+
+
 def erase_user(user_id: str) -> Call[Dict[str, Any]]:
     return Call("DELETE", ("v1", "users", user_id), {}, None, _object)
 

@@ -345,6 +345,11 @@ class Client(EventHelpers):
         """``GET /v1/users/{user_id}/export``: everything stored about the user (``admin``)."""
         return self._call(queries.export_user(user_id))
 
+    def delete_item(self, item_id: str) -> None:
+        """``DELETE /v1/items/{item_id}``: the item leaves every list and search (``admin``);
+        its events stay, and an upsert brings it back."""
+        self._call(queries.delete_item(item_id))
+
     def erase_user(self, user_id: str) -> Dict[str, Any]:
         """``DELETE /v1/users/{user_id}``: erases the user, once durable (``admin``)."""
         return self._call(queries.erase_user(user_id))
