@@ -490,6 +490,24 @@ async fn properties_saved_filters_and_request_parameters() {
         assert_eq!(item["genres"][0], "Genre0", "{item}");
         assert!(item["year"].as_i64().unwrap() >= 1990, "{item}");
     }
+    // Search takes the same filters.
+    let (status, answer) = get_json(&filter_url(
+        &base,
+        "/v1/search",
+        "@family",
+        "&q=picture&count=20&region=de",
+    ))
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(!item_ids(&answer).is_empty(), "{answer}");
+    for id in item_ids(&answer) {
+        let k: usize = id[id.find("-m").unwrap() + 2..].parse().unwrap();
+        assert!(id.starts_with("g0-"), "{id} is not a kids' item");
+        assert!(
+            !k.is_multiple_of(2) || k.is_multiple_of(5),
+            "{id} is not available in de"
+        );
+    }
     // Mistakes say where.
     for (filter, extra, expected) in [
         (
