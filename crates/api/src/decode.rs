@@ -132,7 +132,7 @@ pub fn json_body(
         });
     }
     let body = read_body(body, limit)?;
-    serde_json::from_slice(&body).map_err(|error| {
+    marquee_schemas::json::strict::from_slice(&body).map_err(|error| {
         ApiError::bad_request("malformed_json", format!("body: malformed JSON: {error}"))
     })
 }

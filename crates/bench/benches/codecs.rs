@@ -35,8 +35,17 @@ fn codecs(c: &mut Criterion) {
         .iter()
         .map(|event| encode_record(event).expect("encodes"))
         .collect();
+    let body = serde_json::to_vec(&json).expect("a body serialises");
     let mut group = c.benchmark_group("event");
     group.throughput(Throughput::Elements(events.len() as u64));
+    // The ingest path parses bodies with the strict parser (duplicate keys refused); beside
+    // it, serde_json's own `Value`, what it replaced.
+    group.bench_function("parse body, strict (1,000)", |b| {
+        b.iter(|| black_box(marquee_schemas::json::strict::from_slice(&body).unwrap()));
+    });
+    group.bench_function("parse body, serde_json Value (1,000)", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<Value>(&body).unwrap()));
+    });
     group.bench_function("from JSON, validated (1,000)", |b| {
         b.iter(|| {
             for value in &json {

@@ -3,7 +3,10 @@
 //! serde's derived decoders stop at the first problem with a message that often lacks the field
 //! name; a client posting a batch needs to know which field of which event was wrong. These
 //! decoders check every field by hand, refuse unknown fields, and return a [`FieldError`] that
-//! names the field. The result is then validated with the schema rules.
+//! names the field. The result is then validated with the schema rules. Bodies are parsed by
+//! [`strict`], which refuses an object naming a key twice.
+
+pub mod strict;
 
 use std::collections::BTreeMap;
 
@@ -57,11 +60,10 @@ pub enum BodyError {
 pub fn body_elements(format: BodyFormat, body: &[u8]) -> Result<Vec<Element>, BodyError> {
     let elements: Vec<Element> = match format {
         BodyFormat::Json => {
-            let value: Value =
-                serde_json::from_slice(body).map_err(|error| BodyError::Malformed {
-                    code: "malformed_json",
-                    message: format!("body: malformed JSON: {error}"),
-                })?;
+            let value: Value = strict::from_slice(body).map_err(|error| BodyError::Malformed {
+                code: "malformed_json",
+                message: format!("body: malformed JSON: {error}"),
+            })?;
             match value {
                 Value::Array(values) => values.into_iter().map(Ok).collect(),
                 Value::Object(_) => vec![Ok(value)],
@@ -81,7 +83,7 @@ pub fn body_elements(format: BodyFormat, body: &[u8]) -> Result<Vec<Element>, Bo
             text.lines()
                 .filter(|line| !line.trim().is_empty())
                 .map(|line| {
-                    serde_json::from_str::<Value>(line).map_err(|error| {
+                    strict::from_str(line).map_err(|error| {
                         FieldError::new("line", format!("malformed JSON: {error}"))
                     })
                 })
