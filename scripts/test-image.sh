@@ -91,11 +91,17 @@ fail() {
   exit 1
 }
 
+# Auth is on by default: an admin key, made by the image itself in the volume.
+key=$("${podman[@]}" run --rm -v "$volume:/data" "$tag" keys create --scope admin --name image-test \
+  2>>"$work/run.err") || fail "marquee keys create failed: $(cat "$work/run.err")"
+auth=(-H "authorization: Bearer $key")
 run "marquee-test-$$"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/trending")" = 401 ] ||
+  fail "a request without a key was not refused"
 # The image's own health check (its HEALTHCHECK command, run inside the container).
 "${podman[@]}" healthcheck run "marquee-test-$$" 2>>"$work/run.err" || fail "the health check failed on a ready node"
-# Listening on loopback, auth is off by default; a catalogue, then events.
-curl -sf -XPOST "$base/v1/items" -H 'content-type: application/json' -d '[
+# A catalogue, then events.
+curl -sf -XPOST "$base/v1/items" "${auth[@]}" -H 'content-type: application/json' -d '[
   {"item_id": "m1", "title": "One", "genres": ["Drama"]},
   {"item_id": "m2", "title": "Two", "genres": ["Drama"]},
   {"item_id": "m3", "title": "Three", "genres": ["Drama"]}]' >/dev/null ||
@@ -106,11 +112,11 @@ for user in $(seq 1 20); do
   events+="{\"user_id\": \"v$user\", \"item_id\": \"m2\", \"kind\": \"like\", \"timestamp\": $((1700000000001 + user * 10))},"
 done
 events+='{"user_id": "viewer", "item_id": "m1", "kind": "rating", "value": 5.0, "timestamp": 1700000001000}]'
-[ "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/v1/events" \
+[ "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/v1/events" "${auth[@]}" \
   -H 'content-type: application/json' -d "$events")" = 202 ] || fail "the events were not accepted"
 listed=""
 for _ in $(seq 1 50); do
-  listed=$(curl -sf "$base/v1/users/viewer/recommendations?count=5" | grep -o '"item_id":"[^"]*"' | head -1 || true)
+  listed=$(curl -sf "${auth[@]}" "$base/v1/users/viewer/recommendations?count=5" | grep -o '"item_id":"[^"]*"' | head -1 || true)
   [ "$listed" = '"item_id":"m2"' ] && break
   sleep 0.1
 done
@@ -125,7 +131,7 @@ echo "test-image: stopped on SIGTERM with exit code 0"
 
 # A new container on the same volume has the state.
 run "marquee-test-$$-again"
-export_body=$(curl -sf "$base/v1/users/viewer") || fail "viewer unknown after the restart"
+export_body=$(curl -sf "${auth[@]}" "$base/v1/users/viewer") || fail "viewer unknown after the restart"
 echo "$export_body" | grep -q '"event_count":1' || fail "viewer's state after the restart: $export_body"
 "${podman[@]}" stop -t 30 "marquee-test-$$-again" >/dev/null 2>>"$work/run.err"
 echo "test-image: the state kept in the volume across containers"

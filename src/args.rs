@@ -33,9 +33,13 @@ pub struct NodeArgs {
     /// (with --log fluvio) [default: all].
     #[arg(long, env = "MARQUEE_OWNED_PARTITIONS")]
     pub owned_partitions: Option<String>,
-    /// API keys: `auto` needs them unless listening on loopback [default: auto].
+    /// API keys: `on`, `off`, or `auto` (off when listening on loopback only) [default: on;
+    /// `marquee demo`: off].
     #[arg(long, env = "MARQUEE_AUTH", value_enum)]
     pub auth: Option<AuthArg>,
+    /// List only catalogued items (`false`: every item the events name) [default: true].
+    #[arg(long, env = "MARQUEE_CATALOGUE_ONLY", value_name = "BOOL")]
+    pub catalogue_only: Option<bool>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "MARQUEE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -132,6 +136,7 @@ impl NodeArgs {
                 AuthArg::On => AuthMode::On,
                 AuthArg::Off => AuthMode::Off,
             }),
+            catalogue_only: self.catalogue_only,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
                     cert: cert.clone(),

@@ -70,7 +70,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Take an online, consistent backup of a running node into DIR (on the node's machine).
     Backup {
-        /// A new (absent or empty) directory.
+        /// A new (absent or empty) directory inside the node's `backup_root`: a name such as
+        /// `2026-12-07`, or an absolute path under it.
         dir: PathBuf,
         #[command(flatten)]
         node: NodeUrl,
@@ -170,8 +171,17 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// What the process creates (data files, backups, exports) is its owner's only: 0600 files,
+/// 0700 directories, whatever the shell's umask (RocksDB and tantivy create files with 0644
+/// masked by it).
+fn private_files() {
+    #[cfg(target_os = "linux")]
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+}
+
 fn main() -> Result<()> {
     disable_transparent_huge_pages();
+    private_files();
     let cli = Cli::parse();
     let telemetry = logging::init(cli.log_format, cli.otlp_endpoint.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

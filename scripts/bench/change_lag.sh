@@ -38,7 +38,7 @@ partitions = "${owned[$node]}"
 changes_topic = "$topic-changes"
 peers = [{ address = "http://127.0.0.1:${ports[$other]}", partitions = "${owned[$other]}" }]
 EOF
-  "$bin" serve --config "$data/node$node.toml" --data-dir "$data/node$node" \
+  "$bin" serve --auth off --config "$data/node$node.toml" --data-dir "$data/node$node" \
     --listen "127.0.0.1:${ports[$node]}" --log fluvio --fluvio-endpoint "$endpoint" \
     --fluvio-topic "$topic" --partitions 4 > "$data/node$node.log" 2>&1 &
   pids+=($!)

@@ -24,7 +24,7 @@ with open(path, "w") as out:
                               "item_id": f"m{(n * 7) % 3000}", "kind": "watch", "value": 0.5,
                               "timestamp": 1_700_000_000_000 + n}) + "\n")
 PY
-MARQUEE_LOG=warn "$marquee" serve --data-dir "$work/data" --listen "127.0.0.1:$port" >/dev/null &
+MARQUEE_LOG=warn "$marquee" serve --auth off --data-dir "$work/data" --listen "127.0.0.1:$port" >/dev/null &
 node=$!
 for _ in $(seq 1 600); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 for batch in 500 5000 500 5000; do

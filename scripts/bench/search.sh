@@ -42,7 +42,7 @@ mkdir -p target/bench
   "$target_dir/debug/search_cost" --items "$items" --queries 5000 --write-queries "$work/queries"
 } | tee target/bench/search.txt
 
-"$marquee" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --log-format json \
+"$marquee" serve --auth off --data-dir "$work/data" --listen "127.0.0.1:$port" --log-format json \
   2>"$work/node.log" &
 node_pid=$!
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.2; done
@@ -81,7 +81,7 @@ lua "$work/queries/suggest.txt" "/v1/search/suggest?q=" >"$work/suggest.lua"
 kill "$node_pid"
 wait "$node_pid" 2>/dev/null || true
 rm -rf "$work/data/search"
-"$marquee" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --log-format json \
+"$marquee" serve --auth off --data-dir "$work/data" --listen "127.0.0.1:$port" --log-format json \
   2>>"$work/node.log" &
 node_pid=$!
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.1; done

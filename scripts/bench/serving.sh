@@ -91,7 +91,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$marquee" serve --data-dir "$data" --listen "127.0.0.1:$port" --log-format json \
+"$marquee" serve --auth off --data-dir "$data" --listen "127.0.0.1:$port" --log-format json \
   2>"$work/node.log" &
 node_pid=$!
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.2; done
@@ -165,7 +165,7 @@ mkdir -p target/bench
 kill "$node_pid"
 wait "$node_pid" 2>/dev/null || true
 restart_started=$(date +%s.%N)
-"$marquee" serve --data-dir "$data" --listen "127.0.0.1:$port" --log-format json \
+"$marquee" serve --auth off --data-dir "$data" --listen "127.0.0.1:$port" --log-format json \
   2>>"$work/node.log" &
 node_pid=$!
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.1; done

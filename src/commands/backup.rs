@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+/// Asks the node for a backup into `dir`: a name inside the node's `backup_root`, or an
+/// absolute path under it (paths are the node's machine's, not this one's).
 pub async fn backup(dir: &Path, url: &str, api_key: Option<&str>) -> Result<()> {
-    let dir = std::path::absolute(dir).context("dir: cannot be made absolute")?;
     let client = super::client(url, api_key)?;
     let started = std::time::Instant::now();
     let answer = client.backup(&dir.display().to_string()).await?;
@@ -13,7 +14,7 @@ pub async fn backup(dir: &Path, url: &str, api_key: Option<&str>) -> Result<()> 
     eprintln!(
         "backup taken in {:.1} s into {} ({} bytes; recovery point {} ms since the epoch)",
         started.elapsed().as_secs_f64(),
-        dir.display(),
+        answer["dir"].as_str().unwrap_or_default(),
         manifest["bytes"],
         manifest["created_ms"]
     );

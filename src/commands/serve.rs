@@ -8,7 +8,7 @@ use marquee_node::{RunningNode, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::args::{NodeArgs, SyntheticArgs};
+use crate::args::{AuthArg, NodeArgs, SyntheticArgs};
 
 /// Starts a node, stopping it on SIGINT or SIGTERM; returns once it is ready.
 async fn start_node(args: &NodeArgs) -> Result<RunningNode> {
@@ -32,13 +32,15 @@ pub async fn serve(args: NodeArgs) -> Result<()> {
     Ok(node.wait().await?)
 }
 
-/// `marquee demo`.
+/// `marquee demo`: auth `auto` (off on loopback, where the demo listens, so its pages and the
+/// README's `curl`s need no key) unless `--auth` or `MARQUEE_AUTH` says otherwise.
 pub async fn demo(
-    args: NodeArgs,
+    mut args: NodeArgs,
     synthetic: SyntheticArgs,
     warmup_events: u64,
     rate: u64,
 ) -> Result<()> {
+    args.auth.get_or_insert(AuthArg::Auto);
     let node = start_node(&args).await?;
     let url = node.url();
     let cancel = node.cancel_token();

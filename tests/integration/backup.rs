@@ -54,10 +54,13 @@ async fn snapshot(base: &str, users: u32) -> BTreeMap<String, (Value, Value, Vec
 async fn a_backup_restores_the_state_and_the_log_as_of_when_it_was_taken() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let backup_dir = dir.path().join("backup");
+    let backup_root = dir.path().join("backups");
+    let backup_dir = backup_root.join("first");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("keys.json"), "{\"keys\": []}").unwrap();
-    let node = start(test_config(&data)).await;
+    let mut config = test_config(&data);
+    config.backup_root = Some(backup_root.clone());
+    let node = start(config).await;
     let base = node.url();
     let ingest = format!("{base}/v1/events");
     let (status, answer) = post(&ingest, "application/x-ndjson", events(0, 20)).await;
@@ -65,22 +68,38 @@ async fn a_backup_restores_the_state_and_the_log_as_of_when_it_was_taken() {
     caught_up(&node).await;
     let before = snapshot(&base, 20).await;
 
-    // Refusals name the field.
+    // Refusals name the field; nothing is written outside the backup root.
     let backups = format!("{base}/v1/admin/backups");
-    let (status, answer) = post_json(&backups, &json!({"dir": "relative/path"})).await;
-    assert_eq!(status, 422, "{answer}");
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("dir:")
-    );
-    let (status, answer) = post_json(&backups, &json!({"dir": data})).await;
+    let escape = dir.path().join("escaped");
+    for outside in [
+        json!(escape),
+        json!(format!("{}/../escaped", backup_root.display())),
+        json!("../escaped"),
+        json!(backup_root),
+        json!(""),
+    ] {
+        let (status, answer) = post_json(&backups, &json!({ "dir": outside })).await;
+        assert_eq!(status, 422, "{outside}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("dir:"), "{message}");
+        assert!(!escape.exists(), "{outside}");
+    }
+    std::fs::create_dir_all(backup_root.join("taken")).unwrap();
+    std::fs::write(backup_root.join("taken/file"), "x").unwrap();
+    let (status, answer) = post_json(&backups, &json!({"dir": "taken"})).await;
     assert_eq!(status, 422, "an existing, non-empty directory: {answer}");
 
-    let (status, answer) = post_json(&backups, &json!({"dir": backup_dir})).await;
+    // A name is a directory inside the root, its owner's only.
+    let (status, answer) = post_json(&backups, &json!({"dir": "first"})).await;
     assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["dir"], backup_dir.display().to_string(), "{answer}");
     assert!(answer["manifest"]["bytes"].as_u64().unwrap() > 0);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backup_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
 
     // Later events are not in the backup.
     let (status, _) = post(&ingest, "application/x-ndjson", events(1, 20)).await;

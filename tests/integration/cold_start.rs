@@ -35,7 +35,10 @@ fn ids(prefix: &str, count: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_with_a_few_events_gets_what_follows_them_not_the_popular_list() {
     let dir = tempfile::tempdir().unwrap();
-    let node = start(test_config(dir.path())).await;
+    let mut config = test_config(dir.path());
+    // Its items are never catalogued.
+    config.processor.catalogue_only = false;
+    let node = start(config).await;
     let base = node.url();
     let popular = ids("popular-", 10);
     let sequel = ids("sequel-", 5);

@@ -148,7 +148,7 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_event_and_counts_none_t
     let mut sent_at = Vec::new();
     let mut lags = Vec::new();
     for kill in 0..KILLS {
-        let mut server = Server::start(crashed.path(), port);
+        let mut server = listing_server(crashed.path(), port);
         server.ready().await;
         let url = server.url.clone();
         let wait = Duration::from_millis(rng.random_range(100..700));
@@ -186,7 +186,7 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_event_and_counts_none_t
         next = reached;
     }
     // The rest, without kills; then let the processor finish.
-    let mut server = Server::start(crashed.path(), port);
+    let mut server = listing_server(crashed.path(), port);
     server.ready().await;
     let done = send_until_failure(&server.url, &batches, next, f64::INFINITY).await;
     assert_eq!(done, batches.len(), "the last run takes every batch");
@@ -216,7 +216,7 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_event_and_counts_none_t
 
     // The same events without crashes.
     let calm = tempfile::tempdir().unwrap();
-    let mut server = Server::start(calm.path(), common::free_port());
+    let mut server = listing_server(calm.path(), common::free_port());
     server.ready().await;
     assert_eq!(
         send_until_failure(&server.url, &batches, 0, f64::INFINITY).await,
@@ -270,7 +270,7 @@ async fn a_full_disk_gives_writers_503_and_corrupts_nothing() {
     let batches: Vec<String> = events.chunks(BATCH).map(ndjson).collect();
 
     let port = common::free_port();
-    let mut server = Server::start(&data, port);
+    let mut server = listing_server(&data, port);
     server.ready().await;
     let client = common::http();
     let mut acknowledged = 0;
@@ -306,7 +306,7 @@ async fn a_full_disk_gives_writers_503_and_corrupts_nothing() {
         .status()
         .unwrap();
     assert!(grown.success());
-    let mut server = Server::start(&data, port);
+    let mut server = listing_server(&data, port);
     server.ready().await;
     caught_up(&server.url).await;
     let (_, status) = common::get_json(&format!("{}/v1/admin/processor", server.url)).await;
@@ -357,4 +357,10 @@ async fn a_full_disk_gives_writers_503_and_corrupts_nothing() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 202);
     server.stop();
+}
+
+/// `marquee serve` listing every item its events name: these tests send events on items they
+/// never catalogue, and compare the lists.
+fn listing_server(data_dir: &std::path::Path, port: u16) -> Server {
+    Server::start_with(data_dir, port, &["--catalogue-only", "false"])
 }

@@ -286,6 +286,8 @@ async fn items_seen_before_the_history_window_stay_out_of_the_list() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     config.model.history_len = 3;
+    // Its items are never catalogued.
+    config.processor.catalogue_only = false;
     let node = start(config).await;
     let base = node.url();
     let items: Vec<String> = (1..=8).map(|k| format!("s{k}")).collect();
@@ -345,6 +347,19 @@ async fn bad_input_is_refused_with_a_named_problem_and_appends_nothing() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "malformed_json");
     assert!(body["error"]["message"].as_str().unwrap().contains("body"));
+
+    // A key named twice means two things to two readers: refused, whole body or NDJSON line.
+    let twice = r#"{"user_id": "u1", "item_id": "m1", "kind": "view", "user_id": "u2"}"#;
+    let (status, body) = post(&events_url, "application/json", twice).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "malformed_json");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(r#"duplicate key "user_id""#), "{message}");
+    let (status, body) = post(&events_url, "application/x-ndjson", format!("{twice}\n")).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["accepted"], 0, "{body}");
+    let message = body["rejected"][0]["error"].as_str().unwrap();
+    assert!(message.contains(r#"duplicate key "user_id""#), "{message}");
 
     let (status, body) = post_json(
         &events_url,

@@ -118,6 +118,7 @@ async fn requests_are_logged_as_json_with_their_id_and_exported_as_otlp_spans() 
             &format!("http://127.0.0.1:{collector_port}"),
         ])
         .env("MARQUEE_LOG", "info,tower_http=debug")
+        .env("MARQUEE_AUTH", "off")
         .env_remove("MARQUEE_LOG_FORMAT")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())

@@ -6,6 +6,7 @@
 //! What each module holds is in `docs/ARCHITECTURE.md`, "Tests".
 
 mod access;
+mod audit;
 mod backfill;
 mod backup;
 mod benchmarks;
@@ -24,6 +25,7 @@ mod fuzz_corpus;
 mod index_recall;
 mod intake;
 mod logs_and_traces;
+mod made_up_items;
 mod movielens_import;
 mod observability;
 mod privacy;

@@ -396,3 +396,56 @@ async fn with_pseudonymisation_raw_user_ids_never_reach_the_disk() {
     assert_eq!((status, &user["event_count"]), (200, &json!(5)));
     node.shutdown().await.unwrap();
 }
+
+/// Data files are the node's account's only: the real binary, started from a shell whose
+/// umask lets anyone read (022, the usual default), writes its data directory 0700 and every
+/// file below it without a group or other bit, and so does a backup.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_and_backups_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    // The umask the child inherits: the usual default, which would leave files 0644.
+    #[cfg(target_os = "linux")]
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = common::Server::start(&data, common::free_port());
+    server.ready().await;
+    let base = server.url.clone();
+    let (status, answer) = common::post_json(&format!("{base}/v1/items"), &catalogue()).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post(
+        &format!("{base}/v1/events"),
+        "application/x-ndjson",
+        events(true),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let (status, answer) =
+        common::post_json(&format!("{base}/v1/admin/backups"), &json!({"dir": "b1"})).await;
+    assert_eq!(status, 201, "{answer}");
+    server.stop();
+
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    let mut checked = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(path) = stack.pop() {
+        let metadata = std::fs::symlink_metadata(&path).unwrap();
+        if metadata.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .map(|entry| entry.unwrap().path()),
+            );
+        }
+        let mode = metadata.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", path.display());
+        checked += 1;
+    }
+    assert!(
+        data.join("backups/b1/state").is_dir(),
+        "the backup is inside the data directory"
+    );
+    assert!(checked > 20, "only {checked} paths");
+}

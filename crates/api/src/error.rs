@@ -38,6 +38,9 @@ pub enum ApiError {
     /// The request was not answered within the request timeout.
     #[error("timeout: the request was not answered within {after:?}")]
     Timeout { after: std::time::Duration },
+    /// The body did not arrive whole within the body timeout.
+    #[error("body: not received whole within {after:?}")]
+    BodyTimeout { after: std::time::Duration },
     #[error("{message}")]
     UriTooLong { message: String },
     #[error("{message}")]
@@ -112,6 +115,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ApiError::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             ApiError::HeadersTooLarge { .. } => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -132,7 +136,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => Some("auth"),
             ApiError::RateLimited { .. } => Some("rate_limit"),
             ApiError::Overloaded => Some("overload"),
-            ApiError::Timeout { .. } => Some("timeout"),
+            ApiError::Timeout { .. } | ApiError::BodyTimeout { .. } => Some("timeout"),
             ApiError::PayloadTooLarge { .. }
             | ApiError::UriTooLong { .. }
             | ApiError::HeadersTooLarge { .. } => Some("size"),
@@ -245,9 +249,10 @@ impl From<marquee_stream_processor::Error> for ApiError {
                 message: error.to_string(),
             },
             Error::NotFound(message) => ApiError::not_found(message),
-            error @ (Error::Config(_) | Error::Io { .. } | Error::SecretKey { .. }) => {
-                ApiError::internal(error)
-            }
+            error @ (Error::Config(_)
+            | Error::Io { .. }
+            | Error::SecretKey { .. }
+            | Error::MissingStateKey { .. }) => ApiError::internal(error),
         }
     }
 }

@@ -1,12 +1,17 @@
-//! The guard every request passes before its handler: size limits, load shedding, API keys and
-//! scopes, per-key rate limits, and the request timeout, in that order.
+//! The guard every request passes before its handler: size limits, API keys and scopes, per-key
+//! rate limits, the body read under its deadline, load shedding, and the request timeout, in
+//! that order.
 //!
 //! - Size: a URI longer than `max_uri_bytes` is refused with 414, headers larger than
 //!   `max_header_bytes` in all with 431 (hyper's own, larger, limits stay behind these); bodies are
 //!   limited by the router (`max_body_bytes`, 413).
-//! - Load shedding: at most `max_concurrent_requests` requests are served at once; the next one
-//!   gets 503 with `Retry-After: 1` at once instead of waiting in a queue that would make every
-//!   request late.
+//! - Body: a request's body is read whole before it takes a permit, within
+//!   `body_read_timeout_secs` (408 `body_timeout` past it), so a client that sends its body
+//!   slowly holds no permit meanwhile.
+//! - Load shedding: at most `max_concurrent_requests` requests of each scope's pool (`ingest`,
+//!   `read`, `admin`: the scope the route needs) are served at once; the next one gets 503 with
+//!   `Retry-After: 1` at once instead of waiting in a queue that would make every request late.
+//!   A flood on the ingest key (which ships inside apps) leaves reads and operators answering.
 //! - Keys: when auth is on, every route but the open ones (`/healthz`, `/readyz`, `/metrics`,
 //!   `/openapi.json`) needs `Authorization: Bearer KEY` or `X-API-Key: KEY` of a key whose scopes
 //!   allow the route ([`required_scope`]): 401 without a valid key, 403 with the wrong scope.
@@ -41,13 +46,15 @@ use tracing::{info, warn};
 use crate::error::ApiError;
 use crate::keys::{KeySet, Scope};
 
-/// Whether requests need an API key.
+/// Whether requests need an API key: on unless a configuration turns it off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
-    /// On unless the node listens on a loopback address only.
-    #[default]
+    /// Off when the node listens on a loopback address only, on otherwise: for a development
+    /// machine. Behind a TLS proxy on the same host (which listens on loopback too) it is off,
+    /// so it is never the default.
     Auto,
+    #[default]
     On,
     Off,
 }
@@ -75,6 +82,11 @@ pub struct Limits {
     pub max_header_bytes: usize,
     pub max_uri_bytes: usize,
     pub request_timeout_secs: f64,
+    /// A request's body must arrive whole within this many seconds of its head; it is read
+    /// before the request takes a concurrency permit, so slow bodies hold none.
+    pub body_read_timeout_secs: f64,
+    /// Requests in progress at once per scope (`ingest`, `read`, `admin`: a pool each, so a
+    /// flood on one key's scope leaves the others answering); past it, 503 at once.
     pub max_concurrent_requests: usize,
     /// A connection that sends no whole request head for this long (idle keep-alive included)
     /// is closed.
@@ -92,6 +104,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             max_uri_bytes: 8 * 1024,
             request_timeout_secs: 10.0,
+            body_read_timeout_secs: 10.0,
             max_concurrent_requests: 2_048,
             header_read_timeout_secs: 10.0,
             max_connections: 25_000,
@@ -117,6 +130,7 @@ impl Limits {
         // overflow the clock's arithmetic on every request.
         for (name, seconds) in [
             ("request_timeout_secs", self.request_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
             ("header_read_timeout_secs", self.header_read_timeout_secs),
         ] {
             if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3_600.0) {
@@ -152,7 +166,8 @@ pub struct Guard {
     keys: ArcSwap<Keys>,
     /// The keys file's (modification time, length) at the last load.
     seen: Mutex<Option<(SystemTime, u64)>>,
-    pub(crate) permits: Arc<Semaphore>,
+    /// The concurrency permits of each scope's requests, by [`Scope`] (ingest, read, admin).
+    pools: [Arc<Semaphore>; 3],
     /// The key of viewer tokens (`<data-dir>/viewer.key`); `None` refuses every token.
     viewer_key: Option<[u8; 32]>,
 }
@@ -177,7 +192,9 @@ impl Guard {
     /// A guard reading its keys from `keys_file` (`<data-dir>/keys.json`).
     pub fn new(keys_file: PathBuf, auth: bool, limits: Limits) -> Guard {
         let guard = Guard {
-            permits: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            pools: std::array::from_fn(|_| {
+                Arc::new(Semaphore::new(limits.max_concurrent_requests))
+            }),
             limits,
             auth,
             path: keys_file,
@@ -189,7 +206,13 @@ impl Guard {
             viewer_key: None,
         };
         guard.reload_if_changed();
-        if auth && guard.keys.load().set.is_empty() {
+        if !auth {
+            warn!(
+                "AUTH IS OFF: whoever reaches this node can read every user's data, erase users, \
+                 change the catalogue and take backups; turn it on (auth = \"on\", the default) \
+                 and create keys with `marquee keys create` unless only you can reach it"
+            );
+        } else if guard.keys.load().set.is_empty() {
             warn!(
                 keys_file = %guard.path.display(),
                 "auth is on and there are no keys: every request but the probes will get 401; \
@@ -197,6 +220,15 @@ impl Guard {
             );
         }
         guard
+    }
+
+    /// The concurrency pool of the requests that need `scope`.
+    pub(crate) fn pool(&self, scope: Scope) -> &Arc<Semaphore> {
+        &self.pools[match scope {
+            Scope::Ingest => 0,
+            Scope::Read => 1,
+            Scope::Admin => 2,
+        }]
     }
 
     pub fn auth_enabled(&self) -> bool {
@@ -285,7 +317,7 @@ impl Guard {
         &self,
         presented: Presented<'_>,
         scope: Scope,
-    ) -> Result<Arc<DefaultDirectRateLimiter>, ApiError> {
+    ) -> Result<(Arc<DefaultDirectRateLimiter>, String), ApiError> {
         let (field, key) = match presented {
             Presented::Header(key) => ("authorization", key),
             Presented::Query(key) => ("key", key),
@@ -321,11 +353,12 @@ impl Guard {
                 ),
             });
         }
-        Ok(keys
+        let limiter = keys
             .limiters
             .get(&record.id)
             .cloned()
-            .expect("a limiter per key"))
+            .expect("a limiter per key");
+        Ok((limiter, record.id.clone()))
     }
 }
 

@@ -24,6 +24,7 @@
 //! Starting and stopping a node (and wiring its parts) is `marquee_node`'s.
 
 pub mod access;
+pub mod audit;
 pub mod decode;
 pub mod error;
 pub mod guard;

@@ -27,7 +27,7 @@ use crate::handlers::{
     admin, events, experiments, items, lists, probes, rules, search, users, web,
 };
 use crate::metrics::UNMATCHED_ROUTE;
-use crate::middleware::{body, cors, forward, guard, metrics};
+use crate::middleware::{audit, body, cors, forward, guard, metrics};
 use crate::state::AppState;
 
 /// The document's root: what every route shares.
@@ -186,6 +186,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             body::refuse_oversized,
         ))
+        // Inside the guard (it reads who the guard let in) and the forwarding (the node that
+        // acts records).
+        .layer(middleware::from_fn_with_state(state.clone(), audit::audit))
         // Inside the guard: a forwarded request was authorised here and is bounded by the
         // request timeout.
         .layer(middleware::from_fn_with_state(

@@ -32,6 +32,8 @@ pub struct Services {
     pub experiments: Experiments,
     /// The node's data directory (backups' source).
     pub data_dir: DataDir,
+    /// The directory backups are written inside (`backup_root`).
+    pub backup_root: std::path::PathBuf,
     /// Per partition, the address of the node that applies it, where the configuration names
     /// one (nodes that split the partitions); empty on a node that applies every partition.
     pub owners: Arc<[Option<String>]>,
@@ -79,6 +81,8 @@ pub struct AppState {
     pub forward_misdirected: bool,
     /// The HTTP client of requests forwarded to other nodes (a pool of connections to them).
     pub peer_client: reqwest::Client,
+    /// The audit log ([`crate::audit`]); `None` until the node opens it (and in router tests).
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 impl AppState {
@@ -100,6 +104,7 @@ impl AppState {
             document: Arc::new(OnceLock::new()),
             forward_misdirected: false,
             peer_client: reqwest::Client::new(),
+            audit: None,
         }
     }
 

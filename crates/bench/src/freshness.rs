@@ -76,6 +76,7 @@ pub struct FreshnessReport {
 /// that user's recommendations until one of them appears, while background ingest runs.
 pub async fn freshness(dir: &Path, options: &FreshnessOptions) -> Result<FreshnessReport> {
     let mut config = NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
+    config.auth = marquee_node::AuthMode::Off;
     config.index = options.index.clone();
     let (node, base) = start_node(config).await?;
     let world = Synthetic::new(SyntheticConfig {

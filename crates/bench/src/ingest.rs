@@ -62,6 +62,7 @@ pub async fn ingest(dir: &Path, options: &IngestOptions) -> Result<IngestReport>
     use std::sync::Arc;
 
     let mut config = NodeConfig::new(dir, "127.0.0.1:0".parse().expect("an address"));
+    config.auth = marquee_node::AuthMode::Off;
     config.log = options.log.clone();
     let partitions = config.partitions;
     let (node, base) = start_node(config).await?;

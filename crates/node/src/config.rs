@@ -41,15 +41,24 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processor_workers: Option<usize>,
     pub auth: AuthMode,
+    /// Lists (recommendations, similar items, trending) show only items the catalogue holds:
+    /// events on other items are kept and learned from, but those items are listed only once
+    /// catalogued. `false` lists every item the events name (before 2026-12, the only way).
+    pub catalogue_only: bool,
     /// A stop waits this long for HTTP to drain and the processor to finish its batch.
     pub shutdown_timeout_secs: f64,
     pub log: LogSettings,
     pub cluster: ClusterSettings,
     pub privacy: PrivacySettings,
+    pub audit: AuditSettings,
     pub limits: Limits,
     pub cors: CorsSettings,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFiles>,
+    /// Where `POST /v1/admin/backups` may write: a backup's directory is a new one inside it.
+    /// Absent: `<data_dir>/backups`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_root: Option<PathBuf>,
     pub model: ModelConfig,
     pub index: IndexSettings,
 }
@@ -113,6 +122,22 @@ pub struct PrivacySettings {
     pub event_retention_days: u32,
 }
 
+/// `[audit]`: the audit log of operators' actions and exports (`docs/OPERATIONS.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Days of records kept (a file per UTC day in `<data_dir>/audit`); 0 keeps them all.
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> AuditSettings {
+        AuditSettings {
+            retention_days: 400,
+        }
+    }
+}
+
 /// `[cors]`: pages of these origins may call the API from a browser (the SDKs).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -156,14 +181,17 @@ impl Default for Settings {
             dedup_window_secs: 7 * 24 * 3600,
             block_cache_mb: 256,
             processor_workers: None,
-            auth: AuthMode::Auto,
+            auth: AuthMode::On,
+            catalogue_only: true,
             shutdown_timeout_secs: 30.0,
             log: LogSettings::default(),
             cluster: ClusterSettings::default(),
             privacy: PrivacySettings::default(),
+            audit: AuditSettings::default(),
             limits: Limits::default(),
             cors: CorsSettings::default(),
             tls: None,
+            backup_root: None,
             model: ModelConfig::default(),
             index: IndexSettings::default(),
         }
@@ -219,6 +247,7 @@ pub struct Overrides {
     pub fluvio_topic: Option<String>,
     pub owned_partitions: Option<String>,
     pub auth: Option<AuthMode>,
+    pub catalogue_only: Option<bool>,
     pub tls: Option<TlsFiles>,
     pub cors_origins: Vec<String>,
 }
@@ -252,7 +281,8 @@ pub struct NodeConfig {
     /// How long an applied `event_id` is remembered.
     pub dedup_window: Duration,
     pub block_cache_bytes: usize,
-    /// Whether requests need an API key ([`AuthMode::Auto`]: unless listening on loopback).
+    /// Whether requests need an API key (on by default; [`AuthMode::Auto`]: unless listening
+    /// on loopback).
     pub auth: AuthMode,
     pub limits: Limits,
     /// Serve HTTPS with this certificate chain and key (PEM files) instead of HTTP.
@@ -272,9 +302,20 @@ pub struct NodeConfig {
     pub cluster: Option<ClusterConfig>,
     /// How long a stop waits for HTTP to drain and the processor to finish its batch.
     pub shutdown_timeout: Duration,
+    /// Where backups may be written ([`NodeConfig::backup_root`]); `None`: `<data_dir>/backups`.
+    pub backup_root: Option<PathBuf>,
+    /// Days the audit log keeps (0: all).
+    pub audit_retention_days: u32,
 }
 
 impl NodeConfig {
+    /// The directory backups are written inside: `backup_root`, else `<data_dir>/backups`.
+    pub fn backup_root(&self) -> PathBuf {
+        self.backup_root
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
+    }
+
     /// The defaults for a data directory and listen address.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> NodeConfig {
         Settings {
@@ -340,6 +381,7 @@ impl Settings {
             fluvio_topic,
             owned_partitions,
             auth,
+            catalogue_only,
             tls,
             cors_origins,
         } = overrides;
@@ -351,6 +393,7 @@ impl Settings {
         self.log.fluvio_topic = fluvio_topic.unwrap_or_else(|| self.log.fluvio_topic.clone());
         self.cluster.partitions = owned_partitions.or(self.cluster.partitions.take());
         self.auth = auth.unwrap_or(self.auth);
+        self.catalogue_only = catalogue_only.unwrap_or(self.catalogue_only);
         self.tls = tls.or(self.tls.take());
         if !cors_origins.is_empty() {
             self.cors.allowed_origins = cors_origins;
@@ -371,7 +414,10 @@ impl Settings {
             rest_after_build: self.index.rest_after_build,
             background_nice: self.index.background_nice,
         };
-        let mut processor = ProcessorConfig::default();
+        let mut processor = ProcessorConfig {
+            catalogue_only: self.catalogue_only,
+            ..ProcessorConfig::default()
+        };
         if let Some(workers) = self.processor_workers {
             processor.workers = workers;
         }
@@ -398,6 +444,8 @@ impl Settings {
             cors_origins: self.cors.allowed_origins,
             cluster,
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout_secs),
+            backup_root: self.backup_root,
+            audit_retention_days: self.audit.retention_days,
         };
         validate(&config)?;
         Ok(config)

@@ -22,4 +22,5 @@ pub mod running;
 
 pub use config::{ClusterConfig, NodeConfig, Overrides, Settings, TlsFiles};
 pub use error::{Error, Result};
+pub use marquee_api::guard::AuthMode;
 pub use running::{RunningNode, shutdown_signal};

@@ -136,6 +136,7 @@ pub(crate) fn load(
             search,
             experiments,
             data_dir,
+            backup_root: config.backup_root(),
             owners: owners.into(),
         },
         index,

@@ -94,6 +94,7 @@ impl RunningNode {
         })?;
         let addr = listener.local_addr()?;
         let data_dir = DataDir::new(&config.data_dir);
+        data_dir.make_private()?;
         let metrics = Metrics::new(config.partitions);
         let auth = config.auth.enabled(addr);
         let guard = Guard::new(data_dir.keys_file(), auth, config.limits.clone())
@@ -109,6 +110,18 @@ impl RunningNode {
             pseudonym_key,
             config.cors_origins.clone(),
         );
+        state.audit = Some(std::sync::Arc::new(
+            marquee_api::audit::AuditLog::open(
+                data_dir.audit(),
+                data_dir.erasure_key()?,
+                config.audit_retention_days,
+                &state.metrics.registry,
+            )
+            .map_err(|source| marquee_stream_processor::error::Error::Io {
+                path: data_dir.audit(),
+                source,
+            })?,
+        ));
         state.forward_misdirected = config
             .cluster
             .as_ref()

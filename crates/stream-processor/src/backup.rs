@@ -110,7 +110,7 @@ pub fn create(source: Source<'_>, dir: &Path) -> Result<Manifest, BackupError> {
     if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(BackupError::NotEmpty(dir.to_owned()));
     }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::data_dir::make_private_dir(dir).map_err(io(dir))?;
     let committed_offsets = source.processor.committed_offsets();
     source
         .store

@@ -7,9 +7,13 @@
 //! | `state/` | the model state (`marquee_vector_store::store`) |
 //! | `index/` | the HNSW graph a clean stop saved (`marquee_vector_store::VectorIndex::save`) |
 //! | `search/` | the catalogue's search index (`crate::search`), rebuilt from the catalogue when missing |
+//! | `audit/` | the audit log, a JSON-lines file per UTC day (`marquee_api::audit`) |
+//! | `backups/` | online backups, when the configuration names no other `backup_root` |
 //! | `keys.json` | API key hashes (`marquee_api::keys`), mode 0600 |
 //! | `erasure.key` | the 32-byte key of the erasure list's keyed hashes, mode 0600 |
 //! | `pseudonym.key` | the 32-byte key of pseudonymised user ids, mode 0600 |
+//!
+//! A node makes the root its owner's only (mode 0700, [`DataDir::make_private`]) at start.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +27,8 @@ pub const STATE_DIR: &str = "state";
 pub const INDEX_DIR: &str = "index";
 /// The search index's directory name.
 pub const SEARCH_DIR: &str = "search";
+/// The audit log's directory name.
+pub const AUDIT_DIR: &str = "audit";
 /// The API keys file's name.
 pub const KEYS_FILE: &str = "keys.json";
 /// The erasure key's file name.
@@ -62,6 +68,11 @@ impl DataDir {
         &self.root
     }
 
+    /// `<root>/audit`: the audit log's day files.
+    pub fn audit(&self) -> PathBuf {
+        self.root.join(AUDIT_DIR)
+    }
+
     /// `<root>/log`: the embedded event log.
     pub fn log(&self) -> PathBuf {
         self.root.join(LOG_DIR)
@@ -87,15 +98,37 @@ impl DataDir {
         self.root.join(KEYS_FILE)
     }
 
-    /// The key of the erasure list's hashes (`erasure.key`), created on first use. It is
-    /// copied into backups with the state, whose erasure list it reads.
+    /// The key of the erasure list's hashes (`erasure.key`), created with the state. It is
+    /// copied into backups with the state, whose erasure list it reads; missing beside an
+    /// existing state it is an error, never a new key (the erasure list would match nobody,
+    /// and erased users would come back).
     pub fn erasure_key(&self) -> Result<[u8; 32]> {
-        self.secret_key(ERASURE_KEY_FILE)
+        self.state_key(
+            ERASURE_KEY_FILE,
+            "the erasure list would match nobody and erased users would come back",
+        )
     }
 
-    /// The key of pseudonymised user ids (`pseudonym.key`), created on first use.
+    /// The key of pseudonymised user ids (`pseudonym.key`), created with the state; missing
+    /// beside an existing state it is an error (every pseudonymised user would become
+    /// unreachable).
     pub fn pseudonym_key(&self) -> Result<[u8; 32]> {
-        self.secret_key(PSEUDONYM_KEY_FILE)
+        self.state_key(
+            PSEUDONYM_KEY_FILE,
+            "every pseudonymised user already stored would be unreachable",
+        )
+    }
+
+    /// A key the state's records were made with: created with a new state only.
+    fn state_key(&self, name: &str, harm: &str) -> Result<[u8; 32]> {
+        let path = self.root.join(name);
+        if !path.exists() && self.state().join("CURRENT").exists() {
+            return Err(Error::MissingStateKey {
+                path,
+                harm: harm.to_owned(),
+            });
+        }
+        self.secret_key(name)
     }
 
     /// The key of recommendation ids (`recommendation.key`), created on first use; copied by
@@ -107,6 +140,16 @@ impl DataDir {
     /// The key of viewer tokens (`viewer.key`), created on first use.
     pub fn viewer_key(&self) -> Result<[u8; 32]> {
         self.secret_key(VIEWER_KEY_FILE)
+    }
+
+    /// Creates the root when missing and makes it its owner's only (mode 0700), so no other
+    /// account of the machine reads a file below it, whatever that file's own mode (the
+    /// binary also sets its umask to 077, so what it creates is 0600 or 0700).
+    pub fn make_private(&self) -> Result<()> {
+        make_private_dir(&self.root).map_err(|source| Error::Io {
+            path: self.root.clone(),
+            source,
+        })
     }
 
     /// A 32-byte key kept in `<root>/<name>` (mode 0600), created at first use.
@@ -134,6 +177,23 @@ impl DataDir {
             Err(error) => Err(io(error)),
         }
     }
+}
+
+/// Creates `dir` (and its missing parents) when missing and sets its mode to 0700.
+#[cfg(unix)]
+pub fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Creates `dir` (and its missing parents) when missing.
+#[cfg(not(unix))]
+pub fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
 }
 
 /// Writes `bytes` to `path`, readable and writable by the owner only (mode 0600), synced.
@@ -171,5 +231,27 @@ mod tests {
         std::fs::write(dir.path().join("data").join(ERASURE_KEY_FILE), b"short").unwrap();
         let error = data_dir.erasure_key().unwrap_err().to_string();
         assert!(error.contains("expected 32 bytes, found 5"), "{error}");
+    }
+
+    #[test]
+    fn a_state_key_is_never_made_anew_beside_an_existing_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::new(dir.path().join("data"));
+        std::fs::create_dir_all(data_dir.state()).unwrap();
+        std::fs::write(data_dir.state().join("CURRENT"), "MANIFEST-000001\n").unwrap();
+        for error in [
+            data_dir.erasure_key().unwrap_err(),
+            data_dir.pseudonym_key().unwrap_err(),
+        ] {
+            let error = error.to_string();
+            assert!(
+                error.contains("missing beside an existing state"),
+                "{error}"
+            );
+            assert!(error.contains("restore"), "{error}");
+        }
+        assert!(!dir.path().join("data").join(ERASURE_KEY_FILE).exists());
+        // Keys that only sign what they are shown are made anew.
+        data_dir.viewer_key().unwrap();
     }
 }

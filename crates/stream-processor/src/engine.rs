@@ -48,6 +48,7 @@ impl<L: EventLog> Engine<L> {
         {
             let mut table = items.write();
             table.set_neighbour_exponent(model.neighbour_exponent);
+            table.set_catalogue_only(processor.catalogue_only);
             table.set_factor_scales(store.factor_scales()?);
             let rank = table.dimension();
             let labels = crate::factors::label_vectors(&table, rank, |item| {

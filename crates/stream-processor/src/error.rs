@@ -37,6 +37,16 @@ pub enum Error {
     /// A key file of the wrong length.
     #[error("{}: expected 32 bytes, found {found}", path.display())]
     SecretKey { path: PathBuf, found: usize },
+    /// A key the state was made with is gone while the state is there.
+    #[error(
+        "{}: missing beside an existing state; with a new key, {harm}. Put the file back \
+         (from a backup: `marquee restore` copies it), or start from an empty data directory; \
+         only if this state never used the key, create it with \
+         `head -c 32 /dev/urandom > {}` and `chmod 600` it",
+        path.display(),
+        path.display()
+    )]
+    MissingStateKey { path: PathBuf, harm: String },
 }
 
 impl Error {

@@ -75,8 +75,10 @@ pub struct Table {
     catalogue: Vec<Option<Arc<Item>>>,
     /// Per item, whether an operator deleted it: never listed again until its next upsert.
     deleted: Vec<bool>,
-    /// A bit per item: deleted, hidden or with a licence window, so [`Table::listable`] reads
-    /// the catalogue entry of those only (the entry of every candidate, a cache miss each, cost
+    /// Whether only catalogued items are listed ([`Table::set_catalogue_only`]).
+    catalogue_only: bool,
+    /// A bit per item: deleted, hidden, with a licence window, or (in catalogue-only mode)
+    /// without a catalogue entry, so [`Table::listable`] reads the catalogue entry of those only (the entry of every candidate, a cache miss each, cost
     /// a serving node a quarter of its throughput).
     restricted: Vec<u64>,
     /// Moves with every change of what a filter can read: a catalogue entry set, an item
@@ -421,16 +423,30 @@ impl Table {
         self.catalogue_version += 1;
     }
 
+    /// Lists only items with a catalogue entry (`true`), or every item the events name
+    /// (`false`, the default of a new table). In catalogue-only mode, events on an item no
+    /// catalogue holds are learned from (its pairs, popularity and vectors move as usual), but
+    /// the item is not listed (recommended, similar or trending) until it is catalogued: made-up
+    /// ids sent with an ingest key never reach a viewer.
+    pub fn set_catalogue_only(&mut self, catalogue_only: bool) {
+        self.catalogue_only = catalogue_only;
+        for number in 0..self.ids.len() as u32 {
+            self.set_restricted(number);
+        }
+        self.catalogue_version += 1;
+    }
+
     /// Sets the restricted bit of `number` from its deletion and catalogue entry.
     fn set_restricted(&mut self, number: u32) {
         let restricted = self.deleted[number as usize]
-            || self.catalogue[number as usize]
-                .as_ref()
-                .is_some_and(|entry| {
+            || match self.catalogue[number as usize].as_ref() {
+                Some(entry) => {
                     entry.hidden
                         || entry.available_from.is_some()
                         || entry.available_until.is_some()
-                });
+                }
+                None => self.catalogue_only,
+            };
         let (word, bit) = (number as usize / 64, 1u64 << (number % 64));
         if restricted {
             self.restricted[word] |= bit;
@@ -449,8 +465,9 @@ impl Table {
         self.deleted.get(number as usize).copied().unwrap_or(false)
     }
 
-    /// Whether `number` may be listed at `now` (milliseconds since the epoch): not deleted,
-    /// and, when catalogued, not hidden and inside its licence window ([`Item::available_at`]).
+    /// Whether `number` may be listed at `now` (milliseconds since the epoch): not deleted;
+    /// when catalogued, not hidden and inside its licence window ([`Item::available_at`]);
+    /// when not, only outside catalogue-only mode ([`Table::set_catalogue_only`]).
     pub fn listable(&self, number: u32, now: i64) -> bool {
         let unrestricted = self
             .restricted
@@ -460,9 +477,19 @@ impl Table {
             return true;
         }
         !self.is_deleted(number)
-            && self
-                .catalogue(number)
-                .is_none_or(|entry| entry.available_at(now))
+            && match self.catalogue(number) {
+                Some(entry) => entry.available_at(now),
+                None => !self.catalogue_only,
+            }
+    }
+
+    /// Whether catalogue-only mode lets `number` be listed (catalogued — deleted ones
+    /// included —, or the mode off): what a precomputed list (trending) keeps, so made-up
+    /// items do not crowd out those that can be shown. Deleted, hidden and out-of-window items
+    /// stay in such a list, filtered per request by [`Table::listable`], so an upsert that
+    /// brings one back shows it at once.
+    pub fn in_catalogue_scope(&self, number: u32) -> bool {
+        !self.catalogue_only || self.catalogue(number).is_some() || self.is_deleted(number)
     }
 
     /// Items catalogued with `label` that have had no positive event yet (an item whose mass
@@ -506,6 +533,7 @@ impl Table {
             if self.restricted.len() * 64 < self.deleted.len() {
                 self.restricted.push(0);
             }
+            self.set_restricted(self.ids.len() as u32 - 1);
         }
         self.catalogue_version += 1;
         if self.ids[index].is_empty() {

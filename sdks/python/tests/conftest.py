@@ -61,7 +61,8 @@ class Server:
         self.port = port or free_port()
         self.extra = extra or []
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, MARQUEE_LOG="warn")
+        # Auth off unless `extra` turns it on (a flag wins over its variable).
+        env = dict(os.environ, MARQUEE_LOG="warn", MARQUEE_AUTH="off")
         self.process = subprocess.Popen(
             [
                 marquee_bin(),

@@ -71,7 +71,11 @@ export class Server {
     this.child = spawn(
       marqueeBin,
       ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, ...extra],
-      { env: { ...process.env, MARQUEE_LOG: "warn" }, stdio: ["ignore", "ignore", "inherit"] },
+      // Auth off unless `extra` turns it on (a flag wins over its variable).
+      {
+        env: { ...process.env, MARQUEE_LOG: "warn", MARQUEE_AUTH: "off" },
+        stdio: ["ignore", "ignore", "inherit"],
+      },
     );
     this.exited = new Promise((resolveExit) => this.child.once("exit", resolveExit));
   }

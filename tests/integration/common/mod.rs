@@ -12,9 +12,11 @@ use serde_json::Value;
 /// How long a test waits for something that should happen in well under a second.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A node configuration for tests: loopback, an ephemeral port, quick index rebuilds.
+/// A node configuration for tests: loopback, an ephemeral port, quick index rebuilds, auth off
+/// (the tests of keys turn it on).
 pub fn test_config(data_dir: &Path) -> NodeConfig {
     let mut config = NodeConfig::new(data_dir, "127.0.0.1:0".parse().unwrap());
+    config.auth = marquee_api::guard::AuthMode::Off;
     config.index.rebuild_interval = Duration::from_millis(500);
     config.block_cache_bytes = 32 * 1024 * 1024;
     config
@@ -183,6 +185,8 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .env("MARQUEE_LOG", "warn")
+            // Auth off unless `extra` turns it on (a flag wins over its variable).
+            .env("MARQUEE_AUTH", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -57,7 +57,8 @@ pub struct ProcessorChange {
 /// The body of a backup request.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct BackupRequest {
-    /// A new (absent or empty) directory on the server, as an absolute path.
+    /// A new (absent or empty) directory inside the node's `backup_root`: a name (`2026-12-07`)
+    /// or an absolute path under it.
     pub dir: String,
 }
 
@@ -131,7 +132,7 @@ pub async fn post_processor(
     request_body = BackupRequest,
     responses(
         (status = 201, description = "The backup is on disk", body = BackupTaken),
-        (status = 422, description = "The directory is not absolute, or not empty", body = ErrorBody),
+        (status = 422, description = "The directory is outside the node's backup_root, or not empty", body = ErrorBody),
         (status = 503, description = "The backup failed", body = ErrorBody),
     ),
     security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
@@ -143,17 +144,17 @@ pub async fn post_backup(
 ) -> Result<(StatusCode, Json<BackupTaken>), ApiError> {
     let services = state.services()?.clone();
     let value = json_body(&headers, body, state.guard.limits().max_body_bytes)?;
-    let object = object_of(&value, &["dir"], "{\"dir\": \"/var/backups/marquee/1\"}")?;
-    let dir = object
+    let object = object_of(&value, &["dir"], "{\"dir\": \"2026-12-07\"}")?;
+    let target = object
         .get("dir")
         .and_then(Value::as_str)
         .filter(|dir| !dir.is_empty())
         .ok_or_else(|| ApiError::Unprocessable {
-            message: "dir: required, an absolute path on the server".into(),
-        })?
-        .to_owned();
+            message: "dir: required, a new directory inside the node's backup_root".into(),
+        })
+        .and_then(|dir| backup_target(&services.backup_root, dir))?;
+    let dir = target.display().to_string();
     let started = Instant::now();
-    let target = std::path::PathBuf::from(&dir);
     let manifest = tokio::task::spawn_blocking(move || {
         let source = backup::Source {
             log: &services.log,
@@ -172,6 +173,36 @@ pub async fn post_backup(
         "backup taken"
     );
     Ok((StatusCode::CREATED, Json(BackupTaken { dir, manifest })))
+}
+
+/// Where a backup named `dir` goes: `dir` inside `root` when relative, `dir` itself when it is
+/// an absolute path inside `root`; never outside it (no `..`), so an admin key cannot write
+/// over the machine's files.
+fn backup_target(root: &std::path::Path, dir: &str) -> Result<std::path::PathBuf, ApiError> {
+    use std::path::Component;
+    let path = std::path::Path::new(dir);
+    let outside = || ApiError::Unprocessable {
+        message: format!(
+            "dir: {dir:?} is not inside the node's backup_root {}; name a new directory in \
+             it, such as \"2026-12-07\"",
+            root.display()
+        ),
+    };
+    if path
+        .components()
+        .any(|component| matches!(component, Component::ParentDir))
+    {
+        return Err(outside());
+    }
+    let target = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        root.join(path)
+    };
+    if target == root || !target.starts_with(root) {
+        return Err(outside());
+    }
+    Ok(target)
 }
 
 /// The body of a viewer token request.

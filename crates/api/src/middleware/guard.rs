@@ -2,6 +2,7 @@
 //! for the limits, keys and their order).
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -9,6 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use std::time::Duration;
 
 use crate::access::Access;
+use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::guard::{BEACON_ROUTE, Presented, presented_key, query_key, query_param};
 use crate::keys::Scope;
@@ -39,6 +41,46 @@ fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum()
+}
+
+/// Reads a request's body whole within the body timeout, before the request takes a
+/// concurrency permit: a client that sends its body slowly (or never) holds no permit while it
+/// does, and is cut off with 408 at the deadline. A body over the size limit is refused with
+/// 413 as soon as it passes the limit.
+async fn read_body(request: Request, limits: &crate::guard::Limits) -> Result<Request, Response> {
+    let limit = limits.max_body_bytes;
+    let declared: Option<u64> = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse().ok());
+    let has_body = match declared {
+        Some(length) => length > 0,
+        None => request.headers().contains_key(TRANSFER_ENCODING),
+    };
+    // A declared length over the limit is refused inside, by `body::refuse_oversized`, which
+    // drains what the client sends first so it sees the 413.
+    if !has_body || declared.is_some_and(|length| length > limit as u64) {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let after = Duration::from_secs_f64(limits.body_read_timeout_secs);
+    let bytes = match tokio::time::timeout(after, axum::body::to_bytes(body, limit)).await {
+        Err(_) => return Err(ApiError::BodyTimeout { after }.into_response()),
+        Ok(Err(error)) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            return Err(if too_large {
+                ApiError::PayloadTooLarge {
+                    message: format!("body: larger than {limit} bytes"),
+                }
+            } else {
+                ApiError::bad_request("unreadable_body", format!("body: {error}"))
+            }
+            .into_response());
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 /// The guard middleware (see the module documentation).
@@ -83,11 +125,6 @@ async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Res
         // Probes, metrics and the API description: never shed, never metered.
         return Ok(next.run(request).await);
     };
-    let _permit = guard
-        .permits
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded.into_response())?;
     if guard.auth
         && route != Some(BEACON_ROUTE)
         && let Some(token) =
@@ -109,6 +146,7 @@ async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Res
         )
         .map_err(IntoResponse::into_response)?;
         request.extensions_mut().insert(Viewer(viewer));
+        request.extensions_mut().insert(Actor::Viewer);
     } else if guard.auth {
         let beacon_key;
         let presented = if route == Some(BEACON_ROUTE) {
@@ -117,9 +155,10 @@ async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Res
         } else {
             Presented::Header(presented_key(request.headers()))
         };
-        let limiter = guard
+        let (limiter, key_id) = guard
             .authorise(presented, scope)
             .map_err(IntoResponse::into_response)?;
+        request.extensions_mut().insert(Actor::Key(key_id));
         if let Err(not_until) = limiter.check() {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(ApiError::RateLimited {
@@ -128,6 +167,12 @@ async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Res
             .into_response());
         }
     }
+    let request = read_body(request, limits).await?;
+    let _permit = guard
+        .pool(scope)
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded.into_response())?;
     let timeout = Duration::from_secs_f64(limits.request_timeout_secs);
     tokio::time::timeout(timeout, next.run(request))
         .await

@@ -228,3 +228,50 @@ async fn keys_are_checked_by_scope_and_refusals_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn each_scope_sheds_from_its_own_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_concurrent_requests: 2,
+        ..Limits::default()
+    };
+    let state = AppState::new(
+        Metrics::new(4),
+        Guard::new(dir.path().join("keys.json"), false, limits),
+        None,
+        Vec::new(),
+    );
+    let app = router(state.clone());
+    let event = || {
+        Request::post("/v1/events")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"user_id":"u","item_id":"m","kind":"view"}"#))
+            .unwrap()
+    };
+    let code = |body: &Value| body["error"]["code"].as_str().unwrap_or("").to_owned();
+    // Ingest's pool full (requests in progress): reads pass it (and meet a node still loading).
+    let ingest = state.guard.pool(Scope::Ingest).clone();
+    let held = ingest.acquire_many_owned(2).await.unwrap();
+    let (status, _, body) = send(&app, event()).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "overloaded".into())
+    );
+    let (status, _, body) = send(&app, get("/v1/trending")).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready".into())
+    );
+    // Read's pool full too: reads are shed; once ingest's frees, events pass.
+    let read = state.guard.pool(Scope::Read).clone();
+    let _read_held = read.acquire_many_owned(2).await.unwrap();
+    let (_, _, body) = send(&app, get("/v1/trending")).await;
+    assert_eq!(code(&body), "overloaded");
+    drop(held);
+    let (_, _, body) = send(&app, event()).await;
+    assert_eq!(code(&body), "not_ready");
+    // Probes are in no pool.
+    let (status, _, _) = send(&app, get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -146,6 +146,12 @@ pub struct ProcessorConfig {
     /// The clock the lists' rules read (licence windows, campaigns): the system's, but in
     /// tests.
     pub clock: marquee_schemas::Clock,
+    /// Lists only catalogued items ([`Table::set_catalogue_only`]): a node's default
+    /// (`catalogue_only` in its configuration); off by default here, for in-process runs (the
+    /// evaluator) that learn from and list every item their events name.
+    ///
+    /// [`Table::set_catalogue_only`]: marquee_vector_store::Table::set_catalogue_only
+    pub catalogue_only: bool,
 }
 
 impl Default for ProcessorConfig {
@@ -158,6 +164,7 @@ impl Default for ProcessorConfig {
             recommendation_key: [0; 32],
             partitions: None,
             clock: marquee_schemas::Clock::system(),
+            catalogue_only: false,
         }
     }
 }
@@ -407,7 +414,9 @@ impl<L: EventLog> Processor<L> {
             }
             match self.step() {
                 Ok(0) => {
-                    if self.shared.trending_stale.swap(false, Ordering::AcqRel) {
+                    if self.shared.trending_stale.swap(false, Ordering::AcqRel)
+                        || (self.worker == 0 && self.trending.is_behind(&self.items))
+                    {
                         *self.shared.last_refresh.lock() = Some(Instant::now());
                         self.refresh_trending();
                     }
