@@ -10,7 +10,9 @@ use marquee_api::keys::{KeySet, Scope, keys_path};
 pub enum KeysAction {
     /// Create a key and print it (once: only its hash is stored).
     Create {
-        /// Scopes, comma-separated: ingest (POST events only), read (queries), admin (all).
+        /// Scopes, comma-separated: ingest (POST events only), read (queries), catalogue
+        /// (catalogue and rules writes), users (a user's data: summary, export, erasure),
+        /// operations (processor, backups, experiments, flags), tokens (viewer tokens), admin (all).
         #[arg(long, value_delimiter = ',', required = true)]
         scope: Vec<String>,
         /// A name to recognise the key by.
@@ -19,6 +21,9 @@ pub enum KeysAction {
         /// Requests per second for this key (default: the server's `limits.rate_per_second`).
         #[arg(long)]
         rate: Option<u32>,
+        /// Days until the key stops working (401 after, naming its expiry) [default: never].
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
     },
     /// List the keys (ids, names, scopes; never the keys).
     List,
@@ -30,19 +35,29 @@ pub fn run(action: KeysAction, data_dir: &Path) -> Result<()> {
     let path = keys_path(data_dir);
     let mut set = KeySet::load(&path)?;
     match action {
-        KeysAction::Create { scope, name, rate } => {
+        KeysAction::Create {
+            scope,
+            name,
+            rate,
+            expires_in_days,
+        } => {
             let scopes = scope
                 .iter()
                 .map(|text| {
                     Scope::parse(text.trim()).ok_or_else(|| {
-                        anyhow!("--scope: {text:?} is not a scope; use ingest, read or admin")
+                        anyhow!("--scope: {text:?} is not a scope; use {}", Scope::names())
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
             if rate == Some(0) {
                 return Err(anyhow!("--rate: must be at least 1"));
             }
-            let (key, record) = set.create(&name, &scopes, rate)?;
+            if expires_in_days == Some(0) {
+                return Err(anyhow!("--expires-in-days: must be at least 1"));
+            }
+            let expires_ms = expires_in_days
+                .map(|days| marquee_schemas::now_ms() + i64::from(days) * 24 * 3600 * 1000);
+            let (key, record) = set.create_expiring(&name, &scopes, rate, expires_ms)?;
             set.save(&path)?;
             let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
             eprintln!(
@@ -55,21 +70,25 @@ pub fn run(action: KeysAction, data_dir: &Path) -> Result<()> {
         }
         KeysAction::List => {
             println!(
-                "{:<10} {:<20} {:<18} {:>8}  created",
-                "id", "name", "scopes", "rate/s"
+                "{:<10} {:<20} {:<18} {:>8}  {:<14} expires",
+                "id", "name", "scopes", "rate/s", "created"
             );
             for record in set.records() {
                 let scopes: Vec<&str> = record.scopes.iter().map(|scope| scope.as_str()).collect();
                 let rate = record
                     .rate_per_second
                     .map_or_else(|| "default".to_owned(), |rate| rate.to_string());
+                let expires = record
+                    .expires_ms
+                    .map_or_else(|| "never".to_owned(), marquee_api::keys::describe_time);
                 println!(
-                    "{:<10} {:<20} {:<18} {:>8}  {}",
+                    "{:<10} {:<20} {:<18} {:>8}  {:<14} {}",
                     record.id,
                     record.name,
                     scopes.join(","),
                     rate,
-                    record.created_ms
+                    record.created_ms,
+                    expires
                 );
             }
         }

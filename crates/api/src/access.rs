@@ -1,6 +1,7 @@
 //! What each route asks of a request, as the OpenAPI document generated from the route table
 //! declares it: each operation's `security`. `()` marks an open route (probes, metrics, the
-//! document); otherwise the role listed (`ingest`, `read`, `admin`) is the scope a key needs.
+//! document); otherwise the role listed (`ingest`, `read`, or an operator's: `catalogue`, `users`,
+//! `operations`, `tokens`, `admin`) is the scope a key needs.
 //! A route whose access cannot be read, or that the document does not hold, needs `admin`:
 //! the map fails closed.
 

@@ -166,7 +166,8 @@ pub struct Guard {
     keys: ArcSwap<Keys>,
     /// The keys file's (modification time, length) at the last load.
     seen: Mutex<Option<(SystemTime, u64)>>,
-    /// The concurrency permits of each scope's requests, by [`Scope`] (ingest, read, admin).
+    /// The concurrency permits of each scope's requests: ingest, read, and the operators'
+    /// (admin and its parts).
     pools: [Arc<Semaphore>; 3],
     /// The key of viewer tokens (`<data-dir>/viewer.key`); `None` refuses every token.
     viewer_key: Option<[u8; 32]>,
@@ -227,7 +228,7 @@ impl Guard {
         &self.pools[match scope {
             Scope::Ingest => 0,
             Scope::Read => 1,
-            Scope::Admin => 2,
+            Scope::Catalogue | Scope::Users | Scope::Operations | Scope::Tokens | Scope::Admin => 2,
         }]
     }
 
@@ -332,6 +333,15 @@ impl Guard {
         let record = keys.set.verify(key).ok_or_else(|| ApiError::Unauthorized {
             message: format!("{field}: unknown or revoked API key"),
         })?;
+        if record.expired(marquee_schemas::now_ms()) {
+            return Err(ApiError::Unauthorized {
+                message: format!(
+                    "{field}: key {} expired at {}; create a new one",
+                    record.id,
+                    crate::keys::describe_time(record.expires_ms.unwrap_or_default())
+                ),
+            });
+        }
         if matches!(presented, Presented::Query(_))
             && !record.scopes.iter().all(|held| *held == Scope::Ingest)
         {

@@ -2,8 +2,8 @@
 //!
 //! A key is `mq_<id>_<secret>`: `id` is 8 hex digits (public, it names the key in logs and in
 //! `marquee keys list`), `secret` 64 hex digits (32 random bytes). The keys file
-//! (`<data-dir>/keys.json`, mode 0600) holds, per key, its id, name, scopes, optional rate and the
-//! SHA-256 of the whole key, never the key itself: it is printed once, by `marquee keys create`.
+//! (`<data-dir>/keys.json`, mode 0600) holds, per key, its id, name, scopes, optional rate,
+//! optional expiry and the SHA-256 of the whole key, never the key itself: it is printed once, by `marquee keys create`.
 //! A plain hash is enough because the key is 256 random bits (nothing to brute-force, unlike a
 //! password); the comparison is constant-time ([`subtle`]).
 //!
@@ -22,7 +22,8 @@ use subtle::ConstantTimeEq;
 use marquee_schemas::now_ms;
 use marquee_stream_processor::data_dir::write_private;
 
-/// What a key may do. `admin` may do everything.
+/// What a key may do. `admin` may do everything; `catalogue`, `users`, `operations` and
+/// `tokens` are each a part of it, for an operator (or a backend) that needs only that part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -30,19 +31,49 @@ pub enum Scope {
     Ingest,
     /// Queries: recommendations, similar, trending, items.
     Read,
-    /// Catalogue writes, user data (summary, export, erasure), the processor, backups.
+    /// Catalogue writes and deletions, the property schema, saved filters, campaigns.
+    Catalogue,
+    /// A user's data: summary, export, erasure.
+    Users,
+    /// The processor's state and pause, backups, experiments and flags.
+    Operations,
+    /// Minting viewer tokens: what a host site's backend needs, and nothing more.
+    Tokens,
+    /// Everything.
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
+    pub const ALL: [Scope; 7] = [
+        Scope::Ingest,
+        Scope::Read,
+        Scope::Catalogue,
+        Scope::Users,
+        Scope::Operations,
+        Scope::Tokens,
+        Scope::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Ingest => "ingest",
             Scope::Read => "read",
+            Scope::Catalogue => "catalogue",
+            Scope::Users => "users",
+            Scope::Operations => "operations",
+            Scope::Tokens => "tokens",
             Scope::Admin => "admin",
         }
+    }
+
+    /// Whether this is `admin` or a part of it (an operator's scope, not a client app's).
+    pub fn is_administrative(self) -> bool {
+        !matches!(self, Scope::Ingest | Scope::Read)
+    }
+
+    /// The scopes' names, for messages: `ingest, read, …, admin`.
+    pub fn names() -> String {
+        Scope::ALL.map(Scope::as_str).join(", ")
     }
 
     pub fn parse(text: &str) -> Option<Scope> {
@@ -71,12 +102,20 @@ pub struct KeyRecord {
     /// Requests per second this key may make; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_per_second: Option<u32>,
+    /// When the key stops working, milliseconds since the Unix epoch; never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
 }
 
 impl KeyRecord {
     /// Whether this key grants `scope` (`admin` grants every scope).
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+
+    /// Whether the key has expired at `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_ms.is_some_and(|expires| now_ms >= expires)
     }
 }
 
@@ -101,7 +140,7 @@ pub enum KeysError {
     },
     #[error("no key with id {0:?}")]
     NoSuchKey(String),
-    #[error("scope: give at least one of ingest, read, admin")]
+    #[error("scope: give at least one of {}", Scope::names())]
     NoScope,
 }
 
@@ -114,6 +153,11 @@ pub struct KeySet {
 /// The path of the keys file of `data_dir`.
 pub fn keys_path(data_dir: &Path) -> PathBuf {
     marquee_stream_processor::DataDir::new(data_dir).keys_file()
+}
+
+/// A time in milliseconds since the epoch, as RFC 3339 (UTC).
+pub fn describe_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| format!("{ms} ms"), |at| at.to_string())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -176,6 +220,18 @@ impl KeySet {
         scopes: &[Scope],
         rate_per_second: Option<u32>,
     ) -> Result<(String, KeyRecord), KeysError> {
+        self.create_expiring(name, scopes, rate_per_second, None)
+    }
+
+    /// [`KeySet::create`] of a key that stops working at `expires_ms` (milliseconds since the
+    /// epoch; `None`: never).
+    pub fn create_expiring(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        rate_per_second: Option<u32>,
+        expires_ms: Option<i64>,
+    ) -> Result<(String, KeyRecord), KeysError> {
         if scopes.is_empty() {
             return Err(KeysError::NoScope);
         }
@@ -200,6 +256,7 @@ impl KeySet {
             sha256: sha256_hex(key.as_bytes()),
             created_ms: now_ms(),
             rate_per_second,
+            expires_ms,
         };
         self.by_id.insert(id, record.clone());
         Ok((key, record))
@@ -263,7 +320,9 @@ mod tests {
         let mut loaded = KeySet::load(&path).unwrap();
         let record = loaded.verify(&key).unwrap().clone();
         assert_eq!(record.rate_per_second, Some(50));
-        assert!(record.allows(Scope::Read), "admin grants every scope");
+        for scope in Scope::ALL {
+            assert!(record.allows(scope), "admin grants {scope}");
+        }
         loaded.revoke(&record.id).unwrap();
         assert!(loaded.verify(&key).is_none());
         assert!(matches!(
@@ -280,5 +339,27 @@ mod tests {
         assert!(!record.allows(Scope::Read));
         assert!(!record.allows(Scope::Admin));
         assert!(matches!(set.create("", &[], None), Err(KeysError::NoScope)));
+    }
+
+    #[test]
+    fn a_part_of_admin_grants_itself_only() {
+        let mut set = KeySet::default();
+        let (_, record) = set
+            .create("catalogue team", &[Scope::Catalogue], None)
+            .unwrap();
+        assert!(record.allows(Scope::Catalogue));
+        for scope in [
+            Scope::Read,
+            Scope::Users,
+            Scope::Operations,
+            Scope::Tokens,
+            Scope::Admin,
+        ] {
+            assert!(!record.allows(scope), "{scope}");
+        }
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+        }
+        assert!(Scope::names().contains("operations"));
     }
 }

@@ -4,7 +4,8 @@
 //! route labels of the request metrics all come from it.
 //!
 //! Access is each operation's `security` ([`crate::access`]): `()` marks an open route; the
-//! role listed otherwise (`ingest`, `read`, `admin`) is the scope a key needs.
+//! role listed otherwise (`ingest`, `read`, `catalogue`, `users`, `operations`, `tokens`,
+//! `admin`) is the scope a key needs; `admin` grants every one.
 
 use std::sync::OnceLock;
 
@@ -40,7 +41,9 @@ use crate::state::AppState;
             loopback), every route but /healthz, /readyz, /metrics, /openapi.json and the \
             viewer app's and the console's pages (/, /console and their scripts and styles) needs an \
             API key of the right scope (the role named in each operation's security): ingest \
-            (POST /v1/events), read (queries), admin (everything); 401 without a valid key, 403 \
+            (POST /v1/events), read (queries), catalogue (catalogue and rules writes), users \
+            (a user's summary, export and erasure), operations (processor, backups, \
+            experiments, flags), tokens (viewer tokens), admin (everything); 401 without a valid key, 403 \
             with the wrong scope, 429 with Retry-After past the key's rate, 503 when shedding \
             load."
     ),

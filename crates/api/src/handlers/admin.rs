@@ -76,7 +76,7 @@ pub struct BackupTaken {
     path = "/v1/admin/processor",
     tag = "admin",
     responses((status = 200, description = "The processor's state", body = ProcessorStatus)),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn get_processor(
     State(state): State<AppState>,
@@ -97,7 +97,7 @@ pub async fn get_processor(
         (status = 200, description = "The processor's new state", body = ProcessorStatus),
         (status = 422, description = "The body is not {\"paused\": true|false}", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn post_processor(
     State(state): State<AppState>,
@@ -135,7 +135,7 @@ pub async fn post_processor(
         (status = 422, description = "The directory is outside the node's backup_root, or not empty", body = ErrorBody),
         (status = 503, description = "The backup failed", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn post_backup(
     State(state): State<AppState>,
@@ -242,7 +242,7 @@ pub struct TokenMinted {
         (status = 422, description = "A bad user id or lifetime (the field is named)", body = ErrorBody),
         (status = 503, description = "This node takes no viewer tokens", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["tokens"]), ("apiKey" = ["tokens"]))
 )]
 pub async fn post_token(
     State(state): State<AppState>,

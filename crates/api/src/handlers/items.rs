@@ -87,7 +87,7 @@ async fn upsert_items(services: &Services, items: Vec<Item>) -> Result<(), ApiEr
         (status = 422, description = "A field failed validation", body = ErrorBody),
         (status = 503, description = "The catalogue cannot be written now", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn put_item(
     State(state): State<AppState>,
@@ -125,7 +125,7 @@ pub async fn put_item(
         (status = 422, description = "No item was valid", body = Upserted),
         (status = 503, description = "The catalogue cannot be written now", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn post_items(
     State(state): State<AppState>,
@@ -215,7 +215,7 @@ pub async fn get_item(
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 404, description = "No such item", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn delete_item(
     State(state): State<AppState>,

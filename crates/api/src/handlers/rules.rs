@@ -33,7 +33,7 @@ pub struct Properties {
     path = "/v1/admin/properties",
     tag = "rules",
     responses((status = 200, description = "The declared properties", body = Properties)),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn get_properties(State(state): State<AppState>) -> Result<Json<Properties>, ApiError> {
     let rules = state.services()?.query.rules().current();
@@ -55,7 +55,7 @@ pub async fn get_properties(State(state): State<AppState>) -> Result<Json<Proper
         (status = 200, description = "Stored", body = Properties),
         (status = 422, description = "A name or type is wrong (named)", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn put_properties(
     State(state): State<AppState>,
@@ -110,7 +110,7 @@ pub struct FilterList {
     path = "/v1/admin/filters",
     tag = "rules",
     responses((status = 200, description = "By name", body = FilterList)),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn list_filters(State(state): State<AppState>) -> Result<Json<FilterList>, ApiError> {
     let rules = state.services()?.query.rules().current();
@@ -129,7 +129,7 @@ pub async fn list_filters(State(state): State<AppState>) -> Result<Json<FilterLi
         (status = 200, description = "The filter", body = FilterView),
         (status = 404, description = "No such filter", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn get_filter(
     State(state): State<AppState>,
@@ -157,7 +157,7 @@ pub async fn get_filter(
         (status = 200, description = "Stored", body = FilterView),
         (status = 422, description = "The expression or name is wrong (the position is named)", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn put_filter(
     State(state): State<AppState>,
@@ -189,7 +189,7 @@ pub async fn put_filter(
         (status = 404, description = "No such filter", body = ErrorBody),
         (status = 422, description = "A campaign names it", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn delete_filter(
     State(state): State<AppState>,
@@ -274,7 +274,7 @@ pub struct CampaignList {
     path = "/v1/admin/campaigns",
     tag = "rules",
     responses((status = 200, description = "By name", body = CampaignList)),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn list_campaigns(State(state): State<AppState>) -> Result<Json<CampaignList>, ApiError> {
     let rules = state.services()?.query.rules();
@@ -299,7 +299,7 @@ pub async fn list_campaigns(State(state): State<AppState>) -> Result<Json<Campai
         (status = 200, description = "The campaign", body = CampaignView),
         (status = 404, description = "No such campaign", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn get_campaign(
     State(state): State<AppState>,
@@ -330,7 +330,7 @@ pub async fn get_campaign(
         (status = 200, description = "Stored", body = CampaignView),
         (status = 422, description = "A rule is broken (the field is named)", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn put_campaign(
     State(state): State<AppState>,
@@ -375,7 +375,7 @@ pub async fn put_campaign(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such campaign", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["catalogue"]), ("apiKey" = ["catalogue"]))
 )]
 pub async fn delete_campaign(
     State(state): State<AppState>,

@@ -103,7 +103,7 @@ pub struct Erased {
         (status = 404, description = "No events for this user", body = ErrorBody),
         (status = 421, description = "Another node serves this user", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["users"]), ("apiKey" = ["users"]))
 )]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -134,7 +134,7 @@ pub async fn get_user(
         (status = 404, description = "Nothing stored for this user", body = ErrorBody),
         (status = 421, description = "Another node serves this user", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["users"]), ("apiKey" = ["users"]))
 )]
 pub async fn get_export(
     State(state): State<AppState>,
@@ -226,7 +226,7 @@ fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiE
         (status = 421, description = "Another node serves this user", body = ErrorBody),
         (status = 503, description = "The erasure did not complete; retry", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["users"]), ("apiKey" = ["users"]))
 )]
 pub async fn delete_user(
     State(state): State<AppState>,

@@ -11,19 +11,19 @@ use axum::response::Response;
 
 use crate::access::Access;
 use crate::audit::{Actor, Record};
-use crate::keys::Scope;
 use crate::state::AppState;
 
 /// The export route: audited whatever the scope it needs.
 const EXPORT_ROUTE: &str = "/v1/users/{user_id}/export";
 
-/// Whether a request to `route` is audited: a change needing `admin`, or an export.
+/// Whether a request to `route` is audited: a change needing an operator's scope (`admin` or
+/// a part of it), or an export.
 fn audited(state: &AppState, method: &Method, route: &str) -> bool {
     route == EXPORT_ROUTE
         || (method != Method::GET
             && method != Method::HEAD
             && method != Method::OPTIONS
-            && state.access(method, route) == Access::Key(Scope::Admin))
+            && matches!(state.access(method, route), Access::Key(scope) if scope.is_administrative()))
 }
 
 /// The path's parameters by name, from the route's pattern (`/v1/admin/filters/{name}`) laid

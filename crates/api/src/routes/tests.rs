@@ -82,22 +82,29 @@ fn every_route_declares_the_access_its_purpose_needs() {
             "{read}"
         );
     }
-    assert_eq!(
-        access(Method::PUT, "/v1/items/{item_id}"),
-        Access::Key(Scope::Admin)
-    );
-    assert_eq!(
-        access(Method::GET, "/v1/users/{user_id}"),
-        Access::Key(Scope::Admin)
-    );
-    assert_eq!(
-        access(Method::DELETE, "/v1/users/{user_id}"),
-        Access::Key(Scope::Admin)
-    );
-    assert_eq!(
-        access(Method::POST, "/v1/admin/backups"),
-        Access::Key(Scope::Admin)
-    );
+    // Each operator's route needs its part of `admin` (which grants them all).
+    for (method, path, scope) in [
+        (Method::PUT, "/v1/items/{item_id}", Scope::Catalogue),
+        (Method::POST, "/v1/items", Scope::Catalogue),
+        (Method::PUT, "/v1/admin/campaigns/{name}", Scope::Catalogue),
+        (Method::GET, "/v1/users/{user_id}", Scope::Users),
+        (Method::GET, "/v1/users/{user_id}/export", Scope::Users),
+        (Method::DELETE, "/v1/users/{user_id}", Scope::Users),
+        (Method::POST, "/v1/admin/backups", Scope::Operations),
+        (Method::POST, "/v1/admin/processor", Scope::Operations),
+        (
+            Method::PUT,
+            "/v1/admin/experiments/{name}",
+            Scope::Operations,
+        ),
+        (Method::POST, "/v1/admin/tokens", Scope::Tokens),
+    ] {
+        assert_eq!(
+            access(method.clone(), path),
+            Access::Key(scope),
+            "{method} {path}"
+        );
+    }
     // A route the table does not hold needs the broadest scope: the map fails closed.
     assert_eq!(
         access(Method::GET, "/v1/unlisted"),
@@ -274,4 +281,42 @@ async fn each_scope_sheds_from_its_own_pool() {
     // Probes are in no pool.
     let (status, _, _) = send(&app, get("/healthz")).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused_naming_its_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    let mut set = KeySet::default();
+    let now = marquee_schemas::now_ms();
+    let (expired, record) = set
+        .create_expiring("old", &[Scope::Read], None, Some(now - 1))
+        .unwrap();
+    let (current, _) = set
+        .create_expiring("new", &[Scope::Read], None, Some(now + 3_600_000))
+        .unwrap();
+    set.save(&path).unwrap();
+    let state = AppState::new(
+        Metrics::new(4),
+        Guard::new(path, true, Limits::default()),
+        None,
+        Vec::new(),
+    );
+    let app = router(state);
+    let with_key = |key: &str| {
+        Request::get("/v1/trending")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, body) = send(&app, with_key(&expired)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("key {} expired at 20", record.id)),
+        "{message}"
+    );
+    // A key before its expiry passes the guard (and meets a node still loading).
+    let (status, _, body) = send(&app, with_key(&current)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }

@@ -25,7 +25,7 @@ use crate::state::AppState;
         (status = 201, description = "Created", body = FlagView),
         (status = 422, description = "A rule is broken (the field is named)", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn post_flag(
     State(state): State<AppState>,
@@ -48,7 +48,7 @@ pub async fn post_flag(
     path = "/v1/admin/flags",
     tag = "experiments",
     responses((status = 200, description = "By name", body = FlagList)),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn list_flags(State(state): State<AppState>) -> Result<Json<FlagList>, ApiError> {
     let definitions = state.services()?.experiments.definitions();
@@ -71,7 +71,7 @@ pub async fn list_flags(State(state): State<AppState>) -> Result<Json<FlagList>,
         (status = 200, description = "The flag", body = FlagView),
         (status = 404, description = "No such flag", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn get_flag(
     State(state): State<AppState>,
@@ -98,7 +98,7 @@ pub async fn get_flag(
         (status = 404, description = "No such flag", body = ErrorBody),
         (status = 422, description = "A rule is broken (the field is named)", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn put_flag(
     State(state): State<AppState>,
@@ -134,7 +134,7 @@ pub async fn put_flag(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such flag", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn delete_flag(
     State(state): State<AppState>,

@@ -100,7 +100,7 @@ pub(super) fn flag_spec(body: FlagBody, path_name: Option<&str>) -> Result<FlagS
         (status = 201, description = "Created", body = ExperimentView),
         (status = 422, description = "A rule is broken (the field is named): shares that do not sum to 1, an unknown field, a name in use…", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn post_experiment(
     State(state): State<AppState>,
@@ -127,7 +127,7 @@ pub async fn post_experiment(
     path = "/v1/admin/experiments",
     tag = "experiments",
     responses((status = 200, description = "By name", body = ExperimentList)),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn list_experiments(
     State(state): State<AppState>,
@@ -152,7 +152,7 @@ pub async fn list_experiments(
         (status = 200, description = "The experiment", body = ExperimentView),
         (status = 404, description = "No such experiment", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn get_experiment(
     State(state): State<AppState>,
@@ -180,7 +180,7 @@ pub async fn get_experiment(
         (status = 404, description = "No such experiment", body = ErrorBody),
         (status = 422, description = "A rule is broken (the field is named)", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn put_experiment(
     State(state): State<AppState>,
@@ -212,7 +212,7 @@ pub async fn put_experiment(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such experiment", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn delete_experiment(
     State(state): State<AppState>,
@@ -238,7 +238,7 @@ pub async fn delete_experiment(
         (status = 200, description = "The results", body = ResultsView),
         (status = 404, description = "No such experiment", body = ErrorBody),
     ),
-    security(("bearer" = ["admin"]), ("apiKey" = ["admin"]))
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
 )]
 pub async fn get_results(
     State(state): State<AppState>,
