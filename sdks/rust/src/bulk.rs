@@ -123,8 +123,9 @@ impl Client {
         }
     }
 
-    /// `POST /v1/admin/backups`: an online backup into `dir`, a new directory on the server's
-    /// machine given as an absolute path (an `admin` key). Returns the server's answer: the
+    /// `POST /v1/admin/backups`: an online backup into `dir`, a new directory inside the
+    /// node's `backup_root` — a name, or an absolute path under it (an `operations` or `admin`
+    /// key). Returns the server's answer: the
     /// directory and the backup's manifest. Not retried: a backup must not run twice.
     pub async fn backup(&self, dir: &str) -> Result<serde_json::Value, Error> {
         let request = self
