@@ -86,6 +86,8 @@ struct Inner {
     /// End offsets, published by the writer after each synced write.
     end_offsets: watch::Receiver<Vec<u64>>,
     writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Compactions of erased entries still running ([`EmbeddedLog::close`] waits for them).
+    erasures: parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>>,
     path: PathBuf,
 }
 
@@ -213,6 +215,7 @@ impl EmbeddedLog {
                 requests: parking_lot::Mutex::new(Some(request_sender)),
                 end_offsets: offsets_receiver,
                 writer: parking_lot::Mutex::new(Some(writer)),
+                erasures: parking_lot::Mutex::new(Vec::new()),
                 path,
             }),
         })
@@ -263,6 +266,7 @@ impl EmbeddedLog {
                 requests: parking_lot::Mutex::new(None),
                 end_offsets: offsets_receiver,
                 writer: parking_lot::Mutex::new(None),
+                erasures: parking_lot::Mutex::new(Vec::new()),
                 path,
             }),
         })
@@ -359,10 +363,15 @@ impl EmbeddedLog {
     }
 
     /// Stops the writer after the requests already queued; later appends fail with
-    /// [`Error::Closed`]. Idempotent. Then flushes the memtables, so the next open has no
+    /// [`Error::Closed`]. Idempotent. Then waits for the compactions of erased entries (their
+    /// old values then are in no file) and flushes the memtables, so the next open has no
     /// write-ahead log to replay (on a large log that replay was most of a restart).
     pub fn close(&self) {
         self.inner.requests.lock().take();
+        let erasures: Vec<_> = std::mem::take(&mut *self.inner.erasures.lock());
+        for compaction in erasures {
+            let _ = compaction.join();
+        }
         let Some(writer) = self.inner.writer.lock().take() else {
             return;
         };
@@ -688,7 +697,7 @@ impl EventLog for EmbeddedLog {
         // Out of the SST files: a compaction of the erased ranges, in the background (it may
         // rewrite much of a partition, and the erasure is already in force).
         let db = Arc::clone(db);
-        std::thread::Builder::new()
+        let compaction = std::thread::Builder::new()
             .name("log-erase-compaction".into())
             .spawn(move || {
                 let cf = db
@@ -706,6 +715,9 @@ impl EventLog for EmbeddedLog {
                 }
             })
             .map_err(|_| Error::Closed)?;
+        let mut erasures = self.inner.erasures.lock();
+        erasures.retain(|running| !running.is_finished());
+        erasures.push(compaction);
         Ok(())
     }
 

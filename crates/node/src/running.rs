@@ -267,6 +267,8 @@ fn stop_parts(loaded: Loaded) {
     if let Err(message) = saved {
         warn!(error = %message, "could not save the index; the next start builds it");
     }
+    // An erasure's compactions finish first: after a clean stop no file holds the user's id.
+    services.store.finish_erasures();
     // Memtables to files: the next open then has no write-ahead log to replay.
     if let Err(error) = services.store.flush_all() {
         warn!(%error, "could not flush the state's memtables at stop");

@@ -95,7 +95,11 @@ impl<L: EventLog> Processor<L> {
         // One synced batch: the user's rows, the items' counts and pairs (as negative deltas,
         // which commute with the workers' batches), the erasure list.
         let mut batch = self.store.batch();
-        batch.delete_user(user_id);
+        // A user without a record has no rows (they are written with it, and erased with it):
+        // deleting them would only write the raw id to disk again, in tombstones.
+        if had_state {
+            batch.delete_user(user_id);
+        }
         // The user's counts in every experiment leave the results with them.
         for key in self.experiments.user_keys(user_id) {
             batch.delete_experiment_entry(&key);
@@ -120,7 +124,9 @@ impl<L: EventLog> Processor<L> {
         // Publish, as a batch would.
         self.publish_items(&deltas, &pair_removals);
 
-        // The log, then the write-ahead logs that still hold the user's rows.
+        // The log, then the write-ahead logs that still hold the user's rows. A user of whom
+        // nothing was found (no state, no event in the log: an id that never existed, or one
+        // erased before) has no row to remove from the files: no flush and no compaction.
         let positions: Vec<(u32, u64)> = entries
             .iter()
             .map(|entry| (entry.partition, entry.offset))
@@ -130,8 +136,10 @@ impl<L: EventLog> Processor<L> {
             Err(marquee_ingest::Error::Unsupported(_)) => false,
             Err(failure) => return Err(failure.into()),
         };
-        self.store.flush_all()?;
-        self.store.compact_user_in_background(user_id);
+        if had_state || !entries.is_empty() {
+            self.store.flush_all()?;
+            self.store.compact_user_in_background(user_id);
+        }
         self.refresh_trending();
         Ok(Erasure {
             log_events: entries.len(),

@@ -25,6 +25,9 @@ pub const FACTOR_SCALES_KEY: &[u8] = b"factor_scales";
 /// Present in a state created with the `seen` layout that holds only interactions that left
 /// the users' history windows (see [`StateStore::seen_outside_history`]).
 pub const SEEN_LAYOUT_KEY: &[u8] = b"seen_outside_history";
+/// Written and flushed after an erasure's compaction, in `default`: the one file it makes is a
+/// change of the file set, which writes a new MANIFEST (see `StateStore::compact_user_in_background`).
+pub const MANIFEST_ROLL_KEY: &[u8] = b"manifest_roll";
 
 pub fn user_prefix(user_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(user_id.len() + 5);

@@ -58,7 +58,10 @@ mod users;
 
 pub use batch::StateBatch;
 pub use entries::{EntryWrite, ExperimentWrite};
-use keys::{ALL_CFS, DEDUP_CF, DIMENSION_KEY, SEEN_CF, SEEN_LAYOUT_KEY, USERS_CF, user_prefix};
+use keys::{
+    ALL_CFS, DEDUP_CF, DIMENSION_KEY, MANIFEST_ROLL_KEY, SEEN_CF, SEEN_LAYOUT_KEY, USERS_CF,
+    user_prefix,
+};
 use options::{base_options, descriptors};
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,8 @@ struct Inner {
     seen_outside_history: bool,
     /// Serialized write batches, kept while recording (benchmarks only).
     recorded: parking_lot::Mutex<Option<Vec<Vec<u8>>>>,
+    /// Erasure compactions still running ([`StateStore::finish_erasures`] waits for them).
+    erasures: parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -117,9 +122,12 @@ impl StateStore {
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
         let mut db_options = base_options(&cache, false);
         db_options.set_max_background_jobs(2);
-        // As in the log: an erased user's id may be a file boundary in the MANIFEST, which
-        // RocksDB rewrites at every start and when it reaches this size.
-        db_options.set_max_manifest_file_size(4 << 20);
+        // The MANIFEST names the first and last key of every file, user ids among them, and
+        // RocksDB appends each change of the file set to it: an erased user's id would stay in
+        // it as the boundary of a file long compacted away. Past this size RocksDB starts a new
+        // one holding only the live files at its next change (and deletes the old), so every
+        // change past the first writes a new MANIFEST: a few kilobytes per flush or compaction.
+        db_options.set_max_manifest_file_size(1);
         let descriptors = descriptors(&cache, config);
         let db = DB::open_cf_descriptors(&db_options, &path, descriptors)?;
         match db.get(DIMENSION_KEY)? {
@@ -155,6 +163,7 @@ impl StateStore {
                 dimension: config.dimension,
                 seen_outside_history,
                 recorded: parking_lot::Mutex::new(None),
+                erasures: parking_lot::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -191,6 +200,7 @@ impl StateStore {
                 dimension,
                 seen_outside_history,
                 recorded: parking_lot::Mutex::new(None),
+                erasures: parking_lot::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -294,7 +304,10 @@ impl StateStore {
     }
 
     /// Compacts the key ranges of `user_id` in `users`, `seen` and `dedup` in the background, so
-    /// the bytes of an erased user's rows leave the SST files within seconds.
+    /// the bytes of an erased user's rows leave the SST files within seconds, then changes the
+    /// file set once more, so the MANIFEST RocksDB then writes names none of the files the
+    /// compaction removed (the user's id may have been a boundary of one). A clean stop waits
+    /// for it ([`StateStore::finish_erasures`]).
     pub fn compact_user_in_background(&self, user_id: &str) {
         let prefix = user_prefix(user_id);
         let mut end = prefix.clone();
@@ -323,9 +336,40 @@ impl StateStore {
                         &options,
                     );
                 }
+                if let Err(error) = store.roll_manifest() {
+                    tracing::warn!(%error, "could not roll the state's MANIFEST after an erasure; the next start rewrites it");
+                }
             });
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "could not start the erasure compaction; RocksDB will compact later");
+        match spawned {
+            Ok(handle) => {
+                let mut erasures = self.inner.erasures.lock();
+                erasures.retain(|running| !running.is_finished());
+                erasures.push(handle);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not start the erasure compaction; RocksDB will compact later");
+            }
+        }
+    }
+
+    /// One small change of the file set (a flushed marker in `default`), which writes a new
+    /// MANIFEST holding the live files only (see [`StateStore::open`]).
+    fn roll_manifest(&self) -> Result<()> {
+        let db = &self.inner.db;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        db.put(MANIFEST_ROLL_KEY, now.to_be_bytes())?;
+        db.flush()?;
+        Ok(())
+    }
+
+    /// Waits for the erasure compactions still running: once it returns, no file of the state
+    /// holds an erased user's id. Part of a clean stop.
+    pub fn finish_erasures(&self) {
+        let running: Vec<_> = std::mem::take(&mut *self.inner.erasures.lock());
+        for handle in running {
+            let _ = handle.join();
         }
     }
 
