@@ -83,6 +83,9 @@ pub struct AppState {
     pub peer_client: reqwest::Client,
     /// The audit log ([`crate::audit`]); `None` until the node opens it (and in router tests).
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Held while `/metrics` reads the storage figures on a blocking thread: one read at a
+    /// time, however many scrapes come at once (`crate::handlers::probes::metrics`).
+    pub metrics_refresh: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -102,6 +105,7 @@ impl AppState {
             pseudonym_key: pseudonym_key.map(Arc::new),
             cors_origins: cors_origins.into(),
             document: Arc::new(OnceLock::new()),
+            metrics_refresh: Arc::new(tokio::sync::Mutex::new(())),
             forward_misdirected: false,
             peer_client: reqwest::Client::new(),
             audit: None,

@@ -120,14 +120,12 @@ async fn ingest_events(
                 event.user_id = state.pseudonym(&event.user_id);
             }
             // The history of an erased user (a backfill, a client's old queue) does not come
-            // back: events dated at or before the user's erasure are refused.
+            // back: events dated at or before the user's erasure are refused. The message does
+            // not give the erasure's time (any ingest key reads it; the audit log has it).
             match services.processor.erased_at(&event.user_id) {
                 Some(erased_ms) if event.timestamp <= erased_ms => Err(FieldError::new(
                     "user_id",
-                    format!(
-                        "this user was erased at {erased_ms} ms since the epoch; events dated \
-                         before the erasure are refused"
-                    ),
+                    "this user's data was erased; events dated before the erasure are refused",
                 )),
                 _ => Ok(event),
             }

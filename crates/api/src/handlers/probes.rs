@@ -79,7 +79,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
     security(())
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    if let Some(services) = state.services.get() {
+    // One read of the figures at a time: a scrape that finds one under way waits for it and
+    // renders what it read, so a flood of scrapes takes one blocking thread, not one each.
+    let refresh = match state.metrics_refresh.clone().try_lock_owned() {
+        Ok(held) => Some(held),
+        Err(_) => {
+            drop(state.metrics_refresh.lock().await);
+            None
+        }
+    };
+    if let (Some(_held), Some(services)) = (refresh, state.services.get()) {
         let services = services.clone();
         let metrics = state.metrics.clone();
         // RocksDB property reads take its mutexes: off the async workers.
