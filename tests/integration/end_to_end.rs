@@ -570,3 +570,51 @@ async fn a_paused_processor_applies_nothing_until_resumed_and_then_catches_up() 
     assert_eq!(status_answer["paused"], false);
     node.shutdown().await.unwrap();
 }
+
+/// A state keeps the dimension of its vectors: a node whose configuration names none opens a
+/// state of another (rank 32, the default before 2026-12-07) at that state's own and serves it;
+/// one whose configuration names another is refused, with a message naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_keeps_its_vector_dimension_unless_the_configuration_names_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Synthetic::new(SyntheticConfig {
+        seed: 5,
+        users: 100,
+        items: 300,
+        clusters: 5,
+        events: 5_000,
+        ..SyntheticConfig::default()
+    });
+    let users: Vec<String> = (0..20).map(Synthetic::user_id).collect();
+    let mut older = test_config(dir.path());
+    older.model.dimension = 32;
+    older.model_dimension_set = true;
+    let node = start(older).await;
+    load_world(&node, &world).await;
+    let facts_before = user_facts(&node.url(), &users).await;
+    node.shutdown().await.unwrap();
+
+    // The default configuration names no dimension (its default is 64): the state's 32 holds.
+    let defaults = test_config(dir.path());
+    assert_ne!(defaults.model.dimension, 32);
+    assert!(!defaults.model_dimension_set);
+    let node = start(defaults).await;
+    let services = node.services().unwrap();
+    assert_eq!(services.items.read().dimension(), 32);
+    assert_eq!(user_facts(&node.url(), &users).await, facts_before);
+    let lists = recommendation_lists(&node.url(), &users).await;
+    assert!(lists.iter().all(|list| list.len() == 10), "{lists:?}");
+    node.shutdown().await.unwrap();
+
+    // A configuration that names 64 is refused: the state would need a rebuild.
+    let mut named = test_config(dir.path());
+    named.model.dimension = 64;
+    named.model_dimension_set = true;
+    let node = marquee_node::RunningNode::start(named).await.unwrap();
+    assert!(node.wait_ready().await.is_err());
+    let refused = node.shutdown().await.unwrap_err().to_string();
+    assert!(
+        refused.contains("dimension 32") && refused.contains("asks for 64"),
+        "{refused}"
+    );
+}

@@ -61,6 +61,10 @@ pub struct Settings {
     pub backup_root: Option<PathBuf>,
     pub model: ModelConfig,
     pub index: IndexSettings,
+    /// Whether the file set `[model] dimension` (else a state built with another dimension
+    /// keeps its own: see [`NodeConfig::model_dimension_set`]).
+    #[serde(skip)]
+    pub model_dimension_set: bool,
 }
 
 /// `[log]`: the event log (`docs/OPERATIONS.md`, "Running on Fluvio").
@@ -194,6 +198,7 @@ impl Default for Settings {
             backup_root: None,
             model: ModelConfig::default(),
             index: IndexSettings::default(),
+            model_dimension_set: false,
         }
     }
 }
@@ -276,6 +281,10 @@ pub struct NodeConfig {
     /// Partitions of a new log (an existing log keeps its own count and must match).
     pub partitions: u32,
     pub model: ModelConfig,
+    /// Whether the configuration named `model.dimension`. When it did not, a state built with
+    /// another dimension (by an earlier release, whose default was another) is opened with its
+    /// own, and the node says so; when it did, such a state is refused.
+    pub model_dimension_set: bool,
     pub index: IndexConfig,
     pub processor: ProcessorConfig,
     /// How long an applied `event_id` is remembered.
@@ -364,10 +373,17 @@ impl Settings {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| Error::ConfigSyntax {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })
+        let mut settings: Settings =
+            toml::from_str(&text).map_err(|source| Error::ConfigSyntax {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
+        settings.model_dimension_set = text
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|table| table.get("model")?.get("dimension").cloned())
+            .is_some();
+        Ok(settings)
     }
 
     /// Lays environment variables and flags over these settings.
@@ -431,6 +447,7 @@ impl Settings {
             log,
             partitions: self.partitions,
             model: self.model,
+            model_dimension_set: self.model_dimension_set,
             index,
             processor,
             dedup_window: Duration::from_secs(self.dedup_window_secs),

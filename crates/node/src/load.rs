@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use marquee_api::Services;
 use marquee_ingest::{AnyChangeLog, AnyLog, EmbeddedLog, EventLog};
-use marquee_stream_processor::{DataDir, Engine, Metrics, ProcessorHandle, SearchIndex};
+use marquee_stream_processor::{
+    DataDir, Engine, Metrics, ModelConfig, ProcessorHandle, SearchIndex,
+};
 use marquee_vector_store::{StateStore, StoreConfig, VectorIndex};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -39,15 +41,7 @@ pub(crate) fn load(
             backend: config.log.describe(),
             source,
         })?;
-    let store = StateStore::open(
-        data_dir.state(),
-        &StoreConfig {
-            dimension: config.model.stored_dimension(),
-            dedup_window: config.dedup_window,
-            block_cache_bytes: config.block_cache_bytes,
-        },
-    )
-    .map_err(Error::OpenState)?;
+    let (store, model) = open_state(&data_dir, config)?;
     let opened_seconds = started.elapsed().as_secs_f64();
     let mut processor_config = config.processor.clone();
     let workers = processor_config.workers;
@@ -85,7 +79,7 @@ pub(crate) fn load(
     } = Engine::open(
         log.clone(),
         store.clone(),
-        config.model.clone(),
+        model,
         config.index.clone(),
         processor_config,
         metrics.clone(),
@@ -201,5 +195,37 @@ fn spawn_retention(
         });
     if let Err(failure) = spawned {
         error!(error = %failure, "could not start log retention");
+    }
+}
+
+/// Opens the state with the configured model. A state built with vectors of another
+/// dimension is opened with its own when the configuration did not name one (an earlier
+/// release's default): the model then has that dimension, and the node says how to change it.
+fn open_state(data_dir: &DataDir, config: &NodeConfig) -> Result<(StateStore, ModelConfig)> {
+    let mut model = config.model.clone();
+    let store_config = |model: &ModelConfig| StoreConfig {
+        dimension: model.stored_dimension(),
+        dedup_window: config.dedup_window,
+        block_cache_bytes: config.block_cache_bytes,
+    };
+    match StateStore::open(data_dir.state(), &store_config(&model)) {
+        Ok(store) => Ok((store, model)),
+        Err(marquee_vector_store::Error::DimensionMismatch { existing, .. })
+            if !config.model_dimension_set =>
+        {
+            let configured = model.dimension;
+            model.dimension = existing / marquee_vector_store::STORED_PARTS;
+            warn!(
+                state_dimension = model.dimension,
+                default_dimension = configured,
+                "this state's item vectors have {} dimensions, not the default {configured}: \
+                 kept; to change, set [model] dimension and rebuild the state from the log",
+                model.dimension
+            );
+            let store = StateStore::open(data_dir.state(), &store_config(&model))
+                .map_err(Error::OpenState)?;
+            Ok((store, model))
+        }
+        Err(error) => Err(Error::OpenState(error)),
     }
 }

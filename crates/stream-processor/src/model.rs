@@ -142,7 +142,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            dimension: 32,
+            dimension: 64,
             solve_every_events: 2_000,
             history_len: 500,
             recency_decay: 0.8,

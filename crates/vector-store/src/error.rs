@@ -23,8 +23,12 @@ pub enum Error {
     #[error("corrupt co-occurrence list for item {item}")]
     CorruptNeighbours { item: u32 },
     #[error(
-        "the state at {path} was built with {existing}-dimensional vectors, \
-         but {requested} were configured"
+        "the state at {path} was built with item vectors of dimension {}, but the configuration \
+         asks for {}: set [model] dimension = {} to open it, or rebuild the state from the log \
+         with the new dimension",
+        .existing / crate::STORED_PARTS,
+        .requested / crate::STORED_PARTS,
+        .existing / crate::STORED_PARTS
     )]
     DimensionMismatch {
         path: String,

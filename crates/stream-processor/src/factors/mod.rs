@@ -15,8 +15,8 @@
 //!   `S`, read from the item table's co-occurrence lists: `k + 10` random probes, two power
 //!   iterations, dense algebra on `n × (k + 10)` matrices (`nalgebra`). The probes are drawn
 //!   from a fixed seed and the sparse products run row by row, so the same `S` gives the same
-//!   vectors. Cost `O(nnz(S) · (k + 10) · 6 + n · (k + 10)²)`: about 0.1 s for ml-latest-small,
-//!   seconds for 100,000 items with full lists.
+//!   vectors. Cost `O(nnz(S) · (k + 10) · 6 + n · (k + 10)²)`: about 0.1 s for ml-latest-small
+//!   at rank 32, seconds for 100,000 items with full lists.
 //! - **Fold-in between solves** ([`fold_in`]): a pair weight `δ` added to `C[i][j]` adds
 //!   `δ' = nᵢ·δ·cⱼ` to `S[i][j]`. An item's source vector is the projection of its row of `S`
 //!   onto the last solve's target vectors, `aᵢ = Sᵢ · B̂ · σ⁻¹` (at the solve, exactly `Uᵢ·σ^½`),

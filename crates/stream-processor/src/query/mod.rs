@@ -70,7 +70,9 @@ fn pool_depth(depth: usize) -> usize {
     if depth <= FIXED_POOL_DEPTH { 0 } else { depth }
 }
 
-use score::{blend, content_scores, pair_scores, share, tail_vector, top, with_reach, with_tail};
+use score::{
+    blend, content_scores, pair_scores, share, top, vector_and_tail, with_reach, with_tail,
+};
 pub use score::{user_vector, user_vector_from};
 pub use sources::{Ranking, Sources};
 
@@ -463,10 +465,21 @@ impl QueryEngine {
         among: Option<&[u32]>,
     ) -> Ranked {
         let use_index = ranking.index;
-        let user_vector = if use_index {
-            user_vector(&self.items.read(), history, model)
+        // With the index, the pairs read the last `pair_history` events exactly and the user's
+        // vector carries the rest (at weight 0, the older events' vector scores the candidates,
+        // `with_tail`; at a positive weight, the whole vector's share is blended in); without
+        // it, the pairs read the whole history.
+        let blend_embedding = use_index && (model.embedding_weight > 0.0 || !ranking.pairs);
+        let pair_history = if use_index {
+            model.pair_history
         } else {
-            Vec::new()
+            model.history_len
+        };
+        let (user_vector, tail) = if use_index {
+            let (whole, tail) = vector_and_tail(&self.items.read(), history, model, pair_history);
+            (whole, tail.filter(|_| !blend_embedding))
+        } else {
+            (Vec::new(), None)
         };
         let embedded = if user_vector.iter().any(|x| *x != 0.0) {
             let wanted = model.embedding_candidates.max(pool_depth(count));
@@ -480,21 +493,6 @@ impl QueryEngine {
             Vec::new()
         };
         let table = self.items.read();
-        // With the index, the pairs read the last `pair_history` events exactly and the user's
-        // vector carries the rest (at weight 0, the older events' vector scores the candidates,
-        // `with_tail`; at a positive weight, the whole vector's share is blended in); without
-        // it, the pairs read the whole history.
-        let blend_embedding = use_index && (model.embedding_weight > 0.0 || !ranking.pairs);
-        let pair_history = if use_index {
-            model.pair_history
-        } else {
-            model.history_len
-        };
-        let tail = if use_index && !blend_embedding {
-            tail_vector(&table, history, model, pair_history)
-        } else {
-            None
-        };
         let mut ranked = if ranking.pairs {
             pair_scores(&table, history, model, pair_history, accept)
         } else {

@@ -235,26 +235,30 @@ pub fn user_vector_from<'v>(
     vector
 }
 
-/// The older part of a user's vector: the recency-weighted sum of the source vectors of the
-/// history's events after the newest `skip` (the events the pairs do not read exactly);
-/// `None` when there are none, or their sum is zero.
-pub(super) fn tail_vector(
+/// A user's vector ([`user_vector`]) and its older part: the recency-weighted sum of the
+/// source vectors of the history's events after the newest `skip` (the events the pairs do not
+/// read exactly; `None` when there are none, or their sum is zero), in one pass over the
+/// history.
+pub(super) fn vector_and_tail(
     table: &Table,
     history: &[HistoryEntry],
     model: &ModelConfig,
     skip: usize,
-) -> Option<Vec<f32>> {
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let dimension = table.dimension();
-    let mut vector = vec![0.0f32; dimension];
-    for (past, factor) in recency_weights(history, model).skip(skip) {
+    let mut recent = vec![0.0f32; dimension];
+    let mut tail = vec![0.0f32; dimension];
+    for (at, (past, factor)) in recency_weights(history, model).enumerate() {
         if factor == 0.0 || table.id(past.item).is_none() {
             continue;
         }
-        for (sum, component) in vector.iter_mut().zip(table.source_vector(past.item)) {
+        let sum = if at < skip { &mut recent } else { &mut tail };
+        for (sum, component) in sum.iter_mut().zip(table.source_vector(past.item)) {
             *sum += factor * component;
         }
     }
-    vector.iter().any(|x| *x != 0.0).then_some(vector)
+    let whole = recent.iter().zip(&tail).map(|(a, b)| a + b).collect();
+    (whole, tail.iter().any(|x| *x != 0.0).then_some(tail))
 }
 
 /// The ranking of a long history: the exact pair scores of its recent events (`recent`, every
@@ -422,9 +426,14 @@ mod tests {
                 timestamp: item as i64,
             })
             .collect();
-        assert_eq!(tail_vector(&table, &history, &model, 3), None);
+        let (whole, tail) = vector_and_tail(&table, &history, &model, 3);
+        assert_eq!(tail, None);
+        // The whole vector is the user's, whatever the split.
+        assert_eq!(whole, user_vector(&table, &history, &model));
         // Past the newest two, the oldest event remains: weight (λ² + φ) · 1 on its source.
-        let tail = tail_vector(&table, &history, &model, 2).expect("one older event");
+        let (split, tail) = vector_and_tail(&table, &history, &model, 2);
+        let tail = tail.expect("one older event");
+        assert_eq!(split, whole);
         let factor = model.recency_decay.powi(2) + model.recency_floor;
         assert!((tail[0] - factor).abs() < 1e-6, "{tail:?}");
         assert_eq!(tail[1], 0.0);
