@@ -100,6 +100,11 @@ enum Command {
         /// The data directory to restore into.
         #[arg(long, env = "MARQUEE_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// A directory whose journals of erasures and revoked keys are merged in as well (a
+        /// newer backup, or the old data directory); repeatable. The data directory's own and
+        /// the backup's always are.
+        #[arg(long = "journals", value_name = "DIR")]
+        journals: Vec<PathBuf>,
     },
     /// Create, list and revoke API keys (the keys file of a data directory; a running server
     /// picks changes up within a second).
@@ -216,7 +221,11 @@ async fn run(command: Command) -> Result<()> {
             let wait = std::time::Duration::from_secs(wait_secs);
             commands::health::check(&node.url, node.api_key.as_deref(), wait).await
         }
-        Command::Restore { backup, data_dir } => commands::backup::restore(&backup, &data_dir),
+        Command::Restore {
+            backup,
+            data_dir,
+            journals,
+        } => commands::backup::restore(&backup, &data_dir, &journals),
         Command::Backfill {
             file,
             source,

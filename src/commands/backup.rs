@@ -1,6 +1,6 @@
 //! `marquee backup DIR` (online, through the node's API) and `marquee restore` (offline).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -21,9 +21,9 @@ pub async fn backup(dir: &Path, url: &str, api_key: Option<&str>) -> Result<()> 
     Ok(())
 }
 
-pub fn restore(backup: &Path, data_dir: &Path) -> Result<()> {
+pub fn restore(backup: &Path, data_dir: &Path, journals: &[PathBuf]) -> Result<()> {
     let started = std::time::Instant::now();
-    let manifest = marquee_stream_processor::backup::restore(backup, data_dir)?;
+    let manifest = marquee_stream_processor::backup::restore(backup, data_dir, journals)?;
     eprintln!(
         "restored {} into {} in {:.1} s (recovery point {} ms since the epoch); start the node \
          with --data-dir {}",

@@ -111,11 +111,11 @@ async fn a_backup_restores_the_state_and_the_log_as_of_when_it_was_taken() {
 
     // Restore into a new data directory; a directory that holds a state is refused.
     assert!(matches!(
-        backup::restore(&backup_dir, &data),
+        backup::restore(&backup_dir, &data, &[]),
         Err(BackupError::TargetInUse(_))
     ));
     let restored = dir.path().join("restored");
-    let manifest = backup::restore(&backup_dir, &restored).unwrap();
+    let manifest = backup::restore(&backup_dir, &restored, &[]).unwrap();
     assert_eq!(manifest.format, 1);
     assert!(restored.join("keys.json").exists());
     let node = start(test_config(&restored)).await;

@@ -24,6 +24,7 @@ mod experiments;
 mod fuzz_corpus;
 mod index_recall;
 mod intake;
+mod journals;
 mod logs_and_traces;
 mod made_up_items;
 mod movielens_import;

@@ -98,7 +98,7 @@ fn item_figures(node: &RunningNode) -> BTreeMap<String, (u64, Vec<(String, f32)>
 }
 
 /// Every file under `dir`.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
@@ -111,7 +111,7 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     found
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle)

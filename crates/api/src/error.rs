@@ -249,7 +249,14 @@ impl From<marquee_stream_processor::Error> for ApiError {
                 message: error.to_string(),
             },
             Error::NotFound(message) => ApiError::not_found(message),
+            // The erasure journal could not be written (a full disk): nothing was erased yet.
+            error @ Error::Journal(marquee_stream_processor::journal::JournalError::Io {
+                ..
+            }) => ApiError::Unavailable {
+                message: format!("{error}; retry later"),
+            },
             error @ (Error::Config(_)
+            | Error::Journal(_)
             | Error::Io { .. }
             | Error::SecretKey { .. }
             | Error::MissingStateKey { .. }) => ApiError::internal(error),
@@ -308,9 +315,11 @@ impl From<marquee_stream_processor::backup::BackupError> for ApiError {
             | BackupError::TargetInUse(_) => ApiError::Unprocessable {
                 message: error.to_string(),
             },
-            BackupError::Io { .. } | BackupError::Checkpoint(_) => ApiError::Unavailable {
-                message: format!("backup failed: {error}"),
-            },
+            BackupError::Io { .. } | BackupError::Checkpoint(_) | BackupError::Journal(_) => {
+                ApiError::Unavailable {
+                    message: format!("backup failed: {error}"),
+                }
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 //! The file is rewritten whole through a temporary file and a rename, so a reader (the server
 //! reloading on change, see [`crate::guard`]) never sees half of it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,9 @@ use subtle::ConstantTimeEq;
 
 use marquee_schemas::now_ms;
 use marquee_stream_processor::data_dir::write_private;
+use marquee_stream_processor::journal::{
+    Journal, JournalError, REVOCATIONS_FILE, RevocationRecord,
+};
 
 /// What a key may do. `admin` may do everything; `catalogue`, `users`, `operations` and
 /// `tokens` are each a part of it, for an operator (or a backend) that needs only that part.
@@ -142,12 +145,34 @@ pub enum KeysError {
     NoSuchKey(String),
     #[error("scope: give at least one of {}", Scope::names())]
     NoScope,
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
-/// The keys of a data directory, as read from its keys file.
+/// The ids the revocation journal beside the keys file at `path` names.
+fn revoked_ids(path: &Path) -> Result<HashSet<String>, KeysError> {
+    Ok(revocation_journal(path)
+        .read::<RevocationRecord>()?
+        .into_iter()
+        .map(|record| record.key_id)
+        .collect())
+}
+
+/// The keys of a data directory, as read from its keys file, less every key the revocation
+/// journal beside it names (`revocations.jsonl`, see `marquee_stream_processor::journal`): a
+/// keys file brought back from a backup never revives a revoked key.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     by_id: HashMap<String, KeyRecord>,
+    /// Ids the journal names (never given to a new key).
+    revoked: HashSet<String>,
+    /// Revoked since loading: journalled by the next [`KeySet::save`], before the keys file.
+    newly_revoked: Vec<RevocationRecord>,
+}
+
+/// The revocation journal beside the keys file at `path`.
+fn revocation_journal(path: &Path) -> Journal {
+    Journal::new(path.with_file_name(REVOCATIONS_FILE))
 }
 
 /// The path of the keys file of `data_dir`.
@@ -173,7 +198,10 @@ impl KeySet {
         let text = match std::fs::read(path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(KeySet::default());
+                return Ok(KeySet {
+                    revoked: revoked_ids(path)?,
+                    ..KeySet::default()
+                });
             }
             Err(source) => {
                 return Err(KeysError::Io {
@@ -186,18 +214,22 @@ impl KeySet {
             path: path.to_owned(),
             source,
         })?;
+        let revoked = revoked_ids(path)?;
         Ok(KeySet {
             by_id: body
                 .keys
                 .into_iter()
+                .filter(|record| !revoked.contains(&record.id))
                 .map(|record| (record.id.clone(), record))
                 .collect(),
+            revoked,
+            newly_revoked: Vec::new(),
         })
     }
 
     /// Writes the set to `path` atomically (temporary file, then rename), readable by the owner
-    /// only.
-    pub fn save(&self, path: &Path) -> Result<(), KeysError> {
+    /// only; the keys revoked since loading are journalled first.
+    pub fn save(&mut self, path: &Path) -> Result<(), KeysError> {
         let io = |source| KeysError::Io {
             path: path.to_owned(),
             source,
@@ -205,6 +237,11 @@ impl KeySet {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
+        let journal = revocation_journal(path);
+        for record in &self.newly_revoked {
+            journal.append(record)?;
+        }
+        self.newly_revoked.clear();
         let mut keys: Vec<KeyRecord> = self.by_id.values().cloned().collect();
         keys.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
         let text = serde_json::to_vec_pretty(&FileBody { keys }).expect("keys serialise");
@@ -238,7 +275,7 @@ impl KeySet {
         let mut random = rand::rng();
         let id = loop {
             let id = format!("{:08x}", random.next_u32());
-            if !self.by_id.contains_key(&id) {
+            if !self.by_id.contains_key(&id) && !self.revoked.contains(&id) {
                 break id;
             }
         };
@@ -262,11 +299,19 @@ impl KeySet {
         Ok((key, record))
     }
 
-    /// Removes the key with `id`.
+    /// Removes the key with `id`, for good: [`KeySet::save`] journals it, and no keys file
+    /// loaded beside that journal lists it again.
     pub fn revoke(&mut self, id: &str) -> Result<KeyRecord, KeysError> {
-        self.by_id
+        let record = self
+            .by_id
             .remove(id)
-            .ok_or_else(|| KeysError::NoSuchKey(id.to_owned()))
+            .ok_or_else(|| KeysError::NoSuchKey(id.to_owned()))?;
+        self.revoked.insert(id.to_owned());
+        self.newly_revoked.push(RevocationRecord {
+            key_id: id.to_owned(),
+            revoked_ms: now_ms(),
+        });
+        Ok(record)
     }
 
     /// The keys, oldest first.

@@ -47,6 +47,7 @@ pub(crate) fn load(
     let workers = processor_config.workers;
     processor_config.erasure_key = data_dir.erasure_key()?;
     processor_config.recommendation_key = data_dir.recommendation_key()?;
+    processor_config.erasure_journal = Some(data_dir.erasure_journal());
     let mut owners: Vec<Option<String>> = Vec::new();
     let changes = match &config.cluster {
         None => None,
@@ -84,10 +85,13 @@ pub(crate) fn load(
         processor_config,
         metrics.clone(),
     )?;
-    let processor = match changes {
+    let mut processor = match changes {
         Some(changes) => processor.with_changes(changes)?,
         None => processor,
     };
+    // Erasures this state lacks (restored, replayed or rebuilt) are done again before any
+    // event is applied.
+    processor.apply_erasure_journal()?;
     info!(
         items = items.read().len(),
         open_seconds = opened_seconds,

@@ -32,6 +32,7 @@ use marquee_schemas::Event;
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::data_dir::SECRET_FILES;
 use marquee_stream_processor::experiments::records::{EXPERIMENT_PREFIX, FLAG_PREFIX};
+use marquee_stream_processor::journal::{ErasureRecord, JOURNAL_FILES};
 use marquee_stream_processor::{DataDir, Engine, Metrics, ProcessorConfig};
 use marquee_vector_store::{ExperimentWrite, StateStore, StoreConfig};
 
@@ -137,6 +138,32 @@ impl EventLog for WindowLog {
     }
 
     async fn wait_for_append(&self, _positions: &[u64], _timeout: Duration) {}
+}
+
+/// `erasures` (the live state's list) with the erasure journal's added, each at its latest
+/// time.
+fn with_journalled(
+    erasures: Vec<([u8; 32], i64)>,
+    layout: &DataDir,
+) -> Result<Vec<([u8; 32], i64)>> {
+    let mut all: std::collections::BTreeMap<[u8; 32], i64> = erasures.into_iter().collect();
+    let journal = layout.erasure_journal();
+    for record in journal
+        .read::<ErasureRecord>()
+        .map_err(marquee_stream_processor::Error::from)?
+    {
+        let Some(hash) = record.hash() else {
+            return Err(marquee_stream_processor::Error::Config(format!(
+                "{}: subject {:?} is not a keyed hash (64 hex digits)",
+                journal.path().display(),
+                record.subject
+            ))
+            .into());
+        };
+        let at = all.entry(hash).or_insert(record.erased_ms);
+        *at = (*at).max(record.erased_ms);
+    }
+    Ok(all.into_iter().collect())
 }
 
 fn copy_if_present(from: &Path, to: &Path, name: &str) -> Result<()> {
@@ -256,9 +283,14 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         (catalogue, erasures, (definitions, rules))
     };
     let (definitions, rules) = definitions;
+    // The journal's erasures too: the live state may lack some (it was restored), and those
+    // users' events must not be applied here either.
+    let erasures = with_journalled(erasures, &layout)?;
 
-    // 2. What is not in the log: keys, catalogue, erasure list.
-    for name in SECRET_FILES {
+    // 2. What is not in the log: keys, journals, catalogue, erasure list. An erasure on the
+    // node after this point is in its journal, which it applies to this state when it starts
+    // on it.
+    for name in SECRET_FILES.into_iter().chain(JOURNAL_FILES) {
         copy_if_present(source, into, name)?;
     }
     let target = DataDir::new(into);

@@ -10,7 +10,9 @@
 //! processor from them over the restored log. Nothing is paused; serving and ingest go on.
 //!
 //! Restore copies a backup into a data directory that has neither `log/` nor `state/` (the node
-//! must be stopped; the procedure is in docs/OPERATIONS.md). Events acknowledged after the log
+//! must be stopped; the procedure is in docs/OPERATIONS.md). The journals of erasures and
+//! revoked keys are merged into the directory's own rather than copied over them, so a
+//! restore never brings back an erased user or a revoked key the directory knew of. Events acknowledged after the log
 //! checkpoint are not in the backup: the recovery point is the backup's `created_ms`.
 //!
 //! On Fluvio the log stays in the cluster and a backup holds no `log/`: the restored state's
@@ -26,6 +28,7 @@ use marquee_schemas::now_ms;
 use marquee_vector_store::StateStore;
 
 use crate::data_dir::{DataDir, LOG_DIR, SECRET_FILES, STATE_DIR};
+use crate::journal::{JOURNAL_FILES, Journal};
 use crate::processor::ProcessorHandle;
 
 /// The manifest file of a backup.
@@ -69,6 +72,8 @@ pub enum BackupError {
     },
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -126,7 +131,7 @@ pub fn create(source: Source<'_>, dir: &Path) -> Result<Manifest, BackupError> {
         .log
         .end_offsets()
         .map_err(|error| BackupError::Checkpoint(format!("log: {error}")))?;
-    for file in SECRET_FILES {
+    for file in SECRET_FILES.into_iter().chain(JOURNAL_FILES) {
         let from = source.data_dir.root().join(file);
         if from.exists() {
             std::fs::copy(&from, dir.join(file)).map_err(io(&from))?;
@@ -180,8 +185,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
     Ok(())
 }
 
-/// Restores the backup at `backup` into `data_dir`, which must hold no log and no state.
-pub fn restore(backup: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
+/// Restores the backup at `backup` into `data_dir`, which must hold no log and no state. The
+/// journals of erasures and revocations ([`crate::journal`]) already in `data_dir`, in the
+/// backup and in each of `journals` (directories holding journals: a newer backup, a copy
+/// kept elsewhere) are merged, so the node, when it starts, erases again whoever the restored
+/// state still holds and refuses every revoked key.
+pub fn restore(
+    backup: &Path,
+    data_dir: &Path,
+    journals: &[PathBuf],
+) -> Result<Manifest, BackupError> {
     let manifest = manifest(backup)?;
     let layout = DataDir::new(data_dir);
     if layout.log().exists() || layout.state().exists() {
@@ -213,6 +226,13 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Manifest, BackupError> 
         let source = backup.join(file);
         if source.exists() && !data_dir.join(file).exists() {
             std::fs::copy(&source, data_dir.join(file)).map_err(io(&source))?;
+        }
+    }
+    // The journals are merged, never replaced: an erasure or a revocation the directory (or
+    // `journals`) knows of and the backup does not stays.
+    for from in std::iter::once(backup).chain(journals.iter().map(PathBuf::as_path)) {
+        for file in JOURNAL_FILES {
+            Journal::new(data_dir.join(file)).merge_from(&from.join(file))?;
         }
     }
     Ok(manifest)

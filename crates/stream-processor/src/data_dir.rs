@@ -12,12 +12,14 @@
 //! | `keys.json` | API key hashes (`marquee_api::keys`), mode 0600 |
 //! | `erasure.key` | the 32-byte key of the erasure list's keyed hashes, mode 0600 |
 //! | `pseudonym.key` | the 32-byte key of pseudonymised user ids, mode 0600 |
+//! | `erasures.jsonl`, `revocations.jsonl` | the journals of erasures and revoked keys, which outlive the state (`crate::journal`) |
 //!
 //! A node makes the root its owner's only (mode 0700, [`DataDir::make_private`]) at start.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::journal::{ERASURES_FILE, Journal, REVOCATIONS_FILE};
 
 /// The embedded log's directory name.
 pub const LOG_DIR: &str = "log";
@@ -93,6 +95,16 @@ impl DataDir {
         self.root.join(SEARCH_DIR)
     }
 
+    /// `<root>/erasures.jsonl`: every erasure, applied again to a state that lacks one.
+    pub fn erasure_journal(&self) -> Journal {
+        Journal::new(self.root.join(ERASURES_FILE))
+    }
+
+    /// `<root>/revocations.jsonl`: every revoked API key.
+    pub fn revocation_journal(&self) -> Journal {
+        Journal::new(self.root.join(REVOCATIONS_FILE))
+    }
+
     /// `<root>/keys.json`: the API keys.
     pub fn keys_file(&self) -> PathBuf {
         self.root.join(KEYS_FILE)
@@ -100,9 +112,20 @@ impl DataDir {
 
     /// The key of the erasure list's hashes (`erasure.key`), created with the state. It is
     /// copied into backups with the state, whose erasure list it reads; missing beside an
-    /// existing state it is an error, never a new key (the erasure list would match nobody,
-    /// and erased users would come back).
+    /// existing state, or beside an erasure journal, it is an error, never a new key (the
+    /// erasure list would match nobody, and erased users would come back).
     pub fn erasure_key(&self) -> Result<[u8; 32]> {
+        let path = self.root.join(ERASURE_KEY_FILE);
+        let journal = self.erasure_journal();
+        if !path.exists() && std::fs::metadata(journal.path()).is_ok_and(|meta| meta.len() > 0) {
+            return Err(Error::MissingStateKey {
+                path,
+                harm: format!(
+                    "the erasures in {} would match nobody and erased users would come back",
+                    journal.path().display()
+                ),
+            });
+        }
         self.state_key(
             ERASURE_KEY_FILE,
             "the erasure list would match nobody and erased users would come back",

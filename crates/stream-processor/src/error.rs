@@ -47,6 +47,9 @@ pub enum Error {
         path.display()
     )]
     MissingStateKey { path: PathBuf, harm: String },
+    /// A journal of the data directory (erasures, revocations) that cannot be read or written.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 impl Error {

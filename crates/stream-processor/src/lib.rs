@@ -8,6 +8,8 @@
 //! - [`engine`]: [`Engine`], the processor and query engine wired over one log and state.
 //! - [`experiments`]: A/B tests and feature flags — variants of the ranking, sticky assignment,
 //!   recommendation ids, attribution of impressions and outcomes, and the results' statistics.
+//! - [`journal`]: the data directory's append-only journals of erasures and key revocations,
+//!   which outlive any one state (restore, replay, rebuild).
 //! - [`factors`]: the item vectors — a factorisation of the co-occurrence, solved now and then
 //!   and folded into event by event.
 //! - [`model`]: the online model — event weights, sequential item co-occurrence, item and user
@@ -33,6 +35,7 @@ pub mod engine;
 pub mod error;
 pub mod experiments;
 pub mod factors;
+pub mod journal;
 pub mod model;
 pub mod processor;
 pub mod query;

@@ -15,6 +15,10 @@ use clap::Parser;
 use marquee_node::{NodeConfig, RunningNode};
 use marquee_stream_processor::query::RecommendationQuery;
 
+// The node's allocator, so that the costs are the node's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 struct Args {
     /// A data directory no other node has open.

@@ -14,6 +14,7 @@ use super::batch::NumberMap;
 use super::handle::{Erasure, ErasureRequest, erasure_hash};
 use crate::error::Result;
 use crate::factors::fold_in;
+use crate::journal::ErasureRecord;
 use crate::model::{activity_damping, event_weight, push_history, sequential_pairs};
 
 /// What an erased user's applied events added to one item.
@@ -79,11 +80,35 @@ impl<L: EventLog> Processor<L> {
     ///
     /// Cost: one scan of the user's partition of the log, plus a bounded amount of work per
     /// event of the user.
+    ///
+    /// The erasure is journalled (synced) before anything else: a state that lacks it later —
+    /// restored from an older backup, replayed, rebuilt — has it done again at the node's next
+    /// start ([`Processor::apply_erasure_journal`]).
     pub fn erase(&mut self, user_id: &str) -> Result<Erasure> {
         let erased_ms = marquee_schemas::now_ms();
         let hash = erasure_hash(&self.config.erasure_key, user_id);
+        if let Some(journal) = &self.config.erasure_journal {
+            journal.append(&ErasureRecord::new(&hash, erased_ms))?;
+        }
+        self.erase_at(user_id, hash, erased_ms)
+    }
+
+    /// [`Processor::erase`] of a journalled erasure, at its time.
+    pub(super) fn erase_at(
+        &mut self,
+        user_id: &str,
+        hash: [u8; 32],
+        erased_ms: i64,
+    ) -> Result<Erasure> {
         let previous = self.handle.inner.erased.read().get(&hash).copied();
-        let entries = self.log.user_entries(user_id)?;
+        // Events appended after the erasure are a new start, which the processor applies: a
+        // journalled erasure done again leaves them (see `apply_erasure_journal`).
+        let entries: Vec<LogEntry> = self
+            .log
+            .user_entries(user_id)?
+            .into_iter()
+            .filter(|entry| entry.append_ms <= erased_ms)
+            .collect();
         let had_state = self.store.user(user_id)?.is_some();
         let removals = if had_state {
             self.applied_contributions(&entries, previous)

@@ -97,6 +97,7 @@ mod batch;
 mod changes;
 mod erasure;
 mod handle;
+mod journal;
 mod shipper;
 mod solve;
 
@@ -110,6 +111,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 pub use handle::{Erasure, ProcessorHandle, erasure_hash};
+pub use journal::JournalApplied;
 
 use crate::error::Result;
 use crate::experiments::Experiments;
@@ -152,6 +154,9 @@ pub struct ProcessorConfig {
     ///
     /// [`Table::set_catalogue_only`]: marquee_vector_store::Table::set_catalogue_only
     pub catalogue_only: bool,
+    /// Where each erasure is journalled before it runs (`<data-dir>/erasures.jsonl`, see
+    /// [`crate::journal`]); `None` for in-process runs that keep no data directory.
+    pub erasure_journal: Option<crate::journal::Journal>,
 }
 
 impl Default for ProcessorConfig {
@@ -165,6 +170,7 @@ impl Default for ProcessorConfig {
             partitions: None,
             clock: marquee_schemas::Clock::system(),
             catalogue_only: false,
+            erasure_journal: None,
         }
     }
 }

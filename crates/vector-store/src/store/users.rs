@@ -148,4 +148,23 @@ impl StateStore {
         }
         Ok(found)
     }
+
+    /// Calls `each` with the id of every user with a state, in key order, without reading
+    /// the states (a key-only pass). Stops early when `each` returns `false`.
+    pub fn for_each_user_id(&self, mut each: impl FnMut(&str) -> bool) -> Result<()> {
+        let mut options = ReadOptions::default();
+        // A one-time pass: its blocks need not push the serving path's out of the cache.
+        options.fill_cache(false);
+        let iterator =
+            self.inner
+                .db
+                .iterator_cf_opt(self.cf_handle(USERS_CF), options, IteratorMode::Start);
+        for item in iterator {
+            let (key, _) = item?;
+            if !each(&String::from_utf8_lossy(&key)) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
