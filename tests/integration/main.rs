@@ -29,6 +29,7 @@ mod logs_and_traces;
 mod made_up_items;
 mod movielens_import;
 mod observability;
+mod oidc;
 mod privacy;
 mod processor_workers;
 mod replay;

@@ -24,6 +24,8 @@ use serde::Serialize;
 pub enum Actor {
     /// An API key, by id.
     Key(String),
+    /// An operator signed in through the OIDC issuer, by subject.
+    Oidc(String),
     /// A viewer token (never an operator).
     Viewer,
     /// A node with auth off: anyone who reaches it.
@@ -34,6 +36,7 @@ impl Actor {
     pub fn describe(&self) -> String {
         match self {
             Actor::Key(id) => format!("key:{id}"),
+            Actor::Oidc(subject) => format!("oidc:{subject}"),
             Actor::Viewer => "viewer token".to_owned(),
             Actor::Anonymous => "auth off".to_owned(),
         }

@@ -171,6 +171,8 @@ pub struct Guard {
     pools: [Arc<Semaphore>; 3],
     /// The key of viewer tokens (`<data-dir>/viewer.key`); `None` refuses every token.
     viewer_key: Option<[u8; 32]>,
+    /// The OIDC issuer whose tokens are taken beside API keys ([`crate::oidc`]).
+    oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -205,6 +207,7 @@ impl Guard {
             }),
             seen: Mutex::new(None),
             viewer_key: None,
+            oidc: None,
         };
         guard.reload_if_changed();
         if !auth {
@@ -294,6 +297,48 @@ impl Guard {
     pub fn with_viewer_key(mut self, key: [u8; 32]) -> Guard {
         self.viewer_key = Some(key);
         self
+    }
+
+    /// A guard that also takes the OIDC tokens of `config`'s issuer ([`crate::oidc`]).
+    pub fn with_oidc(mut self, config: crate::oidc::OidcConfig) -> Guard {
+        let quota = quota(self.limits.rate_per_second, self.limits.rate_burst_seconds);
+        self.oidc = Some(Arc::new(crate::oidc::Oidc::new(config, quota)));
+        self
+    }
+
+    /// The OIDC issuer this node takes tokens of, if any.
+    pub fn oidc(&self) -> Option<&Arc<crate::oidc::Oidc>> {
+        self.oidc.as_ref()
+    }
+
+    /// Checks an OIDC token of a request that needs `scope`; returns the subject's rate limiter
+    /// and the subject.
+    pub(crate) async fn authorise_token(
+        &self,
+        oidc: &crate::oidc::Oidc,
+        token: &str,
+        scope: Scope,
+    ) -> Result<(Arc<DefaultDirectRateLimiter>, String), ApiError> {
+        let identity = oidc.verify(token).await?;
+        if !identity
+            .scopes
+            .iter()
+            .any(|held| *held == scope || *held == Scope::Admin)
+        {
+            let held: Vec<&str> = identity.scopes.iter().map(|scope| scope.as_str()).collect();
+            return Err(ApiError::Forbidden {
+                message: format!(
+                    "authorization: the token of {} grants {}; this route needs {scope}",
+                    identity.subject,
+                    if held.is_empty() {
+                        "no scope of this API".to_owned()
+                    } else {
+                        format!("scope {}", held.join(","))
+                    }
+                ),
+            });
+        }
+        Ok((oidc.limiter(&identity.subject), identity.subject))
     }
 
     /// The key viewer tokens are signed with, if this node takes them.

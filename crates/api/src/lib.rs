@@ -17,6 +17,8 @@
 //! - [`error`]: [`ApiError`] and its one exhaustive mapping to HTTP statuses and JSON bodies,
 //!   including the mapping of every lower crate's error.
 //! - [`keys`]: the keys file (hashed API keys and their scopes) that `marquee keys` edits.
+//! - [`oidc`]: operators' OIDC bearer tokens (JWTs verified against the issuer's JWKS, scopes
+//!   from a claim), taken beside API keys.
 //! - [`viewer`]: viewer tokens — signed, short-lived, bound to one user, for pages that must
 //!   not hold a key — and what they open.
 //!
@@ -32,6 +34,7 @@ pub mod handlers;
 pub mod keys;
 pub mod metrics;
 pub mod middleware;
+pub mod oidc;
 pub mod params;
 pub mod routes;
 pub mod state;

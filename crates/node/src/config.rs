@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use marquee_api::guard::{AuthMode, Limits};
 use marquee_api::middleware::cors::check_cors_origin;
+use marquee_api::oidc::OidcConfig;
 use marquee_ingest::{DEFAULT_CHANGES_TOPIC, DEFAULT_TOPIC, LogBackend};
 use marquee_stream_processor::{ModelConfig, ProcessorConfig};
 use marquee_vector_store::IndexConfig;
@@ -59,6 +60,9 @@ pub struct Settings {
     /// Absent: `<data_dir>/backups`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_root: Option<PathBuf>,
+    /// Operators sign in through this OIDC issuer, beside API keys (`marquee_api::oidc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcConfig>,
     pub model: ModelConfig,
     pub index: IndexSettings,
     /// Whether the file set `[model] dimension` (else a state built with another dimension
@@ -196,6 +200,7 @@ impl Default for Settings {
             cors: CorsSettings::default(),
             tls: None,
             backup_root: None,
+            oidc: None,
             model: ModelConfig::default(),
             index: IndexSettings::default(),
             model_dimension_set: false,
@@ -315,6 +320,8 @@ pub struct NodeConfig {
     pub backup_root: Option<PathBuf>,
     /// Days the audit log keeps (0: all).
     pub audit_retention_days: u32,
+    /// The OIDC issuer whose tokens are taken beside API keys.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl NodeConfig {
@@ -462,6 +469,7 @@ impl Settings {
             cluster,
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout_secs),
             backup_root: self.backup_root,
+            oidc: self.oidc,
             audit_retention_days: self.audit.retention_days,
         };
         validate(&config)?;
@@ -541,6 +549,9 @@ fn validate(config: &NodeConfig) -> Result<()> {
     }
     validate_model(&config.model)?;
     config.limits.validate().map_err(Error::Config)?;
+    if let Some(oidc) = &config.oidc {
+        oidc.validate().map_err(Error::Config)?;
+    }
     for origin in &config.cors_origins {
         check_cors_origin(origin).map_err(Error::Config)?;
     }

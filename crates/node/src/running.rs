@@ -97,8 +97,24 @@ impl RunningNode {
         data_dir.make_private()?;
         let metrics = Metrics::new(config.partitions);
         let auth = config.auth.enabled(addr);
-        let guard = Guard::new(data_dir.keys_file(), auth, config.limits.clone())
+        let mut guard = Guard::new(data_dir.keys_file(), auth, config.limits.clone())
             .with_viewer_key(data_dir.viewer_key()?);
+        if let Some(oidc) = &config.oidc {
+            guard = guard.with_oidc(oidc.clone());
+            let oidc = guard.oidc().expect("just set").clone();
+            // The keys are fetched in the background: an issuer that cannot be reached now
+            // delays sign-ins, not the start; API keys work meanwhile.
+            tokio::spawn(async move {
+                match oidc.refresh().await {
+                    Ok(keys) => {
+                        info!(keys, issuer = %oidc.config().issuer, "OIDC issuer's keys fetched")
+                    }
+                    Err(error) => {
+                        warn!(%error, "the OIDC issuer's keys could not be fetched; a token retries the fetch (at most every 10 s)")
+                    }
+                }
+            });
+        }
         let pseudonym_key = if config.pseudonymise_user_ids {
             Some(data_dir.pseudonym_key()?)
         } else {

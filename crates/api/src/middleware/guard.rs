@@ -155,10 +155,29 @@ async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Res
         } else {
             Presented::Header(presented_key(request.headers()))
         };
-        let (limiter, key_id) = guard
-            .authorise(presented, scope)
-            .map_err(IntoResponse::into_response)?;
-        request.extensions_mut().insert(Actor::Key(key_id));
+        let token = match (presented, guard.oidc()) {
+            (Presented::Header(Some(token)), Some(oidc)) if crate::oidc::is_jwt(token) => {
+                Some((token.to_owned(), oidc.clone()))
+            }
+            _ => None,
+        };
+        let limiter = match token {
+            Some((token, oidc)) => {
+                let (limiter, subject) = guard
+                    .authorise_token(&oidc, &token, scope)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                request.extensions_mut().insert(Actor::Oidc(subject));
+                limiter
+            }
+            None => {
+                let (limiter, key_id) = guard
+                    .authorise(presented, scope)
+                    .map_err(IntoResponse::into_response)?;
+                request.extensions_mut().insert(Actor::Key(key_id));
+                limiter
+            }
+        };
         if let Err(not_until) = limiter.check() {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(ApiError::RateLimited {

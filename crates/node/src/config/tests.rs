@@ -112,6 +112,45 @@ fn the_graphs_settings_come_from_the_file_and_each_refusal_names_its_key() {
 }
 
 #[test]
+fn an_oidc_issuer_comes_from_the_file_and_each_refusal_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let section = "[oidc]\nissuer = \"https://id.example.com\"\naudience = \"marquee\"\n";
+    let path = write(
+        &dir,
+        &format!("{section}jwks_url = \"https://id.example.com/certs\"\n"),
+    );
+    let oidc = Settings::from_file(&path)
+        .unwrap()
+        .resolve()
+        .unwrap()
+        .oidc
+        .unwrap();
+    assert_eq!(oidc.scopes_claim, "scope");
+    assert_eq!(oidc.leeway_secs, 30);
+    for (text, key) in [
+        (
+            "jwks_url = \"ftp://id.example.com/certs\"",
+            "oidc.jwks_url:",
+        ),
+        (
+            "jwks_url = \"https://id.example.com/certs\"\nleeway_secs = 3600",
+            "oidc.leeway_secs:",
+        ),
+    ] {
+        let path = write(&dir, &format!("{section}{text}\n"));
+        let error = Settings::from_file(&path)
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with(key), "{text}: {error}");
+    }
+    let path = write(&dir, "[oidc]\nissuer = \"x\"\naudience = \"y\"\n");
+    let error = Settings::from_file(&path).unwrap_err().to_string();
+    assert!(error.contains("jwks_url"), "{error}");
+}
+
+#[test]
 fn unknown_keys_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "partitons = 8\n");
