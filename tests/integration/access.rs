@@ -80,6 +80,14 @@ async fn keys_and_scopes_decide_who_may_do_what() {
     // The read key reads (X-API-Key) and may not send events or write the catalogue.
     let (status, _, body) = send(client.get(&recommendations).header("x-api-key", &read)).await;
     assert_eq!(status, 200, "{body}");
+    // Nor list the user's seen items: the list with them against the list without them would
+    // tell what the user watched, which the users scope guards.
+    let with_seen = format!("{recommendations}?exclude_seen=false");
+    let (status, _, body) = send(client.get(&with_seen).bearer_auth(&read)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(message(&body).starts_with("exclude_seen:"), "{body}");
+    let (status, _, body) = send(client.get(&with_seen).bearer_auth(&admin)).await;
+    assert_eq!(status, 200, "{body}");
     let (status, _, _) = send(
         client
             .post(format!("{base}/v1/events"))

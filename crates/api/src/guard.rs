@@ -9,7 +9,9 @@
 //!   `body_read_timeout_secs` (408 `body_timeout` past it), so a client that sends its body
 //!   slowly holds no permit meanwhile.
 //! - Load shedding: at most `max_concurrent_requests` requests of each scope's pool (`ingest`,
-//!   `read`, `admin`: the scope the route needs) are served at once; the next one gets 503 with
+//!   `read`, `admin`: the scope the route needs) are served at once (the open routes have two
+//!   pools of their own: `/metrics`, [`METRICS_CONCURRENCY`] scrapes, and the probes with the
+//!   pages); the next one gets 503 with
 //!   `Retry-After: 1` at once instead of waiting in a queue that would make every request late.
 //!   A flood on the ingest key (which ships inside apps) leaves reads and operators answering.
 //! - Keys: when auth is on, every route but the open ones (`/healthz`, `/readyz`, `/metrics`,
@@ -149,6 +151,13 @@ impl Limits {
     }
 }
 
+/// Scrapes of `/metrics` rendered at once; past it, 503. Each renders every series, and the
+/// figures behind them are read once for all scrapes under way.
+pub const METRICS_CONCURRENCY: usize = 4;
+
+/// Prometheus's route.
+pub const METRICS_ROUTE: &str = "/metrics";
+
 /// The beacon form of event ingest, whose key is a query parameter.
 pub const BEACON_ROUTE: &str = "/v1/events/beacon";
 
@@ -169,6 +178,10 @@ pub struct Guard {
     /// The concurrency permits of each scope's requests: ingest, read, and the operators'
     /// (admin and its parts).
     pools: [Arc<Semaphore>; 3],
+    /// The open routes' permits: `/metrics` ([`METRICS_CONCURRENCY`]), and the probes, the API
+    /// description and the pages (`max_concurrent_requests`). A flood of scrapes leaves the
+    /// probes answering, and neither takes a keyed route's permit.
+    open_pools: [Arc<Semaphore>; 2],
     /// The key of viewer tokens (`<data-dir>/viewer.key`); `None` refuses every token.
     viewer_key: Option<[u8; 32]>,
     /// The OIDC issuer whose tokens are taken beside API keys ([`crate::oidc`]).
@@ -198,6 +211,10 @@ impl Guard {
             pools: std::array::from_fn(|_| {
                 Arc::new(Semaphore::new(limits.max_concurrent_requests))
             }),
+            open_pools: [
+                Arc::new(Semaphore::new(METRICS_CONCURRENCY)),
+                Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            ],
             limits,
             auth,
             path: keys_file,
@@ -224,6 +241,11 @@ impl Guard {
             );
         }
         guard
+    }
+
+    /// The concurrency pool of an open route: `/metrics`'s own, or the others'.
+    pub(crate) fn open_pool(&self, route: Option<&str>) -> &Arc<Semaphore> {
+        &self.open_pools[usize::from(route != Some(METRICS_ROUTE))]
     }
 
     /// The concurrency pool of the requests that need `scope`.
@@ -318,7 +340,7 @@ impl Guard {
         oidc: &crate::oidc::Oidc,
         token: &str,
         scope: Scope,
-    ) -> Result<(Arc<DefaultDirectRateLimiter>, String), ApiError> {
+    ) -> Result<(Arc<DefaultDirectRateLimiter>, String, Vec<Scope>), ApiError> {
         let identity = oidc.verify(token).await?;
         if !identity
             .scopes
@@ -338,7 +360,11 @@ impl Guard {
                 ),
             });
         }
-        Ok((oidc.limiter(&identity.subject), identity.subject))
+        Ok((
+            oidc.limiter(&identity.subject),
+            identity.subject,
+            identity.scopes,
+        ))
     }
 
     /// The key viewer tokens are signed with, if this node takes them.
@@ -363,7 +389,7 @@ impl Guard {
         &self,
         presented: Presented<'_>,
         scope: Scope,
-    ) -> Result<(Arc<DefaultDirectRateLimiter>, String), ApiError> {
+    ) -> Result<(Arc<DefaultDirectRateLimiter>, String, Vec<Scope>), ApiError> {
         let (field, key) = match presented {
             Presented::Header(key) => ("authorization", key),
             Presented::Query(key) => ("key", key),
@@ -413,7 +439,21 @@ impl Guard {
             .get(&record.id)
             .cloned()
             .expect("a limiter per key");
-        Ok((limiter, record.id.clone()))
+        Ok((limiter, record.id.clone(), record.scopes.clone()))
+    }
+}
+
+/// The scopes the request's key or token holds (absent with auth off, and for viewer tokens,
+/// whose routes are their own user's): a handler whose parameter reveals more than its route's
+/// scope reads it (`exclude_seen=false` shows a user's seen items, which `users` guards).
+#[derive(Debug, Clone)]
+pub struct Granted(pub Vec<Scope>);
+
+impl Granted {
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.0
+            .iter()
+            .any(|held| *held == scope || *held == Scope::Admin)
     }
 }
 

@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
 use marquee_stream_processor::{Recommendation, RecommendationQuery, Strategy};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::guard::Granted;
 use crate::handlers::experiments::groups_of;
 use crate::handlers::list_options::{LIST_PARAMS, list_request};
+use crate::keys::Scope;
 use crate::params::{
     Params, check_path_id, parse_bool, parse_count, parse_exclude, parse_text,
     reject_unknown_params,
@@ -129,7 +131,7 @@ pub struct Trending {
     params(
         ("user_id" = String, Path),
         ("count" = Option<usize>, Query, description = "1 to 100 (default 10)"),
-        ("exclude_seen" = Option<bool>, Query, description = "Leave out items the user interacted with (default true)"),
+        ("exclude_seen" = Option<bool>, Query, description = "Leave out items the user interacted with (default true); `false` needs the users scope"),
         ("genre" = Option<String>, Query, description = "Only items of this genre (case-insensitive)"),
         ("exclude" = Option<String>, Query, description = "Comma-separated item ids to leave out (at most 1000)"),
         ("filter" = Option<String>, Query, description = "A filter expression (docs/RULES.md), e.g. `genres HAS \"Comedy\" AND year >= 1990`; `@name` for a saved filter"),
@@ -142,6 +144,7 @@ pub struct Trending {
     responses(
         (status = 200, description = "The list", body = Recommendations),
         (status = 400, description = "A parameter is wrong (named in the message)", body = ErrorBody),
+        (status = 403, description = "`exclude_seen=false` without the users scope", body = ErrorBody),
         (status = 421, description = "Another node serves this user (its address in `owner`)", body = ErrorBody),
         (status = 503, description = "The node is starting", body = ErrorBody),
     ),
@@ -151,6 +154,7 @@ pub async fn get_recommendations(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
     Query(params): Query<Params>,
+    granted: Option<Extension<Granted>>,
 ) -> Result<Json<Recommendations>, ApiError> {
     let services = state.services()?;
     let stored_id = state.stored_user_id(&user_id)?;
@@ -166,10 +170,20 @@ pub async fn get_recommendations(
         &services.query.rules().current(),
         &[&["recommendations", &stored_id][..], &shaping[..]].concat(),
     )?;
+    let exclude_seen = parse_bool(&params, "exclude_seen", true)?;
+    // The list with the seen items against the list without them tells which items a user
+    // has seen: that is the export's data, and needs its scope.
+    if !exclude_seen && granted.is_some_and(|Extension(granted)| !granted.allows(Scope::Users)) {
+        return Err(ApiError::Forbidden {
+            message: "exclude_seen: false lists the items the user has seen, which needs the \
+                      users scope (as the user's export does)"
+                .into(),
+        });
+    }
     let query = RecommendationQuery {
         user_id: stored_id,
         count: parse_count(&params)?,
-        exclude_seen: parse_bool(&params, "exclude_seen", true)?,
+        exclude_seen,
         genre: parse_text(&params, "genre"),
         exclude: parse_exclude(&params)?,
         options: list.options.clone(),

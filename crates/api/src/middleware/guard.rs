@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::access::Access;
 use crate::audit::Actor;
 use crate::error::ApiError;
-use crate::guard::{BEACON_ROUTE, Presented, presented_key, query_key, query_param};
+use crate::guard::{BEACON_ROUTE, Granted, Presented, presented_key, query_key, query_param};
 use crate::keys::Scope;
 use crate::state::AppState;
 use crate::viewer::{TOKEN_PREFIX, Viewer, permits};
@@ -122,7 +122,13 @@ async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Res
         .map(|path| path.as_str().to_owned());
     let route = matched.as_deref();
     let Some(scope) = required_scope(state, request.method(), route) else {
-        // Probes, metrics and the API description: never shed, never metered.
+        // Probes, metrics, the API description and the pages: never metered, shed from pools
+        // of their own (a flood of scrapes leaves the probes answering).
+        let _permit = guard
+            .open_pool(route)
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Overloaded.into_response())?;
         return Ok(next.run(request).await);
     };
     if guard.auth
@@ -163,18 +169,20 @@ async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Res
         };
         let limiter = match token {
             Some((token, oidc)) => {
-                let (limiter, subject) = guard
+                let (limiter, subject, scopes) = guard
                     .authorise_token(&oidc, &token, scope)
                     .await
                     .map_err(IntoResponse::into_response)?;
                 request.extensions_mut().insert(Actor::Oidc(subject));
+                request.extensions_mut().insert(Granted(scopes));
                 limiter
             }
             None => {
-                let (limiter, key_id) = guard
+                let (limiter, key_id, scopes) = guard
                     .authorise(presented, scope)
                     .map_err(IntoResponse::into_response)?;
                 request.extensions_mut().insert(Actor::Key(key_id));
+                request.extensions_mut().insert(Granted(scopes));
                 limiter
             }
         };

@@ -278,8 +278,25 @@ async fn each_scope_sheds_from_its_own_pool() {
     drop(held);
     let (_, _, body) = send(&app, event()).await;
     assert_eq!(code(&body), "not_ready");
-    // Probes are in no pool.
+    // The open routes have pools of their own: scrapes that hold all of theirs leave the
+    // probes answering, and the other way round.
     let (status, _, _) = send(&app, get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
+    let scrapes = state.guard.open_pool(Some("/metrics")).clone();
+    let held = scrapes
+        .acquire_many_owned(crate::guard::METRICS_CONCURRENCY as u32)
+        .await
+        .unwrap();
+    let (_, _, body) = send(&app, get("/metrics")).await;
+    assert_eq!(code(&body), "overloaded");
+    let (status, _, _) = send(&app, get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
+    drop(held);
+    let probes = state.guard.open_pool(Some("/healthz")).clone();
+    let _probes_held = probes.acquire_many_owned(2).await.unwrap();
+    let (_, _, body) = send(&app, get("/readyz")).await;
+    assert_eq!(code(&body), "overloaded");
+    let (status, _, _) = send(&app, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
 }
 
