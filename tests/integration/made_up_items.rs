@@ -122,3 +122,103 @@ async fn with_catalogue_only_off_every_item_is_listed() {
     trending_with(&node.url(), MADE_UP).await;
     node.shutdown().await.unwrap();
 }
+
+/// The caps of an app's key: with auth on, an ingest key may name only so many new item ids a
+/// minute and send only so many events a minute for one user; each event past a cap is refused
+/// naming its field, the others go in, and a key that may write the catalogue is not capped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_key_is_capped_on_new_items_and_on_events_per_user() {
+    use marquee_api::keys::{KeySet, Scope, keys_path};
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = KeySet::default();
+    let (app, _) = keys.create("app", &[Scope::Ingest], None).unwrap();
+    let (importer, _) = keys
+        .create("importer", &[Scope::Ingest, Scope::Catalogue], None)
+        .unwrap();
+    keys.save(&keys_path(dir.path())).unwrap();
+    let mut config = test_config(dir.path());
+    config.auth = marquee_api::guard::AuthMode::On;
+    config.limits.new_items_per_minute = 5;
+    config.limits.events_per_minute_per_user = 10;
+    let node = start(config).await;
+    let events = format!("{}/v1/events", node.url());
+    let send = |key: String, body: Vec<Value>| {
+        let events = events.clone();
+        async move {
+            let response = http()
+                .post(events)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, answer) = post_json(
+        &format!("{}/v1/items", node.url()),
+        &json!([{"item_id": "known", "title": "Known"}]),
+    )
+    .await;
+    assert_eq!(status, 401, "the catalogue needs a key: {answer}");
+    let response = http()
+        .post(format!("{}/v1/items", node.url()))
+        .bearer_auth(&importer)
+        .json(&json!([{"item_id": "known", "title": "Known"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    // One user, 14 events on a catalogued item: 10 go in, 4 are refused naming user_id.
+    let burst: Vec<Value> = (0..14)
+        .map(|n| json!({"user_id": "script", "item_id": "known", "kind": "view", "event_id": format!("s{n}")}))
+        .collect();
+    let (status, answer) = send(app.clone(), burst).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 10, "{answer}");
+    let refused = answer["rejected"].as_array().unwrap();
+    assert_eq!(refused.len(), 4, "{answer}");
+    assert!(
+        refused
+            .iter()
+            .all(|rejection| rejection["field"] == "user_id"),
+        "{answer}"
+    );
+
+    // Eight new item ids from eight users: five go in, three are refused naming item_id;
+    // the same id twice in a request counts once.
+    let mut made_up: Vec<Value> = (0..8)
+        .map(|n| json!({"user_id": format!("v{n}"), "item_id": format!("new-{n}"), "kind": "like"}))
+        .collect();
+    made_up.insert(
+        1,
+        json!({"user_id": "w", "item_id": "new-0", "kind": "like"}),
+    );
+    let (status, answer) = send(app.clone(), made_up.clone()).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 6, "{answer}");
+    let refused = answer["rejected"].as_array().unwrap();
+    assert_eq!(refused.len(), 3, "{answer}");
+    assert!(
+        refused
+            .iter()
+            .all(|rejection| rejection["field"] == "item_id"),
+        "{answer}"
+    );
+    let metrics = get_text(&format!("{}/metrics", node.url())).await;
+    assert_eq!(
+        metric_sample(
+            &metrics,
+            r#"marquee_ingest_events_rejected_total{kind="view",reason="capped"}"#
+        ),
+        4.0
+    );
+
+    // A key that may write the catalogue is not capped.
+    let (status, answer) = send(importer, made_up).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 9, "{answer}");
+    node.shutdown().await.unwrap();
+}

@@ -95,6 +95,12 @@ pub struct Limits {
     pub header_read_timeout_secs: f64,
     /// Connections open at once; past it a new one is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// Item ids the node does not know yet that one key may name in a minute (keys that may
+    /// write the catalogue are not capped; 0: no cap). See [`crate::caps`].
+    pub new_items_per_minute: u32,
+    /// Events one key may send for one user in a minute (keys that may write the catalogue
+    /// are not capped; 0: no cap).
+    pub events_per_minute_per_user: u32,
 }
 
 impl Default for Limits {
@@ -110,6 +116,8 @@ impl Default for Limits {
             max_concurrent_requests: 2_048,
             header_read_timeout_secs: 10.0,
             max_connections: 25_000,
+            new_items_per_minute: 1_000,
+            events_per_minute_per_user: 600,
         }
     }
 }
@@ -186,6 +194,8 @@ pub struct Guard {
     viewer_key: Option<[u8; 32]>,
     /// The OIDC issuer whose tokens are taken beside API keys ([`crate::oidc`]).
     oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// Per-key caps on new item ids and on events per user ([`crate::caps`]).
+    caps: crate::caps::IngestCaps,
 }
 
 impl std::fmt::Debug for Guard {
@@ -207,6 +217,10 @@ fn quota(rate: u32, burst_seconds: u32) -> Quota {
 impl Guard {
     /// A guard reading its keys from `keys_file` (`<data-dir>/keys.json`).
     pub fn new(keys_file: PathBuf, auth: bool, limits: Limits) -> Guard {
+        let caps = crate::caps::IngestCaps::new(
+            limits.new_items_per_minute,
+            limits.events_per_minute_per_user,
+        );
         let guard = Guard {
             pools: std::array::from_fn(|_| {
                 Arc::new(Semaphore::new(limits.max_concurrent_requests))
@@ -225,6 +239,7 @@ impl Guard {
             seen: Mutex::new(None),
             viewer_key: None,
             oidc: None,
+            caps,
         };
         guard.reload_if_changed();
         if !auth {
@@ -241,6 +256,11 @@ impl Guard {
             );
         }
         guard
+    }
+
+    /// The per-key caps on new item ids and events per user.
+    pub fn caps(&self) -> &crate::caps::IngestCaps {
+        &self.caps
     }
 
     /// The concurrency pool of an open route: `/metrics`'s own, or the others'.
@@ -490,12 +510,21 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
 pub async fn watch_keys(guard: Arc<Guard>, cancel: tokio_util::sync::CancellationToken) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {
+                ticks += 1;
                 let guard = guard.clone();
-                let _ = tokio::task::spawn_blocking(move || guard.reload_if_changed()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    guard.reload_if_changed();
+                    // The caps' buckets of idle keys and users, once a minute.
+                    if ticks.is_multiple_of(60) {
+                        guard.caps.forget_idle();
+                    }
+                })
+                .await;
             }
         }
     }

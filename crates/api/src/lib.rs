@@ -16,6 +16,7 @@
 //!   events and items; query parameters and path ids, each refusal naming the field.
 //! - [`error`]: [`ApiError`] and its one exhaustive mapping to HTTP statuses and JSON bodies,
 //!   including the mapping of every lower crate's error.
+//! - [`caps`]: per-key caps on new item ids and on events per user, for keys that ship in apps.
 //! - [`keys`]: the keys file (hashed API keys and their scopes) that `marquee keys` edits.
 //! - [`oidc`]: operators' OIDC bearer tokens (JWTs verified against the issuer's JWKS, scopes
 //!   from a claim), taken beside API keys.
@@ -27,6 +28,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod caps;
 pub mod decode;
 pub mod error;
 pub mod guard;

@@ -25,9 +25,10 @@ pub const REJECTION_REASONS: [&str; 6] = [
 ];
 
 /// Reasons of `marquee_ingest_events_rejected_total`: an element that is not a JSON object,
-/// one with a field that failed validation (the response names the field), and events that
-/// were valid but could not be appended (the log was unavailable; the client retries).
-pub const INGEST_REJECTION_REASONS: [&str; 3] = ["malformed", "invalid", "unavailable"];
+/// one with a field that failed validation (the response names the field), one past a per-key
+/// cap ([`crate::caps`]), and events that were valid but could not be appended (the log was
+/// unavailable; the client retries).
+pub const INGEST_REJECTION_REASONS: [&str; 4] = ["malformed", "invalid", "capped", "unavailable"];
 
 /// The `kind` label of events rejected before their kind could be read.
 pub const UNKNOWN_KIND: &str = "unknown";

@@ -13,10 +13,13 @@ use marquee_schemas::{Event, EventKind, FieldError};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::audit::Actor;
 use crate::decode::{
     BodyFormat, Rejection, beacon_format, body_format, decode_each, elements, read_body,
 };
 use crate::error::{ApiError, ErrorBody};
+use crate::guard::Granted;
+use crate::keys::Scope;
 use crate::metrics::UNKNOWN_KIND;
 use crate::state::AppState;
 use crate::viewer::Viewer;
@@ -55,12 +58,32 @@ pub struct IngestResult {
 pub async fn post_events(
     State(state): State<AppState>,
     viewer: Option<Extension<Viewer>>,
+    actor: Option<Extension<Actor>>,
+    granted: Option<Extension<Granted>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let format = body_format(&headers)?;
     let viewer = viewer.map(|Extension(Viewer(user))| user);
-    ingest_events(&state, format, body, viewer.as_deref()).await
+    let capped = capped_as(actor, granted);
+    ingest_events(&state, format, body, viewer.as_deref(), capped.as_deref()).await
+}
+
+/// Who the per-key caps count a request against ([`crate::caps`]): its key, its OIDC subject
+/// or the viewer tokens; `None` for a caller that may write the catalogue, and with auth off.
+fn capped_as(
+    actor: Option<Extension<Actor>>,
+    granted: Option<Extension<Granted>>,
+) -> Option<String> {
+    if granted.is_some_and(|Extension(granted)| granted.allows(Scope::Catalogue)) {
+        return None;
+    }
+    match actor?.0 {
+        Actor::Key(id) => Some(id),
+        Actor::Oidc(subject) => Some(format!("oidc:{subject}")),
+        Actor::Viewer => Some("viewer tokens".to_owned()),
+        Actor::Anonymous => None,
+    }
 }
 
 /// Ingest events from `navigator.sendBeacon`: NDJSON under `text/plain`
@@ -88,24 +111,34 @@ pub async fn post_events(
 )]
 pub async fn post_beacon(
     State(state): State<AppState>,
+    actor: Option<Extension<Actor>>,
+    granted: Option<Extension<Granted>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let format = beacon_format(&headers)?;
-    ingest_events(&state, format, body, None).await
+    let capped = capped_as(actor, granted);
+    ingest_events(&state, format, body, None, capped.as_deref()).await
 }
 
-/// Ingests a body's events; with a viewer token's `viewer`, only that user's.
+/// Ingests a body's events; with a viewer token's `viewer`, only that user's; under the caps of
+/// `capped` (a key, see [`crate::caps`]) unless `None`.
 async fn ingest_events(
     state: &AppState,
     format: BodyFormat,
     body: Result<Bytes, BytesRejection>,
     viewer: Option<&str>,
+    capped: Option<&str>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
     let body = read_body(body, state.guard.limits().max_body_bytes)?;
     let elements = elements(format, &body)?;
     let now = marquee_schemas::now_ms();
+    let caps = state.guard.caps();
+    // New item ids admitted by this request (each counts once), and whether the last refusal
+    // was a cap's (for the metrics' reason).
+    let mut new_items: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let refused_by_cap = std::cell::Cell::new(false);
     let (accepted, rejected) = decode_each(
         &elements,
         |value| {
@@ -122,13 +155,29 @@ async fn ingest_events(
             // The history of an erased user (a backfill, a client's old queue) does not come
             // back: events dated at or before the user's erasure are refused. The message does
             // not give the erasure's time (any ingest key reads it; the audit log has it).
-            match services.processor.erased_at(&event.user_id) {
-                Some(erased_ms) if event.timestamp <= erased_ms => Err(FieldError::new(
+            if let Some(erased_ms) = services.processor.erased_at(&event.user_id)
+                && event.timestamp <= erased_ms
+            {
+                return Err(FieldError::new(
                     "user_id",
                     "this user's data was erased; events dated before the erasure are refused",
-                )),
-                _ => Ok(event),
+                ));
             }
+            if let Some(key) = capped {
+                let unknown = !event.item_id.is_empty()
+                    && !new_items.contains(&event.item_id)
+                    && services.items.read().number(&event.item_id).is_none();
+                let admitted = caps.admit_event(key, &event.user_id).and_then(|()| {
+                    if unknown {
+                        caps.admit_new_item(key)?;
+                        new_items.insert(event.item_id.clone());
+                    }
+                    Ok(())
+                });
+                refused_by_cap.set(admitted.is_err());
+                admitted?;
+            }
+            Ok(event)
         },
         |element| {
             let (kind, reason) = match element {
@@ -138,7 +187,11 @@ async fn ingest_events(
                         .and_then(Value::as_str)
                         .and_then(EventKind::parse)
                         .map_or(UNKNOWN_KIND, EventKind::as_str),
-                    "invalid",
+                    if refused_by_cap.replace(false) {
+                        "capped"
+                    } else {
+                        "invalid"
+                    },
                 ),
                 Err(_) => (UNKNOWN_KIND, "malformed"),
             };
