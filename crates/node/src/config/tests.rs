@@ -101,14 +101,19 @@ fn the_graphs_settings_come_from_the_file_and_each_refusal_names_its_key() {
         ("ef_construction = 8", "index.ef_construction:"),
         ("ef_search = 0", "index.ef_search:"),
     ] {
-        let path = write(&dir, &format!("[index]\n{text}\n"));
-        let error = Settings::from_file(&path)
-            .unwrap()
-            .resolve()
-            .unwrap_err()
-            .to_string();
+        let error = refusal(&dir, &format!("[index]\n{text}\n"));
         assert!(error.starts_with(key), "{text}: {error}");
     }
+}
+
+/// The refusal of a file holding `text`, which parses but does not resolve.
+fn refusal(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = write(dir, text);
+    Settings::from_file(&path)
+        .unwrap()
+        .resolve()
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -137,12 +142,7 @@ fn an_oidc_issuer_comes_from_the_file_and_each_refusal_names_its_key() {
             "oidc.leeway_secs:",
         ),
     ] {
-        let path = write(&dir, &format!("{section}{text}\n"));
-        let error = Settings::from_file(&path)
-            .unwrap()
-            .resolve()
-            .unwrap_err()
-            .to_string();
+        let error = refusal(&dir, &format!("{section}{text}\n"));
         assert!(error.starts_with(key), "{text}: {error}");
     }
     let path = write(&dir, "[oidc]\nissuer = \"x\"\naudience = \"y\"\n");

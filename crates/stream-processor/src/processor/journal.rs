@@ -71,6 +71,7 @@ impl<L: EventLog> Processor<L> {
         if missing.is_empty() {
             return Ok(applied);
         }
+        let started = std::time::Instant::now();
         let key = self.config.erasure_key;
         let partitions = self.log.partition_count();
         let owned = self.owned.clone();
@@ -118,6 +119,7 @@ impl<L: EventLog> Processor<L> {
             journalled = applied.journalled,
             missing = applied.missing,
             erased_again = applied.erased_again,
+            seconds = started.elapsed().as_secs_f64(),
             "erasure journal applied to a state that lacked some of it"
         );
         Ok(applied)
