@@ -65,7 +65,7 @@ impl IngestCaps {
     }
 
     /// Admits one event of `key` for `user`, or refuses it naming `user_id`.
-    pub fn admit_event(&self, key: &str, user: &str) -> Result<(), FieldError> {
+    fn admit_event(&self, key: &str, user: &str) -> Result<(), FieldError> {
         let Some((cap, limiter)) = &self.user_events else {
             return Ok(());
         };
@@ -86,7 +86,7 @@ impl IngestCaps {
 
     /// Admits an item id of `key` that the node does not know yet, or refuses it naming
     /// `item_id`.
-    pub fn admit_new_item(&self, key: &str) -> Result<(), FieldError> {
+    fn admit_new_item(&self, key: &str) -> Result<(), FieldError> {
         let Some((cap, limiter)) = &self.new_items else {
             return Ok(());
         };
@@ -101,6 +101,16 @@ impl IngestCaps {
                 ),
             )
         })
+    }
+
+    /// Admits one event of `key` for `user` that names an item id the node does not know yet
+    /// when `new_item`; refuses it naming the field whose cap it is past.
+    pub fn admit(&self, key: &str, user: &str, new_item: bool) -> Result<(), FieldError> {
+        self.admit_event(key, user)?;
+        if new_item {
+            self.admit_new_item(key)?;
+        }
+        Ok(())
     }
 
     /// Drops the buckets that are full again (idle keys and users), so memory follows the

@@ -362,11 +362,7 @@ impl Guard {
         scope: Scope,
     ) -> Result<(Arc<DefaultDirectRateLimiter>, String, Vec<Scope>), ApiError> {
         let identity = oidc.verify(token).await?;
-        if !identity
-            .scopes
-            .iter()
-            .any(|held| *held == scope || *held == Scope::Admin)
-        {
+        if !scope.granted_by(&identity.scopes) {
             let held: Vec<&str> = identity.scopes.iter().map(|scope| scope.as_str()).collect();
             return Err(ApiError::Forbidden {
                 message: format!(
@@ -471,9 +467,7 @@ pub struct Granted(pub Vec<Scope>);
 
 impl Granted {
     pub fn allows(&self, scope: Scope) -> bool {
-        self.0
-            .iter()
-            .any(|held| *held == scope || *held == Scope::Admin)
+        scope.granted_by(&self.0)
     }
 }
 

@@ -69,6 +69,11 @@ impl Scope {
         }
     }
 
+    /// Whether holding `held` grants this scope (`admin` grants every scope).
+    pub fn granted_by(self, held: &[Scope]) -> bool {
+        held.contains(&self) || held.contains(&Scope::Admin)
+    }
+
     /// Whether this is `admin` or a part of it (an operator's scope, not a client app's).
     pub fn is_administrative(self) -> bool {
         !matches!(self, Scope::Ingest | Scope::Read)
@@ -113,7 +118,7 @@ pub struct KeyRecord {
 impl KeyRecord {
     /// Whether this key grants `scope` (`admin` grants every scope).
     pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+        scope.granted_by(&self.scopes)
     }
 
     /// Whether the key has expired at `now_ms`.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use aws_lc_rs::signature::{
-    self, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
+    self, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -120,22 +120,15 @@ pub struct Identity {
 /// A key of the issuer's JWKS (RFC 7517), as far as verification reads it; other members
 /// (`x5c`, `use`, …) are ignored.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Jwk {
-    pub kty: String,
-    #[serde(default)]
-    pub kid: Option<String>,
-    #[serde(default)]
-    pub alg: Option<String>,
-    #[serde(default)]
-    pub n: Option<String>,
-    #[serde(default)]
-    pub e: Option<String>,
-    #[serde(default)]
-    pub crv: Option<String>,
-    #[serde(default)]
-    pub x: Option<String>,
-    #[serde(default)]
-    pub y: Option<String>,
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,7 +140,6 @@ struct JwkSet {
 #[derive(Debug, Deserialize)]
 struct Header {
     alg: String,
-    #[serde(default)]
     kid: Option<String>,
 }
 
@@ -192,74 +184,69 @@ fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| unauthorized(format!("not a valid token (its {what} is not base64url)")))
 }
 
-/// The verification algorithm of `alg` for a key of `jwk`'s type and curve, and the key's
-/// public bytes in the form that algorithm reads; `None` when they do not go together.
-fn verifier(alg: &str, jwk: &Jwk) -> Option<(&'static dyn VerificationAlgorithm, Vec<u8>)> {
-    let field = |value: &Option<String>| URL_SAFE_NO_PAD.decode(value.as_deref()?).ok();
-    let algorithm: &'static dyn VerificationAlgorithm = match (alg, jwk.kty.as_str()) {
-        ("RS256", "RSA") => &signature::RSA_PKCS1_2048_8192_SHA256,
-        ("RS384", "RSA") => &signature::RSA_PKCS1_2048_8192_SHA384,
-        ("RS512", "RSA") => &signature::RSA_PKCS1_2048_8192_SHA512,
-        ("PS256", "RSA") => &signature::RSA_PSS_2048_8192_SHA256,
-        ("PS384", "RSA") => &signature::RSA_PSS_2048_8192_SHA384,
-        ("PS512", "RSA") => &signature::RSA_PSS_2048_8192_SHA512,
-        ("ES256", "EC") if jwk.crv.as_deref() == Some("P-256") => {
-            &signature::ECDSA_P256_SHA256_FIXED
+/// How a key of the issuer checks a signature of the token's algorithm.
+enum Verifier {
+    /// RSA, from the key's modulus and exponent.
+    Rsa(&'static RsaParameters),
+    /// EC and Ed25519, from the key's public point.
+    Point(&'static dyn VerificationAlgorithm),
+}
+
+/// The verifier of `alg` for a key of `jwk`'s type and curve; `None` when they do not go
+/// together.
+fn verifier(alg: &str, jwk: &Jwk) -> Option<Verifier> {
+    let curve = jwk.crv.as_deref();
+    Some(match (alg, jwk.kty.as_str()) {
+        ("RS256", "RSA") => Verifier::Rsa(&signature::RSA_PKCS1_2048_8192_SHA256),
+        ("RS384", "RSA") => Verifier::Rsa(&signature::RSA_PKCS1_2048_8192_SHA384),
+        ("RS512", "RSA") => Verifier::Rsa(&signature::RSA_PKCS1_2048_8192_SHA512),
+        ("PS256", "RSA") => Verifier::Rsa(&signature::RSA_PSS_2048_8192_SHA256),
+        ("PS384", "RSA") => Verifier::Rsa(&signature::RSA_PSS_2048_8192_SHA384),
+        ("PS512", "RSA") => Verifier::Rsa(&signature::RSA_PSS_2048_8192_SHA512),
+        ("ES256", "EC") if curve == Some("P-256") => {
+            Verifier::Point(&signature::ECDSA_P256_SHA256_FIXED)
         }
-        ("ES384", "EC") if jwk.crv.as_deref() == Some("P-384") => {
-            &signature::ECDSA_P384_SHA384_FIXED
+        ("ES384", "EC") if curve == Some("P-384") => {
+            Verifier::Point(&signature::ECDSA_P384_SHA384_FIXED)
         }
-        ("EdDSA", "OKP") if jwk.crv.as_deref() == Some("Ed25519") => &signature::ED25519,
+        ("EdDSA", "OKP") if curve == Some("Ed25519") => Verifier::Point(&signature::ED25519),
         _ => return None,
-    };
-    let public = match jwk.kty.as_str() {
-        // RSA keys are verified from their components, below.
-        "RSA" => Vec::new(),
-        // An uncompressed point: 0x04, x, y.
-        "EC" => {
-            let mut point = vec![4u8];
-            point.extend(field(&jwk.x)?);
-            point.extend(field(&jwk.y)?);
-            point
-        }
-        _ => field(&jwk.x)?,
-    };
-    Some((algorithm, public))
+    })
 }
 
 /// Whether `signature` over `message` verifies under `jwk` with `alg`.
 fn verifies(alg: &str, jwk: &Jwk, message: &[u8], signature: &[u8]) -> Result<bool, ApiError> {
-    let (algorithm, public) = verifier(alg, jwk).ok_or_else(|| {
+    let kid = jwk.kid.as_deref().unwrap_or("(no kid)");
+    let verifier = verifier(alg, jwk).ok_or_else(|| {
         unauthorized(format!(
-            "token algorithm {alg} does not go with the issuer's key {:?} ({})",
-            jwk.kid.as_deref().unwrap_or("(no kid)"),
+            "token algorithm {alg} does not go with the issuer's key {kid:?} ({})",
             jwk.kty
         ))
     })?;
-    if jwk.kty == "RSA" {
-        let component = |value: &Option<String>| {
-            value
-                .as_deref()
-                .and_then(|text| URL_SAFE_NO_PAD.decode(text).ok())
-                .ok_or_else(|| unauthorized("the issuer's RSA key lacks n or e"))
-        };
-        let parameters = match alg {
-            "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
-            "RS384" => &signature::RSA_PKCS1_2048_8192_SHA384,
-            "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
-            "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
-            "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
-            _ => &signature::RSA_PSS_2048_8192_SHA512,
-        };
-        let key = RsaPublicKeyComponents {
-            n: component(&jwk.n)?,
-            e: component(&jwk.e)?,
-        };
-        return Ok(key.verify(parameters, message, signature).is_ok());
-    }
-    Ok(UnparsedPublicKey::new(algorithm, public)
-        .verify(message, signature)
-        .is_ok())
+    let member = |value: &Option<String>, name: &str| {
+        value
+            .as_deref()
+            .and_then(|text| URL_SAFE_NO_PAD.decode(text).ok())
+            .ok_or_else(|| unauthorized(format!("the issuer's key {kid:?} lacks {name}")))
+    };
+    Ok(match verifier {
+        Verifier::Rsa(parameters) => RsaPublicKeyComponents {
+            n: member(&jwk.n, "n")?,
+            e: member(&jwk.e, "e")?,
+        }
+        .verify(parameters, message, signature)
+        .is_ok(),
+        Verifier::Point(algorithm) => {
+            let public = match jwk.kty.as_str() {
+                // An uncompressed point: 0x04, x, y.
+                "EC" => [vec![4u8], member(&jwk.x, "x")?, member(&jwk.y, "y")?].concat(),
+                _ => member(&jwk.x, "x")?,
+            };
+            UnparsedPublicKey::new(algorithm, public)
+                .verify(message, signature)
+                .is_ok()
+        }
+    })
 }
 
 impl Oidc {

@@ -32,7 +32,7 @@ use marquee_schemas::Event;
 use marquee_stream_processor::catalogue::upsert_catalogue;
 use marquee_stream_processor::data_dir::SECRET_FILES;
 use marquee_stream_processor::experiments::records::{EXPERIMENT_PREFIX, FLAG_PREFIX};
-use marquee_stream_processor::journal::{ErasureRecord, JOURNAL_FILES};
+use marquee_stream_processor::journal::JOURNAL_FILES;
 use marquee_stream_processor::{DataDir, Engine, Metrics, ProcessorConfig};
 use marquee_vector_store::{ExperimentWrite, StateStore, StoreConfig};
 
@@ -147,21 +147,13 @@ fn with_journalled(
     layout: &DataDir,
 ) -> Result<Vec<([u8; 32], i64)>> {
     let mut all: std::collections::BTreeMap<[u8; 32], i64> = erasures.into_iter().collect();
-    let journal = layout.erasure_journal();
-    for record in journal
-        .read::<ErasureRecord>()
-        .map_err(marquee_stream_processor::Error::from)?
-    {
-        let Some(hash) = record.hash() else {
-            return Err(marquee_stream_processor::Error::Config(format!(
-                "{}: subject {:?} is not a keyed hash (64 hex digits)",
-                journal.path().display(),
-                record.subject
-            ))
-            .into());
-        };
-        let at = all.entry(hash).or_insert(record.erased_ms);
-        *at = (*at).max(record.erased_ms);
+    let journalled = layout
+        .erasure_journal()
+        .erasures()
+        .map_err(marquee_stream_processor::Error::from)?;
+    for (hash, erased_ms) in journalled {
+        let at = all.entry(hash).or_insert(erased_ms);
+        *at = (*at).max(erased_ms);
     }
     Ok(all.into_iter().collect())
 }

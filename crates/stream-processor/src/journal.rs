@@ -21,7 +21,7 @@
 //! (the action it began never happened). Any other line that does not parse stops the start
 //! with its line number: a journal is never silently half-read.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -171,6 +171,25 @@ impl Journal {
             .collect()
     }
 
+    /// The erasures of an erasure journal: each keyed hash with its latest erasure time. A
+    /// subject that is not a keyed hash is an error naming its line.
+    pub fn erasures(&self) -> Result<BTreeMap<[u8; 32], i64>, JournalError> {
+        let mut latest = BTreeMap::new();
+        for (at, record) in self.read::<ErasureRecord>()?.into_iter().enumerate() {
+            let hash = record.hash().ok_or_else(|| JournalError::Corrupt {
+                path: self.path.clone(),
+                line: at + 1,
+                message: format!(
+                    "subject {:?} is not a keyed hash (64 hex digits)",
+                    record.subject
+                ),
+            })?;
+            let erased_ms = latest.entry(hash).or_insert(record.erased_ms);
+            *erased_ms = (*erased_ms).max(record.erased_ms);
+        }
+        Ok(latest)
+    }
+
     /// Appends the lines of the journal at `other` that this one does not hold (in their
     /// order); returns how many. A missing `other` adds nothing.
     pub fn merge_from(&self, other: &Path) -> Result<usize, JournalError> {
@@ -224,7 +243,16 @@ mod tests {
         fresh.append(&first).unwrap();
         assert_eq!(fresh.merge_from(other.path()).unwrap(), 1);
         assert_eq!(fresh.merge_from(other.path()).unwrap(), 0);
-        assert_eq!(fresh.read::<ErasureRecord>().unwrap(), vec![first, second]);
+        assert_eq!(
+            fresh.read::<ErasureRecord>().unwrap(),
+            vec![first, second.clone()]
+        );
+        // A user erased twice counts at the later time.
+        fresh.append(&ErasureRecord::new(&[9; 32], 1_500)).unwrap();
+        let erasures = fresh.erasures().unwrap();
+        assert_eq!(erasures.len(), 2);
+        assert_eq!(erasures[&[9; 32]], 2_000);
+        assert_eq!(erasures[&[7; 32]], 1_000);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(fresh.path())
             .unwrap()
@@ -252,5 +280,17 @@ mod tests {
         let error = journal.read::<RevocationRecord>().unwrap_err().to_string();
         assert!(error.contains("line 2"), "{error}");
         assert!(error.contains(REVOCATIONS_FILE), "{error}");
+
+        let erasures = Journal::new(dir.path().join(ERASURES_FILE));
+        erasures.append(&ErasureRecord::new(&[1; 32], 5)).unwrap();
+        erasures
+            .append(&ErasureRecord {
+                subject: "not hex".into(),
+                erased_ms: 6,
+            })
+            .unwrap();
+        let error = erasures.erasures().unwrap_err().to_string();
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("not a keyed hash"), "{error}");
     }
 }

@@ -167,15 +167,12 @@ async fn ingest_events(
                 let unknown = !event.item_id.is_empty()
                     && !new_items.contains(&event.item_id)
                     && services.items.read().number(&event.item_id).is_none();
-                let admitted = caps.admit_event(key, &event.user_id).and_then(|()| {
-                    if unknown {
-                        caps.admit_new_item(key)?;
-                        new_items.insert(event.item_id.clone());
-                    }
-                    Ok(())
-                });
+                let admitted = caps.admit(key, &event.user_id, unknown);
                 refused_by_cap.set(admitted.is_err());
                 admitted?;
+                if unknown {
+                    new_items.insert(event.item_id.clone());
+                }
             }
             Ok(event)
         },

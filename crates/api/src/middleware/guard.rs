@@ -167,25 +167,23 @@ async fn check(state: &AppState, mut request: Request, next: Next) -> Result<Res
             }
             _ => None,
         };
-        let limiter = match token {
+        let (limiter, actor, scopes) = match token {
             Some((token, oidc)) => {
                 let (limiter, subject, scopes) = guard
                     .authorise_token(&oidc, &token, scope)
                     .await
                     .map_err(IntoResponse::into_response)?;
-                request.extensions_mut().insert(Actor::Oidc(subject));
-                request.extensions_mut().insert(Granted(scopes));
-                limiter
+                (limiter, Actor::Oidc(subject), scopes)
             }
             None => {
                 let (limiter, key_id, scopes) = guard
                     .authorise(presented, scope)
                     .map_err(IntoResponse::into_response)?;
-                request.extensions_mut().insert(Actor::Key(key_id));
-                request.extensions_mut().insert(Granted(scopes));
-                limiter
+                (limiter, Actor::Key(key_id), scopes)
             }
         };
+        request.extensions_mut().insert(actor);
+        request.extensions_mut().insert(Granted(scopes));
         if let Err(not_until) = limiter.check() {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(ApiError::RateLimited {

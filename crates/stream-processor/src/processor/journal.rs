@@ -10,8 +10,7 @@ use tracing::info;
 
 use super::Processor;
 use super::handle::erasure_hash;
-use crate::error::{Error, Result};
-use crate::journal::ErasureRecord;
+use crate::error::Result;
 
 /// Log entries read at a time while looking for journalled users.
 const SCAN_BATCH: usize = 10_000;
@@ -43,18 +42,7 @@ impl<L: EventLog> Processor<L> {
         let Some(journal) = self.config.erasure_journal.clone() else {
             return Ok(JournalApplied::default());
         };
-        let mut latest: HashMap<[u8; 32], i64> = HashMap::new();
-        for record in journal.read::<ErasureRecord>()? {
-            let hash = record.hash().ok_or_else(|| {
-                Error::Config(format!(
-                    "{}: subject {:?} is not a keyed hash (64 hex digits)",
-                    journal.path().display(),
-                    record.subject
-                ))
-            })?;
-            let at = latest.entry(hash).or_insert(record.erased_ms);
-            *at = (*at).max(record.erased_ms);
-        }
+        let latest = journal.erasures()?;
         let mut missing: HashMap<[u8; 32], i64> = {
             let erased = self.handle.inner.erased.read();
             latest
