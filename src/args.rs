@@ -9,6 +9,7 @@ use clap::Args;
 use marquee_api::guard::AuthMode;
 use marquee_datasets::synthetic::{Synthetic, SyntheticConfig};
 use marquee_node::config::LogKind;
+use marquee_node::config::SecretKey;
 use marquee_node::{NodeConfig, Overrides, Settings, TlsFiles};
 
 /// Node settings shared by `serve` and `demo`: each flag (or its `MARQUEE_*` variable) wins
@@ -93,6 +94,15 @@ impl LogArgs {
     }
 }
 
+/// `MARQUEE_ENCRYPTION_KEY`, read here and not as a flag: a key on a command line shows in every
+/// process listing.
+fn encryption_key_from_env() -> Option<SecretKey> {
+    std::env::var("MARQUEE_ENCRYPTION_KEY")
+        .ok()
+        .filter(|key| !key.is_empty())
+        .map(SecretKey)
+}
+
 /// The settings of a configuration file (the defaults without one).
 pub fn settings(config: Option<&PathBuf>) -> Result<Settings> {
     Ok(match config {
@@ -114,6 +124,7 @@ pub fn resolve_without_node(
         log: log.kind(),
         fluvio_endpoint: log.fluvio_endpoint.clone(),
         fluvio_topic: log.fluvio_topic.clone(),
+        encryption_key: encryption_key_from_env(),
         ..Overrides::default()
     });
     Ok(settings.resolve()?)
@@ -145,6 +156,7 @@ impl NodeArgs {
                 _ => None,
             },
             cors_origins: self.cors_origin.clone(),
+            encryption_key: encryption_key_from_env(),
         });
         Ok(settings.resolve()?)
     }

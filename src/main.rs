@@ -120,6 +120,14 @@ enum Command {
         )]
         data_dir: PathBuf,
     },
+    /// Write a new random encryption key (64 hex digits, mode 0600) to a file that must not
+    /// exist, for `[storage] encryption_key_file`: keep it outside the data directory and out of
+    /// its backups (docs/PRIVACY.md, "Encryption at rest").
+    EncryptionKey {
+        /// The key file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Exit 0 when a node answers `/readyz` (its state loaded), else 1 with the reason: the
     /// health check of a container image that has no HTTP client of its own.
     Health {
@@ -241,5 +249,6 @@ async fn run(command: Command) -> Result<()> {
             catalogue,
         } => commands::generate::run(&synthetic, events, catalogue),
         Command::Keys { action, data_dir } => commands::keys::run(action, &data_dir),
+        Command::EncryptionKey { out } => commands::keys::new_encryption_key(&out),
     }
 }

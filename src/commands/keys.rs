@@ -1,5 +1,6 @@
 //! `marquee keys`: create, list and revoke API keys in a data directory's keys file (a running
-//! server picks changes up within a second).
+//! server picks changes up within a second); `marquee encryption-key`: a new key for
+//! encryption at rest.
 
 use std::path::Path;
 
@@ -98,5 +99,28 @@ pub fn run(action: KeysAction, data_dir: &Path) -> Result<()> {
             eprintln!("revoked key {} ({})", record.id, record.name);
         }
     }
+    Ok(())
+}
+
+/// `marquee encryption-key --out FILE`: a new random key in a new file, readable by its owner
+/// only (created with that mode, so it is never readable by others even for a moment).
+pub fn new_encryption_key(out: &Path) -> Result<()> {
+    use std::io::Write;
+    let key = marquee_schemas::Cipher::generate_hex()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(out)
+        .map_err(|error| anyhow!("--out {}: {error}", out.display()))?;
+    file.write_all(format!("{key}\n").as_bytes())?;
+    file.sync_all()?;
+    eprintln!(
+        "wrote a new encryption key to {}; set [storage] encryption_key_file to it before the \
+         data directory is created, and keep a copy apart from the backups: without it, \
+         nothing in the data directory or its backups can be read",
+        out.display()
+    );
     Ok(())
 }

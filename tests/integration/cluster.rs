@@ -207,7 +207,7 @@ async fn on_fluvio_nodes_splitting_the_partitions_share_every_item_change_once()
     };
     let changes_topic = format!("{topic}-changes");
     let dir = tempfile::tempdir().unwrap();
-    let log = AnyLog::open(&backend, &dir.path().join("log"), PARTITIONS)
+    let log = AnyLog::open(&backend, &dir.path().join("log"), PARTITIONS, None)
         .await
         .unwrap();
     let changes = AnyChangeLog::open(&backend, &changes_topic).await.unwrap();

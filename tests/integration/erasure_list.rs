@@ -73,6 +73,7 @@ async fn events_left_in_an_immutable_log_are_never_applied_again_after_an_erasur
             dimension: model.stored_dimension(),
             dedup_window: Duration::from_secs(3600),
             block_cache_bytes: 8 << 20,
+            cipher: None,
         },
     )
     .unwrap();

@@ -286,6 +286,50 @@ fn a_saved_graph_of_another_state_is_not_loaded() {
     assert_eq!(other.stats().indexed_items, ITEMS + 1);
 }
 
+#[test]
+fn an_encrypted_nodes_saved_graph_is_sealed_and_loads_only_with_its_key() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let vectors = Vectors::new(&mut rng);
+    let (items, plain) = filled_index(&mut rng, &vectors);
+    let sealed_config = |hex: &str| IndexConfig {
+        cipher: Some(marquee_schemas::Cipher::from_hex(hex).unwrap()),
+        ..IndexConfig::default()
+    };
+    let key = "3c".repeat(32);
+    let sealed = VectorIndex::new(items.clone(), sealed_config(&key));
+    sealed.rebuild_now();
+    let dir = tempfile::tempdir().unwrap();
+    let (plain_dir, sealed_dir) = (dir.path().join("plain"), dir.path().join("sealed"));
+    plain.save(&plain_dir, &[7, 9]).unwrap();
+    assert!(sealed.save(&sealed_dir, &[7, 9]).unwrap());
+    // A vector's bytes, which the plain file holds as they are.
+    let needle: Vec<u8> = items
+        .read()
+        .vector(5)
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let holds = |path: &std::path::Path| {
+        let bytes = std::fs::read(path.join("meta.bin")).unwrap();
+        bytes.windows(8).any(|window| window == &needle[..8])
+    };
+    assert!(holds(&plain_dir) && !holds(&sealed_dir));
+
+    // Another key, or none: refused (and then built); the key: loaded.
+    let query = vectors.query(&mut rng);
+    for config in [IndexConfig::default(), sealed_config(&"c3".repeat(32))] {
+        let other = VectorIndex::new(items.clone(), config);
+        assert!(!other.load_saved(&sealed_dir, &[7, 9]));
+        sealed.save(&sealed_dir, &[7, 9]).unwrap();
+    }
+    let reloaded = VectorIndex::new(items.clone(), sealed_config(&key));
+    assert!(reloaded.load_saved(&sealed_dir, &[7, 9]));
+    assert_eq!(
+        reloaded.search(&query, 10, |_, _| true),
+        sealed.search(&query, 10, |_, _| true)
+    );
+}
+
 /// The name and niceness of every thread of this process whose name starts with `prefix`.
 #[cfg(target_os = "linux")]
 fn threads_named(prefix: &str) -> Vec<(String, i64)> {

@@ -16,6 +16,7 @@ mod common;
 mod connections;
 mod corrupt_records;
 mod crash_safety;
+mod encryption;
 mod end_to_end;
 mod erasure_list;
 mod evaluator;

@@ -178,6 +178,7 @@ async fn replay_beside_a_serving_node_rebuilds_the_same_state(log: LogBackend) {
                 dimension: test_config(&data).model.stored_dimension(),
                 dedup_window: Duration::from_secs(3600),
                 block_cache_bytes: 8 << 20,
+                cipher: None,
             },
         )
         .unwrap();

@@ -270,7 +270,8 @@ impl From<marquee_vector_store::Error> for ApiError {
         match error {
             Error::CorruptRecord { .. }
             | Error::CorruptKey { .. }
-            | Error::CorruptNeighbours { .. } => ApiError::Corrupt {
+            | Error::CorruptNeighbours { .. }
+            | Error::Sealed { .. } => ApiError::Corrupt {
                 db: "state",
                 cause: error.to_string(),
             },
@@ -280,7 +281,10 @@ impl From<marquee_vector_store::Error> for ApiError {
             Error::Encode { .. }
             | Error::DimensionMismatch { .. }
             | Error::SavedIndex { .. }
-            | Error::ReadFile { .. } => ApiError::internal(error),
+            | Error::ReadFile { .. }
+            | Error::EncryptedState { .. }
+            | Error::PlainState { .. }
+            | Error::WrongEncryptionKey { .. } => ApiError::internal(error),
         }
     }
 }
@@ -289,7 +293,7 @@ impl From<marquee_ingest::Error> for ApiError {
     fn from(error: marquee_ingest::Error) -> ApiError {
         use marquee_ingest::Error;
         match error {
-            Error::CorruptRecord { .. } => ApiError::Corrupt {
+            Error::CorruptRecord { .. } | Error::Sealed { .. } => ApiError::Corrupt {
                 db: "log",
                 cause: error.to_string(),
             },
@@ -300,7 +304,8 @@ impl From<marquee_ingest::Error> for ApiError {
             | Error::PartitionCountMismatch { .. }
             | Error::NoSuchPartition { .. }
             | Error::Unsupported(_)
-            | Error::NotFound(_) => ApiError::internal(error),
+            | Error::NotFound(_)
+            | Error::Encryption { .. } => ApiError::internal(error),
         }
     }
 }

@@ -149,7 +149,12 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
             .context("opening the log")?,
         ),
         backend => runtime
-            .block_on(AnyLog::open(backend, &dir.join("log"), options.partitions))
+            .block_on(AnyLog::open(
+                backend,
+                &dir.join("log"),
+                options.partitions,
+                None,
+            ))
             .with_context(|| format!("opening the log ({})", backend.describe()))?,
     };
     let filling = Instant::now();
@@ -173,6 +178,7 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
             dimension: options.model.stored_dimension(),
             dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
             block_cache_bytes: 256 * 1024 * 1024,
+            cipher: None,
         },
     )
     .context("opening the state")?;
@@ -226,6 +232,7 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
             dimension: options.model.stored_dimension(),
             dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
             block_cache_bytes: 256 * 1024 * 1024,
+            cipher: None,
         },
     )
     .context("opening the ceiling store")?;
@@ -311,6 +318,7 @@ fn catch_up_nodes(
                 dimension: options.model.stored_dimension(),
                 dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
                 block_cache_bytes: 128 * 1024 * 1024,
+                cipher: None,
             },
         )
         .context("opening a node's state")?;

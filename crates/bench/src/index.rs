@@ -60,6 +60,7 @@ pub fn load_input(data_dir: &Path, users: u64, queries: usize, seed: u64) -> Res
             dimension: marquee_stream_processor::ModelConfig::default().stored_dimension(),
             dedup_window: std::time::Duration::from_secs(3600),
             block_cache_bytes: 64 * 1024 * 1024,
+            cipher: None,
         },
     )
     .with_context(|| format!("opening the state in {}", data_dir.display()))?;

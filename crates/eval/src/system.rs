@@ -82,6 +82,7 @@ impl System {
                 dimension: model.stored_dimension(),
                 dedup_window: std::time::Duration::from_secs(365 * 24 * 3600),
                 block_cache_bytes: 64 * 1024 * 1024,
+                cipher: None,
             },
         )?;
         let numbers = catalogue

@@ -26,7 +26,8 @@ pub enum AnyLog {
 impl AnyLog {
     /// Opens the log `backend` names: the embedded log at `embedded_path`, or a connection to
     /// the Fluvio cluster (creating the topic when absent). `partitions` is the partition count
-    /// of a new log; an existing one must match.
+    /// of a new log; an existing one must match. `cipher`: the embedded log's encryption at
+    /// rest (a Fluvio cluster's storage is the cluster's to encrypt).
     ///
     /// # Errors
     /// The backend's opening errors; [`Error::Unsupported`] for Fluvio in a build without the
@@ -35,12 +36,14 @@ impl AnyLog {
         backend: &LogBackend,
         embedded_path: &Path,
         partitions: u32,
+        cipher: Option<marquee_schemas::Cipher>,
     ) -> Result<AnyLog> {
         match backend {
             LogBackend::Embedded => EmbeddedLog::open(
                 embedded_path,
                 EmbeddedLogConfig {
                     partitions,
+                    cipher,
                     ..EmbeddedLogConfig::default()
                 },
             )

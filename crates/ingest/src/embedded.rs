@@ -18,12 +18,17 @@
 //! the one-byte marker [`ERASED`] (a format version no record has), so offsets stay dense, reads
 //! skip it, and the original bytes leave the files when RocksDB compacts them —
 //! [`EventLog::erase`] asks for that compaction of the erased range at once.
+//!
+//! **Encryption at rest** ([`EmbeddedLogConfig::cipher`], chosen when the log is created and
+//! recorded in `default` under `encryption`): every record is sealed
+//! ([`marquee_schemas::Cipher::seal`]) before it is written and opened when it is read. The keys
+//! (partition and offset) and the erased marker stay plain; a sealed record is never one byte.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use marquee_schemas::{Event, LogRecord, decode_record, encode_record, partition_for_user};
+use marquee_schemas::{Cipher, Event, LogRecord, decode_record, encode_record, partition_for_user};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
     Options, WriteBatch, WriteOptions,
@@ -35,10 +40,16 @@ use crate::error::{Error, Result};
 use crate::log::{Appended, EventLog, LogEntry, LogRead, wait_for_news};
 use marquee_schemas::now_ms;
 
-const EVENTS_CF: &str = "events";
+mod ceiling;
+pub use ceiling::write_ceiling;
+
+pub(crate) const EVENTS_CF: &str = "events";
 /// The value of an erased entry.
 pub const ERASED: &[u8] = &[0xff];
 const PARTITION_COUNT_KEY: &[u8] = b"partition_count";
+/// Present in `default` in an encrypted log: [`ENCRYPTION_CHECK`] sealed with its key.
+const ENCRYPTION_KEY: &[u8] = b"encryption";
+const ENCRYPTION_CHECK: &[u8] = b"marquee log";
 /// Upper bound of events written in one group commit; bounds the memory of one batch.
 const MAX_EVENTS_PER_COMMIT: usize = 50_000;
 
@@ -52,9 +63,12 @@ pub struct EmbeddedLogConfig {
     pub partitions: u32,
     /// Append requests that may wait for the writer thread before `append` itself waits.
     pub queue_capacity: usize,
-    /// Sync the write-ahead log before an append returns (durable acknowledgements). Only
-    /// the evaluator, which replays a file it can read again, turns this off.
+    /// Sync the write-ahead log before an append returns (durable acknowledgements). Only the
+    /// evaluator, which replays a file it can read again, turns this off.
     pub sync: bool,
+    /// Encryption at rest (see the module docs); `None`: records are stored plain. A log
+    /// keeps what it was created with.
+    pub cipher: Option<Cipher>,
 }
 
 impl Default for EmbeddedLogConfig {
@@ -63,6 +77,7 @@ impl Default for EmbeddedLogConfig {
             partitions: 4,
             queue_capacity: 1024,
             sync: true,
+            cipher: None,
         }
     }
 }
@@ -89,6 +104,7 @@ struct Inner {
     /// Compactions of erased entries still running ([`EmbeddedLog::close`] waits for them).
     erasures: parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>>,
     path: PathBuf,
+    cipher: Option<Cipher>,
 }
 
 impl std::fmt::Debug for EmbeddedLog {
@@ -113,7 +129,7 @@ fn parse_offset(key: &[u8]) -> Option<(u32, u64)> {
     Some((partition, offset))
 }
 
-fn db_options() -> Options {
+pub(crate) fn db_options() -> Options {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
@@ -129,7 +145,7 @@ fn db_options() -> Options {
 /// See `db_options`.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
-fn events_cf_options() -> Options {
+pub(crate) fn events_cf_options() -> Options {
     let mut options = db_options();
     let mut table = BlockBasedOptions::default();
     table.set_block_size(32 * 1024);
@@ -162,6 +178,8 @@ impl EmbeddedLog {
         let path = path.as_ref().to_path_buf();
         let descriptors = vec![ColumnFamilyDescriptor::new(EVENTS_CF, events_cf_options())];
         let db = Arc::new(DB::open_cf_descriptors(&db_options(), &path, descriptors)?);
+        let created = db.get(PARTITION_COUNT_KEY)?.is_none();
+        check_encryption(&db, &path, config.cipher.as_ref(), created)?;
         let partition_count = match db.get(PARTITION_COUNT_KEY)? {
             Some(bytes) => {
                 let existing = u32::from_be_bytes(bytes.as_slice().try_into().map_err(|_| {
@@ -183,7 +201,12 @@ impl EmbeddedLog {
             None => {
                 let mut sync = WriteOptions::default();
                 sync.set_sync(true);
-                db.put_opt(PARTITION_COUNT_KEY, config.partitions.to_be_bytes(), &sync)?;
+                let mut batch = WriteBatch::default();
+                batch.put(PARTITION_COUNT_KEY, config.partitions.to_be_bytes());
+                if let Some(cipher) = &config.cipher {
+                    batch.put(ENCRYPTION_KEY, cipher.seal(ENCRYPTION_CHECK));
+                }
+                db.write_opt(batch, &sync)?;
                 config.partitions
             }
         };
@@ -195,6 +218,7 @@ impl EmbeddedLog {
         let (request_sender, request_receiver) = mpsc::channel(config.queue_capacity.max(1));
         let writer_db = Arc::clone(&db);
         let sync_writes = config.sync;
+        let writer_cipher = config.cipher.clone();
         let writer = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || {
@@ -205,6 +229,7 @@ impl EmbeddedLog {
                     request_receiver,
                     offsets_sender,
                     sync_writes,
+                    writer_cipher,
                 )
             })
             .expect("spawning the log writer thread");
@@ -217,6 +242,7 @@ impl EmbeddedLog {
                 writer: parking_lot::Mutex::new(Some(writer)),
                 erasures: parking_lot::Mutex::new(Vec::new()),
                 path,
+                cipher: config.cipher,
             }),
         })
     }
@@ -228,6 +254,7 @@ impl EmbeddedLog {
     pub fn open_secondary(
         primary: impl AsRef<Path>,
         secondary_dir: impl AsRef<Path>,
+        cipher: Option<Cipher>,
     ) -> Result<EmbeddedLog> {
         let path = primary.as_ref().to_path_buf();
         if !path.join("CURRENT").exists() {
@@ -245,6 +272,7 @@ impl EmbeddedLog {
             descriptors,
         )?;
         db.try_catch_up_with_primary()?;
+        check_encryption(&db, &path, cipher.as_ref(), false)?;
         let partition_count = db
             .get(PARTITION_COUNT_KEY)?
             .and_then(|bytes| bytes.as_slice().try_into().ok().map(u32::from_be_bytes))
@@ -268,6 +296,7 @@ impl EmbeddedLog {
                 writer: parking_lot::Mutex::new(None),
                 erasures: parking_lot::Mutex::new(Vec::new()),
                 path,
+                cipher,
             }),
         })
     }
@@ -311,15 +340,11 @@ impl EmbeddedLog {
                     first_kept = Some(offset);
                     break;
                 }
-                if value.as_ref() == ERASED {
+                let Some(stored) =
+                    decode_entry(partition, offset, &value, self.inner.cipher.as_ref())?
+                else {
                     continue;
-                }
-                let stored: StoredEntry =
-                    decode_record(&value).map_err(|source| Error::CorruptRecord {
-                        partition,
-                        offset,
-                        source,
-                    })?;
+                };
                 if stored.append_ms >= cutoff_ms {
                     first_kept = Some(offset);
                     break;
@@ -399,11 +424,12 @@ impl Drop for Inner {
 /// Places `event` at the next offset of its partition (advancing `next`) and encodes the
 /// record the log stores for it: the writer's step, which the ceiling shares so that both write
 /// the same keys and bytes.
-fn place(
+pub(crate) fn place(
     event: &Event,
     partition_count: u32,
     next: &mut [u64],
     append_ms: i64,
+    cipher: Option<&Cipher>,
 ) -> Result<(Appended, [u8; 12], Vec<u8>)> {
     let partition = partition_for_user(&event.user_id, partition_count);
     let offset = next[partition as usize];
@@ -412,7 +438,10 @@ fn place(
         append_ms,
         event: event.clone(),
     };
-    let bytes = encode_record(&record).map_err(Error::Encode)?;
+    let mut bytes = encode_record(&record).map_err(Error::Encode)?;
+    if let Some(cipher) = cipher {
+        bytes = cipher.seal(&bytes);
+    }
     Ok((
         Appended { partition, offset },
         entry_key(partition, offset),
@@ -420,63 +449,50 @@ fn place(
     ))
 }
 
-/// The storage ceiling of durable appends, for the ingest benchmark: writes `batches` to a new
-/// log at `path` (the log's column family options) as raw RocksDB write batches, one synced
-/// write per batch with the keys and records the writer makes, from `threads` threads at once
-/// (RocksDB joins concurrent synced writes into one `fsync`, as the writer's group commit
-/// does). The records are encoded before the clock starts; the queue, HTTP and decoding are
-/// left out. Returns the seconds the writes took.
-pub fn write_ceiling(
-    path: impl AsRef<Path>,
-    partitions: u32,
-    batches: &[Vec<Event>],
-    threads: usize,
-) -> Result<f64> {
-    let descriptors = vec![ColumnFamilyDescriptor::new(EVENTS_CF, events_cf_options())];
-    let db = DB::open_cf_descriptors(&db_options(), path.as_ref(), descriptors)?;
-    let cf = db
-        .cf_handle(EVENTS_CF)
-        .expect("events column family exists");
-    let append_ms = now_ms();
-    let mut next = vec![0u64; partitions as usize];
-    let threads = threads.max(1);
-    let mut lanes: Vec<Vec<WriteBatch>> = (0..threads).map(|_| Vec::new()).collect();
-    for (at, events) in batches.iter().enumerate() {
-        let mut batch = WriteBatch::default();
-        for event in events {
-            let (_, key, bytes) = place(event, partitions, &mut next, append_ms)?;
-            batch.put_cf(&cf, key, bytes);
+/// Refuses a log opened with another encryption choice than it was created with (`created`:
+/// the log is new, and the marker is written with it).
+fn check_encryption(db: &DB, path: &Path, cipher: Option<&Cipher>, created: bool) -> Result<()> {
+    let problem = match (db.get(ENCRYPTION_KEY)?, cipher) {
+        (Some(_), None) => {
+            "it is encrypted: set [storage] encryption_key_file (or MARQUEE_ENCRYPTION_KEY) to \
+             the key it was created with"
         }
-        lanes[at % threads].push(batch);
-    }
-    let mut sync = WriteOptions::default();
-    sync.set_sync(true);
-    let started = std::time::Instant::now();
-    std::thread::scope(|scope| {
-        let writers: Vec<_> = lanes
-            .into_iter()
-            .map(|lane| {
-                let (db, sync) = (&db, &sync);
-                scope.spawn(move || -> Result<()> {
-                    for batch in lane {
-                        db.write_opt(batch, sync)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        writers
-            .into_iter()
-            .try_for_each(|writer| writer.join().expect("a ceiling writer panicked"))
-    })?;
-    Ok(started.elapsed().as_secs_f64())
+        (Some(marker), Some(cipher)) => match cipher.open(&marker) {
+            Ok(check) if check == ENCRYPTION_CHECK => return Ok(()),
+            _ => "the encryption key does not open it: it was created with another key",
+        },
+        (None, Some(_)) if !created => {
+            "it was created without encryption and an encryption key is set: encryption is \
+             chosen when a data directory is created; unset the key to open this one"
+        }
+        (None, _) => return Ok(()),
+    };
+    Err(Error::Encryption {
+        path: path.display().to_string(),
+        problem,
+    })
 }
 
-/// Decodes a stored value: `None` for an erased entry.
-fn decode_entry(partition: u32, offset: u64, value: &[u8]) -> Result<Option<LogEntry>> {
+/// Decodes a stored value (opened first in an encrypted log): `None` for an erased entry.
+fn decode_entry(
+    partition: u32,
+    offset: u64,
+    value: &[u8],
+    cipher: Option<&Cipher>,
+) -> Result<Option<LogEntry>> {
     if value == ERASED {
         return Ok(None);
     }
+    let opened;
+    let value = match cipher {
+        Some(cipher) => {
+            opened = cipher
+                .open(value)
+                .map_err(|_| Error::Sealed { partition, offset })?;
+            opened.as_slice()
+        }
+        None => value,
+    };
     let stored: StoredEntry = decode_record(value).map_err(|source| Error::CorruptRecord {
         partition,
         offset,
@@ -513,6 +529,7 @@ fn run_writer(
     mut requests: mpsc::Receiver<AppendRequest>,
     published: watch::Sender<Vec<u64>>,
     sync_writes: bool,
+    cipher: Option<Cipher>,
 ) {
     let mut sync = WriteOptions::default();
     sync.set_sync(sync_writes);
@@ -541,7 +558,13 @@ fn run_writer(
             let mut failure = None;
             let mut request_next = next.clone();
             for event in &request.events {
-                match place(event, partition_count, &mut request_next, append_ms) {
+                match place(
+                    event,
+                    partition_count,
+                    &mut request_next,
+                    append_ms,
+                    cipher.as_ref(),
+                ) {
                     Ok((placed, key, bytes)) => {
                         encoded.push((key, bytes));
                         appended.push(placed);
@@ -631,7 +654,9 @@ impl EventLog for EmbeddedLog {
             if found_partition != partition || offset >= last {
                 break;
             }
-            if let Some(entry) = decode_entry(partition, offset, &value)? {
+            if let Some(entry) =
+                decode_entry(partition, offset, &value, self.inner.cipher.as_ref())?
+            {
                 read.entries.push(entry);
             }
         }
@@ -653,7 +678,8 @@ impl EventLog for EmbeddedLog {
             let (key, value) = item?;
             match parse_offset(&key) {
                 Some((found_partition, offset)) if found_partition == partition && offset < end => {
-                    if let Some(entry) = decode_entry(partition, offset, &value)?
+                    if let Some(entry) =
+                        decode_entry(partition, offset, &value, self.inner.cipher.as_ref())?
                         && entry.event.user_id == user_id
                     {
                         found.push(entry);

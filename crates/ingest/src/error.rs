@@ -38,6 +38,14 @@ pub enum Error {
     Unsupported(&'static str),
     #[error("no event log at {0}")]
     NotFound(String),
+    #[error(
+        "the log entry at partition {partition} offset {offset} does not open with the \
+         encryption key (another key, or corrupt)"
+    )]
+    Sealed { partition: u32, offset: u64 },
+    /// The log was created with another encryption choice than the one it is opened with.
+    #[error("the log at {path}: {problem}")]
+    Encryption { path: String, problem: &'static str },
 }
 
 impl Error {
@@ -51,7 +59,9 @@ impl Error {
             | Error::PartitionCountMismatch { .. }
             | Error::NoSuchPartition { .. }
             | Error::Unsupported(_)
-            | Error::NotFound(_) => false,
+            | Error::NotFound(_)
+            | Error::Sealed { .. }
+            | Error::Encryption { .. } => false,
         }
     }
 }

@@ -16,9 +16,11 @@ use marquee_api::guard::{AuthMode, Limits};
 use marquee_api::middleware::cors::check_cors_origin;
 use marquee_api::oidc::OidcConfig;
 use marquee_ingest::{DEFAULT_CHANGES_TOPIC, DEFAULT_TOPIC, LogBackend};
+use marquee_schemas::Cipher;
 use marquee_stream_processor::{ModelConfig, ProcessorConfig};
 use marquee_vector_store::IndexConfig;
 use serde::{Deserialize, Serialize};
+pub use storage::{SecretKey, StorageSettings};
 
 use crate::error::{Error, Result};
 
@@ -65,6 +67,7 @@ pub struct Settings {
     pub oidc: Option<OidcConfig>,
     pub model: ModelConfig,
     pub index: IndexSettings,
+    pub storage: StorageSettings,
     /// Whether the file set `[model] dimension` (else a state built with another dimension
     /// keeps its own: see [`NodeConfig::model_dimension_set`]).
     #[serde(skip)]
@@ -203,6 +206,7 @@ impl Default for Settings {
             oidc: None,
             model: ModelConfig::default(),
             index: IndexSettings::default(),
+            storage: StorageSettings::default(),
             model_dimension_set: false,
         }
     }
@@ -260,6 +264,8 @@ pub struct Overrides {
     pub catalogue_only: Option<bool>,
     pub tls: Option<TlsFiles>,
     pub cors_origins: Vec<String>,
+    /// `MARQUEE_ENCRYPTION_KEY`: the encryption key itself, instead of `[storage]`'s file.
+    pub encryption_key: Option<SecretKey>,
 }
 
 /// A node's part of a cluster whose nodes split the partitions (`docs/SCALING.md`).
@@ -322,6 +328,8 @@ pub struct NodeConfig {
     pub audit_retention_days: u32,
     /// The OIDC issuer whose tokens are taken beside API keys.
     pub oidc: Option<OidcConfig>,
+    /// Encryption at rest of the embedded log and the state (`[storage]`); `None`: plain.
+    pub cipher: Option<Cipher>,
 }
 
 impl NodeConfig {
@@ -407,6 +415,7 @@ impl Settings {
             catalogue_only,
             tls,
             cors_origins,
+            encryption_key,
         } = overrides;
         self.data_dir = data_dir.unwrap_or_else(|| self.data_dir.clone());
         self.listen = listen.unwrap_or(self.listen);
@@ -420,6 +429,9 @@ impl Settings {
         self.tls = tls.or(self.tls.take());
         if !cors_origins.is_empty() {
             self.cors.allowed_origins = cors_origins;
+        }
+        if encryption_key.is_some() {
+            self.storage.encryption_key = encryption_key;
         }
     }
 
@@ -436,6 +448,8 @@ impl Settings {
             rebuild_interval: Duration::from_secs(self.index.rebuild_interval_secs),
             rest_after_build: self.index.rest_after_build,
             background_nice: self.index.background_nice,
+            // The node's own (`NodeConfig::cipher`), set where the index is made.
+            cipher: None,
         };
         let mut processor = ProcessorConfig {
             catalogue_only: self.catalogue_only,
@@ -448,6 +462,7 @@ impl Settings {
             return Err(refuse("shutdown_timeout_secs: must be a number > 0"));
         }
         let retention_days = u64::from(self.privacy.event_retention_days);
+        let cipher = self.storage.cipher(&self.data_dir)?;
         let config = NodeConfig {
             data_dir: self.data_dir,
             listen: self.listen,
@@ -471,6 +486,7 @@ impl Settings {
             backup_root: self.backup_root,
             oidc: self.oidc,
             audit_retention_days: self.audit.retention_days,
+            cipher,
         };
         validate(&config)?;
         Ok(config)
@@ -708,5 +724,6 @@ fn validate_model(model: &ModelConfig) -> Result<()> {
     Ok(())
 }
 
+mod storage;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use marquee_ingest::{AnyChangeLog, AnyLog, EmbeddedLog, EventLog};
 use marquee_stream_processor::{
     DataDir, Engine, Metrics, ModelConfig, ProcessorHandle, SearchIndex,
 };
-use marquee_vector_store::{StateStore, StoreConfig, VectorIndex};
+use marquee_vector_store::{IndexConfig, StateStore, StoreConfig, VectorIndex};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -36,6 +36,7 @@ pub(crate) fn load(
             &config.log,
             &data_dir.log(),
             config.partitions,
+            config.cipher.clone(),
         ))
         .map_err(|source| Error::OpenLog {
             backend: config.log.describe(),
@@ -81,7 +82,10 @@ pub(crate) fn load(
         log.clone(),
         store.clone(),
         model,
-        config.index.clone(),
+        IndexConfig {
+            cipher: config.cipher.clone(),
+            ..config.index.clone()
+        },
         processor_config,
         metrics.clone(),
     )?;
@@ -105,7 +109,14 @@ pub(crate) fn load(
         index.rebuild_now();
     }
     index.start_worker();
-    let search = SearchIndex::open(&data_dir.search(), &items, metrics.clone())?;
+    let search = match config.cipher {
+        // No file of an encrypted data directory holds a title: the index lives in memory.
+        Some(_) => {
+            remove_plain_search(&data_dir.search())?;
+            SearchIndex::in_memory(&items, metrics.clone())?
+        }
+        None => SearchIndex::open(&data_dir.search(), &items, metrics.clone())?,
+    };
     spawn_warm_up(&store);
     let handle = processor.handle();
     let worker_threads = processor.spawn_workers(workers, cancel.child_token());
@@ -202,6 +213,21 @@ fn spawn_retention(
     }
 }
 
+/// Removes a search index left on disk (from before encryption was set up for this directory by
+/// hand, or by an older release): an encrypted node keeps its index in memory.
+fn remove_plain_search(path: &std::path::Path) -> Result<()> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(|source| {
+            Error::Config(format!(
+                "{}: an encrypted node keeps no search index on disk, and this one could not be \
+                 removed: {source}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// Opens the state with the configured model. A state built with vectors of another
 /// dimension is opened with its own when the configuration did not name one (an earlier
 /// release's default): the model then has that dimension, and the node says how to change it.
@@ -211,6 +237,7 @@ fn open_state(data_dir: &DataDir, config: &NodeConfig) -> Result<(StateStore, Mo
         dimension: model.stored_dimension(),
         dedup_window: config.dedup_window,
         block_cache_bytes: config.block_cache_bytes,
+        cipher: config.cipher.clone(),
     };
     match StateStore::open(data_dir.state(), &store_config(&model)) {
         Ok(store) => Ok((store, model)),

@@ -232,18 +232,22 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
     // 1. The node's log and state, read beside the node.
     let log = match &options.node.log {
         LogBackend::Embedded => AnyLog::Embedded(
-            EmbeddedLog::open_secondary(layout.log(), scratch.0.join("log")).map_err(
-                |source_error| Error::OpenLog {
-                    backend: format!("embedded, of {}", source.display()),
-                    source: source_error,
-                },
-            )?,
+            EmbeddedLog::open_secondary(
+                layout.log(),
+                scratch.0.join("log"),
+                options.node.cipher.clone(),
+            )
+            .map_err(|source_error| Error::OpenLog {
+                backend: format!("embedded, of {}", source.display()),
+                source: source_error,
+            })?,
         ),
         backend => tokio::runtime::Handle::current()
             .block_on(AnyLog::open(
                 backend,
                 &layout.log(),
                 options.node.partitions,
+                options.node.cipher.clone(),
             ))
             .map_err(|source_error| Error::OpenLog {
                 backend: backend.describe(),
@@ -257,6 +261,7 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplaySummary> {
         dimension: options.node.model.stored_dimension(),
         dedup_window: options.node.dedup_window,
         block_cache_bytes: 64 * 1024 * 1024,
+        cipher: options.node.cipher.clone(),
     };
     let (catalogue, erasures, definitions) = {
         let live =

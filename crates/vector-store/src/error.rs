@@ -35,6 +35,24 @@ pub enum Error {
         existing: usize,
         requested: usize,
     },
+    #[error(
+        "a {column_family} value does not open with the encryption key (another key, or corrupt)"
+    )]
+    Sealed { column_family: &'static str },
+    #[error(
+        "the state at {path} is encrypted: set [storage] encryption_key_file (or \
+         MARQUEE_ENCRYPTION_KEY) to the key it was created with"
+    )]
+    EncryptedState { path: String },
+    #[error(
+        "the state at {path} was created without encryption and an encryption key is set: \
+         encryption is chosen when a data directory is created; unset the key to open this one"
+    )]
+    PlainState { path: String },
+    #[error(
+        "the encryption key does not open the state at {path}: it was created with another key"
+    )]
+    WrongEncryptionKey { path: String },
     #[error("saved index at {path}: {message}")]
     SavedIndex { path: String, message: String },
     #[error("reading {path}: {source}")]
@@ -53,6 +71,7 @@ impl Error {
             Error::CorruptRecord { .. }
                 | Error::CorruptKey { .. }
                 | Error::CorruptNeighbours { .. }
+                | Error::Sealed { .. }
         )
     }
 }

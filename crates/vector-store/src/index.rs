@@ -93,6 +93,9 @@ pub struct IndexConfig {
     /// [`VectorIndex::rebuild_now`] called from elsewhere (the first build at start, the
     /// evaluator) runs at its caller's priority.
     pub background_nice: u8,
+    /// Encryption at rest of the saved index (`<data-dir>/index`): the file is sealed whole,
+    /// as the state's values are; a saved file that does not open is rebuilt.
+    pub cipher: Option<marquee_schemas::Cipher>,
 }
 
 impl Default for IndexConfig {
@@ -106,6 +109,7 @@ impl Default for IndexConfig {
             rebuild_interval: Duration::from_secs(30),
             rest_after_build: 4.0,
             background_nice: 19,
+            cipher: None,
         }
     }
 }
@@ -424,8 +428,11 @@ impl VectorIndex {
             changed,
             overflowed,
         };
-        let encoded = bincode::encode_to_vec((&meta, &graph.flat), bincode::config::standard())
+        let mut encoded = bincode::encode_to_vec((&meta, &graph.flat), bincode::config::standard())
             .map_err(|e| failed(e.to_string()))?;
+        if let Some(cipher) = &self.inner.config.cipher {
+            encoded = cipher.seal(&encoded);
+        }
         std::fs::write(staging.join(SAVED_META), encoded).map_err(|e| failed(e.to_string()))?;
         for entry in std::fs::read_dir(&staging).map_err(|e| failed(e.to_string()))? {
             let path = entry.map_err(|e| failed(e.to_string()))?.path();
@@ -492,7 +499,10 @@ impl VectorIndex {
 
     fn read_saved(&self, dir: &Path, offsets: &[u64]) -> Result<Option<Saved>> {
         let failed = saved_index_error(dir);
-        let bytes = std::fs::read(dir.join(SAVED_META)).map_err(|e| failed(e.to_string()))?;
+        let mut bytes = std::fs::read(dir.join(SAVED_META)).map_err(|e| failed(e.to_string()))?;
+        if let Some(cipher) = &self.inner.config.cipher {
+            bytes = cipher.open(&bytes).map_err(|e| failed(e.to_string()))?;
+        }
         let config = bincode::config::standard();
         // The format first: a file of another layout is not decoded further.
         let (format, _): (u32, usize) =

@@ -301,5 +301,6 @@ pub fn small_store_config() -> marquee_vector_store::StoreConfig {
         dimension: marquee_stream_processor::ModelConfig::default().stored_dimension(),
         dedup_window: Duration::from_secs(3600),
         block_cache_bytes: 16 << 20,
+        cipher: None,
     }
 }

@@ -373,3 +373,74 @@ fn the_example_file_names_every_key_and_only_keys_the_code_reads() {
     // And every key it documents is one the code reads (unknown keys are refused).
     let _: Settings = toml::from_str(&full).expect("every documented key is read");
 }
+
+#[test]
+fn an_encryption_key_comes_from_a_private_file_outside_the_data_directory_or_the_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = marquee_schemas::Cipher::generate_hex().unwrap();
+    let key_file = dir.path().join("data.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let data_dir = dir.path().join("data");
+    let section = |file: &Path| {
+        format!(
+            "data_dir = {:?}\n[storage]\nencryption_key_file = {:?}\n",
+            data_dir.display().to_string(),
+            file.display().to_string()
+        )
+    };
+    let path = write(&dir, &section(&key_file));
+    let config = Settings::from_file(&path).unwrap().resolve().unwrap();
+    assert!(config.cipher.is_some());
+    assert!(
+        NodeConfig::new(&data_dir, "127.0.0.1:0".parse().unwrap())
+            .cipher
+            .is_none()
+    );
+
+    // Readable by others, inside the data directory, not a key, missing: each named.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = refusal(&dir, &section(&key_file));
+    assert!(
+        error.starts_with("storage.encryption_key_file: "),
+        "{error}"
+    );
+    assert!(error.contains("chmod 600"), "{error}");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let inside = data_dir.join("data.key");
+    std::fs::write(&inside, &key).unwrap();
+    std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let error = refusal(&dir, &section(&inside));
+    assert!(error.contains("inside data_dir"), "{error}");
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, "abcd").unwrap();
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let error = refusal(&dir, &section(&short));
+    assert!(error.contains("64 hexadecimal digits"), "{error}");
+    let error = refusal(&dir, &section(&dir.path().join("absent.key")));
+    assert!(error.contains("cannot read"), "{error}");
+
+    // The environment's key (MARQUEE_ENCRYPTION_KEY), alone or beside the file.
+    let from_env = |settings: &mut Settings, hex: &str| {
+        settings.apply(Overrides {
+            encryption_key: Some(SecretKey(hex.to_owned())),
+            ..Overrides::default()
+        });
+    };
+    let mut settings = Settings::default();
+    from_env(&mut settings, &key);
+    assert!(settings.clone().resolve().unwrap().cipher.is_some());
+    assert!(
+        !format!("{settings:?}").contains(&key),
+        "the key is never printed"
+    );
+    from_env(&mut settings, "zz");
+    let error = settings.resolve().unwrap_err().to_string();
+    assert!(error.starts_with("MARQUEE_ENCRYPTION_KEY: "), "{error}");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut settings = Settings::from_file(&write(&dir, &section(&key_file))).unwrap();
+    from_env(&mut settings, &key);
+    let error = settings.resolve().unwrap_err().to_string();
+    assert!(error.contains("not both"), "{error}");
+}

@@ -116,6 +116,7 @@ fn registry(dir: &std::path::Path) -> Experiments {
             dimension: 8,
             dedup_window: std::time::Duration::from_secs(60),
             block_cache_bytes: 1 << 20,
+            cipher: None,
         },
     )
     .unwrap();

@@ -165,7 +165,6 @@ impl SearchIndex {
             path: path.to_owned(),
             source,
         };
-        let expected = fingerprint(items);
         let existing = open_existing(path);
         let (index, held) = match existing {
             Some((index, held)) => (index, held),
@@ -185,6 +184,37 @@ impl SearchIndex {
                 (index, None)
             }
         };
+        SearchIndex::serve(index, held, path, items, metrics)
+    }
+
+    /// An index in memory only, built from the catalogue in `items`: for an encrypted data
+    /// directory, where no file may hold a title in plain text. It is rebuilt at every start
+    /// (the cost is in `docs/PERFORMANCE.md`, "Encryption at rest").
+    pub fn in_memory(items: &ItemTable, metrics: Metrics) -> Result<SearchIndex> {
+        let (schema, _) = schema::schema();
+        SearchIndex::serve(
+            Index::create_in_ram(schema),
+            None,
+            Path::new("(in memory)"),
+            items,
+            metrics,
+        )
+    }
+
+    /// Serves `index`, which holds the catalogue of fingerprint `held` (`None`: nothing yet),
+    /// rebuilt first from `items` unless that is theirs.
+    fn serve(
+        index: Index,
+        held: Option<u64>,
+        path: &Path,
+        items: &ItemTable,
+        metrics: Metrics,
+    ) -> Result<SearchIndex> {
+        let search_error = |source| Error::Search {
+            path: path.to_owned(),
+            source,
+        };
+        let expected = fingerprint(items);
         index
             .tokenizers()
             .register(schema::ANALYZER, schema::analyzer());

@@ -37,7 +37,7 @@ impl StateBatch {
             source,
         })?;
         let cf = self.store.cf_handle(cf_name);
-        self.batch.put_cf(cf, key, bytes);
+        self.batch.put_cf(cf, key, self.store.seal(cf_name, bytes));
         Ok(())
     }
 
@@ -45,7 +45,8 @@ impl StateBatch {
     /// stream processor's), committed with the events that made it.
     pub fn put_experiment_entry(&mut self, key: &[u8], value: &[u8]) {
         let cf = self.store.cf_handle(EXPERIMENTS_CF);
-        self.batch.put_cf(cf, key, value);
+        self.batch
+            .put_cf(cf, key, self.store.seal(EXPERIMENTS_CF, value.to_vec()));
     }
 
     /// Deletes an entry of the experiments column family (an erased user's records).
@@ -55,7 +56,7 @@ impl StateBatch {
     }
 
     pub fn put_user(&mut self, user_id: &str, state: &UserState) -> Result<()> {
-        self.put_record(USERS_CF, user_id.as_bytes(), state)
+        self.put_record(USERS_CF, &self.store.user_key(user_id), state)
     }
 
     /// Adds a batch's interactions of `user_id` with `item` to what is stored (a merge operand:
@@ -67,7 +68,9 @@ impl StateBatch {
             source,
         })?;
         let cf = self.store.cf_handle(SEEN_CF);
-        self.batch.merge_cf(cf, seen_key(user_id, item), bytes);
+        let key = seen_key(&self.store.user_key(user_id), item);
+        self.batch
+            .merge_cf(cf, key, self.store.seal(SEEN_CF, bytes));
         Ok(())
     }
 
@@ -78,7 +81,8 @@ impl StateBatch {
             source,
         })?;
         let cf = self.store.cf_handle(ITEMS_CF);
-        self.batch.merge_cf(cf, item.to_be_bytes(), bytes);
+        self.batch
+            .merge_cf(cf, item.to_be_bytes(), self.store.seal(ITEMS_CF, bytes));
         Ok(())
     }
 
@@ -86,8 +90,8 @@ impl StateBatch {
     /// co-occurrence list.
     pub fn add_neighbours(&mut self, item: u32, additions: &[(u32, f32)]) {
         let cf = self.store.cf_handle(NEIGHBOURS_CF);
-        self.batch
-            .merge_cf(cf, item.to_be_bytes(), encode_pairs(additions));
+        let bytes = self.store.seal(NEIGHBOURS_CF, encode_pairs(additions));
+        self.batch.merge_cf(cf, item.to_be_bytes(), bytes);
     }
 
     pub fn put_item_id(&mut self, item_id: &str, item: u32) {
@@ -99,17 +103,18 @@ impl StateBatch {
     /// Records that `event_id` was applied for `user_id` now.
     pub fn mark_applied(&mut self, user_id: &str, event_id: &str) {
         let cf = self.store.cf_handle(DEDUP_CF);
-        self.batch
-            .put_cf(cf, dedup_key(user_id, event_id), now_ms().to_be_bytes());
+        let key = self.store.dedup_key(user_id, event_id);
+        self.batch.put_cf(cf, key, now_ms().to_be_bytes());
     }
 
     /// Deletes everything stored under `user_id`: its state, seen items and applied event ids.
     pub fn delete_user(&mut self, user_id: &str) {
-        let prefix = user_prefix(user_id);
+        let user_key = self.store.user_key(user_id);
+        let prefix = user_prefix(&user_key);
         let mut end = prefix.clone();
         *end.last_mut().expect("the prefix ends with its separator") += 1;
         self.batch
-            .delete_cf(self.store.cf_handle(USERS_CF), user_id.as_bytes());
+            .delete_cf(self.store.cf_handle(USERS_CF), &user_key);
         for cf_name in [SEEN_CF, DEDUP_CF] {
             self.batch
                 .delete_range_cf(self.store.cf_handle(cf_name), &prefix, &end);

@@ -14,21 +14,23 @@ pub type EntryWrite = (Vec<u8>, Option<Vec<u8>>);
 /// The name the experiments' writes had first.
 pub type ExperimentWrite = EntryWrite;
 
-/// Adds `writes` (puts, and deletes for `None`) to `batch` in the column family `cf`.
-pub(super) fn add_writes(
-    batch: &mut WriteBatch,
-    cf: &rocksdb::ColumnFamily,
-    writes: &[EntryWrite],
-) {
-    for (key, value) in writes {
-        match value {
-            Some(value) => batch.put_cf(cf, key, value),
-            None => batch.delete_cf(cf, key),
+impl StateStore {
+    /// Adds `writes` (puts, and deletes for `None`) to `batch` in the column family `cf_name`.
+    pub(super) fn add_writes(
+        &self,
+        batch: &mut WriteBatch,
+        cf_name: &'static str,
+        writes: &[EntryWrite],
+    ) {
+        let cf = self.cf_handle(cf_name);
+        for (key, value) in writes {
+            match value {
+                Some(value) => batch.put_cf(cf, key, self.seal(cf_name, value.clone())),
+                None => batch.delete_cf(cf, key),
+            }
         }
     }
-}
 
-impl StateStore {
     /// The values of `keys` of the `experiments` column family, in the order asked (one
     /// `MultiGet`).
     pub fn experiment_values(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -72,7 +74,7 @@ impl StateStore {
             if !key.starts_with(prefix) {
                 break;
             }
-            entries.push((key.to_vec(), value.to_vec()));
+            entries.push((key.to_vec(), self.open_value(cf_name, &value)?.into_owned()));
         }
         Ok(entries)
     }
@@ -102,7 +104,7 @@ impl StateStore {
                 batch.delete_range_cf(cf, prefix, &end[..]);
             }
         }
-        add_writes(&mut batch, cf, writes);
+        self.add_writes(&mut batch, cf_name, writes);
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         self.inner.db.write_opt(batch, &sync)?;

@@ -4,7 +4,7 @@ use marquee_schemas::{Item, decode_item, decode_record, encode_record};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 
 use super::StateStore;
-use super::entries::{EntryWrite, add_writes};
+use super::entries::EntryWrite;
 use super::keys::{
     CATALOGUE_CF, FACTOR_SCALES_KEY, ITEM_IDS_CF, ITEMS_CF, NEIGHBOURS_CF, RULES_CF,
 };
@@ -26,6 +26,7 @@ impl StateStore {
                 continue;
             };
             let number = u32::from_be_bytes(number);
+            let value = self.open_value(ITEMS_CF, &value)?;
             let state = decode_record(&value).map_err(|source| Error::CorruptRecord {
                 column_family: ITEMS_CF,
                 key: number.to_string(),
@@ -49,6 +50,7 @@ impl StateStore {
                 continue;
             };
             let number = u32::from_be_bytes(number);
+            let value = self.open_value(NEIGHBOURS_CF, &value)?;
             let list =
                 Neighbours::decode(&value).ok_or(Error::CorruptNeighbours { item: number })?;
             lists.push((number, list));
@@ -85,6 +87,7 @@ impl StateStore {
             .iterator_cf(self.cf_handle(CATALOGUE_CF), IteratorMode::Start)
         {
             let (key, value) = entry?;
+            let value = self.open_value(CATALOGUE_CF, &value)?;
             let item = decode_item(&value).map_err(|source| Error::CorruptRecord {
                 column_family: CATALOGUE_CF,
                 key: String::from_utf8_lossy(&key).into_owned(),
@@ -97,14 +100,14 @@ impl StateStore {
 
     /// One catalogue entry.
     pub fn catalogue_item(&self, item_id: &str) -> Result<Option<Item>> {
-        let Some(bytes) = self
+        let Some(stored) = self
             .inner
             .db
             .get_pinned_cf(self.cf_handle(CATALOGUE_CF), item_id.as_bytes())?
         else {
             return Ok(None);
         };
-        decode_item(&bytes)
+        decode_item(&self.open_value(CATALOGUE_CF, &stored)?)
             .map(Some)
             .map_err(|source| Error::CorruptRecord {
                 column_family: CATALOGUE_CF,
@@ -118,7 +121,7 @@ impl StateStore {
     pub fn delete_catalogue(&self, item_id: &str, rules: &[EntryWrite]) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.delete_cf(self.cf_handle(CATALOGUE_CF), item_id.as_bytes());
-        add_writes(&mut batch, self.cf_handle(RULES_CF), rules);
+        self.add_writes(&mut batch, RULES_CF, rules);
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         self.inner.db.write_opt(batch, &sync)?;
@@ -129,13 +132,17 @@ impl StateStore {
     /// `rules` (the upserted items' deletion records removed).
     pub fn put_catalogue(&self, entries: &[(Item, u32)], rules: &[EntryWrite]) -> Result<()> {
         let mut batch = WriteBatch::default();
-        add_writes(&mut batch, self.cf_handle(RULES_CF), rules);
+        self.add_writes(&mut batch, RULES_CF, rules);
         for (item, number) in entries {
             let bytes = encode_record(item).map_err(|source| Error::Encode {
                 column_family: CATALOGUE_CF,
                 source,
             })?;
-            batch.put_cf(self.cf_handle(CATALOGUE_CF), item.item_id.as_bytes(), bytes);
+            batch.put_cf(
+                self.cf_handle(CATALOGUE_CF),
+                item.item_id.as_bytes(),
+                self.seal(CATALOGUE_CF, bytes),
+            );
             batch.put_cf(
                 self.cf_handle(ITEM_IDS_CF),
                 item.item_id.as_bytes(),

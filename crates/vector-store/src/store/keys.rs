@@ -29,15 +29,37 @@ pub const SEEN_LAYOUT_KEY: &[u8] = b"seen_outside_history";
 /// change of the file set, which writes a new MANIFEST (see `StateStore::compact_user_in_background`).
 pub const MANIFEST_ROLL_KEY: &[u8] = b"manifest_roll";
 
-pub fn user_prefix(user_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user_id.len() + 5);
-    key.extend_from_slice(user_id.as_bytes());
+/// Present in `default` in an encrypted state: a known text sealed with its key, which opens
+/// only with that key (see `check_encryption`).
+pub const ENCRYPTION_KEY: &[u8] = b"encryption";
+
+/// Whether the values of `cf_name` are sealed in an encrypted state (see the module docs of
+/// [`super`]).
+pub fn is_sealed(cf_name: &str) -> bool {
+    matches!(
+        cf_name,
+        USERS_CF
+            | SEEN_CF
+            | ITEMS_CF
+            | NEIGHBOURS_CF
+            | CATALOGUE_CF
+            | OUTBOX_CF
+            | EXPERIMENTS_CF
+            | RULES_CF
+    )
+}
+
+/// The start of every `seen` and `dedup` key of the user whose `users` key is `user_key`
+/// (`StateStore::user_key`): that key and 0x00.
+pub fn user_prefix(user_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user_key.len() + 5);
+    key.extend_from_slice(user_key);
     key.push(0);
     key
 }
 
-pub fn seen_key(user_id: &str, item: u32) -> Vec<u8> {
-    let mut key = user_prefix(user_id);
+pub fn seen_key(user_key: &[u8], item: u32) -> Vec<u8> {
+    let mut key = user_prefix(user_key);
     key.extend_from_slice(&item.to_be_bytes());
     key
 }
@@ -48,9 +70,10 @@ pub fn item_offset_key(partition: u32) -> Vec<u8> {
     key
 }
 
-pub fn dedup_key(user_id: &str, event_id: &str) -> Vec<u8> {
-    let mut key = user_prefix(user_id);
-    key.extend_from_slice(event_id.as_bytes());
+/// `event_key`: the event id, sealed in an encrypted state (`StateStore::dedup_key`).
+pub fn dedup_key(user_key: &[u8], event_key: &[u8]) -> Vec<u8> {
+    let mut key = user_prefix(user_key);
+    key.extend_from_slice(event_key);
     key
 }
 

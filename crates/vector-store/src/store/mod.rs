@@ -23,6 +23,16 @@
 //!
 //! Ids cannot contain control characters, so 0x00 cleanly ends the user part of a key.
 //!
+//! **Encryption at rest** ([`StoreConfig::cipher`], chosen when the state is created and
+//! recorded in `default` under `encryption`): every value of `users`, `seen`, `items`,
+//! `neighbours`, `catalogue`, `outbox`, `experiments` and `rules` is sealed
+//! ([`marquee_schemas::Cipher::seal`]) on its way in and opened on its way out, merge operands
+//! and merge results included; the user part of the `users`, `seen` and `dedup` keys is the
+//! user id sealed deterministically ([`marquee_schemas::Cipher::seal_id`]), and so is the event
+//! id of a `dedup` key. What stays plain is bookkeeping: offsets, application and erasure
+//! times, item numbers by item id, the dimension and the factorisation's scales. Item ids stay
+//! plain in keys: they are the catalogue's public ids.
+//!
 //! **Invariant:** the processor writes the state an event batch produced and the consumer offsets
 //! after that batch in one [`StateBatch`], so a restart resumes exactly after the last applied
 //! event. Processor batches are written without `fsync`: after a power loss the state may be
@@ -42,8 +52,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use bincode::Decode;
-use marquee_schemas::decode_record;
+use marquee_schemas::{Cipher, decode_record};
 use rocksdb::{Cache, DB, WriteBatch, WriteOptions};
 
 use crate::error::{Error, Result};
@@ -59,8 +71,8 @@ mod users;
 pub use batch::StateBatch;
 pub use entries::{EntryWrite, ExperimentWrite};
 use keys::{
-    ALL_CFS, DEDUP_CF, DIMENSION_KEY, MANIFEST_ROLL_KEY, SEEN_CF, SEEN_LAYOUT_KEY, USERS_CF,
-    user_prefix,
+    ALL_CFS, DEDUP_CF, DIMENSION_KEY, ENCRYPTION_KEY, MANIFEST_ROLL_KEY, SEEN_CF, SEEN_LAYOUT_KEY,
+    USERS_CF, is_sealed, user_prefix,
 };
 use options::{base_options, descriptors};
 
@@ -72,6 +84,9 @@ pub struct StoreConfig {
     pub dedup_window: Duration,
     /// Shared block cache size.
     pub block_cache_bytes: usize,
+    /// Encryption at rest (see the module docs); `None`: values and keys are stored plain.
+    /// A state keeps what it was created with.
+    pub cipher: Option<Cipher>,
 }
 
 /// Handle to the state database. Cheap to clone.
@@ -85,6 +100,7 @@ struct Inner {
     path: PathBuf,
     dimension: usize,
     seen_outside_history: bool,
+    cipher: Option<Cipher>,
     /// Serialized write batches, kept while recording (benchmarks only).
     recorded: parking_lot::Mutex<Option<Vec<Vec<u8>>>>,
     /// Erasure compactions still running ([`StateStore::finish_erasures`] waits for them).
@@ -130,6 +146,8 @@ impl StateStore {
         db_options.set_max_manifest_file_size(1);
         let descriptors = descriptors(&cache, config);
         let db = DB::open_cf_descriptors(&db_options, &path, descriptors)?;
+        let created = db.get(DIMENSION_KEY)?.is_none();
+        check_encryption(&db, &path, config.cipher.as_ref(), created)?;
         match db.get(DIMENSION_KEY)? {
             Some(bytes) => {
                 let existing = bytes
@@ -152,6 +170,9 @@ impl StateStore {
                 let mut batch = WriteBatch::default();
                 batch.put(DIMENSION_KEY, (config.dimension as u32).to_be_bytes());
                 batch.put(SEEN_LAYOUT_KEY, [1]);
+                if let Some(cipher) = &config.cipher {
+                    batch.put(ENCRYPTION_KEY, cipher.seal(ENCRYPTION_CHECK));
+                }
                 db.write_opt(batch, &sync)?;
             }
         }
@@ -162,6 +183,7 @@ impl StateStore {
                 path,
                 dimension: config.dimension,
                 seen_outside_history,
+                cipher: config.cipher.clone(),
                 recorded: parking_lot::Mutex::new(None),
                 erasures: parking_lot::Mutex::new(Vec::new()),
             }),
@@ -188,6 +210,7 @@ impl StateStore {
             descriptors(&cache, config),
         )?;
         db.try_catch_up_with_primary()?;
+        check_encryption(&db, &path, config.cipher.as_ref(), false)?;
         let dimension = db
             .get(DIMENSION_KEY)?
             .and_then(|bytes| bytes.as_slice().try_into().ok().map(u32::from_be_bytes))
@@ -199,6 +222,7 @@ impl StateStore {
                 path,
                 dimension,
                 seen_outside_history,
+                cipher: config.cipher.clone(),
                 recorded: parking_lot::Mutex::new(None),
                 erasures: parking_lot::Mutex::new(Vec::new()),
             }),
@@ -224,10 +248,78 @@ impl StateStore {
             .expect("column families are created at open")
     }
 
+    /// The key of `user_id`'s row in `users`, and the user part of its keys in `seen` and
+    /// `dedup`: the id, sealed when the state is encrypted.
+    pub(super) fn user_key(&self, user_id: &str) -> Vec<u8> {
+        match &self.inner.cipher {
+            Some(cipher) => cipher.seal_id(user_id),
+            None => user_id.as_bytes().to_vec(),
+        }
+    }
+
+    /// The user id of a `users` key (see [`StateStore::user_key`]).
+    pub(super) fn user_id_of(&self, key: &[u8]) -> Result<String> {
+        match &self.inner.cipher {
+            Some(cipher) => cipher.open_id(key).map_err(|_| Error::Sealed {
+                column_family: USERS_CF,
+            }),
+            None => Ok(String::from_utf8_lossy(key).into_owned()),
+        }
+    }
+
+    /// The `dedup` key of `event_id` applied for `user_id`: both ids sealed in an encrypted
+    /// state (a client's event ids may well hold its user ids).
+    pub(super) fn dedup_key(&self, user_id: &str, event_id: &str) -> Vec<u8> {
+        let event_key = match &self.inner.cipher {
+            Some(cipher) => cipher.seal_id(event_id),
+            None => event_id.as_bytes().to_vec(),
+        };
+        keys::dedup_key(&self.user_key(user_id), &event_key)
+    }
+
+    /// The event id of the event part of a `dedup` key (see [`StateStore::dedup_key`]).
+    pub(super) fn event_id_of(&self, event_key: &[u8]) -> Result<String> {
+        match &self.inner.cipher {
+            Some(cipher) => cipher.open_id(event_key).map_err(|_| Error::Sealed {
+                column_family: DEDUP_CF,
+            }),
+            None => Ok(String::from_utf8_lossy(event_key).into_owned()),
+        }
+    }
+
+    /// `plain` as the column family `cf_name` stores it: sealed when the state is encrypted
+    /// and the column family's values are.
+    pub(super) fn seal(&self, cf_name: &str, plain: Vec<u8>) -> Vec<u8> {
+        match &self.inner.cipher {
+            Some(cipher) if is_sealed(cf_name) => cipher.seal(&plain),
+            _ => plain,
+        }
+    }
+
+    /// A value of `cf_name` as it was written (see [`StateStore::seal`]).
+    pub(super) fn open_value<'a>(
+        &self,
+        cf_name: &'static str,
+        stored: &'a [u8],
+    ) -> Result<Cow<'a, [u8]>> {
+        match &self.inner.cipher {
+            Some(cipher) if is_sealed(cf_name) => {
+                cipher
+                    .open(stored)
+                    .map(Cow::Owned)
+                    .map_err(|_| Error::Sealed {
+                        column_family: cf_name,
+                    })
+            }
+            _ => Ok(Cow::Borrowed(stored)),
+        }
+    }
+
     fn get_record<T: Decode<()>>(&self, cf_name: &'static str, key: &[u8]) -> Result<Option<T>> {
-        let Some(bytes) = self.inner.db.get_pinned_cf(self.cf_handle(cf_name), key)? else {
+        let Some(stored) = self.inner.db.get_pinned_cf(self.cf_handle(cf_name), key)? else {
             return Ok(None);
         };
+        let bytes = self.open_value(cf_name, &stored)?;
         decode_record(&bytes)
             .map(Some)
             .map_err(|source| Error::CorruptRecord {
@@ -250,7 +342,10 @@ impl StateStore {
             .batched_multi_get_cf(self.cf_handle(cf_name), &sorted, true);
         let mut answers: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
         for (at, value) in order.into_iter().zip(values) {
-            answers[at] = value?.map(|bytes| bytes.to_vec());
+            answers[at] = match value? {
+                Some(stored) => Some(self.open_value(cf_name, &stored)?.into_owned()),
+                None => None,
+            };
         }
         Ok(answers)
     }
@@ -309,13 +404,12 @@ impl StateStore {
     /// compaction removed (the user's id may have been a boundary of one). A clean stop waits
     /// for it ([`StateStore::finish_erasures`]).
     pub fn compact_user_in_background(&self, user_id: &str) {
-        let prefix = user_prefix(user_id);
+        let user_start = self.user_key(user_id);
+        let prefix = user_prefix(&user_start);
         let mut end = prefix.clone();
         *end.last_mut().expect("the prefix ends with its separator") += 1;
-        let mut user_end = user_id.as_bytes().to_vec();
-        user_end.push(0);
+        let user_end = prefix.clone();
         let store = self.clone();
-        let user_start = user_id.as_bytes().to_vec();
         let spawned = std::thread::Builder::new()
             .name("state-erase-compaction".into())
             .spawn(move || {
@@ -432,6 +526,25 @@ impl StateStore {
     pub fn write_raw(&self, data: &[u8]) -> Result<()> {
         self.inner.db.write(rocksdb::WriteBatch::from_data(data))?;
         Ok(())
+    }
+}
+
+/// What the `encryption` marker of an encrypted state seals: opening it proves the key.
+const ENCRYPTION_CHECK: &[u8] = b"marquee state";
+
+/// Refuses a state opened with another encryption choice than it was created with: an
+/// encrypted state without its key (or with another), a plain one with a key. `created`: the
+/// state is new, and the marker is written with it.
+fn check_encryption(db: &DB, path: &Path, cipher: Option<&Cipher>, created: bool) -> Result<()> {
+    let path = || path.display().to_string();
+    match (db.get(ENCRYPTION_KEY)?, cipher) {
+        (Some(_), None) => Err(Error::EncryptedState { path: path() }),
+        (Some(marker), Some(cipher)) => match cipher.open(&marker) {
+            Ok(check) if check == ENCRYPTION_CHECK => Ok(()),
+            _ => Err(Error::WrongEncryptionKey { path: path() }),
+        },
+        (None, Some(_)) if !created => Err(Error::PlainState { path: path() }),
+        (None, _) => Ok(()),
     }
 }
 

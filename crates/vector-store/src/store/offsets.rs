@@ -77,7 +77,7 @@ impl StateStore {
                     .map_err(|_| Error::CorruptKey {
                         column_family: OUTBOX_CF,
                     })?;
-                Ok((sequence, value.into_vec()))
+                Ok((sequence, self.open_value(OUTBOX_CF, &value)?.into_owned()))
             })
             .collect()
     }

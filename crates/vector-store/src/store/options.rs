@@ -1,8 +1,9 @@
 //! Options of the state's column families: block cache, bloom filters, the merge operators of
 //! `seen`, `items` and `neighbours`, and the compaction filter that ends the de-duplication
-//! window.
+//! window. In an encrypted state each merge opens its operands and seals its result
+//! ([`opened_merge`]).
 
-use marquee_schemas::{decode_record, encode_record, now_ms};
+use marquee_schemas::{Cipher, decode_record, encode_record, now_ms};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, MergeOperands, Options,
     compaction_filter::Decision,
@@ -51,6 +52,28 @@ fn merge_seen<'a>(
     encode_record(&merged?).ok()
 }
 
+/// `merge` of the operands as they were written: in an encrypted state (`cipher`), the existing
+/// value and each operand opened first and the result sealed; `None` (RocksDB reports a
+/// corruption) when one does not open.
+fn opened_merge(
+    cipher: Option<&Cipher>,
+    existing: Option<&[u8]>,
+    operands: &MergeOperands,
+    merge: impl for<'a> FnOnce(Option<&'a [u8]>, &mut dyn Iterator<Item = &'a [u8]>) -> Option<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let Some(cipher) = cipher else {
+        return merge(existing, &mut operands.iter());
+    };
+    let existing = existing.map(|bytes| cipher.open(bytes)).transpose().ok()?;
+    let opened = operands
+        .iter()
+        .map(|operand| cipher.open(operand))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let merged = merge(existing.as_deref(), &mut opened.iter().map(Vec::as_slice))?;
+    Some(cipher.seal(&merged))
+}
+
 /// Every column family of the state with its options.
 pub(super) fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFamilyDescriptor> {
     let window_ms = config.dedup_window.as_millis() as i64;
@@ -67,35 +90,53 @@ pub(super) fn descriptors(cache: &Cache, config: &StoreConfig) -> Vec<ColumnFami
         }
     });
     let mut neighbours_options = base_options(cache, false);
+    let cipher = config.cipher.clone();
+    let partial_cipher = config.cipher.clone();
     neighbours_options.set_merge_operator(
         "neighbour_additions",
-        |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
-            crate::neighbours::merge(existing, operands.iter())
+        move |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
+            opened_merge(cipher.as_ref(), existing, operands, |existing, operands| {
+                crate::neighbours::merge(existing, operands)
+            })
         },
-        |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
+        move |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
             // Additions are replayed in order, so consecutive operands concatenate.
-            Some(operands.iter().flatten().copied().collect())
+            opened_merge(partial_cipher.as_ref(), None, operands, |_, operands| {
+                Some(operands.flatten().copied().collect())
+            })
         },
     );
     let mut seen_options = base_options(cache, true);
+    let cipher = config.cipher.clone();
+    let partial_cipher = config.cipher.clone();
     seen_options.set_merge_operator(
         "seen_interactions",
-        |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
-            merge_seen(existing, operands.iter())
+        move |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
+            opened_merge(cipher.as_ref(), existing, operands, |existing, operands| {
+                merge_seen(existing, operands)
+            })
         },
-        |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
-            merge_seen(None, operands.iter())
+        move |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
+            opened_merge(partial_cipher.as_ref(), None, operands, |_, operands| {
+                merge_seen(None, operands)
+            })
         },
     );
     let mut items_options = base_options(cache, false);
     let dimension = config.dimension;
+    let cipher = config.cipher.clone();
+    let partial_cipher = config.cipher.clone();
     items_options.set_merge_operator(
         "item_deltas",
         move |_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands| {
-            crate::delta::merge_full(existing, operands.iter(), dimension)
+            opened_merge(cipher.as_ref(), existing, operands, |existing, operands| {
+                crate::delta::merge_full(existing, operands, dimension)
+            })
         },
-        |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
-            crate::delta::merge_partial(operands.iter())
+        move |_key: &[u8], _existing: Option<&[u8]>, operands: &MergeOperands| {
+            opened_merge(partial_cipher.as_ref(), None, operands, |_, operands| {
+                crate::delta::merge_partial(operands)
+            })
         },
     );
     vec![

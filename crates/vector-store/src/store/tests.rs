@@ -3,13 +3,14 @@
 use super::keys::OFFSETS_CF;
 use super::*;
 use crate::records::{HistoryEntry, SeenEntry, UserState};
-use marquee_schemas::encode_record;
+use marquee_schemas::{Cipher, encode_record};
 
 fn test_config() -> StoreConfig {
     StoreConfig {
         dimension: 2,
         dedup_window: std::time::Duration::from_secs(3600),
         block_cache_bytes: 1 << 20,
+        cipher: None,
     }
 }
 
@@ -209,4 +210,107 @@ fn seen_items_join_the_column_family_and_the_history() {
         "an existing state keeps its layout"
     );
     assert_eq!(store.seen_items("carol").unwrap(), vec![(9, left)]);
+}
+
+/// Every file of the state at `dir` holding `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            bytes.windows(needle.len()).any(|window| window == needle)
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn an_encrypted_state_merges_compacts_and_reads_back_with_no_id_in_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        cipher: Some(Cipher::from_hex(&"5a".repeat(32)).unwrap()),
+        ..test_config()
+    };
+    let store = StateStore::open(dir.path(), &config).unwrap();
+    let seen = SeenEntry {
+        interactions: 1,
+        last_weight: 1.0,
+        last_timestamp: 7,
+    };
+    let delta = crate::delta::ItemDelta {
+        item_id: "m3".into(),
+        vector: vec![0.5, 0.25],
+        popularity: 1.0,
+        popularity_at: 10,
+        half_life_ms: 1e9,
+        event_count: 1,
+        mass: 1.0,
+    };
+    // Two batches, so that `seen`, `items` and `neighbours` each hold two merge operands.
+    for _ in 0..2 {
+        let mut batch = store.batch();
+        batch
+            .put_user(
+                "carol-4921",
+                &UserState {
+                    event_count: 5,
+                    ..UserState::default()
+                },
+            )
+            .unwrap();
+        batch.add_seen("carol-4921", 9, &seen).unwrap();
+        batch.merge_item(3, &delta).unwrap();
+        batch.add_neighbours(3, &[(4, 1.0)]);
+        batch.mark_applied("carol-4921", "carol-4921-event");
+        store.commit(batch).unwrap();
+    }
+    // Merged through RocksDB's compaction (the operands opened, the result sealed), then read.
+    store.compact_all().unwrap();
+    assert_eq!(store.user("carol-4921").unwrap().unwrap().event_count, 5);
+    let merged = store.seen_items("carol-4921").unwrap();
+    assert_eq!(
+        merged,
+        vec![(
+            9,
+            SeenEntry {
+                interactions: 2,
+                ..seen
+            }
+        )]
+    );
+    let items = store.load_items().unwrap();
+    assert_eq!((items[0].0, items[0].1.event_count), (3, 2));
+    assert_eq!(store.load_neighbours().unwrap()[0].1.len(), 1);
+    let applied = store.applied_events("carol-4921").unwrap();
+    assert_eq!(applied[0].0, "carol-4921-event");
+    assert_eq!(
+        store
+            .applied(&[("carol-4921", "carol-4921-event")])
+            .unwrap(),
+        [true]
+    );
+    let mut ids = Vec::new();
+    store
+        .for_each_user_id(|id| {
+            ids.push(id.to_owned());
+            true
+        })
+        .unwrap();
+    assert_eq!(ids, ["carol-4921"]);
+    drop(store);
+    assert!(files_holding(dir.path(), b"carol-4921").is_empty());
+
+    // Opened again with the key it works; without it, or with another, it is refused.
+    let reopened = StateStore::open(dir.path(), &config).unwrap();
+    assert!(reopened.user("carol-4921").unwrap().is_some());
+    drop(reopened);
+    let error = StateStore::open(dir.path(), &test_config()).unwrap_err();
+    assert!(matches!(error, Error::EncryptedState { .. }), "{error}");
+    let other = StoreConfig {
+        cipher: Some(Cipher::from_hex(&"a5".repeat(32)).unwrap()),
+        ..test_config()
+    };
+    let error = StateStore::open(dir.path(), &other).unwrap_err();
+    assert!(matches!(error, Error::WrongEncryptionKey { .. }), "{error}");
 }

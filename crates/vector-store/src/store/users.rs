@@ -4,7 +4,7 @@ use marquee_schemas::decode_record;
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 
 use super::StateStore;
-use super::keys::{DEDUP_CF, SEEN_CF, USERS_CF, dedup_key, seen_key, user_prefix};
+use super::keys::{DEDUP_CF, SEEN_CF, USERS_CF, seen_key, user_prefix};
 use crate::error::{Error, Result};
 use crate::records::{HistoryEntry, SeenEntry, UserState};
 
@@ -23,7 +23,7 @@ fn add_history(seen: Vec<(u32, SeenEntry)>, history: &[HistoryEntry]) -> Vec<(u3
 impl StateStore {
     /// The states of many users (one `MultiGet`), in the order asked.
     pub fn users(&self, user_ids: &[&str]) -> Result<Vec<Option<UserState>>> {
-        let keys: Vec<Vec<u8>> = user_ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        let keys: Vec<Vec<u8>> = user_ids.iter().map(|id| self.user_key(id)).collect();
         self.get_records(USERS_CF, &keys)
     }
 
@@ -31,7 +31,7 @@ impl StateStore {
     pub fn seen_entries(&self, pairs: &[(&str, u32)]) -> Result<Vec<Option<SeenEntry>>> {
         let keys: Vec<Vec<u8>> = pairs
             .iter()
-            .map(|(user_id, item)| seen_key(user_id, *item))
+            .map(|(user_id, item)| seen_key(&self.user_key(user_id), *item))
             .collect();
         self.get_records(SEEN_CF, &keys)
     }
@@ -41,7 +41,7 @@ impl StateStore {
     pub fn applied(&self, events: &[(&str, &str)]) -> Result<Vec<bool>> {
         let keys: Vec<Vec<u8>> = events
             .iter()
-            .map(|(user_id, event_id)| dedup_key(user_id, event_id))
+            .map(|(user_id, event_id)| self.dedup_key(user_id, event_id))
             .collect();
         Ok(self
             .multi_get(DEDUP_CF, &keys)?
@@ -52,7 +52,7 @@ impl StateStore {
 
     /// A user's state, or `None` for a user without applied events.
     pub fn user(&self, user_id: &str) -> Result<Option<UserState>> {
-        self.get_record(USERS_CF, user_id.as_bytes())
+        self.get_record(USERS_CF, &self.user_key(user_id))
     }
 
     /// Whether the `seen` column family holds only the interactions that left the users'
@@ -92,7 +92,7 @@ impl StateStore {
 
     /// The user's entries in the `seen` column family, by item number.
     fn seen_column(&self, user_id: &str) -> Result<Vec<(u32, SeenEntry)>> {
-        let prefix = user_prefix(user_id);
+        let prefix = user_prefix(&self.user_key(user_id));
         let mut seen = Vec::new();
         // The user's keys end before `user_id` + 0x01: with that bound the iterator neither
         // reads nor opens anything past them.
@@ -106,7 +106,7 @@ impl StateStore {
             IteratorMode::From(&prefix, Direction::Forward),
         );
         for entry in iterator {
-            let (key, value) = entry?;
+            let (key, stored) = entry?;
             if !key.starts_with(&prefix) {
                 break;
             }
@@ -117,6 +117,7 @@ impl StateStore {
                 continue;
             };
             let item = u32::from_be_bytes(item_bytes);
+            let value = self.open_value(SEEN_CF, &stored)?;
             let entry: SeenEntry =
                 decode_record(&value).map_err(|source| Error::CorruptRecord {
                     column_family: SEEN_CF,
@@ -130,7 +131,7 @@ impl StateStore {
 
     /// The `event_id`s applied for `user_id` and when, within the de-duplication window.
     pub fn applied_events(&self, user_id: &str) -> Result<Vec<(String, i64)>> {
-        let prefix = user_prefix(user_id);
+        let prefix = user_prefix(&self.user_key(user_id));
         let mut found = Vec::new();
         for item in self.inner.db.iterator_cf(
             self.cf_handle(DEDUP_CF),
@@ -140,7 +141,7 @@ impl StateStore {
             if !key.starts_with(&prefix) {
                 break;
             }
-            let event_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let event_id = self.event_id_of(&key[prefix.len()..])?;
             let at = <[u8; 8]>::try_from(value.as_ref())
                 .map(i64::from_be_bytes)
                 .unwrap_or(0);
@@ -161,7 +162,7 @@ impl StateStore {
                 .iterator_cf_opt(self.cf_handle(USERS_CF), options, IteratorMode::Start);
         for item in iterator {
             let (key, _) = item?;
-            if !each(&String::from_utf8_lossy(&key)) {
+            if !each(&self.user_id_of(&key)?) {
                 break;
             }
         }
