@@ -43,6 +43,9 @@ pub struct CatchUpOptions {
     pub log: LogBackend,
     /// Nodes that split the partitions (1: one node applies them all).
     pub nodes: u32,
+    /// Encryption at rest of the log and the state (a key made for the run), on one node: what
+    /// sealing every record and value costs the catch-up.
+    pub encrypted: bool,
 }
 
 impl Default for CatchUpOptions {
@@ -61,6 +64,7 @@ impl Default for CatchUpOptions {
             seed: 42,
             log: LogBackend::Embedded,
             nodes: 1,
+            encrypted: false,
         }
     }
 }
@@ -136,6 +140,17 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let cipher = if options.encrypted {
+        anyhow::ensure!(
+            options.nodes == 1 && options.log == LogBackend::Embedded,
+            "--encrypted runs one node on the embedded log"
+        );
+        Some(marquee_schemas::Cipher::from_hex(
+            &marquee_schemas::Cipher::generate_hex()?,
+        )?)
+    } else {
+        None
+    };
     let log = match &options.log {
         LogBackend::Embedded => AnyLog::Embedded(
             EmbeddedLog::open(
@@ -143,6 +158,7 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
                 EmbeddedLogConfig {
                     partitions: options.partitions,
                     sync: false,
+                    cipher: cipher.clone(),
                     ..EmbeddedLogConfig::default()
                 },
             )
@@ -178,7 +194,7 @@ pub fn catch_up(dir: &Path, options: &CatchUpOptions) -> Result<CatchUpReport> {
             dimension: options.model.stored_dimension(),
             dedup_window: std::time::Duration::from_secs(7 * 24 * 3600),
             block_cache_bytes: 256 * 1024 * 1024,
-            cipher: None,
+            cipher,
         },
     )
     .context("opening the state")?;

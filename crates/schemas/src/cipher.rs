@@ -5,28 +5,35 @@
 //! directory, [`Cipher::from_hex`]) derives two AES-256-GCM-SIV keys with HMAC-SHA-256, one
 //! per use:
 //!
-//! - **Values** ([`Cipher::seal`]): a random 96-bit nonce ‖ ciphertext ‖ 16-byte tag, 28 bytes
-//!   over the plain record. GCM-SIV is chosen over GCM because a state is written billions of
-//!   times over its life (every merge and compaction output is sealed anew): a repeated random
+//! - **Values** ([`Cipher::seal`]): a 96-bit nonce ‖ ciphertext ‖ 16-byte tag, 28 bytes over
+//!   the plain record. The nonce is 32 random bits drawn when the cipher is made and a 64-bit
+//!   counter that starts at a random value: unique without a system call per value. GCM-SIV is
+//!   chosen over GCM because a state is written billions of times over its life (every merge
+//!   and compaction output is sealed anew) by processes that each start a counter: a repeated
 //!   nonce under GCM would leak the authentication key, under GCM-SIV it only shows that two
 //!   values were equal.
-//! - **User ids in keys** ([`Cipher::seal_id`]): the nonce is the first 12 bytes of a keyed
-//!   hash of the id, so the same id always seals to the same bytes (RocksDB finds a user's rows
-//!   by key) and a sealed key still opens back to its id ([`Cipher::open_id`]) for the passes
-//!   over every user. What an attacker with the files learns is how many rows one (unknown)
-//!   user has, never who.
+//! - **Ids in keys** ([`Cipher::seal_id`]): sealed under a fixed nonce, which GCM-SIV allows as
+//!   deterministic encryption: the same id always seals to the same bytes (RocksDB finds a
+//!   user's rows by key), different ids to different bytes, and a sealed key still opens back
+//!   to its id ([`Cipher::open_id`]) for the passes over every user. What an attacker with the
+//!   files learns is how many rows one (unknown) user has, never who.
 //!
 //! A value that does not open (another key, a flipped bit) is an error, never a panic and
 //! never garbage: GCM-SIV authenticates.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 /// Bytes a sealed value is longer than its plain text: the nonce and the tag.
-pub const SEAL_OVERHEAD: usize = NONCE_LEN + 16;
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Bytes a sealed id is longer than the id: the tag.
+pub const TAG_LEN: usize = 16;
+/// The nonce of every sealed id (see the module docs).
+const ID_NONCE: [u8; NONCE_LEN] = [0; NONCE_LEN];
 
 /// What went wrong reading a key or opening a value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,8 +59,10 @@ pub struct Cipher {
 struct Keys {
     values: LessSafeKey,
     ids: LessSafeKey,
-    id_nonces: hmac::Key,
-    random: SystemRandom,
+    /// The first 4 bytes of every value nonce of this cipher.
+    nonce_prefix: [u8; 4],
+    /// The last 8 bytes of the next value nonce.
+    nonce_counter: AtomicU64,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -75,15 +84,20 @@ impl Cipher {
     /// The cipher of a 32-byte master key.
     pub fn new(master: &[u8; 32]) -> Cipher {
         let master = hmac::Key::new(hmac::HMAC_SHA256, master);
+        let mut start = [0u8; 12];
+        // The system generator fails only on a broken kernel; the nonces then repeat across
+        // processes, which GCM-SIV tolerates (equal values show as equal), so that is the
+        // fallback rather than a panic.
+        let _ = SystemRandom::new().fill(&mut start);
+        let (prefix, counter) = start.split_at(4);
         Cipher {
             inner: Arc::new(Keys {
                 values: aead_key(&derive(&master, "marquee values v1")),
                 ids: aead_key(&derive(&master, "marquee ids v1")),
-                id_nonces: hmac::Key::new(
-                    hmac::HMAC_SHA256,
-                    &derive(&master, "marquee id nonces v1"),
-                ),
-                random: SystemRandom::new(),
+                nonce_prefix: prefix.try_into().expect("4 bytes"),
+                nonce_counter: AtomicU64::new(u64::from_le_bytes(
+                    counter.try_into().expect("8 bytes"),
+                )),
             }),
         }
     }
@@ -120,54 +134,56 @@ impl Cipher {
         Ok(master.iter().map(|byte| format!("{byte:02x}")).collect())
     }
 
-    /// `plain` sealed under a fresh random nonce: nonce ‖ ciphertext ‖ tag.
+    /// `plain` sealed under a fresh nonce: nonce ‖ ciphertext ‖ tag.
     pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        let counter = self.inner.nonce_counter.fetch_add(1, Ordering::Relaxed);
         let mut nonce = [0u8; NONCE_LEN];
-        // The system generator fails only on a broken kernel; a constant nonce is still
-        // confidential under GCM-SIV (it shows equal values as equal), so that is the fallback.
-        let _ = self.inner.random.fill(&mut nonce);
-        seal_with(&self.inner.values, nonce, plain)
+        nonce[..4].copy_from_slice(&self.inner.nonce_prefix);
+        nonce[4..].copy_from_slice(&counter.to_le_bytes());
+        let mut sealed = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(plain);
+        seal_in(&self.inner.values, nonce, &mut sealed, NONCE_LEN);
+        sealed
     }
 
     /// Opens a value [`Cipher::seal`] made.
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CipherError> {
-        open_with(&self.inner.values, sealed)
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(CipherError::Open);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CipherError::Open)?;
+        open_in(&self.inner.values, nonce, body.to_vec())
     }
 
-    /// `id` sealed deterministically (the same id, the same bytes): for keys.
+    /// `id` sealed deterministically (the same id, the same bytes): ciphertext ‖ tag, for keys.
     pub fn seal_id(&self, id: &str) -> Vec<u8> {
-        let tag = hmac::sign(&self.inner.id_nonces, id.as_bytes());
-        let nonce: [u8; NONCE_LEN] = tag.as_ref()[..NONCE_LEN]
-            .try_into()
-            .expect("HMAC-SHA-256 is longer than a nonce");
-        seal_with(&self.inner.ids, nonce, id.as_bytes())
+        let mut sealed = Vec::with_capacity(id.len() + TAG_LEN);
+        sealed.extend_from_slice(id.as_bytes());
+        seal_in(&self.inner.ids, ID_NONCE, &mut sealed, 0);
+        sealed
     }
 
     /// The id of a key part [`Cipher::seal_id`] made.
     pub fn open_id(&self, sealed: &[u8]) -> Result<String, CipherError> {
-        let plain = open_with(&self.inner.ids, sealed)?;
+        let nonce = Nonce::assume_unique_for_key(ID_NONCE);
+        let plain = open_in(&self.inner.ids, nonce, sealed.to_vec())?;
         String::from_utf8(plain).map_err(|_| CipherError::Open)
     }
 }
 
-fn seal_with(key: &LessSafeKey, nonce: [u8; NONCE_LEN], plain: &[u8]) -> Vec<u8> {
-    let mut sealed = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
-    sealed.extend_from_slice(&nonce);
-    sealed.extend_from_slice(plain);
-    let mut body = sealed.split_off(NONCE_LEN);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut body)
+/// Seals `buffer[from..]` in place and appends the tag.
+fn seal_in(key: &LessSafeKey, nonce: [u8; NONCE_LEN], buffer: &mut Vec<u8>, from: usize) {
+    let (_, body) = buffer.split_at_mut(from);
+    let tag = key
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), body)
         .expect("sealing a record never exceeds GCM-SIV's length limit");
-    sealed.append(&mut body);
-    sealed
+    buffer.extend_from_slice(tag.as_ref());
 }
 
-fn open_with(key: &LessSafeKey, sealed: &[u8]) -> Result<Vec<u8>, CipherError> {
-    if sealed.len() < SEAL_OVERHEAD {
-        return Err(CipherError::Open);
-    }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CipherError::Open)?;
-    let mut body = body.to_vec();
+/// Opens `body` (ciphertext ‖ tag) in place: the plain text.
+fn open_in(key: &LessSafeKey, nonce: Nonce, mut body: Vec<u8>) -> Result<Vec<u8>, CipherError> {
     let plain_len = key
         .open_in_place(nonce, Aad::empty(), &mut body)
         .map_err(|_| CipherError::Open)?
@@ -211,6 +227,7 @@ mod tests {
     fn an_id_seals_the_same_each_time_and_opens_back() {
         let cipher = cipher();
         let sealed = cipher.seal_id("user-42");
+        assert_eq!(sealed.len(), "user-42".len() + TAG_LEN);
         assert_eq!(cipher.seal_id("user-42"), sealed);
         assert_ne!(cipher.seal_id("user-43"), sealed);
         assert_eq!(cipher.open_id(&sealed).unwrap(), "user-42");

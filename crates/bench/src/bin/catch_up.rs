@@ -1,7 +1,7 @@
 //! Processor catch-up: state rebuilt from a filled log (docs/PERFORMANCE.md).
 //!
 //! `cargo run -p marquee-bench --bin catch_up -- --events 1000000 [--fluvio-endpoint HOST:PORT]
-//! [--workers N] [--nodes N] [--json FILE]`
+//! [--workers N] [--nodes N] [--encrypted] [--json FILE]`
 
 use std::path::PathBuf;
 
@@ -43,6 +43,9 @@ struct Args {
     /// embedded log.
     #[arg(long)]
     fluvio_endpoint: Option<String>,
+    /// Encrypt the log and the state at rest (a key made for the run).
+    #[arg(long)]
+    encrypted: bool,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
                 .as_deref()
                 .map_or(LogBackend::Embedded, fluvio_bench_backend),
             nodes: args.nodes,
+            encrypted: args.encrypted,
             ..CatchUpOptions::default()
         },
     )?;
