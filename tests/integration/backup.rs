@@ -137,3 +137,100 @@ async fn a_backup_restores_the_state_and_the_log_as_of_when_it_was_taken() {
     }
     node.shutdown().await.unwrap();
 }
+
+/// `POST /v1/admin/backups` as a client that will not wait: 202, a job to poll at `Location`.
+async fn backup_async(base: &str, dir: &str) -> Value {
+    let response = common::http()
+        .post(format!("{base}/v1/admin/backups"))
+        .header("prefer", "respond-async")
+        .json(&json!({ "dir": dir }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(status, 202, "{job}");
+    let location = location.expect("a 202 names the job in Location");
+    assert_eq!(job["url"], location, "{job}");
+    assert_eq!(job["kind"], "backup", "{job}");
+    common::eventually("the backup job to end", || async {
+        let (status, job) = get_json(&format!("{base}{location}")).await;
+        assert_eq!(status, 200, "{job}");
+        (job["status"] != "running").then_some(job)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_runs_as_a_job_that_says_how_it_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir.path().join("data"));
+    let backup_root = dir.path().join("backups");
+    config.backup_root = Some(backup_root.clone());
+    let node = start(config).await;
+    let base = node.url();
+    let (status, _) = post(
+        &format!("{base}/v1/events"),
+        "application/x-ndjson",
+        events(0, 5),
+    )
+    .await;
+    assert_eq!(status, 202);
+    caught_up(&node).await;
+
+    let job = backup_async(&base, "nightly").await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let taken = &job["result"];
+    assert_eq!(
+        taken["dir"],
+        backup_root.join("nightly").display().to_string()
+    );
+    assert!(taken["manifest"]["bytes"].as_u64().unwrap() > 0, "{job}");
+    assert!(backup_root.join("nightly/manifest.json").exists());
+
+    // The same directory again: the job fails with the error a waiting request would get.
+    let failed = backup_async(&base, "nightly").await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["status"], 422, "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nightly"),
+        "{failed}"
+    );
+    let (status, jobs) = get_json(&format!("{base}/v1/admin/jobs")).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [failed["id"].as_str().unwrap(), job["id"].as_str().unwrap()]
+    );
+    let (status, unknown) = get_json(&format!("{base}/v1/admin/jobs/backup-999")).await;
+    assert_eq!(status, 404, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("id:")
+    );
+
+    // A client that waits gets the backup itself, as before.
+    let (status, answer) = post_json(
+        &format!("{base}/v1/admin/backups"),
+        &json!({"dir": "waited"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer["manifest"]["bytes"].as_u64().unwrap() > 0);
+    node.shutdown().await.unwrap();
+}

@@ -64,6 +64,13 @@ pub enum ApiError {
     /// A bug or an unexpected failure; the cause is logged, not returned.
     #[error("internal error")]
     Internal { cause: String },
+    /// The error of an operation that ran as a job ([`crate::jobs`]), answered as it was.
+    #[error("{message}")]
+    Replayed {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 /// The header of a 421 answer naming the node that serves the user.
@@ -126,6 +133,7 @@ impl ApiError {
             ApiError::Misdirected { .. } => (StatusCode::MISDIRECTED_REQUEST, "misdirected"),
             ApiError::Corrupt { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_record"),
             ApiError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Replayed { status, code, .. } => (*status, code),
         }
     }
 
@@ -149,7 +157,8 @@ impl ApiError {
             | ApiError::Unavailable { .. }
             | ApiError::Misdirected { .. }
             | ApiError::Corrupt { .. }
-            | ApiError::Internal { .. } => None,
+            | ApiError::Internal { .. }
+            | ApiError::Replayed { .. } => None,
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod decode;
 pub mod error;
 pub mod guard;
 pub mod handlers;
+pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod middleware;

@@ -100,6 +100,8 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(search::get_suggest))
         .routes(routes!(admin::get_processor, admin::post_processor))
         .routes(routes!(admin::post_backup))
+        .routes(routes!(admin::list_jobs))
+        .routes(routes!(admin::get_job))
         .routes(routes!(admin::post_token))
         .routes(routes!(
             experiments::post_experiment,

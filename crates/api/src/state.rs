@@ -86,6 +86,8 @@ pub struct AppState {
     /// Held while `/metrics` reads the storage figures on a blocking thread: one read at a
     /// time, however many scrapes come at once (`crate::handlers::probes::metrics`).
     pub metrics_refresh: Arc<tokio::sync::Mutex<()>>,
+    /// Long admin operations running or ended ([`crate::jobs`]).
+    pub jobs: crate::jobs::Jobs,
 }
 
 impl AppState {
@@ -109,6 +111,7 @@ impl AppState {
             forward_misdirected: false,
             peer_client: reqwest::Client::new(),
             audit: None,
+            jobs: crate::jobs::Jobs::default(),
         }
     }
 

@@ -125,15 +125,38 @@ impl Client {
 
     /// `POST /v1/admin/backups`: an online backup into `dir`, a new directory inside the
     /// node's `backup_root` — a name, or an absolute path under it (an `operations` or `admin`
-    /// key). Returns the server's answer: the
-    /// directory and the backup's manifest. Not retried: a backup must not run twice.
+    /// key). Returns the server's answer: the directory and the backup's manifest. A backup
+    /// that outlasts the request runs on as a job on the server (202); this follows the job
+    /// (`GET /v1/admin/jobs/{id}`, every half second) to its end. Not retried: a backup must
+    /// not run twice.
     pub async fn backup(&self, dir: &str) -> Result<serde_json::Value, Error> {
         let request = self
             .handle
             .http
             .post(self.url(&["v1", "admin", "backups"]))
             .json(&serde_json::json!({ "dir": dir }));
-        self.send(request).await
+        let mut answer: serde_json::Value = self.send(request).await?;
+        loop {
+            let Some(id) = answer["id"].as_str().filter(|_| answer["kind"] == "backup") else {
+                return Ok(answer);
+            };
+            match answer["status"].as_str() {
+                Some("succeeded") => return Ok(answer["result"].clone()),
+                Some("failed") => {
+                    let error = &answer["error"];
+                    return Err(Error::Api {
+                        status: error["status"].as_u64().unwrap_or(500) as u16,
+                        code: error["code"].as_str().unwrap_or("failed").to_owned(),
+                        message: error["message"].as_str().unwrap_or_default().to_owned(),
+                        retry_after: None,
+                    });
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let poll = self.handle.http.get(self.url(&["v1", "admin", "jobs", id]));
+            answer = self.send(poll).await?;
+        }
     }
 
     /// Sends `request` with the key; the status, `Retry-After` and body text.

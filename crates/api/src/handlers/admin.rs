@@ -1,12 +1,14 @@
-//! Operators' routes: the processor's state and pause, online backups.
+//! Operators' routes: the processor's state and pause, online backups (as jobs, see
+//! [`crate::jobs`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use marquee_ingest::EventLog;
 use marquee_stream_processor::backup::{self, Manifest};
 use serde::Serialize;
@@ -14,6 +16,7 @@ use serde_json::Value;
 
 use crate::decode::{json_body, object_of, typed_body};
 use crate::error::{ApiError, ErrorBody};
+use crate::jobs::{Job, JobView};
 use crate::state::{AppState, Services};
 
 /// The processor's state.
@@ -124,7 +127,9 @@ pub async fn post_processor(
 /// Take an online, consistent backup into a new directory on the server
 ///
 /// RocksDB checkpoints of the state and the log, and the data directory's keys (see
-/// `docs/OPERATIONS.md`).
+/// `docs/OPERATIONS.md`). It runs as a job: with `Prefer: respond-async`, or when it is still
+/// running as the request's time runs out, the answer is 202 with the job to poll; the same
+/// backup asked again while it runs joins that job.
 #[utoipa::path(
     post,
     path = "/v1/admin/backups",
@@ -132,6 +137,7 @@ pub async fn post_processor(
     request_body = BackupRequest,
     responses(
         (status = 201, description = "The backup is on disk", body = BackupTaken),
+        (status = 202, description = "The backup runs on as a job (`Location` names it)", body = JobView),
         (status = 422, description = "The directory is outside the node's backup_root, or not empty", body = ErrorBody),
         (status = 503, description = "The backup failed", body = ErrorBody),
     ),
@@ -141,7 +147,7 @@ pub async fn post_backup(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<BackupTaken>), ApiError> {
+) -> Result<Response, ApiError> {
     let services = state.services()?.clone();
     let value = json_body(&headers, body, state.guard.limits().max_body_bytes)?;
     let object = object_of(&value, &["dir"], "{\"dir\": \"2026-12-07\"}")?;
@@ -154,25 +160,98 @@ pub async fn post_backup(
         })
         .and_then(|dir| backup_target(&services.backup_root, dir))?;
     let dir = target.display().to_string();
-    let started = Instant::now();
-    let manifest = tokio::task::spawn_blocking(move || {
-        let source = backup::Source {
-            log: &services.log,
-            store: &services.store,
-            processor: &services.processor,
-            data_dir: &services.data_dir,
-        };
-        backup::create(source, &target)
+    let job = state.jobs.start("backup", dir.clone(), async move {
+        let started = Instant::now();
+        let manifest = tokio::task::spawn_blocking(move || {
+            let source = backup::Source {
+                log: &services.log,
+                store: &services.store,
+                processor: &services.processor,
+                data_dir: &services.data_dir,
+            };
+            backup::create(source, &target)
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        tracing::info!(
+            dir,
+            bytes = manifest.bytes,
+            seconds = started.elapsed().as_secs_f64(),
+            "backup taken"
+        );
+        serde_json::to_value(BackupTaken { dir, manifest }).map_err(ApiError::internal)
+    });
+    answer_job(&state, &headers, &job, StatusCode::CREATED).await
+}
+
+/// The answer of a request that started (or joined) `job`: with `Prefer: respond-async`, 202
+/// with the job at once (whatever its state); otherwise the operation's own answer (`status` and
+/// its body, or its error) when it ends within most of the request timeout, else 202.
+async fn answer_job(
+    state: &AppState,
+    headers: &HeaderMap,
+    job: &Job,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let respond_async = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|preference| preference.trim().eq_ignore_ascii_case("respond-async"));
+    if !respond_async {
+        // A margin under the request timeout, so the 202 goes out before the guard's 503 would.
+        let wait = Duration::from_secs_f64(state.guard.limits().request_timeout_secs * 0.8);
+        match job.wait(wait).await {
+            Some(Ok(body)) => return Ok((status, Json(body)).into_response()),
+            Some(Err(error)) => return Err(error),
+            None => {}
+        }
+    }
+    let view = job.view();
+    let location = view.url.clone();
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
+}
+
+/// One job: how a long operation (a backup) started by any request is going
+#[utoipa::path(
+    get,
+    path = "/v1/admin/jobs/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The job's id, from a 202 answer")),
+    responses(
+        (status = 200, description = "The job: running, succeeded (with the operation's answer) or failed (with its error)", body = JobView),
+        (status = 404, description = "No such job (the node keeps the last 100, in memory)", body = ErrorBody),
+    ),
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
+)]
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    state.jobs.get(&id).map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "id: no job {id:?} (the node keeps the last {} jobs, until it stops)",
+            crate::jobs::KEPT
+        ))
     })
-    .await
-    .map_err(ApiError::internal)??;
-    tracing::info!(
-        dir,
-        bytes = manifest.bytes,
-        seconds = started.elapsed().as_secs_f64(),
-        "backup taken"
-    );
-    Ok((StatusCode::CREATED, Json(BackupTaken { dir, manifest })))
+}
+
+/// The jobs this node ran since it started (the last 100), newest first
+#[utoipa::path(
+    get,
+    path = "/v1/admin/jobs",
+    tag = "admin",
+    responses((status = 200, description = "The jobs, newest first", body = Vec<JobView>)),
+    security(("bearer" = ["operations"]), ("apiKey" = ["operations"]))
+)]
+pub async fn list_jobs(State(state): State<AppState>) -> Json<Vec<JobView>> {
+    Json(state.jobs.list())
 }
 
 /// Where a backup named `dir` goes: `dir` inside `root` when relative, `dir` itself when it is
