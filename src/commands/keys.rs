@@ -111,9 +111,17 @@ pub fn new_encryption_key(out: &Path) -> Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(out)
-        .map_err(|error| anyhow!("--out {}: {error}", out.display()))?;
+    let mut file = options.open(out).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow!(
+                "--out {}: exists; a key file is never overwritten (whatever was encrypted with \
+                 it could not be read again): name a new file",
+                out.display()
+            )
+        } else {
+            anyhow!("--out {}: {error}", out.display())
+        }
+    })?;
     file.write_all(format!("{key}\n").as_bytes())?;
     file.sync_all()?;
     eprintln!(

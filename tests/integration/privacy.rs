@@ -418,3 +418,56 @@ async fn the_data_directory_and_backups_are_the_owners_only() {
     );
     assert!(checked > 20, "only {checked} paths");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_runs_as_a_job_that_names_the_user_by_hash_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = loaded_node(dir.path(), true).await;
+    let base = node.url();
+    let response = http()
+        .delete(format!("{base}/v1/users/{VICTIM}"))
+        .header("prefer", "respond-async")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(status, 202, "{job}");
+    let location = location.unwrap();
+    assert!(location.starts_with("/v1/erasures/"), "{location}");
+    assert_eq!(job["kind"], "erasure");
+    let target = job["target"].as_str().unwrap();
+    assert_eq!(
+        target.len(),
+        32,
+        "the keyed hash, as the audit log names users: {job}"
+    );
+    let ended = common::eventually("the erasure job to end", || async {
+        let (status, job) = get_json(&format!("{base}{location}")).await;
+        assert_eq!(status, 200, "{job}");
+        (job["status"] != "running").then_some(job)
+    })
+    .await;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(ended["result"]["log_events"], 12, "{ended}");
+    // The erasure took: the user is gone. Nothing the jobs show holds the id.
+    let (status, _) = get_json(&format!("{base}/v1/users/{VICTIM}/export")).await;
+    assert_eq!(status, 404);
+    let (_, jobs) = get_json(&format!("{base}/v1/admin/jobs")).await;
+    assert!(!jobs.to_string().contains(VICTIM), "{jobs}");
+    // Erased again: nothing stored, the error a waiting request gets, without the id.
+    let response = http()
+        .delete(format!("{base}/v1/users/{VICTIM}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let (_, jobs) = get_json(&format!("{base}/v1/admin/jobs")).await;
+    assert_eq!(jobs[0]["status"], "failed", "{jobs}");
+    assert!(!jobs.to_string().contains(VICTIM), "{jobs}");
+    node.shutdown().await.unwrap();
+}

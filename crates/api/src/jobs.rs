@@ -1,4 +1,4 @@
-//! Long admin operations as jobs: a backup runs on a task of its own, which the request that
+//! Long admin operations as jobs: a backup or an erasure runs on a task of its own, which the request that
 //! started it only waits for. A client that asks `Prefer: respond-async` gets `202 Accepted`
 //! with the job (`Location: /v1/admin/jobs/{id}`) at once; one whose operation is still running
 //! when most of the request timeout has passed gets the same instead of a timeout, and the
@@ -7,7 +7,9 @@
 //! one that would collide with it.
 //!
 //! Jobs are kept in memory, the last [`KEPT`] of them: a job is a handle on an operation whose
-//! result is durable elsewhere (the backup's directory and manifest), not a record of its own.
+//! result is durable elsewhere (the backup's directory and manifest; the erasure journal), not
+//! a record of its own. An erasure's job is polled at `/v1/erasures/{id}` (the `users` scope
+//! that erases), a backup's at `/v1/admin/jobs/{id}`.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -50,9 +52,10 @@ pub struct Job {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: String,
-    /// `backup`.
+    /// `backup` or `erasure`.
     pub kind: &'static str,
-    /// What it works on: the backup's directory.
+    /// What it works on: the backup's directory, or the erased user's keyed hash (32 hex
+    /// digits, as in the audit log; never the id).
     pub target: String,
     /// `running`, `succeeded` or `failed`.
     pub status: &'static str,
@@ -107,7 +110,11 @@ impl Job {
             finished_ms,
             result,
             error,
-            url: format!("/v1/admin/jobs/{}", self.id),
+            url: match self.kind {
+                // A `users` key erases, and polls where its scope reaches.
+                "erasure" => format!("/v1/erasures/{}", self.id),
+                _ => format!("/v1/admin/jobs/{}", self.id),
+            },
         }
     }
 

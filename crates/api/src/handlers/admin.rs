@@ -181,17 +181,19 @@ pub async fn post_backup(
         );
         serde_json::to_value(BackupTaken { dir, manifest }).map_err(ApiError::internal)
     });
-    answer_job(&state, &headers, &job, StatusCode::CREATED).await
+    answer_job(&state, &headers, &job, StatusCode::CREATED, |body| body).await
 }
 
 /// The answer of a request that started (or joined) `job`: with `Prefer: respond-async`, 202
 /// with the job at once (whatever its state); otherwise the operation's own answer (`status` and
-/// its body, or its error) when it ends within most of the request timeout, else 202.
-async fn answer_job(
+/// its body passed through `finish`, or its error) when it ends within most of the request
+/// timeout, else 202.
+pub(crate) async fn answer_job(
     state: &AppState,
     headers: &HeaderMap,
     job: &Job,
     status: StatusCode,
+    finish: impl FnOnce(Value) -> Value,
 ) -> Result<Response, ApiError> {
     let respond_async = headers
         .get_all("prefer")
@@ -203,7 +205,7 @@ async fn answer_job(
         // A margin under the request timeout, so the 202 goes out before the guard's 503 would.
         let wait = Duration::from_secs_f64(state.guard.limits().request_timeout_secs * 0.8);
         match job.wait(wait).await {
-            Some(Ok(body)) => return Ok((status, Json(body)).into_response()),
+            Some(Ok(body)) => return Ok((status, Json(finish(body))).into_response()),
             Some(Err(error)) => return Err(error),
             None => {}
         }

@@ -214,7 +214,8 @@ fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiE
 ///
 /// Their events from the log, their state, seen items and applied event ids, and their
 /// contribution to item popularity, counts and co-occurrence; learned item vectors keep their
-/// influence until the state is rebuilt from the log. Answers once durable.
+/// influence until the state is rebuilt from the log. Answers once durable. It runs as a job
+/// (see `POST /v1/admin/backups`), named by the user's keyed hash, never the id.
 #[utoipa::path(
     delete,
     path = "/v1/users/{user_id}",
@@ -222,6 +223,7 @@ fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiE
     params(("user_id" = String, Path)),
     responses(
         (status = 200, description = "Erased", body = Erased),
+        (status = 202, description = "The erasure runs on as a job (`Prefer: respond-async`, or past most of the request timeout): poll `GET /v1/erasures/{id}`", body = crate::jobs::JobView),
         (status = 404, description = "Nothing stored for this user", body = ErrorBody),
         (status = 421, description = "Another node serves this user", body = ErrorBody),
         (status = 503, description = "The erasure did not complete; retry", body = ErrorBody),
@@ -230,19 +232,59 @@ fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiE
 )]
 pub async fn delete_user(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Path(user_id): Path<String>,
-) -> Result<Json<Erased>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let services = state.services()?;
     let stored_id = state.stored_user_id(&user_id)?;
     services.check_owner(&stored_id)?;
-    let erasure = services.processor.erase_user(&stored_id).await?;
-    if erasure.log_events == 0 && !erasure.had_state {
-        return Err(ApiError::not_found(format!(
-            "user_id: nothing stored for {user_id:?}"
-        )));
-    }
-    Ok(Json(Erased {
-        user_id,
-        erased: erasure.into(),
-    }))
+    let processor = services.processor.clone();
+    let subject = processor.subject(&stored_id);
+    let named = user_id.clone();
+    // The job keeps what was erased, never who: jobs are listed to operators.
+    let job = state.jobs.start("erasure", subject, async move {
+        let erasure = processor.erase_user(&stored_id).await?;
+        if erasure.log_events == 0 && !erasure.had_state {
+            return Err(ApiError::not_found("user_id: nothing stored for this user"));
+        }
+        serde_json::to_value(ErasureView::from(erasure)).map_err(ApiError::internal)
+    });
+    let status = axum::http::StatusCode::OK;
+    crate::handlers::admin::answer_job(
+        &state,
+        &headers,
+        &job,
+        status,
+        |erased| json!({"user_id": named, "erased": erased}),
+    )
+    .await
+}
+
+/// An erasure's job: how an erasure answered with 202 ended
+#[utoipa::path(
+    get,
+    path = "/v1/erasures/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The job's id, from a 202 answer")),
+    responses(
+        (status = 200, description = "Running, succeeded (with what was erased) or failed", body = crate::jobs::JobView),
+        (status = 404, description = "No such erasure job (the node keeps the last 100 jobs, in memory)", body = ErrorBody),
+    ),
+    security(("bearer" = ["users"]), ("apiKey" = ["users"]))
+)]
+pub async fn get_erasure(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::jobs::JobView>, ApiError> {
+    state
+        .jobs
+        .get(&id)
+        .filter(|job| job.kind == "erasure")
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "id: no erasure job {id:?} (the node keeps the last {} jobs, until it stops)",
+                crate::jobs::KEPT
+            ))
+        })
 }

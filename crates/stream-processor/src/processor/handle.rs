@@ -162,6 +162,15 @@ impl ProcessorHandle {
 }
 
 impl ProcessorHandle {
+    /// How records about `user_id` name the user where its id must not appear (the audit log,
+    /// an erasure's job): 32 hex digits of its keyed hash in the erasure list.
+    pub fn subject(&self, user_id: &str) -> String {
+        erasure_hash(&self.inner.erasure_key, user_id)[..16]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
     /// When `user_id` was erased, if it was: events of the user from before then are refused
     /// at ingest (a backfill of history) and never applied (a replay, a log that cannot erase).
     pub fn erased_at(&self, user_id: &str) -> Option<i64> {
