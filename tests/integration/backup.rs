@@ -138,31 +138,14 @@ async fn a_backup_restores_the_state_and_the_log_as_of_when_it_was_taken() {
     node.shutdown().await.unwrap();
 }
 
-/// `POST /v1/admin/backups` as a client that will not wait: 202, a job to poll at `Location`.
+/// `POST /v1/admin/backups` as a client that will not wait: 202, a job polled to its end.
 async fn backup_async(base: &str, dir: &str) -> Value {
-    let response = common::http()
+    let request = common::http()
         .post(format!("{base}/v1/admin/backups"))
-        .header("prefer", "respond-async")
-        .json(&json!({ "dir": dir }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|value| value.to_str().unwrap().to_owned());
-    let job: Value = response.json().await.unwrap();
-    assert_eq!(status, 202, "{job}");
-    let location = location.expect("a 202 names the job in Location");
-    assert_eq!(job["url"], location, "{job}");
+        .json(&json!({ "dir": dir }));
+    let job = common::start_job(request).await;
     assert_eq!(job["kind"], "backup", "{job}");
-    common::eventually("the backup job to end", || async {
-        let (status, job) = get_json(&format!("{base}{location}")).await;
-        assert_eq!(status, 200, "{job}");
-        (job["status"] != "running").then_some(job)
-    })
-    .await
+    common::finished_job(base, job["url"].as_str().unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -424,20 +424,8 @@ async fn an_erasure_runs_as_a_job_that_names_the_user_by_hash_only() {
     let dir = tempfile::tempdir().unwrap();
     let node = loaded_node(dir.path(), true).await;
     let base = node.url();
-    let response = http()
-        .delete(format!("{base}/v1/users/{VICTIM}"))
-        .header("prefer", "respond-async")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|value| value.to_str().unwrap().to_owned());
-    let job: Value = response.json().await.unwrap();
-    assert_eq!(status, 202, "{job}");
-    let location = location.unwrap();
+    let job = common::start_job(http().delete(format!("{base}/v1/users/{VICTIM}"))).await;
+    let location = job["url"].as_str().unwrap();
     assert!(location.starts_with("/v1/erasures/"), "{location}");
     assert_eq!(job["kind"], "erasure");
     let target = job["target"].as_str().unwrap();
@@ -446,12 +434,7 @@ async fn an_erasure_runs_as_a_job_that_names_the_user_by_hash_only() {
         32,
         "the keyed hash, as the audit log names users: {job}"
     );
-    let ended = common::eventually("the erasure job to end", || async {
-        let (status, job) = get_json(&format!("{base}{location}")).await;
-        assert_eq!(status, 200, "{job}");
-        (job["status"] != "running").then_some(job)
-    })
-    .await;
+    let ended = common::finished_job(&base, location).await;
     assert_eq!(ended["status"], "succeeded", "{ended}");
     assert_eq!(ended["result"]["log_events"], 12, "{ended}");
     // The erasure took: the user is gone. Nothing the jobs show holds the id.

@@ -125,11 +125,7 @@ impl AuditLog {
 
     /// The subject of a record about `stored_user_id`.
     pub fn subject(&self, stored_user_id: &str) -> String {
-        let hash = marquee_stream_processor::erasure_hash(&self.erasure_key, stored_user_id);
-        hash[..16]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        marquee_stream_processor::erasure_subject(&self.erasure_key, stored_user_id)
     }
 
     /// Appends `record` and syncs it; a failure is counted and logged, never returned (the

@@ -219,6 +219,18 @@ impl Jobs {
             .map(|job| job.view())
     }
 
+    /// The job `id`, of `kind` when one is named; 404 naming `id` otherwise.
+    pub fn find(&self, id: &str, kind: Option<&str>) -> Result<JobView, ApiError> {
+        self.get(id)
+            .filter(|job| kind.is_none_or(|kind| job.kind == kind))
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "id: no {}job {id:?} (the node keeps the last {KEPT} jobs, until it stops)",
+                    kind.map(|kind| format!("{kind} ")).unwrap_or_default()
+                ))
+            })
+    }
+
     /// Every job kept, newest first.
     pub fn list(&self) -> Vec<JobView> {
         self.inner

@@ -50,7 +50,9 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use experiments::Experiments;
 pub use model::ModelConfig;
-pub use processor::{Erasure, Processor, ProcessorConfig, ProcessorHandle, erasure_hash};
+pub use processor::{
+    Erasure, Processor, ProcessorConfig, ProcessorHandle, erasure_hash, erasure_subject,
+};
 pub use query::{
     ListOptions, QueryEngine, Ranking, RecentEvent, Recommendation, RecommendationQuery, Sources,
     UserSummary,

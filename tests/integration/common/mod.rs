@@ -138,6 +138,39 @@ where
 }
 
 /// The value of one sample of a metrics text, e.g. `name{reason="auth"}`; 0 when absent.
+/// Sends `request` with `Prefer: respond-async`: it must answer 202 with a job whose `url` is
+/// the `Location` header. Returns the job as answered.
+pub async fn start_job(request: reqwest::RequestBuilder) -> Value {
+    let response = request
+        .header("prefer", "respond-async")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(
+        Some(job["url"].as_str().unwrap()),
+        location.as_deref(),
+        "a 202 names the job in Location: {job}"
+    );
+    job
+}
+
+/// Polls the job at `base` + `url` until it is no longer running; returns it then.
+pub async fn finished_job(base: &str, url: &str) -> Value {
+    eventually("the job to end", || async {
+        let (status, job) = get_json(&format!("{base}{url}")).await;
+        assert_eq!(status, 200, "{job}");
+        (job["status"] != "running").then_some(job)
+    })
+    .await
+}
+
 pub fn metric_sample(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()

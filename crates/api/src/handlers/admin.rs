@@ -236,12 +236,7 @@ pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    state.jobs.get(&id).map(Json).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "id: no job {id:?} (the node keeps the last {} jobs, until it stops)",
-            crate::jobs::KEPT
-        ))
-    })
+    state.jobs.find(&id, None).map(Json)
 }
 
 /// The jobs this node ran since it started (the last 100), newest first

@@ -276,15 +276,5 @@ pub async fn get_erasure(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<crate::jobs::JobView>, ApiError> {
-    state
-        .jobs
-        .get(&id)
-        .filter(|job| job.kind == "erasure")
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "id: no erasure job {id:?} (the node keeps the last {} jobs, until it stops)",
-                crate::jobs::KEPT
-            ))
-        })
+    state.jobs.find(&id, Some("erasure")).map(Json)
 }

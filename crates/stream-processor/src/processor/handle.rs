@@ -165,10 +165,7 @@ impl ProcessorHandle {
     /// How records about `user_id` name the user where its id must not appear (the audit log,
     /// an erasure's job): 32 hex digits of its keyed hash in the erasure list.
     pub fn subject(&self, user_id: &str) -> String {
-        erasure_hash(&self.inner.erasure_key, user_id)[..16]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        erasure_subject(&self.inner.erasure_key, user_id)
     }
 
     /// When `user_id` was erased, if it was: events of the user from before then are refused
@@ -182,6 +179,14 @@ impl ProcessorHandle {
             .get(&erasure_hash(&self.inner.erasure_key, user_id))
             .copied()
     }
+}
+
+/// 32 hex digits of [`erasure_hash`]: how the audit log and an erasure's job name a user.
+pub fn erasure_subject(key: &[u8; 32], user_id: &str) -> String {
+    erasure_hash(key, user_id)[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// The keyed hash of a user id in the erasure list.

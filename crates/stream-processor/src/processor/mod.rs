@@ -110,7 +110,7 @@ use marquee_vector_store::{ItemTable, StateStore, VectorIndex};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-pub use handle::{Erasure, ProcessorHandle, erasure_hash};
+pub use handle::{Erasure, ProcessorHandle, erasure_hash, erasure_subject};
 pub use journal::JournalApplied;
 
 use crate::error::Result;

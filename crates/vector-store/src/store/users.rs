@@ -23,7 +23,10 @@ fn add_history(seen: Vec<(u32, SeenEntry)>, history: &[HistoryEntry]) -> Vec<(u3
 impl StateStore {
     /// The states of many users (one `MultiGet`), in the order asked.
     pub fn users(&self, user_ids: &[&str]) -> Result<Vec<Option<UserState>>> {
-        let keys: Vec<Vec<u8>> = user_ids.iter().map(|id| self.user_key(id)).collect();
+        let keys: Vec<Vec<u8>> = user_ids
+            .iter()
+            .map(|id| self.user_key(id).into_owned())
+            .collect();
         self.get_records(USERS_CF, &keys)
     }
 
