@@ -23,6 +23,7 @@ mod evaluator;
 mod event_log;
 mod experiments;
 mod fuzz_corpus;
+mod heavy_user;
 mod index_recall;
 mod intake;
 mod journals;

@@ -93,8 +93,43 @@ impl StateStore {
         }
     }
 
+    /// The items the user interacted with, read up to a bound: the history's, and at most
+    /// `limit` entries of the `seen` column family (in item-number order). The flag says whether
+    /// that is all of them; when it is not, the rest is found by key ([`Self::seen_entries`]).
+    ///
+    /// A list leaves out what its user has seen, and a seen set grows with every new item a
+    /// user touches: read whole on every request, a user with 100,000 items would cost each of
+    /// their lists a scan of 100,000 entries.
+    pub fn seen_numbers_bounded(
+        &self,
+        user_id: &str,
+        state: Option<&UserState>,
+        limit: usize,
+    ) -> Result<(Vec<u32>, bool)> {
+        let Some(state) = state else {
+            return Ok((Vec::new(), true));
+        };
+        let mut numbers: Vec<u32> = state.history.iter().map(|past| past.item).collect();
+        if state.event_count == state.history.len() as u64 {
+            return Ok((numbers, true));
+        }
+        let (column, complete) = self.seen_column_bounded(user_id, limit)?;
+        numbers.extend(column.into_iter().map(|(item, _)| item));
+        Ok((numbers, complete))
+    }
+
     /// The user's entries in the `seen` column family, by item number.
     fn seen_column(&self, user_id: &str) -> Result<Vec<(u32, SeenEntry)>> {
+        Ok(self.seen_column_bounded(user_id, usize::MAX)?.0)
+    }
+
+    /// At most `limit` of the user's entries in the `seen` column family, by item number, and
+    /// whether that is all of them.
+    fn seen_column_bounded(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<(Vec<(u32, SeenEntry)>, bool)> {
         let prefix = user_prefix(&self.user_key(user_id));
         let mut seen = Vec::new();
         // The user's keys end before `user_id` + 0x01: with that bound the iterator neither
@@ -119,6 +154,9 @@ impl StateStore {
             else {
                 continue;
             };
+            if seen.len() == limit {
+                return Ok((seen, false));
+            }
             let item = u32::from_be_bytes(item_bytes);
             let value = self.open_value(SEEN_CF, &stored)?;
             let entry: SeenEntry =
@@ -129,7 +167,7 @@ impl StateStore {
                 })?;
             seen.push((item, entry));
         }
-        Ok(seen)
+        Ok((seen, true))
     }
 
     /// The `event_id`s applied for `user_id` and when, within the de-duplication window.
