@@ -454,3 +454,50 @@ async fn an_erasure_runs_as_a_job_that_names_the_user_by_hash_only() {
     assert!(!jobs.to_string().contains(VICTIM), "{jobs}");
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_runs_as_a_job_whose_data_only_its_route_shows_until_the_user_is_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = loaded_node(dir.path(), true).await;
+    let base = node.url();
+    let job = common::start_job(http().get(format!("{base}/v1/users/{VICTIM}/export"))).await;
+    let location = job["url"].as_str().unwrap().to_owned();
+    assert!(location.starts_with("/v1/exports/"), "{location}");
+    assert_eq!(job["kind"], "export");
+    assert_eq!(job["target"].as_str().unwrap().len(), 32, "{job}");
+    let ended = common::finished_job(&base, &location).await;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    let export = &ended["result"];
+    assert_eq!(export["events"].as_array().unwrap().len(), 12, "{ended}");
+    // The same as a waiting request's export.
+    let (status, waited) = get_json(&format!("{base}/v1/users/{VICTIM}/export")).await;
+    assert_eq!(status, 200, "{waited}");
+    assert_eq!(waited["events"], export["events"]);
+    assert_eq!(waited["seen"], export["seen"]);
+    // Operators see how the export went, not what it holds.
+    let id = job["id"].as_str().unwrap();
+    let (_, jobs) = get_json(&format!("{base}/v1/admin/jobs")).await;
+    assert!(!jobs.to_string().contains(VICTIM), "{jobs}");
+    let (status, listed) = get_json(&format!("{base}/v1/admin/jobs/{id}")).await;
+    assert_eq!((status, &listed["status"]), (200, &json!("succeeded")));
+    assert!(listed.get("result").is_none(), "{listed}");
+    // An export of nobody fails as a waiting request would.
+    let nobody =
+        common::start_job(http().get(format!("{base}/v1/users/nobody-at-all/export"))).await;
+    let failed = common::finished_job(&base, nobody["url"].as_str().unwrap()).await;
+    assert_eq!(failed["error"]["status"], 404, "{failed}");
+    // Once the user is erased, the export's data is gone from memory too.
+    let response = http()
+        .delete(format!("{base}/v1/users/{VICTIM}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, gone) = get_json(&format!("{base}{location}")).await;
+    assert_eq!(status, 200, "{gone}");
+    assert_eq!(gone["status"], "failed", "{gone}");
+    assert_eq!(gone["error"]["status"], 410, "{gone}");
+    assert!(gone.get("result").is_none(), "{gone}");
+    assert!(!gone.to_string().contains(VICTIM), "{gone}");
+    node.shutdown().await.unwrap();
+}

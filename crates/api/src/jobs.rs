@@ -10,6 +10,11 @@
 //! result is durable elsewhere (the backup's directory and manifest; the erasure journal), not
 //! a record of its own. An erasure's job is polled at `/v1/erasures/{id}` (the `users` scope
 //! that erases), a backup's at `/v1/admin/jobs/{id}`.
+//!
+//! An export's job is polled at `/v1/exports/{id}` (the `users` scope that exports), the one
+//! place that shows its result: the jobs list and `/v1/admin/jobs/{id}` say only how it went,
+//! since the result is the user's data. An erasure of the user drops the results of their
+//! exports ([`Jobs::forget_exports`]), so none outlives the erasure in memory.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -45,24 +50,25 @@ pub struct Job {
     kind: &'static str,
     target: String,
     started_ms: i64,
-    ended: watch::Receiver<Option<(i64, Outcome)>>,
+    ended: watch::Sender<Option<(i64, Outcome)>>,
 }
 
 /// What `GET /v1/admin/jobs/{id}` answers.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: String,
-    /// `backup` or `erasure`.
+    /// `backup`, `erasure` or `export`.
     pub kind: &'static str,
-    /// What it works on: the backup's directory, or the erased user's keyed hash (32 hex
-    /// digits, as in the audit log; never the id).
+    /// What it works on: the backup's directory, or the erased or exported user's keyed hash
+    /// (32 hex digits, as in the audit log; never the id).
     pub target: String,
     /// `running`, `succeeded` or `failed`.
     pub status: &'static str,
     pub started_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_ms: Option<i64>,
-    /// The answer the request would have had (a backup's directory and manifest).
+    /// The answer the request would have had (a backup's directory and manifest; an export's
+    /// data, at `/v1/exports/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
     /// Why it failed: the `{status, code, message}` of the error the request would have had.
@@ -77,12 +83,15 @@ impl Job {
         &self.id
     }
 
-    /// Its state now.
-    pub fn view(&self) -> JobView {
+    /// Its state now; an export's result only when `reveal`.
+    pub fn view(&self, reveal: bool) -> JobView {
         let ended = self.ended.borrow().clone();
         let (status, finished_ms, result, error) = match ended {
             None => ("running", None, None, None),
-            Some((at, Outcome::Succeeded(value))) => ("succeeded", Some(at), Some(value), None),
+            Some((at, Outcome::Succeeded(value))) => {
+                let shown = (reveal || self.kind != "export").then_some(value);
+                ("succeeded", Some(at), shown, None)
+            }
             Some((
                 at,
                 Outcome::Failed {
@@ -113,6 +122,7 @@ impl Job {
             url: match self.kind {
                 // A `users` key erases, and polls where its scope reaches.
                 "erasure" => format!("/v1/erasures/{}", self.id),
+                "export" => format!("/v1/exports/{}", self.id),
                 _ => format!("/v1/admin/jobs/{}", self.id),
             },
         }
@@ -121,7 +131,7 @@ impl Job {
     /// Waits up to `limit` for the end: `Some` with the answer (or the error) the request would
     /// have had, `None` while it still runs.
     pub async fn wait(&self, limit: Duration) -> Option<Result<Value, ApiError>> {
-        let mut ended = self.ended.clone();
+        let mut ended = self.ended.subscribe();
         let outcome = match tokio::time::timeout(limit, ended.wait_for(Option::is_some)).await {
             Ok(Ok(seen)) => seen.clone()?.1,
             _ => return None,
@@ -169,13 +179,12 @@ impl Jobs {
             return Arc::clone(running);
         }
         listed.next += 1;
-        let (sender, ended) = watch::channel(None);
         let job = Arc::new(Job {
             id: format!("{kind}-{}", listed.next),
             kind,
             target,
             started_ms: marquee_schemas::now_ms(),
-            ended,
+            ended: watch::Sender::new(None),
         });
         listed.jobs.push_front(Arc::clone(&job));
         // Past the limit, the oldest jobs that ended go; running ones stay.
@@ -192,6 +201,7 @@ impl Jobs {
             }
         }
         drop(listed);
+        let running = Arc::clone(&job);
         tokio::spawn(async move {
             let outcome = match work.await {
                 Ok(value) => Outcome::Succeeded(value),
@@ -204,24 +214,31 @@ impl Jobs {
                     }
                 }
             };
-            sender.send_replace(Some((marquee_schemas::now_ms(), outcome)));
+            running
+                .ended
+                .send_replace(Some((marquee_schemas::now_ms(), outcome)));
         });
         job
     }
 
-    /// A job by id, while it is kept.
+    /// A job by id, while it is kept (an export's without its result).
     pub fn get(&self, id: &str) -> Option<JobView> {
+        self.view_of(id, false)
+    }
+
+    fn view_of(&self, id: &str, reveal: bool) -> Option<JobView> {
         let listed = self.inner.lock();
         listed
             .jobs
             .iter()
             .find(|job| job.id == id)
-            .map(|job| job.view())
+            .map(|job| job.view(reveal))
     }
 
-    /// The job `id`, of `kind` when one is named; 404 naming `id` otherwise.
+    /// The job `id`, of `kind` when one is named (and then with its result, an export's
+    /// included); 404 naming `id` otherwise.
     pub fn find(&self, id: &str, kind: Option<&str>) -> Result<JobView, ApiError> {
-        self.get(id)
+        self.view_of(id, kind.is_some())
             .filter(|job| kind.is_none_or(|kind| job.kind == kind))
             .ok_or_else(|| {
                 ApiError::not_found(format!(
@@ -237,8 +254,34 @@ impl Jobs {
             .lock()
             .jobs
             .iter()
-            .map(|job| job.view())
+            .map(|job| job.view(false))
             .collect()
+    }
+
+    /// Drops the results of the ended exports of the user whose keyed hash is `target` (the
+    /// user was erased): they answer 410 from then on.
+    pub fn forget_exports(&self, target: &str) {
+        let listed = self.inner.lock();
+        for job in &listed.jobs {
+            if job.kind == "export" && job.target == target {
+                job.ended.send_if_modified(|ended| match ended {
+                    Some((at, Outcome::Succeeded(_))) => {
+                        *ended = Some((
+                            *at,
+                            Outcome::Failed {
+                                status: StatusCode::GONE,
+                                code: "gone",
+                                message: "the user was erased after this export: what it \
+                                          held is gone"
+                                    .into(),
+                            },
+                        ));
+                        true
+                    }
+                    _ => false,
+                });
+            }
+        }
     }
 }
 
@@ -290,5 +333,37 @@ mod tests {
         );
         assert_eq!(jobs.list().len(), 2);
         assert!(jobs.get("backup-99").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_export_shows_its_data_on_its_own_route_only_until_its_user_is_erased() {
+        let jobs = Jobs::default();
+        let export = jobs.start("export", "hash-a".into(), async {
+            Ok(serde_json::json!({"events": ["e1"]}))
+        });
+        let other = jobs.start("export", "hash-b".into(), async {
+            Ok(serde_json::json!({"events": ["e2"]}))
+        });
+        for job in [&export, &other] {
+            job.wait(Duration::from_secs(10)).await.unwrap().unwrap();
+        }
+        let id = export.id();
+        assert!(jobs.get(id).unwrap().result.is_none());
+        assert!(jobs.list().iter().all(|job| job.result.is_none()));
+        assert_eq!(
+            jobs.find(id, Some("export")).unwrap().result.unwrap()["events"][0],
+            "e1"
+        );
+        assert!(jobs.find(id, Some("erasure")).is_err());
+        jobs.forget_exports("hash-a");
+        let gone = jobs.find(id, Some("export")).unwrap();
+        assert_eq!((gone.status, gone.result), ("failed", None));
+        assert_eq!(gone.error.unwrap()["status"], 410);
+        let kept = jobs.find(other.id(), Some("export")).unwrap();
+        assert_eq!(
+            kept.result.unwrap()["events"][0],
+            "e2",
+            "another user's stays"
+        );
     }
 }

@@ -95,6 +95,7 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(users::get_user, users::delete_user))
         .routes(routes!(users::get_export))
         .routes(routes!(users::get_erasure))
+        .routes(routes!(users::get_export_job))
         .routes(routes!(lists::get_recommendations))
         .routes(routes!(lists::get_trending))
         .routes(routes!(search::get_search))

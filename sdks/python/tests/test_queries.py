@@ -109,8 +109,17 @@ def test_typed_queries_and_catalogue_upserts(server: Server) -> None:
         status = client.processor()
         assert status.lag_events == 0 and not status.paused
 
-        erased = client.erase_user(newcomer)
+        # As a job the client follows: the same export.
+        via_job = client.export_user(newcomer, respond_async=True)
+        assert via_job["user_id"] == newcomer
+        assert [entry["event"] for entry in via_job["events"]] == exported
+
+        erased = client.erase_user(newcomer, respond_async=True)
         assert erased["user_id"] == newcomer
+        assert erased["erased"]["log_events"] == 3
+        with pytest.raises(MarqueeError) as nothing:
+            client.export_user(newcomer, respond_async=True)
+        assert nothing.value.status == 404
         with pytest.raises(MarqueeError) as gone:
             client.user(newcomer)
         assert gone.value.status == 404

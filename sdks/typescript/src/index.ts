@@ -348,6 +348,29 @@ export interface Suggestion {
 }
 
 /** A query or catalogue call the server refused, with its status, code and message. */
+/** How a request the node may run as a job is made. */
+export interface JobOptions {
+  /** Ask for 202 and the job at once (`Prefer: respond-async`) rather than a wait of most of the request timeout: the client polls the job instead of holding a connection open. */
+  respondAsync?: boolean;
+}
+
+/** A long operation's job (`GET /v1/admin/jobs/{id}`, `/v1/exports/{id}`, `/v1/erasures/{id}`). */
+export interface Job {
+  id: string;
+  kind: "backup" | "erasure" | "export";
+  /** The backup's directory, or the user's keyed hash (never the id). */
+  target: string;
+  status: "running" | "succeeded" | "failed";
+  started_ms: number;
+  finished_ms?: number;
+  /** The answer a waiting request would have had. */
+  result?: unknown;
+  /** The error a waiting request would have had. */
+  error?: { status: number; code: string; message: string };
+  /** Where to poll. */
+  url: string;
+}
+
 export class MarqueeError extends Error {
   constructor(
     readonly status: number,
@@ -658,14 +681,30 @@ export class MarqueeClient {
     return this.request("GET", ["v1", "users", userId]);
   }
 
-  /** `GET /v1/users/{userId}/export`: everything stored about the user (an `admin` key). */
-  async exportUser(userId: string): Promise<Record<string, unknown>> {
-    return this.request("GET", ["v1", "users", userId, "export"]);
+  /**
+   * `GET /v1/users/{userId}/export`: everything stored about the user (a `users` key). The node
+   * runs an export as a job: when it answers 202 (asked to with `respondAsync`, or the export
+   * outlasted most of its request timeout), the client follows the job to its end.
+   */
+  async exportUser(userId: string, options: JobOptions = {}): Promise<Record<string, unknown>> {
+    return this.requestJob("GET", ["v1", "users", userId, "export"], options, (result) => ({
+      ...(result as Record<string, unknown>),
+      user_id: userId,
+    }));
   }
 
-  /** `DELETE /v1/users/{userId}`: erases the user; answers once durable (an `admin` key). */
-  async eraseUser(userId: string): Promise<{ user_id: string; erased: Record<string, unknown> }> {
-    return this.request("DELETE", ["v1", "users", userId]);
+  /**
+   * `DELETE /v1/users/{userId}`: erases the user; answers once durable (a `users` key). A job
+   * like {@link exportUser}'s, followed to its end.
+   */
+  async eraseUser(
+    userId: string,
+    options: JobOptions = {},
+  ): Promise<{ user_id: string; erased: Record<string, unknown> }> {
+    return this.requestJob("DELETE", ["v1", "users", userId], options, (result) => ({
+      user_id: userId,
+      erased: result as Record<string, unknown>,
+    }));
   }
 
   /** `GET /v1/admin/processor`: paused, failing, lag and offsets per partition (an `admin` key). */
@@ -743,6 +782,38 @@ export class MarqueeClient {
       throw new MarqueeError(response.status, error.code, error.message, retryAfterMs(response));
     }
     return (answer === "text" ? text : JSON.parse(text)) as T;
+  }
+
+  /**
+   * A request whose operation the node may run as a job: the answer, or for a 202 the job
+   * polled (every 200 ms, doubling to 2 s) until it ends, then `finish` of its result (the
+   * answer a waiting request gets) or its error thrown as the request's would be.
+   */
+  private async requestJob<T>(
+    method: string,
+    segments: string[],
+    options: JobOptions,
+    finish: (result: unknown) => T,
+  ): Promise<T> {
+    const headers = this.headers();
+    if (options.respondAsync) headers.prefer = "respond-async";
+    const response = await this.fetchWithTimeout(this.url(segments), { method, headers });
+    const text = await response.text();
+    if (!response.ok) {
+      const error = parseError(text);
+      throw new MarqueeError(response.status, error.code, error.message, retryAfterMs(response));
+    }
+    if (response.status !== 202) return JSON.parse(text) as T;
+    let job = JSON.parse(text) as Job;
+    for (let wait = 200; job.status === "running"; wait = Math.min(wait * 2, 2_000)) {
+      await sleep(wait);
+      job = await this.request<Job>("GET", job.url.split("/").filter((segment) => segment !== ""));
+    }
+    if (job.status === "failed") {
+      const error = job.error ?? { status: 500, code: "internal", message: "the job failed" };
+      throw new MarqueeError(error.status, error.code, error.message);
+    }
+    return finish(job.result);
   }
 
   private async fetchWithTimeout(url: string, init: RequestInit): Promise<Response> {

@@ -324,6 +324,18 @@ test("typed queries and catalogue upserts", async () => {
     assert.ok(after.every((item) => item.item_id !== second.items[0].item_id));
     await assert.rejects(client.deleteItem("no-such-item"), (error) => error.status === 404);
 
+    // An export and an erasure: waited for, or as a job the client follows.
+    const exported = await client.exportUser(newcomer);
+    assert.equal(exported.user_id, newcomer);
+    assert.deepEqual(exported.events.map((entry) => entry.event.item_id), ["f0", undefined, picks.items[1].item_id]);
+    const viaJob = await client.exportUser(newcomer, { respondAsync: true });
+    assert.deepEqual(viaJob.events, exported.events);
+    assert.equal(viaJob.user_id, newcomer);
+    const erased = await client.eraseUser(newcomer, { respondAsync: true });
+    assert.equal(erased.user_id, newcomer);
+    assert.equal(erased.erased.log_events, 3);
+    await assert.rejects(client.exportUser(newcomer, { respondAsync: true }), (error) => error.status === 404);
+
     const found = await client.search("filmm f7", { genre: "comedy", yearFrom: 1990 });
     assert.equal(found.items[0].item_id, "f7");
     assert.ok(found.items.every((item) => item.genres[0] === "Comedy"));

@@ -210,7 +210,7 @@ pub(crate) async fn answer_job(
             None => {}
         }
     }
-    let view = job.view();
+    let view = job.view(false);
     let location = view.url.clone();
     Ok((
         StatusCode::ACCEPTED,

@@ -123,7 +123,8 @@ pub async fn get_user(
 /// Everything stored about the user (right of access)
 ///
 /// Events as the log holds them (in the form a client sends), state, seen items, applied event
-/// ids.
+/// ids. It runs as a job (see `POST /v1/admin/backups`): with `Prefer: respond-async`, or past
+/// most of the request timeout, the answer is 202 and `GET /v1/exports/{id}` holds the export.
 #[utoipa::path(
     get,
     path = "/v1/users/{user_id}/export",
@@ -131,6 +132,7 @@ pub async fn get_user(
     params(("user_id" = String, Path)),
     responses(
         (status = 200, description = "The export", body = Object),
+        (status = 202, description = "The export runs on as a job (`Prefer: respond-async`, or past most of the request timeout): poll `GET /v1/exports/{id}`", body = crate::jobs::JobView),
         (status = 404, description = "Nothing stored for this user", body = ErrorBody),
         (status = 421, description = "Another node serves this user", body = ErrorBody),
     ),
@@ -138,18 +140,44 @@ pub async fn get_user(
 )]
 pub async fn get_export(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let services = state.services()?.clone();
     let lookup_id = state.stored_user_id(&user_id)?;
     services.check_owner(&lookup_id)?;
-    let export = tokio::task::spawn_blocking(move || export_user(&services, &lookup_id))
-        .await
-        .map_err(ApiError::internal)??;
-    let mut export = export
-        .ok_or_else(|| ApiError::not_found(format!("user_id: nothing stored for {user_id:?}")))?;
-    export["user_id"] = json!(user_id);
-    Ok(Json(export))
+    let subject = services.processor.subject(&lookup_id);
+    let job = state.jobs.start("export", subject, async move {
+        tokio::task::spawn_blocking(move || export_user(&services, &lookup_id))
+            .await
+            .map_err(ApiError::internal)??
+            .ok_or_else(|| ApiError::not_found("user_id: nothing stored for this user"))
+    });
+    let status = axum::http::StatusCode::OK;
+    crate::handlers::admin::answer_job(&state, &headers, &job, status, |mut export| {
+        export["user_id"] = json!(user_id);
+        export
+    })
+    .await
+}
+
+/// An export's job: how an export answered with 202 went, and the export once it succeeded
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The job's id, from a 202 answer")),
+    responses(
+        (status = 200, description = "Running, succeeded (with the export in `result`) or failed; `410 gone` in `error` once the user was erased", body = crate::jobs::JobView),
+        (status = 404, description = "No such export job (the node keeps the last 100 jobs, in memory)", body = ErrorBody),
+    ),
+    security(("bearer" = ["users"]), ("apiKey" = ["users"]))
+)]
+pub async fn get_export_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::jobs::JobView>, ApiError> {
+    state.jobs.find(&id, Some("export")).map(Json)
 }
 
 fn export_user(services: &Services, user_id: &str) -> Result<Option<Value>, ApiError> {
@@ -242,8 +270,11 @@ pub async fn delete_user(
     let subject = processor.subject(&stored_id);
     let named = user_id.clone();
     // The job keeps what was erased, never who: jobs are listed to operators.
-    let job = state.jobs.start("erasure", subject, async move {
+    let jobs = state.jobs.clone();
+    let job = state.jobs.start("erasure", subject.clone(), async move {
         let erasure = processor.erase_user(&stored_id).await?;
+        // The user's exports held in memory go with the rest.
+        jobs.forget_exports(&subject);
         if erasure.log_events == 0 && !erasure.had_state {
             return Err(ApiError::not_found("user_id: nothing stored for this user"));
         }

@@ -91,6 +91,7 @@ fn every_route_declares_the_access_its_purpose_needs() {
         (Method::GET, "/v1/users/{user_id}/export", Scope::Users),
         (Method::DELETE, "/v1/users/{user_id}", Scope::Users),
         (Method::GET, "/v1/erasures/{id}", Scope::Users),
+        (Method::GET, "/v1/exports/{id}", Scope::Users),
         (Method::POST, "/v1/admin/backups", Scope::Operations),
         (Method::GET, "/v1/admin/jobs", Scope::Operations),
         (Method::GET, "/v1/admin/jobs/{id}", Scope::Operations),

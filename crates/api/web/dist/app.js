@@ -253,13 +253,26 @@ var MarqueeClient = class {
   async user(userId) {
     return this.request("GET", ["v1", "users", userId]);
   }
-  /** `GET /v1/users/{userId}/export`: everything stored about the user (an `admin` key). */
-  async exportUser(userId) {
-    return this.request("GET", ["v1", "users", userId, "export"]);
+  /**
+   * `GET /v1/users/{userId}/export`: everything stored about the user (a `users` key). The node
+   * runs an export as a job: when it answers 202 (asked to with `respondAsync`, or the export
+   * outlasted most of its request timeout), the client follows the job to its end.
+   */
+  async exportUser(userId, options = {}) {
+    return this.requestJob("GET", ["v1", "users", userId, "export"], options, (result) => ({
+      ...result,
+      user_id: userId
+    }));
   }
-  /** `DELETE /v1/users/{userId}`: erases the user; answers once durable (an `admin` key). */
-  async eraseUser(userId) {
-    return this.request("DELETE", ["v1", "users", userId]);
+  /**
+   * `DELETE /v1/users/{userId}`: erases the user; answers once durable (a `users` key). A job
+   * like {@link exportUser}'s, followed to its end.
+   */
+  async eraseUser(userId, options = {}) {
+    return this.requestJob("DELETE", ["v1", "users", userId], options, (result) => ({
+      user_id: userId,
+      erased: result
+    }));
   }
   /** `GET /v1/admin/processor`: paused, failing, lag and offsets per partition (an `admin` key). */
   async processor() {
@@ -318,6 +331,32 @@ var MarqueeClient = class {
       throw new MarqueeError(response.status, error.code, error.message, retryAfterMs(response));
     }
     return answer === "text" ? text : JSON.parse(text);
+  }
+  /**
+   * A request whose operation the node may run as a job: the answer, or for a 202 the job
+   * polled (every 200 ms, doubling to 2 s) until it ends, then `finish` of its result (the
+   * answer a waiting request gets) or its error thrown as the request's would be.
+   */
+  async requestJob(method, segments, options, finish) {
+    const headers = this.headers();
+    if (options.respondAsync) headers.prefer = "respond-async";
+    const response = await this.fetchWithTimeout(this.url(segments), { method, headers });
+    const text = await response.text();
+    if (!response.ok) {
+      const error = parseError(text);
+      throw new MarqueeError(response.status, error.code, error.message, retryAfterMs(response));
+    }
+    if (response.status !== 202) return JSON.parse(text);
+    let job = JSON.parse(text);
+    for (let wait = 200; job.status === "running"; wait = Math.min(wait * 2, 2e3)) {
+      await sleep(wait);
+      job = await this.request("GET", job.url.split("/").filter((segment) => segment !== ""));
+    }
+    if (job.status === "failed") {
+      const error = job.error ?? { status: 500, code: "internal", message: "the job failed" };
+      throw new MarqueeError(error.status, error.code, error.message);
+    }
+    return finish(job.result);
   }
   async fetchWithTimeout(url, init) {
     const abort = new AbortController();

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import time
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar, Union
@@ -293,11 +294,23 @@ class AsyncClient(EventHelpers):
             self.settings.url(*call.segments),
             params=call.params,
             content=call.body,
-            headers=self.settings.headers("application/json" if call.body else None),
+            headers={
+                **self.settings.headers("application/json" if call.body else None),
+                **(call.headers or {}),
+            },
         )
         if response.status_code >= 400 and response.status_code not in call.answer_statuses:
             code, message = parse_error(response.text)
             raise MarqueeError(response.status_code, code, message, retry_after(response.headers))
+        if response.status_code == 202 and call.job is not None:
+            # The node runs the operation as a job: followed to its end.
+            job = json.loads(response.text)
+            for delay in queries.job_delays():
+                answer = queries.job_answer(call, job)
+                if answer is not None:
+                    return answer
+                await asyncio.sleep(delay)
+                job = await self._call(queries.job(job["url"]))
         return call.parse(response.text)
 
     async def recommendations(
@@ -365,14 +378,14 @@ class AsyncClient(EventHelpers):
     async def user(self, user_id: str) -> UserSummary:
         return await self._call(queries.user(user_id))
 
-    async def export_user(self, user_id: str) -> Dict[str, Any]:
-        return await self._call(queries.export_user(user_id))
+    async def export_user(self, user_id: str, *, respond_async: bool = False) -> Dict[str, Any]:
+        return await self._call(queries.export_user(user_id, respond_async))
 
     async def delete_item(self, item_id: str) -> None:
         await self._call(queries.delete_item(item_id))
 
-    async def erase_user(self, user_id: str) -> Dict[str, Any]:
-        return await self._call(queries.erase_user(user_id))
+    async def erase_user(self, user_id: str, *, respond_async: bool = False) -> Dict[str, Any]:
+        return await self._call(queries.erase_user(user_id, respond_async))
 
     async def processor(self) -> ProcessorStatus:
         return await self._call(queries.processor())

@@ -19,6 +19,7 @@ from typing import (
     Union,
 )
 
+from ._errors import MarqueeError
 from ._types import (
     Item,
     ItemDetails,
@@ -43,6 +44,11 @@ class Call(Generic[T]):
     parse: Callable[[str], T]
     #: Error statuses whose body is still the answer (an upsert with every item refused: 422).
     answer_statuses: Tuple[int, ...] = ()
+    #: For an operation the node may run as a job (an answer of 202): the answer a waiting
+    #: request gets, from the finished job's result.
+    job: Optional[Callable[[Any], T]] = None
+    #: Headers beside the client's own.
+    headers: Optional[Dict[str, str]] = None
 
 
 def _json(text: str) -> Any:
@@ -157,16 +163,65 @@ def _object(text: str) -> Dict[str, Any]:
     return body
 
 
-def export_user(user_id: str) -> Call[Dict[str, Any]]:
-    return Call("GET", ("v1", "users", user_id, "export"), {}, None, _object)
+def _job_headers(respond_async: bool) -> Optional[Dict[str, str]]:
+    return {"prefer": "respond-async"} if respond_async else None
+
+
+def export_user(user_id: str, respond_async: bool = False) -> Call[Dict[str, Any]]:
+    return Call(
+        "GET",
+        ("v1", "users", user_id, "export"),
+        {},
+        None,
+        _object,
+        job=lambda result: {**result, "user_id": user_id},
+        headers=_job_headers(respond_async),
+    )
 
 
 def delete_item(item_id: str) -> Call[None]:
     return Call("DELETE", ("v1", "items", item_id), {}, None, lambda _text: None)
 
 
-def erase_user(user_id: str) -> Call[Dict[str, Any]]:
-    return Call("DELETE", ("v1", "users", user_id), {}, None, _object)
+def erase_user(user_id: str, respond_async: bool = False) -> Call[Dict[str, Any]]:
+    return Call(
+        "DELETE",
+        ("v1", "users", user_id),
+        {},
+        None,
+        _object,
+        job=lambda result: {"user_id": user_id, "erased": result},
+        headers=_job_headers(respond_async),
+    )
+
+
+def job(url: str) -> Call[Dict[str, Any]]:
+    """``GET`` of a job's ``url`` (``/v1/exports/{id}``, ``/v1/erasures/{id}``, …)."""
+    return Call("GET", tuple(part for part in url.split("/") if part), {}, None, _object)
+
+
+def job_delays() -> Iterable[float]:
+    """Seconds between two polls of a job: 0.2, doubling to 2."""
+    delay = 0.2
+    while True:
+        yield delay
+        delay = min(delay * 2, 2.0)
+
+
+def job_answer(call: Call[T], job: Dict[str, Any]) -> Optional[T]:
+    """The answer of ``call`` once its job ``job`` ended (``None`` while it runs); its error,
+    raised as a waiting request's would be, when it failed."""
+    if job.get("status") == "running":
+        return None
+    if job.get("status") == "failed":
+        error = job.get("error") or {}
+        raise MarqueeError(
+            int(error.get("status", 500)),
+            str(error.get("code", "internal")),
+            str(error.get("message", "the job failed")),
+        )
+    assert call.job is not None
+    return call.job(job.get("result"))
 
 
 def processor() -> Call[ProcessorStatus]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import threading
 import time
 import weakref
@@ -260,11 +261,23 @@ class Client(EventHelpers):
             self.settings.url(*call.segments),
             params=call.params,
             content=call.body,
-            headers=self.settings.headers("application/json" if call.body else None),
+            headers={
+                **self.settings.headers("application/json" if call.body else None),
+                **(call.headers or {}),
+            },
         )
         if response.status_code >= 400 and response.status_code not in call.answer_statuses:
             code, message = parse_error(response.text)
             raise MarqueeError(response.status_code, code, message, retry_after(response.headers))
+        if response.status_code == 202 and call.job is not None:
+            # The node runs the operation as a job: followed to its end.
+            job = json.loads(response.text)
+            for delay in queries.job_delays():
+                answer = queries.job_answer(call, job)
+                if answer is not None:
+                    return answer
+                time.sleep(delay)
+                job = self._call(queries.job(job["url"]))
         return call.parse(response.text)
 
     def recommendations(
@@ -341,18 +354,23 @@ class Client(EventHelpers):
         """``GET /v1/users/{user_id}``: what the model knows of the user."""
         return self._call(queries.user(user_id))
 
-    def export_user(self, user_id: str) -> Dict[str, Any]:
-        """``GET /v1/users/{user_id}/export``: everything stored about the user (``admin``)."""
-        return self._call(queries.export_user(user_id))
+    def export_user(self, user_id: str, *, respond_async: bool = False) -> Dict[str, Any]:
+        """``GET /v1/users/{user_id}/export``: everything stored about the user (``users``).
+
+        The node runs an export as a job: when it answers 202 (asked to with ``respond_async``,
+        or the export outlasted most of its request timeout), the client polls the job to its
+        end and returns the export all the same."""
+        return self._call(queries.export_user(user_id, respond_async))
 
     def delete_item(self, item_id: str) -> None:
         """``DELETE /v1/items/{item_id}``: the item leaves every list and search (``admin``);
         its events stay, and an upsert brings it back."""
         self._call(queries.delete_item(item_id))
 
-    def erase_user(self, user_id: str) -> Dict[str, Any]:
-        """``DELETE /v1/users/{user_id}``: erases the user, once durable (``admin``)."""
-        return self._call(queries.erase_user(user_id))
+    def erase_user(self, user_id: str, *, respond_async: bool = False) -> Dict[str, Any]:
+        """``DELETE /v1/users/{user_id}``: erases the user, once durable (``users``); a job like
+        :meth:`export_user`'s, followed to its end."""
+        return self._call(queries.erase_user(user_id, respond_async))
 
     def processor(self) -> ProcessorStatus:
         """``GET /v1/admin/processor``: paused, failing, lag and offsets (``admin``)."""
