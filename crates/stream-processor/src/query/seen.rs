@@ -29,9 +29,9 @@ const SEEN_DEEPER: usize = 4;
 pub(super) struct ItemSet(Vec<u64>);
 
 impl ItemSet {
-    pub(super) fn of(items: &[u32], numbers: usize) -> ItemSet {
+    pub(super) fn of(items: impl IntoIterator<Item = u32>, numbers: usize) -> ItemSet {
         let mut bits = vec![0u64; numbers.div_ceil(64)];
-        for &item in items {
+        for item in items {
             let word = item as usize / 64;
             if word >= bits.len() {
                 bits.resize(word + 1, 0);
@@ -100,7 +100,7 @@ impl QueryEngine {
     /// the ranking (`None`: the trending list) under `model` (see
     /// [`Self::recommend_ranked`]). With `looked_up` (the user has seen more), the ranking goes
     /// its first number of times deeper and its items are looked up; `None` when too few were
-    /// left unseen and it is not the last round (the second).
+    /// left unseen and it is not the last round (the second number).
     fn ranked_for(
         &self,
         query: &RecommendationQuery,
@@ -146,10 +146,12 @@ impl QueryEngine {
             accept(&table, item)
         });
         if looked_up.is_some() {
-            // A campaign's items enter past the ranking.
+            // A campaign's items enter past the ranking: only they are not looked up yet.
             let found = self.seen_among(
                 &query.user_id,
-                list.iter().filter_map(|item| table.number(&item.item_id)),
+                list.iter()
+                    .filter(|item| item.campaign.is_some())
+                    .filter_map(|item| table.number(&item.item_id)),
             )?;
             list.retain(|item| {
                 table
@@ -163,12 +165,11 @@ impl QueryEngine {
     /// The items of `items` the user has seen, looked up by key (one `MultiGet`).
     fn seen_among(&self, user_id: &str, items: impl Iterator<Item = u32>) -> Result<HashSet<u32>> {
         let numbers: Vec<u32> = items.collect();
-        let pairs: Vec<(&str, u32)> = numbers.iter().map(|&number| (user_id, number)).collect();
-        let entries = self.store.seen_entries(&pairs)?;
+        let seen = self.store.seen_column_has(user_id, &numbers)?;
         Ok(numbers
             .into_iter()
-            .zip(entries)
-            .filter_map(|(number, entry)| entry.map(|_| number))
+            .zip(seen)
+            .filter_map(|(number, seen)| seen.then_some(number))
             .collect())
     }
 
@@ -176,8 +177,7 @@ impl QueryEngine {
     /// (`seen`, empty unless the query excludes it) and what the caller excluded.
     fn excluded(&self, query: &RecommendationQuery, seen: &[u32]) -> ItemSet {
         let table = self.items.read();
-        let mut excluded: Vec<u32> = seen.to_vec();
-        excluded.extend(query.exclude.iter().filter_map(|id| table.number(id)));
-        ItemSet::of(&excluded, table.len())
+        let excluded = query.exclude.iter().filter_map(|id| table.number(id));
+        ItemSet::of(seen.iter().copied().chain(excluded), table.len())
     }
 }

@@ -39,6 +39,24 @@ impl StateStore {
         self.get_records(SEEN_CF, &keys)
     }
 
+    /// Which of `items` one user has entries for in the `seen` column family (one `MultiGet`,
+    /// the user's key made once), in the order asked.
+    pub fn seen_column_has(&self, user_id: &str, items: &[u32]) -> Result<Vec<bool>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let user_key = self.user_key(user_id);
+        let keys: Vec<Vec<u8>> = items
+            .iter()
+            .map(|item| seen_key(&user_key, *item))
+            .collect();
+        Ok(self
+            .multi_get(SEEN_CF, &keys)?
+            .iter()
+            .map(Option::is_some)
+            .collect())
+    }
+
     /// For many `(user, event_id)` pairs (one `MultiGet`), whether each was already applied
     /// within the de-duplication window.
     pub fn applied(&self, events: &[(&str, &str)]) -> Result<Vec<bool>> {
