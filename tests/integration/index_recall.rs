@@ -363,17 +363,36 @@ fn nice_of(stat: &str) -> i64 {
         .unwrap()
 }
 
-/// Background rebuilds yield the CPU to queries: the worker and its build threads run at
-/// `background_nice`, the caller's threads keep their priority, and the worker still builds.
+/// Polls `done` every 2 ms for up to `seconds`; panics with `what` when it never holds.
+fn wait_for(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// This thread's niceness, or `None` (with a message) when it leaves no lower one to test.
+#[cfg(target_os = "linux")]
+fn own_niceness() -> Option<i64> {
+    let own = nice_of(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
+    if own >= 18 {
+        eprintln!("skipped: this process already runs at a low priority (niceness {own})");
+        return None;
+    }
+    Some(own)
+}
+
+/// Background rebuilds yield the CPU to queries: each build runs on a thread of its own (with
+/// the threads it builds with) at `background_nice`, while the worker, which only waits, and
+/// the caller's threads keep their priority.
 #[cfg(target_os = "linux")]
 #[test]
 fn background_rebuilds_run_below_the_queries_priority() {
     // Relative to this process's own niceness, so that a test run under `nice` checks the same.
-    let own = nice_of(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
-    if own >= 19 {
-        eprintln!("skipped: this process already runs at the lowest priority (niceness {own})");
-        return;
-    }
+    let Some(own) = own_niceness() else { return };
+    // Other tests of this binary run indexes too: their index threads run at the default
+    // niceness (19) or at this process's, and the urgent test's at a quarter of the way.
     let background = own + (20 - own) / 2;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let vectors = Vectors::new(&mut rng);
@@ -388,48 +407,101 @@ fn background_rebuilds_run_below_the_queries_priority() {
         },
     );
     index.start_worker();
-    index.mark_changed(0..10u32);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while index.stats().builds == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker never built"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(index.stats().indexed_items, ITEMS);
-    // Other tests of this binary run nodes at the same time, whose index threads run at the
-    // default niceness: this index's are the ones at `background`.
-    let default = i64::from(IndexConfig::default().background_nice);
-    let threads = threads_named("index-");
-    let ours: Vec<&(String, i64)> = threads
-        .iter()
-        .filter(|(_, nice)| *nice == background)
-        .collect();
+    // A few changes at a time (far under half the side set's bound): background builds, one
+    // after another, until one is seen at work.
+    let mut next = 0u32;
+    wait_for(120, "no build seen at the background niceness", || {
+        if index.stats().side_set_items == 0 {
+            index.mark_changed(next..next + 10);
+            next += 10;
+        }
+        threads_named("index-build")
+            .iter()
+            .any(|(_, nice)| *nice == background)
+    });
+    wait_for(120, "the worker never built", || index.stats().builds > 0);
+    let stats = index.stats();
+    assert_eq!(stats.indexed_items, ITEMS);
+    assert_eq!(stats.urgent_builds, 0, "{stats:?}");
+    let workers = threads_named("index-rebuild");
     assert!(
-        ours.iter().any(|(name, _)| name == "index-rebuild"),
-        "the worker, which builds, at niceness {background}: {threads:?}"
+        workers.iter().all(|(_, nice)| *nice != background),
+        "the worker waits at its starter's priority: {workers:?}"
     );
-    for (name, nice) in &threads {
-        assert!(
-            *nice == background || *nice == default,
-            "thread {name} at niceness {nice}"
-        );
-    }
     let after = nice_of(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
     assert_eq!(after, own, "the caller's priority is left alone");
     index.shutdown();
-    // The worker ends with the shutdown (the other tests' index threads, at the default
-    // niceness, may remain).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while threads_named("index-")
-        .iter()
-        .any(|(_, nice)| *nice == background)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "threads left after the shutdown"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // The builds end with the shutdown (other tests' index threads may remain).
+    wait_for(10, "build threads left after the shutdown", || {
+        !threads_named("index-")
+            .iter()
+            .any(|(_, nice)| *nice == background)
+    });
+}
+
+/// A side set at half its bound (what a solve of the factorisation or a bulk load of the
+/// catalogue leaves) makes every query score that many items exactly: the build it calls for
+/// runs at the queries' priority, and a background build under way is abandoned for it, so a
+/// saturated node does not serve at that cost while the build waits for idle CPU.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_urgent_side_set_is_built_at_the_queries_priority() {
+    let Some(own) = own_niceness() else { return };
+    let background = own + (20 - own) / 4;
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let vectors = Vectors::new(&mut rng);
+    let (items, _) = filled_index(&mut rng, &vectors);
+    let index = VectorIndex::new(
+        items,
+        IndexConfig {
+            background_nice: background as u8,
+            side_set_bound: 64,
+            rebuild_after_changes: 8,
+            rebuild_interval: std::time::Duration::from_secs(3600),
+            rest_after_build: 0.0,
+            ..IndexConfig::default()
+        },
+    );
+    index.start_worker();
+    // Ten changes: a background build, seen at work.
+    index.mark_changed(0..10u32);
+    wait_for(120, "no background build seen", || {
+        threads_named("index-build")
+            .iter()
+            .any(|(_, nice)| *nice == background)
+    });
+    assert_eq!(index.stats().builds, 0, "the background build still runs");
+    // Half the bound: urgent.
+    index.mark_changed(100..140u32);
+    wait_for(60, "the background build was not abandoned", || {
+        index.stats().abandoned_builds == 1
+    });
+    // The abandoned build's threads stop within one batch of insertions; after that no build
+    // thread runs at the background niceness while the urgent build works.
+    let abandoned = std::time::Instant::now();
+    let mut lowered_samples = 0;
+    wait_for(120, "the urgent build never finished", || {
+        if abandoned.elapsed() > std::time::Duration::from_millis(200)
+            && threads_named("index-build")
+                .iter()
+                .any(|(_, nice)| *nice == background)
+        {
+            lowered_samples += 1;
+        }
+        index.stats().builds > 0
+    });
+    let stats = index.stats();
+    assert_eq!(
+        lowered_samples, 0,
+        "the urgent build ran at the background niceness"
+    );
+    assert_eq!(
+        (stats.builds, stats.urgent_builds, stats.abandoned_builds),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        stats.side_set_items, 0,
+        "every change is in the urgent build's graph"
+    );
+    index.shutdown();
 }

@@ -101,6 +101,11 @@ pub struct Metrics {
     pub index_side_set_items: IntGauge,
     /// `marquee_index_rebuilds_total`.
     pub index_rebuilds: IntCounter,
+    /// `marquee_index_urgent_rebuilds_total`: builds run at the queries' priority because the
+    /// side set was urgent (half its bound, or overflowed).
+    pub index_urgent_rebuilds: IntCounter,
+    /// `marquee_index_abandoned_rebuilds_total`: background builds given up for an urgent one.
+    pub index_abandoned_rebuilds: IntCounter,
     /// `marquee_index_build_duration_seconds`.
     pub index_build_duration: Histogram,
     /// `marquee_index_graph_age_seconds`: seconds since the current graph was swapped in.
@@ -292,6 +297,16 @@ impl Metrics {
                 "Completed HNSW graph builds",
             )
             .expect("valid metric"),
+            index_urgent_rebuilds: IntCounter::new(
+                "marquee_index_urgent_rebuilds_total",
+                "HNSW graph builds run at the queries' priority (the side set at half its bound or overflowed)",
+            )
+            .expect("valid metric"),
+            index_abandoned_rebuilds: IntCounter::new(
+                "marquee_index_abandoned_rebuilds_total",
+                "Background HNSW graph builds abandoned part way",
+            )
+            .expect("valid metric"),
             index_build_duration: histogram(
                 "marquee_index_build_duration_seconds",
                 "Duration of HNSW graph builds",
@@ -349,6 +364,8 @@ impl Metrics {
             Box::new(self.index_items.clone()),
             Box::new(self.index_side_set_items.clone()),
             Box::new(self.index_rebuilds.clone()),
+            Box::new(self.index_urgent_rebuilds.clone()),
+            Box::new(self.index_abandoned_rebuilds.clone()),
             Box::new(self.index_build_duration.clone()),
             Box::new(self.index_graph_age.clone()),
             Box::new(self.corrupt_records.clone()),

@@ -193,6 +193,27 @@ impl FlatGraph {
         ef_construction: usize,
         threads: usize,
     ) -> FlatGraph {
+        Self::build_until(
+            dimension,
+            points,
+            max_connections,
+            ef_construction,
+            threads,
+            &|| true,
+        )
+        .expect("a build that always goes on ends with a graph")
+    }
+
+    /// [`FlatGraph::build`], asking `keep_going` before each batch of insertions: `None` when
+    /// it answered false (the build abandoned part way, in at most one batch's time).
+    pub fn build_until(
+        dimension: usize,
+        points: &[(u32, &[f32])],
+        max_connections: usize,
+        ef_construction: usize,
+        threads: usize,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Option<FlatGraph> {
         let max_connections = max_connections.max(2);
         let width = 2 * max_connections;
         assert!(width <= u16::MAX as usize, "M fits the degree counters");
@@ -240,6 +261,9 @@ impl FlatGraph {
         let mut visited: Vec<Visited> = (0..threads.max(1)).map(|_| Visited::default()).collect();
         let mut start = 1;
         while start < nodes {
+            if !keep_going() {
+                return None;
+            }
             let end = (start + batch_size(start)).min(nodes);
             let batch = start as u32..end as u32;
             let found =
@@ -252,7 +276,7 @@ impl FlatGraph {
             }
             start = end;
         }
-        graph
+        Some(graph)
     }
 
     /// The candidates of each node of `batch` on each of its levels up to `top` (the graph's

@@ -84,14 +84,20 @@ pub struct IndexConfig {
     /// changes it would otherwise rebuild back to back and take cores from queries and the
     /// processor. 0 turns the rest off (the evaluator rebuilds by change count alone).
     pub rest_after_build: f64,
-    /// Niceness (Linux, 0–19) of the background rebuilds: the worker thread and the threads it
-    /// builds with. At 19 a build takes the CPU that queries and the processor leave idle, and
-    /// about 1.5% of a core they want (the kernel weighs niceness 19 at 15 against 1,024), so a
-    /// node rebuilding right after a bulk load serves at its settled speed, and the side set
-    /// scores the changes exactly meanwhile; on a node saturated for long, the build waits. 10
-    /// gives a build about a tenth of a contended core; 0 the queries' priority.
-    /// [`VectorIndex::rebuild_now`] called from elsewhere (the first build at start, the
-    /// evaluator) runs at its caller's priority.
+    /// Niceness (Linux, 0–19) of the background rebuilds that are not urgent: the thread that
+    /// builds and the threads it builds with. At 19 such a build takes the CPU that queries and
+    /// the processor leave idle, and about 1.5% of a core they want (the kernel weighs niceness
+    /// 19 at 15 against 1,024); the side set scores the changes exactly meanwhile. 10 gives a
+    /// build about a tenth of a contended core; 0 the queries' priority.
+    ///
+    /// A build is **urgent** when the side set holds half its bound or has overflowed (a solve
+    /// of the factorisation, a bulk load of the catalogue): every query then scores thousands
+    /// of items exactly, and a node serving 0.4× its settled speed would wait for a build that
+    /// the saturated cores never give idle time. An urgent build runs at the priority the
+    /// worker was started with, the queries'; a background build under way when the side set
+    /// becomes urgent is abandoned (between two batches of insertions) and started again at
+    /// that priority. [`VectorIndex::rebuild_now`] called from elsewhere (the first build at
+    /// start, the evaluator) runs at its caller's priority.
     pub background_nice: u8,
     /// Encryption at rest of the saved index (`<data-dir>/index`): the file is sealed whole,
     /// as the state's values are; a saved file that does not open is rebuilt.
@@ -125,6 +131,12 @@ pub struct IndexStats {
     pub overflowed_total: u64,
     /// Completed graph builds since start.
     pub builds: u64,
+    /// Of those, the worker's urgent builds (at the queries' priority, see
+    /// [`IndexConfig::background_nice`]).
+    pub urgent_builds: u64,
+    /// Background builds abandoned part way since start (the side set became urgent, or the
+    /// index shut down).
+    pub abandoned_builds: u64,
     /// Duration of the last build.
     pub last_build_seconds: f64,
     /// Time since the current graph was swapped in.
@@ -148,6 +160,8 @@ struct SideState {
     overflowed_since_build: bool,
     overflowed_total: u64,
     builds: u64,
+    urgent_builds: u64,
+    abandoned_builds: u64,
     last_build_seconds: f64,
 }
 
@@ -252,6 +266,9 @@ fn saved_index_error(dir: &Path) -> impl Fn(String) -> Error + '_ {
     }
 }
 
+/// A build given up part way (see [`VectorIndex::rebuild`]).
+struct Abandoned;
+
 /// A scored search result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scored {
@@ -274,6 +291,8 @@ impl VectorIndex {
                     overflowed_since_build: false,
                     overflowed_total: 0,
                     builds: 0,
+                    urgent_builds: 0,
+                    abandoned_builds: 0,
                     last_build_seconds: 0.0,
                 }),
                 wake: Condvar::new(),
@@ -288,22 +307,18 @@ impl VectorIndex {
         &self.inner.config
     }
 
-    /// Starts the background rebuild thread, which builds at
-    /// [`IndexConfig::background_nice`].
+    /// Starts the background rebuild thread. It waits at the caller's priority and builds on
+    /// a thread of its own, at [`IndexConfig::background_nice`] unless the build is urgent.
     pub fn start_worker(&self) {
         let index = self.clone();
-        let nice = self.inner.config.background_nice;
         let handle = std::thread::Builder::new()
             .name("index-rebuild".into())
-            .spawn(move || {
-                lower_priority(nice);
-                index.run_worker();
-            })
+            .spawn(move || index.run_worker())
             .expect("spawning the index worker");
         *self.inner.worker.lock() = Some(handle);
     }
 
-    /// Stops the background worker (after a build under way) and waits for it.
+    /// Stops the background worker (abandoning a background build under way) and waits for it.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_all();
@@ -346,6 +361,8 @@ impl VectorIndex {
             side_set_items: side.changed.len(),
             overflowed_total: side.overflowed_total,
             builds: side.builds,
+            urgent_builds: side.urgent_builds,
+            abandoned_builds: side.abandoned_builds,
             last_build_seconds: side.last_build_seconds,
             graph_age_seconds: side
                 .graph
@@ -371,28 +388,49 @@ impl VectorIndex {
                 && age.is_none_or(|age| age >= self.inner.config.rebuild_interval))
     }
 
+    /// Whether the side set calls for an urgent build (see [`IndexConfig::background_nice`]).
+    fn urgent_locked(&self, side: &SideState) -> bool {
+        side.overflowed_since_build || 2 * side.changed.len() >= self.inner.config.side_set_bound
+    }
+
     /// Builds a graph from the current vectors and swaps it in, on the calling thread.
     pub fn rebuild_now(&self) {
+        self.rebuild(&|| true, false);
+    }
+
+    /// [`VectorIndex::rebuild_now`], abandoned when `keep_going` answers false between two
+    /// batches (the side set is then left as it was). Returns whether a graph was swapped in.
+    fn rebuild(&self, keep_going: &dyn Fn() -> bool, urgent: bool) -> bool {
         let _building = self.inner.build_lock.lock();
-        {
+        let overflowed = {
             let mut side = self.inner.side.lock();
             side.changed_during_build = Some(HashSet::new());
-            side.overflowed_since_build = false;
-        }
+            std::mem::take(&mut side.overflowed_since_build)
+        };
         let started = Instant::now();
-        let graph = self.build_graph();
+        let graph = self.build_graph(keep_going);
         let seconds = started.elapsed().as_secs_f64();
         let mut side = self.inner.side.lock();
+        let Ok(graph) = graph else {
+            side.changed_during_build = None;
+            side.overflowed_since_build |= overflowed;
+            side.abandoned_builds += 1;
+            info!(seconds, "index rebuild abandoned");
+            return false;
+        };
         side.changed = side.changed_during_build.take().unwrap_or_default();
         side.builds += 1;
+        side.urgent_builds += u64::from(urgent);
         side.last_build_seconds = seconds;
         info!(
             items = graph.as_ref().map_or(0, |graph| graph.flat.len()),
             seconds,
+            urgent,
             side_set = side.changed.len(),
             "index rebuilt"
         );
         side.graph = graph.map(Arc::new);
+        true
     }
 
     /// Saves the current graph and side set to `dir` (replacing what is there), stamped with
@@ -542,7 +580,12 @@ impl VectorIndex {
         }))
     }
 
-    fn build_graph(&self) -> Option<Graph> {
+    /// The graph of the current vectors (`Ok(None)`: no items), or `Err(Abandoned)` when
+    /// `keep_going` answered false part way.
+    fn build_graph(
+        &self,
+        keep_going: &dyn Fn() -> bool,
+    ) -> std::result::Result<Option<Graph>, Abandoned> {
         let (numbers, vectors, max_norm) = {
             let table = self.inner.items.read();
             let numbers: Vec<u32> = table.numbers().collect();
@@ -554,7 +597,7 @@ impl VectorIndex {
             (numbers, vectors, max_norm)
         };
         if numbers.is_empty() {
-            return None;
+            return Ok(None);
         }
         let augmented: Vec<Vec<f32>> = vectors
             .into_iter()
@@ -567,44 +610,71 @@ impl VectorIndex {
             .map(|(&number, vector)| (number, vector.as_slice()))
             .collect();
         let dimension = augmented[0].len();
-        Some(Graph {
-            flat: FlatGraph::build(
-                dimension,
-                &points,
-                config.max_connections,
-                config.ef_construction,
-                // The batch searches' threads start from the building thread and share its
-                // niceness (Linux keeps it per thread and a new thread inherits it), so a
-                // background rebuild stays behind queries on every core it uses.
-                std::thread::available_parallelism().map_or(1, usize::from),
-            ),
+        let flat = FlatGraph::build_until(
+            dimension,
+            &points,
+            config.max_connections,
+            config.ef_construction,
+            // The batch searches' threads start from the building thread and share its
+            // niceness (Linux keeps it per thread and a new thread inherits it), so a
+            // background rebuild stays behind queries on every core it uses.
+            std::thread::available_parallelism().map_or(1, usize::from),
+            keep_going,
+        )
+        .ok_or(Abandoned)?;
+        Ok(Some(Graph {
+            flat,
             max_norm,
             built_at: Instant::now(),
-        })
+        }))
     }
 
     fn run_worker(&self) {
         loop {
-            {
+            let urgent = {
                 let mut side = self.inner.side.lock();
                 loop {
                     if self.inner.stop.load(Ordering::SeqCst) {
                         return;
                     }
                     if self.rebuild_due_locked(&side) {
-                        break;
+                        break self.urgent_locked(&side);
                     }
                     self.inner
                         .wake
                         .wait_for(&mut side, Duration::from_millis(500));
                 }
-            }
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.rebuild_now();
-            }));
-            if outcome.is_err() {
-                warn!("index rebuild panicked; the previous graph stays in use");
-                std::thread::sleep(Duration::from_secs(1));
+            };
+            // On a thread of its own: lowering a thread's priority is for good (raising it
+            // back needs a privilege), and the next build may be urgent.
+            let nice = if urgent {
+                0
+            } else {
+                self.inner.config.background_nice
+            };
+            let keep_going = || {
+                !self.inner.stop.load(Ordering::SeqCst)
+                    && (urgent || !self.urgent_locked(&self.inner.side.lock()))
+            };
+            let outcome = std::thread::scope(|scope| {
+                std::thread::Builder::new()
+                    .name("index-build".into())
+                    .spawn_scoped(scope, || {
+                        lower_priority(nice);
+                        self.rebuild(&keep_going, urgent);
+                    })
+                    .map(|build| build.join().is_ok())
+            });
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!("index rebuild panicked; the previous graph stays in use");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(error) => {
+                    warn!(error = %error, "could not start an index build; trying again");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
             }
         }
     }

@@ -5,14 +5,17 @@
 //! compared on the same directory, alternated (docs/PERFORMANCE.md).
 //!
 //! `cargo run -p marquee-bench --bin query_cost -- --data-dir DIR --users 610 --first 1
-//!  [--prefix u] [--rounds 20]`
+//!  [--prefix u] [--rounds 20] [--config marquee.toml]`
+//!
+//! `--config` lays a node configuration file over the defaults (as `marquee serve --config`),
+//! so settings such as `[index] ef_search` are compared on one state.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use marquee_node::{NodeConfig, RunningNode};
+use marquee_node::{NodeConfig, Overrides, RunningNode, Settings};
 use marquee_stream_processor::query::RecommendationQuery;
 
 // The node's allocator, so that the costs are the node's.
@@ -37,13 +40,28 @@ struct Args {
     rounds: usize,
     #[arg(long, default_value_t = 10)]
     count: usize,
+    /// A node configuration file laid over the defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     let listen = "127.0.0.1:0".parse().context("loopback address")?;
-    let node = RunningNode::start(NodeConfig::new(&args.data_dir, listen)).await?;
+    let config = match &args.config {
+        None => NodeConfig::new(&args.data_dir, listen),
+        Some(path) => {
+            let mut settings = Settings::from_file(path)?;
+            settings.apply(Overrides {
+                data_dir: Some(args.data_dir.clone()),
+                listen: Some(listen),
+                ..Overrides::default()
+            });
+            settings.resolve()?
+        }
+    };
+    let node = RunningNode::start(config).await?;
     node.wait_ready().await?;
     let query = node
         .services()

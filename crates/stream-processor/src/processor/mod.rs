@@ -508,6 +508,15 @@ impl<L: EventLog> Processor<L> {
                 .inc_by(stats.builds - self.rebuilds_reported);
             self.rebuilds_reported = stats.builds;
         }
+        // The index's own totals, raised by what they lack (this thread alone counts them).
+        let raise = |counter: &prometheus::IntCounter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        raise(&self.metrics.index_urgent_rebuilds, stats.urgent_builds);
+        raise(
+            &self.metrics.index_abandoned_rebuilds,
+            stats.abandoned_builds,
+        );
     }
 
     /// Reads and applies one batch; returns the number of log entries consumed.
