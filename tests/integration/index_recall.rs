@@ -440,9 +440,10 @@ fn background_rebuilds_run_below_the_queries_priority() {
 }
 
 /// A side set at half its bound (what a solve of the factorisation or a bulk load of the
-/// catalogue leaves) makes every query score that many items exactly: the build it calls for
-/// runs at the queries' priority, and a background build under way is abandoned for it, so a
-/// saturated node does not serve at that cost while the build waits for idle CPU.
+/// catalogue leaves) makes every query score that many items exactly: once queries search, the
+/// build it calls for runs at the queries' priority, and a background build under way is
+/// abandoned for it, so a saturated node does not serve at that cost while the build waits for
+/// idle CPU. Before any query (a bulk load before serving) the build stays in the background.
 #[cfg(target_os = "linux")]
 #[test]
 fn an_urgent_side_set_is_built_at_the_queries_priority() {
@@ -463,16 +464,17 @@ fn an_urgent_side_set_is_built_at_the_queries_priority() {
         },
     );
     index.start_worker();
-    // Ten changes: a background build, seen at work.
-    index.mark_changed(0..10u32);
+    // Half the bound, and no query yet: a background build, seen at work.
+    index.mark_changed(0..40u32);
     wait_for(120, "no background build seen", || {
         threads_named("index-build")
             .iter()
             .any(|(_, nice)| *nice == background)
     });
     assert_eq!(index.stats().builds, 0, "the background build still runs");
-    // Half the bound: urgent.
-    index.mark_changed(100..140u32);
+    // A query pays for the side set: the build becomes urgent.
+    let query = vectors.query(&mut rng);
+    assert_eq!(index.search(&query, 10, |_, _| true).len(), 10);
     wait_for(60, "the background build was not abandoned", || {
         index.stats().abandoned_builds == 1
     });

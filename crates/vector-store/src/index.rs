@@ -91,9 +91,11 @@ pub struct IndexConfig {
     /// build about a tenth of a contended core; 0 the queries' priority.
     ///
     /// A build is **urgent** when the side set holds half its bound or has overflowed (a solve
-    /// of the factorisation, a bulk load of the catalogue): every query then scores thousands
-    /// of items exactly, and a node serving 0.4× its settled speed would wait for a build that
-    /// the saturated cores never give idle time. An urgent build runs at the priority the
+    /// of the factorisation, a bulk load of the catalogue) and queries searched the index since
+    /// the last build started: every query then scores thousands of items exactly, and a node
+    /// serving 0.4× its settled speed would wait for a build that the saturated cores never
+    /// give idle time. Without queries (a bulk load before serving) the side set costs nothing,
+    /// and the build stays in the background, behind the processor. An urgent build runs at the priority the
     /// worker was started with, the queries'; a background build under way when the side set
     /// becomes urgent is abandoned (between two batches of insertions) and started again at
     /// that priority. [`VectorIndex::rebuild_now`] called from elsewhere (the first build at
@@ -174,6 +176,9 @@ struct Inner {
     /// One build at a time (the worker's and an explicit `rebuild_now`).
     build_lock: Mutex<()>,
     stop: AtomicBool,
+    /// Whether a query searched the index since the last build started: a side set costs only
+    /// queries, so only then can a build be urgent.
+    searched: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -298,6 +303,7 @@ impl VectorIndex {
                 wake: Condvar::new(),
                 build_lock: Mutex::new(()),
                 stop: AtomicBool::new(false),
+                searched: AtomicBool::new(false),
                 worker: Mutex::new(None),
             }),
         }
@@ -388,9 +394,19 @@ impl VectorIndex {
                 && age.is_none_or(|age| age >= self.inner.config.rebuild_interval))
     }
 
-    /// Whether the side set calls for an urgent build (see [`IndexConfig::background_nice`]).
+    /// Records that a query searched (read first: queries on every core do not write one
+    /// cache line back and forth).
+    fn note_search(&self) {
+        if !self.inner.searched.load(Ordering::Relaxed) {
+            self.inner.searched.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the side set calls for an urgent build (see [`IndexConfig::background_nice`]):
+    /// it is large and queries are paying for it.
     fn urgent_locked(&self, side: &SideState) -> bool {
-        side.overflowed_since_build || 2 * side.changed.len() >= self.inner.config.side_set_bound
+        (side.overflowed_since_build || 2 * side.changed.len() >= self.inner.config.side_set_bound)
+            && self.inner.searched.load(Ordering::Relaxed)
     }
 
     /// Builds a graph from the current vectors and swaps it in, on the calling thread.
@@ -405,6 +421,7 @@ impl VectorIndex {
         let overflowed = {
             let mut side = self.inner.side.lock();
             side.changed_during_build = Some(HashSet::new());
+            self.inner.searched.store(false, Ordering::Relaxed);
             std::mem::take(&mut side.overflowed_since_build)
         };
         let started = Instant::now();
@@ -691,6 +708,7 @@ impl VectorIndex {
         if count == 0 || query_norm == 0.0 || !query_norm.is_finite() {
             return Vec::new();
         }
+        self.note_search();
         let (graph, side_set) = {
             let side = self.inner.side.lock();
             (
@@ -758,6 +776,7 @@ impl VectorIndex {
         if count == 0 || query_norm == 0.0 || !query_norm.is_finite() {
             return Vec::new();
         }
+        self.note_search();
         let table = self.inner.items.read();
         let mut scored: Vec<Scored> = members
             .iter()
