@@ -507,3 +507,55 @@ fn an_urgent_side_set_is_built_at_the_queries_priority() {
     );
     index.shutdown();
 }
+
+/// A solve's graph ([`VectorIndex::prepare`]) is built on vectors before they are installed and
+/// swapped in with them: the side set then holds only the items whose vector is not the
+/// graph's (moved since, new, or named by the caller), and searches of the new vectors find
+/// their exact top 10, where marking every item changed would have filled the side set.
+#[test]
+fn a_solves_graph_is_swapped_in_with_its_vectors() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let vectors = Vectors::new(&mut rng);
+    let (items, index) = filled_index(&mut rng, &vectors);
+    // Every vector replaced: a basis as different from the old as a solve's can be.
+    let solved: Vec<(u32, Vec<f32>)> = (0..ITEMS as u32)
+        .map(|number| (number, vectors.item(&mut rng)))
+        .collect();
+    let prepared = index.prepare(solved.clone()).expect("the index runs");
+    assert_eq!(index.stats().side_set_items, 0, "nothing installed yet");
+    let new_item = {
+        let mut table = items.write();
+        for (number, vector) in &solved {
+            table.vector_mut(*number).copy_from_slice(vector);
+        }
+        // Moved again after the graph was built (pairs recorded during the solve).
+        for number in [5u32, 6, 7] {
+            table
+                .vector_mut(number)
+                .copy_from_slice(&vectors.item(&mut rng));
+        }
+        let (number, _) = table.assign("created-during-the-solve");
+        table
+            .vector_mut(number)
+            .copy_from_slice(&vectors.item(&mut rng));
+        number
+    };
+    let builds = index.stats().builds;
+    // Item 9 the caller knows moved (its vector here is the graph's).
+    index.install_prepared(prepared, [9u32]);
+    let stats = index.stats();
+    assert_eq!(stats.builds, builds + 1);
+    assert_eq!(
+        stats.side_set_items, 5,
+        "items 5, 6, 7, 9 and the new one: {stats:?}"
+    );
+    let recall = recall_at_10(&index, &items, &vectors, &mut rng);
+    eprintln!("recall@10 {recall} with the solve's graph");
+    assert!(recall >= 0.95, "recall@10 {recall} with the solve's graph");
+    let query = vectors.query(&mut rng);
+    let hits = index.search(&query, ITEMS + 1, |_, _| true);
+    assert!(
+        hits.iter().any(|hit| hit.item == new_item),
+        "the item created during the solve is found through the side set"
+    );
+}

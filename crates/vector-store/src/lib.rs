@@ -32,7 +32,9 @@ pub mod vector;
 
 pub use delta::{ItemChanges, ItemDelta};
 pub use error::{Error, Result};
-pub use index::{IndexConfig, IndexStats, Scored, VectorIndex, mips_item, mips_probe};
+pub use index::{
+    IndexConfig, IndexStats, PreparedGraph, Scored, VectorIndex, mips_item, mips_probe,
+};
 pub use items::{ItemTable, STORED_PARTS, Table, content_labels};
 pub use neighbours::Neighbours;
 pub use records::{HistoryEntry, ItemState, Popularity, SeenEntry, UserState};

@@ -44,20 +44,22 @@
 //! set, so results are the same as before the restart.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use bincode::{Decode, Encode};
 use parking_lot::{Condvar, Mutex};
-use tracing::{info, warn};
 
-use crate::error::{Error, Result};
 use crate::flat::FlatGraph;
 use crate::items::{ItemTable, Table};
 use crate::vector::{dot, norm};
+
+mod basis;
+mod build;
+mod saved;
+
+pub use basis::PreparedGraph;
+pub use build::lower_priority;
 
 /// Most candidates one query takes from the graph, however many its filters reject: a query's
 /// cost stays bounded whatever the catalogue size.
@@ -80,7 +82,7 @@ pub struct IndexConfig {
     pub rebuild_interval: Duration,
     /// After a build that took `d`, the next one waits until the graph is `rest_after_build ·
     /// d` old, whatever the changes (the side set scores them exactly meanwhile, up to its
-    /// bound). At 4, the worker builds at most a fifth of the time: under a steady stream of
+    /// bound); an urgent one (see [`IndexConfig::background_nice`]) at most `d`. At 4, the worker builds at most a fifth of the time: under a steady stream of
     /// changes it would otherwise rebuild back to back and take cores from queries and the
     /// processor. 0 turns the rest off (the evaluator rebuilds by change count alone).
     pub rest_after_build: f64,
@@ -165,6 +167,9 @@ struct SideState {
     urgent_builds: u64,
     abandoned_builds: u64,
     last_build_seconds: f64,
+    /// Raised when a solve's graph is swapped in ([`VectorIndex::install_prepared`]): a build
+    /// begun before holds the old basis and is dropped.
+    generation: u64,
 }
 
 struct Inner {
@@ -180,29 +185,6 @@ struct Inner {
     /// queries, so only then can a build be urgent.
     searched: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-/// Sets the calling thread's niceness to `nice` (Linux; 0 leaves it). `thread-priority` maps
-/// its cross-platform values 0–99 onto niceness 19 down to −20, truncating; this is the value
-/// that lands on `nice`. Lowering one's own priority needs no privilege; a failure is logged.
-pub fn lower_priority(nice: u8) {
-    if nice == 0 {
-        return;
-    }
-    let nice = nice.min(19);
-    let value = (99 * u32::from(19 - nice) / 39) as u8;
-    let priority = thread_priority::ThreadPriorityValue::try_from(value)
-        .map(thread_priority::ThreadPriority::Crossplatform);
-    let outcome = match priority {
-        Ok(priority) => priority.set_for_current().map_err(|e| e.to_string()),
-        Err(message) => Err(message),
-    };
-    if let Err(message) = outcome {
-        warn!(
-            nice,
-            message, "could not lower a background thread's priority"
-        );
-    }
 }
 
 /// The item index. Cheap to clone; the rebuild worker stops when [`VectorIndex::shutdown`] is
@@ -237,43 +219,6 @@ pub fn mips_probe(query: &[f32], max_norm: f32) -> Vec<f32> {
     probe
 }
 
-/// The saved index's file in its directory.
-const SAVED_META: &str = "meta.bin";
-/// Version of the saved file's layout, its first field: 1 held `hnsw_rs`'s dump beside it, 2
-/// kept the graph's upper levels in maps, 3 in rows.
-const SAVED_FORMAT: u32 = 3;
-
-/// What a saved graph needs besides the graph, which follows it in the file: the transform's
-/// `M`, the side set, and the stamp that ties it to one state.
-#[derive(Debug, Encode, Decode)]
-struct SavedMeta {
-    format: u32,
-    offsets: Vec<u64>,
-    item_numbers: u64,
-    dimension: u64,
-    max_norm: f32,
-    changed: Vec<u32>,
-    overflowed: bool,
-}
-
-/// A graph read back with its side set, before it is swapped in.
-struct Saved {
-    graph: Graph,
-    changed: HashSet<u32>,
-    overflowed: bool,
-}
-
-/// The error of saving or loading the graph at `dir`, from a message.
-fn saved_index_error(dir: &Path) -> impl Fn(String) -> Error + '_ {
-    move |message| Error::SavedIndex {
-        path: dir.display().to_string(),
-        message,
-    }
-}
-
-/// A build given up part way (see [`VectorIndex::rebuild`]).
-struct Abandoned;
-
 /// A scored search result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scored {
@@ -299,6 +244,7 @@ impl VectorIndex {
                     urgent_builds: 0,
                     abandoned_builds: 0,
                     last_build_seconds: 0.0,
+                    generation: 0,
                 }),
                 wake: Condvar::new(),
                 build_lock: Mutex::new(()),
@@ -311,26 +257,6 @@ impl VectorIndex {
 
     pub fn config(&self) -> &IndexConfig {
         &self.inner.config
-    }
-
-    /// Starts the background rebuild thread. It waits at the caller's priority and builds on
-    /// a thread of its own, at [`IndexConfig::background_nice`] unless the build is urgent.
-    pub fn start_worker(&self) {
-        let index = self.clone();
-        let handle = std::thread::Builder::new()
-            .name("index-rebuild".into())
-            .spawn(move || index.run_worker())
-            .expect("spawning the index worker");
-        *self.inner.worker.lock() = Some(handle);
-    }
-
-    /// Stops the background worker (abandoning a background build under way) and waits for it.
-    pub fn shutdown(&self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        self.inner.wake.notify_all();
-        if let Some(handle) = self.inner.worker.lock().take() {
-            let _ = handle.join();
-        }
     }
 
     /// Records that the vectors of `items` changed (or that they are new).
@@ -374,325 +300,6 @@ impl VectorIndex {
                 .graph
                 .as_ref()
                 .map_or(0.0, |graph| graph.built_at.elapsed().as_secs_f64()),
-        }
-    }
-
-    /// Whether enough has changed (or enough time passed) since the last build for another.
-    pub fn rebuild_due(&self) -> bool {
-        self.rebuild_due_locked(&self.inner.side.lock())
-    }
-
-    fn rebuild_due_locked(&self, side: &SideState) -> bool {
-        let age = side.graph.as_ref().map(|graph| graph.built_at.elapsed());
-        let rest = side.last_build_seconds * self.inner.config.rest_after_build;
-        if age.is_some_and(|age| age.as_secs_f64() < rest) {
-            return false;
-        }
-        side.changed.len() >= self.inner.config.rebuild_after_changes
-            || side.overflowed_since_build
-            || (!side.changed.is_empty()
-                && age.is_none_or(|age| age >= self.inner.config.rebuild_interval))
-    }
-
-    /// Records that a query searched (read first: queries on every core do not write one
-    /// cache line back and forth).
-    fn note_search(&self) {
-        if !self.inner.searched.load(Ordering::Relaxed) {
-            self.inner.searched.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether the side set calls for an urgent build (see [`IndexConfig::background_nice`]):
-    /// it is large and queries are paying for it.
-    fn urgent_locked(&self, side: &SideState) -> bool {
-        (side.overflowed_since_build || 2 * side.changed.len() >= self.inner.config.side_set_bound)
-            && self.inner.searched.load(Ordering::Relaxed)
-    }
-
-    /// Builds a graph from the current vectors and swaps it in, on the calling thread.
-    pub fn rebuild_now(&self) {
-        self.rebuild(&|| true, false);
-    }
-
-    /// [`VectorIndex::rebuild_now`], abandoned when `keep_going` answers false between two
-    /// batches (the side set is then left as it was). Returns whether a graph was swapped in.
-    fn rebuild(&self, keep_going: &dyn Fn() -> bool, urgent: bool) -> bool {
-        let _building = self.inner.build_lock.lock();
-        let overflowed = {
-            let mut side = self.inner.side.lock();
-            side.changed_during_build = Some(HashSet::new());
-            self.inner.searched.store(false, Ordering::Relaxed);
-            std::mem::take(&mut side.overflowed_since_build)
-        };
-        let started = Instant::now();
-        let graph = self.build_graph(keep_going);
-        let seconds = started.elapsed().as_secs_f64();
-        let mut side = self.inner.side.lock();
-        let Ok(graph) = graph else {
-            side.changed_during_build = None;
-            side.overflowed_since_build |= overflowed;
-            side.abandoned_builds += 1;
-            info!(seconds, "index rebuild abandoned");
-            return false;
-        };
-        side.changed = side.changed_during_build.take().unwrap_or_default();
-        side.builds += 1;
-        side.urgent_builds += u64::from(urgent);
-        side.last_build_seconds = seconds;
-        info!(
-            items = graph.as_ref().map_or(0, |graph| graph.flat.len()),
-            seconds,
-            urgent,
-            side_set = side.changed.len(),
-            "index rebuilt"
-        );
-        side.graph = graph.map(Arc::new);
-        true
-    }
-
-    /// Saves the current graph and side set to `dir` (replacing what is there), stamped with
-    /// the processor's committed `offsets`. Call it once the processor has stopped, so the
-    /// stamp describes the vectors the side set was kept against. Returns false when there is
-    /// no graph to save. The files are written to `<dir>.tmp`, synced, and renamed into place.
-    pub fn save(&self, dir: &Path, offsets: &[u64]) -> Result<bool> {
-        let _building = self.inner.build_lock.lock();
-        let (graph, mut changed, overflowed) = {
-            let side = self.inner.side.lock();
-            (
-                side.graph.clone(),
-                side.changed.iter().copied().collect::<Vec<u32>>(),
-                side.overflowed_since_build,
-            )
-        };
-        let Some(graph) = graph else {
-            return Ok(false);
-        };
-        changed.sort_unstable();
-        let failed = saved_index_error(dir);
-        let staging = dir.with_extension("tmp");
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| failed(e.to_string()))?;
-        }
-        std::fs::create_dir_all(&staging).map_err(|e| failed(e.to_string()))?;
-        let meta = SavedMeta {
-            format: SAVED_FORMAT,
-            offsets: offsets.to_vec(),
-            item_numbers: self.inner.items.read().len() as u64,
-            dimension: self.inner.items.dimension() as u64,
-            max_norm: graph.max_norm,
-            changed,
-            overflowed,
-        };
-        let mut encoded = bincode::encode_to_vec((&meta, &graph.flat), bincode::config::standard())
-            .map_err(|e| failed(e.to_string()))?;
-        if let Some(cipher) = &self.inner.config.cipher {
-            encoded = cipher.seal(&encoded);
-        }
-        std::fs::write(staging.join(SAVED_META), encoded).map_err(|e| failed(e.to_string()))?;
-        for entry in std::fs::read_dir(&staging).map_err(|e| failed(e.to_string()))? {
-            let path = entry.map_err(|e| failed(e.to_string()))?.path();
-            File::open(&path)
-                .and_then(|file| file.sync_all())
-                .map_err(|e| failed(format!("{}: {e}", path.display())))?;
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| failed(e.to_string()))?;
-        }
-        std::fs::rename(&staging, dir).map_err(|e| failed(e.to_string()))?;
-        if let Some(parent) = dir.parent() {
-            File::open(parent)
-                .and_then(|file| file.sync_all())
-                .map_err(|e| failed(e.to_string()))?;
-        }
-        info!(
-            items = graph.flat.len(),
-            side_set = meta.changed.len(),
-            path = %dir.display(),
-            "index saved"
-        );
-        Ok(true)
-    }
-
-    /// Loads the graph [`VectorIndex::save`] left in `dir` if its stamp matches `offsets` and
-    /// the item table, and deletes the saved files either way. Returns whether a graph was
-    /// loaded; when not (nothing saved, another state's graph, unreadable files: logged), the
-    /// caller builds one with [`VectorIndex::rebuild_now`].
-    pub fn load_saved(&self, dir: &Path, offsets: &[u64]) -> bool {
-        if !dir.join(SAVED_META).exists() {
-            return false;
-        }
-        let started = Instant::now();
-        let loaded = self.read_saved(dir, offsets);
-        if let Err(error) = std::fs::remove_dir_all(dir) {
-            warn!(path = %dir.display(), error = %error, "could not delete the saved index");
-        }
-        match loaded {
-            Ok(Some(Saved {
-                graph,
-                changed,
-                overflowed,
-            })) => {
-                let mut side = self.inner.side.lock();
-                info!(
-                    items = graph.flat.len(),
-                    side_set = changed.len(),
-                    seconds = started.elapsed().as_secs_f64(),
-                    "index loaded"
-                );
-                side.graph = Some(Arc::new(graph));
-                side.changed = changed;
-                side.overflowed_since_build = overflowed;
-                true
-            }
-            Ok(None) => false,
-            Err(error) => {
-                warn!(error = %error, "the saved index is unreadable; building it");
-                false
-            }
-        }
-    }
-
-    fn read_saved(&self, dir: &Path, offsets: &[u64]) -> Result<Option<Saved>> {
-        let failed = saved_index_error(dir);
-        let mut bytes = std::fs::read(dir.join(SAVED_META)).map_err(|e| failed(e.to_string()))?;
-        if let Some(cipher) = &self.inner.config.cipher {
-            bytes = cipher.open(&bytes).map_err(|e| failed(e.to_string()))?;
-        }
-        let config = bincode::config::standard();
-        // The format first: a file of another layout is not decoded further.
-        let (format, _): (u32, usize) =
-            bincode::decode_from_slice(&bytes, config).map_err(|e| failed(e.to_string()))?;
-        if format != SAVED_FORMAT {
-            info!(
-                path = %dir.display(),
-                format,
-                "the saved index is of another version's format; building it"
-            );
-            return Ok(None);
-        }
-        let ((meta, flat), _): ((SavedMeta, FlatGraph), usize) =
-            bincode::decode_from_slice(&bytes, config).map_err(|e| failed(e.to_string()))?;
-        let item_numbers = self.inner.items.read().len() as u64;
-        let dimension = self.inner.items.dimension() as u64;
-        if meta.offsets != offsets
-            || meta.item_numbers != item_numbers
-            || meta.dimension != dimension
-        {
-            info!(
-                path = %dir.display(),
-                "the saved index belongs to another state (offsets, items or dimension differ); building it"
-            );
-            return Ok(None);
-        }
-        flat.check()
-            .map_err(|e| failed(format!("the graph is damaged: {e}")))?;
-        Ok(Some(Saved {
-            graph: Graph {
-                flat,
-                max_norm: meta.max_norm,
-                built_at: Instant::now(),
-            },
-            changed: meta.changed.into_iter().collect(),
-            overflowed: meta.overflowed,
-        }))
-    }
-
-    /// The graph of the current vectors (`Ok(None)`: no items), or `Err(Abandoned)` when
-    /// `keep_going` answered false part way.
-    fn build_graph(
-        &self,
-        keep_going: &dyn Fn() -> bool,
-    ) -> std::result::Result<Option<Graph>, Abandoned> {
-        let (numbers, vectors, max_norm) = {
-            let table = self.inner.items.read();
-            let numbers: Vec<u32> = table.numbers().collect();
-            let vectors: Vec<Vec<f32>> = numbers
-                .iter()
-                .map(|&number| table.vector(number).to_vec())
-                .collect();
-            let max_norm = vectors.iter().map(|v| norm(v)).fold(0.0f32, f32::max);
-            (numbers, vectors, max_norm)
-        };
-        if numbers.is_empty() {
-            return Ok(None);
-        }
-        let augmented: Vec<Vec<f32>> = vectors
-            .into_iter()
-            .map(|vector| mips_item(vector, max_norm))
-            .collect();
-        let config = &self.inner.config;
-        let points: Vec<(u32, &[f32])> = numbers
-            .iter()
-            .zip(&augmented)
-            .map(|(&number, vector)| (number, vector.as_slice()))
-            .collect();
-        let dimension = augmented[0].len();
-        let flat = FlatGraph::build_until(
-            dimension,
-            &points,
-            config.max_connections,
-            config.ef_construction,
-            // The batch searches' threads start from the building thread and share its
-            // niceness (Linux keeps it per thread and a new thread inherits it), so a
-            // background rebuild stays behind queries on every core it uses.
-            std::thread::available_parallelism().map_or(1, usize::from),
-            keep_going,
-        )
-        .ok_or(Abandoned)?;
-        Ok(Some(Graph {
-            flat,
-            max_norm,
-            built_at: Instant::now(),
-        }))
-    }
-
-    fn run_worker(&self) {
-        loop {
-            let urgent = {
-                let mut side = self.inner.side.lock();
-                loop {
-                    if self.inner.stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    if self.rebuild_due_locked(&side) {
-                        break self.urgent_locked(&side);
-                    }
-                    self.inner
-                        .wake
-                        .wait_for(&mut side, Duration::from_millis(500));
-                }
-            };
-            // On a thread of its own: lowering a thread's priority is for good (raising it
-            // back needs a privilege), and the next build may be urgent.
-            let nice = if urgent {
-                0
-            } else {
-                self.inner.config.background_nice
-            };
-            let keep_going = || {
-                !self.inner.stop.load(Ordering::SeqCst)
-                    && (urgent || !self.urgent_locked(&self.inner.side.lock()))
-            };
-            let outcome = std::thread::scope(|scope| {
-                std::thread::Builder::new()
-                    .name("index-build".into())
-                    .spawn_scoped(scope, || {
-                        lower_priority(nice);
-                        self.rebuild(&keep_going, urgent);
-                    })
-                    .map(|build| build.join().is_ok())
-            });
-            match outcome {
-                Ok(true) => {}
-                Ok(false) => {
-                    warn!("index rebuild panicked; the previous graph stays in use");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-                Err(error) => {
-                    warn!(error = %error, "could not start an index build; trying again");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
         }
     }
 
