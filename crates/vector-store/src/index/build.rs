@@ -40,7 +40,8 @@ pub(super) struct Abandoned;
 
 impl VectorIndex {
     /// Starts the background rebuild thread. It waits at the caller's priority and builds on
-    /// a thread of its own, at [`IndexConfig::background_nice`] unless the build is urgent.
+    /// a thread of its own, at [`background_nice`](super::IndexConfig::background_nice) unless
+    /// the build is urgent.
     pub fn start_worker(&self) {
         let index = self.clone();
         let handle = std::thread::Builder::new()
@@ -91,7 +92,8 @@ impl VectorIndex {
         }
     }
 
-    /// Whether the side set calls for an urgent build (see [`IndexConfig::background_nice`]):
+    /// Whether the side set calls for an urgent build (see
+    /// [`background_nice`](super::IndexConfig::background_nice)):
     /// it is large and queries are paying for it.
     fn urgent_locked(&self, side: &SideState) -> bool {
         (side.overflowed_since_build || 2 * side.changed.len() >= self.inner.config.side_set_bound)
