@@ -84,14 +84,6 @@ impl VectorIndex {
                 && age.is_none_or(|age| age >= self.inner.config.rebuild_interval))
     }
 
-    /// Records that a query searched (read first: queries on every core do not write one
-    /// cache line back and forth).
-    pub(super) fn note_search(&self) {
-        if !self.inner.searched.load(Ordering::Relaxed) {
-            self.inner.searched.store(true, Ordering::Relaxed);
-        }
-    }
-
     /// Whether the side set calls for an urgent build (see
     /// [`background_nice`](super::IndexConfig::background_nice)):
     /// it is large and queries are paying for it.

@@ -45,7 +45,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -303,6 +303,20 @@ impl VectorIndex {
         }
     }
 
+    /// Whether a search of `count` items with `query` can find any (a finite, non-zero query);
+    /// if so, records that a query searched, which makes a large side set urgent (read first:
+    /// queries on every core do not write one cache line back and forth).
+    fn begin_search(&self, query: &[f32], count: usize) -> bool {
+        let query_norm = norm(query);
+        if count == 0 || query_norm == 0.0 || !query_norm.is_finite() {
+            return false;
+        }
+        if !self.inner.searched.load(Ordering::Relaxed) {
+            self.inner.searched.store(true, Ordering::Relaxed);
+        }
+        true
+    }
+
     /// The `count` items with the largest inner product with `query` among those `accept`s,
     /// best first (ties: smaller item number). Scores come from the current vectors.
     pub fn search(
@@ -311,11 +325,9 @@ impl VectorIndex {
         count: usize,
         accept: impl Fn(&Table, u32) -> bool,
     ) -> Vec<Scored> {
-        let query_norm = norm(query);
-        if count == 0 || query_norm == 0.0 || !query_norm.is_finite() {
+        if !self.begin_search(query, count) {
             return Vec::new();
         }
-        self.note_search();
         let (graph, side_set) = {
             let side = self.inner.side.lock();
             (
@@ -379,11 +391,9 @@ impl VectorIndex {
         members: &[u32],
         accept: impl Fn(&Table, u32) -> bool,
     ) -> Vec<Scored> {
-        let query_norm = norm(query);
-        if count == 0 || query_norm == 0.0 || !query_norm.is_finite() {
+        if !self.begin_search(query, count) {
             return Vec::new();
         }
-        self.note_search();
         let table = self.inner.items.read();
         let mut scored: Vec<Scored> = members
             .iter()
