@@ -94,6 +94,7 @@ impl VectorIndex {
 
     /// Builds a graph from the current vectors and swaps it in, on the calling thread.
     pub fn rebuild_now(&self) {
+        self.inner.searched.store(false, Ordering::Relaxed);
         self.rebuild(&|| true, false);
     }
 
@@ -104,7 +105,6 @@ impl VectorIndex {
         let (overflowed, generation) = {
             let mut side = self.inner.side.lock();
             side.changed_during_build = Some(HashSet::new());
-            self.inner.searched.store(false, Ordering::Relaxed);
             (
                 std::mem::take(&mut side.overflowed_since_build),
                 side.generation,
@@ -214,7 +214,12 @@ impl VectorIndex {
                         return;
                     }
                     if self.rebuild_due_locked(&side) {
-                        break self.urgent_locked(&side);
+                        // Queries from here on count for the next build: reset when this
+                        // one is decided, not when its thread starts, so a query in between
+                        // can still make a background build urgent.
+                        let urgent = self.urgent_locked(&side);
+                        self.inner.searched.store(false, Ordering::Relaxed);
+                        break urgent;
                     }
                     self.inner
                         .wake

@@ -181,8 +181,9 @@ struct Inner {
     /// One build at a time (the worker's and an explicit `rebuild_now`).
     build_lock: Mutex<()>,
     stop: AtomicBool,
-    /// Whether a query searched the index since the last build started: a side set costs only
-    /// queries, so only then can a build be urgent.
+    /// Whether a query searched the index since the last build was decided (by the worker, or
+    /// a call of `rebuild_now`): a side set costs only queries, so only then can a build be
+    /// urgent.
     searched: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
