@@ -17,6 +17,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 ROCKSDB_LIB_DIR="${TMPDIR:-/tmp}/marquee-clippy-needs-no-rocksdb-lib" \
   cargo clippy -p marquee-ingest --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
+# The API documentation builds with every link resolved.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 # The documentation examples (the Rust SDK's), over the whole workspace so that features
 # resolve as in the build above and nothing is compiled again.
 cargo test --workspace --doc --locked

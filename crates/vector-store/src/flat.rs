@@ -17,7 +17,7 @@
 //! one finds 0.998, both at `ef_construction` 200 (`docs/PERFORMANCE-JOURNAL.md`).
 //!
 //! **Batches.** Points are inserted in batches: one at a time while the graph is small, then a
-//! thirty-second of the graph at a time, at most 256 ([`batch_size`]). A batch's searches run
+//! thirty-second of the graph at a time, at most 256 (`batch_size`). A batch's searches run
 //! in parallel (one thread per core) against the graph as it stood before the batch; then its
 //! points are linked one after another, each choosing among what its search found and the
 //! points of the batch before it, which the search could not see. Batch boundaries depend only

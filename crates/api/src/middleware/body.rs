@@ -14,7 +14,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 const LINGER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Refuses a request whose declared body length is over the limit with a 413 that names the
-/// body, after reading and dropping the body (up to [`LINGER_BYTES`], for at most [`LINGER`]).
+/// body, after reading and dropping the body (up to `LINGER_BYTES`, for at most `LINGER`).
 /// A connection closed with a body still unread is reset by the kernel, and a client still
 /// writing would see a broken pipe instead of the 413 (as nginx's lingering close avoids).
 /// Bodies without a declared length are limited while they are read (`DefaultBodyLimit`).

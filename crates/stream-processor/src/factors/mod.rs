@@ -11,7 +11,7 @@
 //! captures what the pairs capture — order (`S` is not symmetric), recency, the user's last
 //! items — because it is of the same matrix.
 //!
-//! - **Solve** ([`solve`]): a randomised truncated SVD (Halko, Martinsson and Tropp, 2011) of
+//! - **Solve** ([`solve()`]): a randomised truncated SVD (Halko, Martinsson and Tropp, 2011) of
 //!   `S`, read from the item table's co-occurrence lists: `k + 10` random probes, two power
 //!   iterations, dense algebra on `n × (k + 10)` matrices (`nalgebra`). The probes are drawn
 //!   from a fixed seed and the sparse products run row by row, so the same `S` gives the same

@@ -145,7 +145,7 @@ impl ProcessorHandle {
         self.inner.paused.load(Ordering::Acquire)
     }
 
-    /// Erases a user (see [`Processor::erase`]); the loop runs it between two batches, also
+    /// Erases a user (see [`Processor::erase`](super::Processor::erase)); the loop runs it between two batches, also
     /// while paused. Resolves when the erasure is durable.
     pub async fn erase_user(&self, user_id: &str) -> Result<Erasure> {
         let (reply, answer) = tokio::sync::oneshot::channel();
