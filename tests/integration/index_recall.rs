@@ -191,6 +191,40 @@ fn scores_are_fresh_inner_products() {
     );
 }
 
+/// A viewer whose seen items fill their vector's neighbourhood: the filter refuses much or
+/// most of what the graph finds first, and the search widens until it has the best items the
+/// filter takes, as an exact scan of the accepted items would rank them.
+#[test]
+fn a_filter_refusing_the_neighbourhood_still_finds_the_best_it_takes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let vectors = Vectors::new(&mut rng);
+    let (items, index) = filled_index(&mut rng, &vectors);
+    let queries = 50;
+    // The exact nearest `seen` refused: the first search takes about half of what it finds,
+    // a fifth, or none.
+    for seen in [60, 100, 300] {
+        let mut found = 0usize;
+        for _ in 0..queries {
+            let query = vectors.query(&mut rng);
+            let refused: HashSet<u32> = exact_top(&items, &query, seen).into_iter().collect();
+            let truth: HashSet<u32> = exact_top(&items, &query, seen + 50)
+                .into_iter()
+                .filter(|item| !refused.contains(item))
+                .collect();
+            let hits = index.search(&query, 50, |_, item| !refused.contains(&item));
+            assert_eq!(hits.len(), 50, "the search stopped before it had enough");
+            assert!(hits.iter().all(|hit| !refused.contains(&hit.item)));
+            found += hits.iter().filter(|hit| truth.contains(&hit.item)).count();
+        }
+        let recall = found as f64 / (queries * 50) as f64;
+        eprintln!("recall@50 past the {seen} nearest refused: {recall}");
+        assert!(
+            recall >= 0.95,
+            "recall@50 past the {seen} nearest refused: {recall}"
+        );
+    }
+}
+
 /// 10,000 clustered items in a table, and an index built over them.
 fn filled_index(rng: &mut ChaCha8Rng, vectors: &Vectors) -> (ItemTable, VectorIndex) {
     let items = ItemTable::new(DIMENSION);

@@ -6,7 +6,7 @@
 //! score candidates, the processor takes one write lock per applied batch to publish the new
 //! vectors. A number whose assignment was lost in a crash before it was persisted stays vacant.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use marquee_schemas::Item;
@@ -86,7 +86,13 @@ pub struct Table {
     catalogue_version: u64,
     /// Per content label (genre or tag, see [`content_labels`]): the latest items catalogued
     /// with it before any positive event, newest last, at most [`COLD_ITEMS_PER_LABEL`].
-    cold_by_label: HashMap<String, VecDeque<u32>>,
+    cold_by_label: HashMap<Arc<str>, VecDeque<u32>>,
+    /// Per item, the content labels of its catalogue entry (none without one), computed when
+    /// the entry is set: a query's content part reads its history's labels without building
+    /// a string.
+    labels: Vec<Box<[Arc<str>]>>,
+    /// Every content label an entry has had, so that items share one string per label.
+    label_names: HashSet<Arc<str>>,
 }
 
 fn normalisers(mass: f32, exponent: f32) -> (f32, f32) {
@@ -338,12 +344,9 @@ impl Table {
     pub fn set_mass(&mut self, number: u32, mass: f32) {
         let was_cold = self.masses[number as usize] == 0.0;
         self.masses[number as usize] = mass;
-        if was_cold
-            && mass > 0.0
-            && let Some(Some(entry)) = self.catalogue.get(number as usize)
-        {
-            for label in content_labels(entry) {
-                if let Some(list) = self.cold_by_label.get_mut(&label) {
+        if was_cold && mass > 0.0 {
+            for label in &self.labels[number as usize] {
+                if let Some(list) = self.cold_by_label.get_mut(label) {
                     list.retain(|&item| item != number);
                 }
             }
@@ -391,9 +394,12 @@ impl Table {
     /// Sets the catalogue entry of `number` (undeleting it); an item with no positive event yet
     /// is listed under its content labels for content-based recommendations.
     pub fn set_catalogue(&mut self, number: u32, item: Item) {
+        let labels: Box<[Arc<str>]> = content_labels(&item)
+            .map(|label| self.label_name(label))
+            .collect();
         if self.mass(number) == 0.0 {
-            for label in content_labels(&item) {
-                let list = self.cold_by_label.entry(label).or_default();
+            for label in &labels {
+                let list = self.cold_by_label.entry(Arc::clone(label)).or_default();
                 if !list.contains(&number) {
                     if list.len() == COLD_ITEMS_PER_LABEL {
                         list.pop_front();
@@ -403,16 +409,34 @@ impl Table {
             }
         }
         self.catalogue[number as usize] = Some(Arc::new(item));
+        self.labels[number as usize] = labels;
         self.deleted[number as usize] = false;
         self.set_restricted(number);
         self.catalogue_version += 1;
     }
 
+    /// The one shared string of `label`.
+    fn label_name(&mut self, label: String) -> Arc<str> {
+        if let Some(name) = self.label_names.get(label.as_str()) {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = Arc::from(label);
+        self.label_names.insert(Arc::clone(&name));
+        name
+    }
+
+    /// The content labels ([`content_labels`]) of `number`'s catalogue entry; none without one.
+    pub fn labels(&self, number: u32) -> &[Arc<str>] {
+        self.labels
+            .get(number as usize)
+            .map_or(&[], |labels| labels)
+    }
+
     /// Deletes the catalogue entry of `number` and marks it deleted (`false`: an upsert brings
     /// it back). Its vectors, popularity and pairs stay: its events are still the model's.
     pub fn set_deleted(&mut self, number: u32, deleted: bool) {
-        if deleted && let Some(entry) = self.catalogue[number as usize].take() {
-            for label in content_labels(&entry) {
+        if deleted && self.catalogue[number as usize].take().is_some() {
+            for label in std::mem::take(&mut self.labels[number as usize]) {
                 if let Some(list) = self.cold_by_label.get_mut(&label) {
                     list.retain(|&item| item != number);
                 }
@@ -529,6 +553,7 @@ impl Table {
             self.candidate_normalisers.push(candidate);
             self.neighbours.push(Neighbours::default());
             self.catalogue.push(None);
+            self.labels.push(Box::default());
             self.deleted.push(false);
             if self.restricted.len() * 64 < self.deleted.len() {
                 self.restricted.push(0);

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use marquee_vector_store::{HistoryEntry, Table, content_labels};
+use marquee_vector_store::{HistoryEntry, Table};
 
 use super::finish::{ListOptions, PAGE_WINDOW};
 use super::{QueryEngine, Ranked, Ranking, Sources};
@@ -50,13 +50,13 @@ impl QueryEngine {
         if ranked.is_empty() && ranking.is_some() {
             // The user's positive items have no pairs and no cold neighbours yet (new items):
             // trending items sharing their genres or tags come before the plain trending list.
-            let labels: HashSet<String> = history
+            let labels: HashSet<&str> = history
                 .iter()
                 .rev()
                 .filter(|past| past.weight > 0.0)
                 .take(model.content_history)
-                .filter_map(|past| table.catalogue(past.item))
-                .flat_map(|entry| content_labels(entry))
+                .flat_map(|past| table.labels(past.item))
+                .map(|label| &**label)
                 .collect();
             ranked = self.trending_sharing(&table, &labels, depth, &|item| accept(&table, item));
         }

@@ -40,9 +40,7 @@ use std::sync::Arc;
 
 use marquee_schemas::Item;
 use marquee_vector_store::vector::dot;
-use marquee_vector_store::{
-    HistoryEntry, ItemTable, StateStore, Table, VectorIndex, content_labels,
-};
+use marquee_vector_store::{HistoryEntry, ItemTable, StateStore, Table, VectorIndex};
 
 use crate::error::Result;
 use crate::experiments::{ListStrategy, RankingSettings};
@@ -307,10 +305,8 @@ impl QueryEngine {
             let table = self.items.read();
             // Too few pairs yet (a new item): fill with the trending items that share a genre
             // or tag with it.
-            if hits.len() < depth
-                && let Some(entry) = table.catalogue(number)
-            {
-                let labels: HashSet<String> = content_labels(entry).collect();
+            if hits.len() < depth {
+                let labels: HashSet<&str> = table.labels(number).iter().map(|l| &**l).collect();
                 let already: HashSet<u32> = hits.iter().map(|(item, _, _)| *item).collect();
                 let fill = self.trending_sharing(&table, &labels, depth - hits.len(), &|item| {
                     accept(&table, item) && !already.contains(&item)
@@ -330,7 +326,7 @@ impl QueryEngine {
     fn trending_sharing(
         &self,
         table: &Table,
-        labels: &HashSet<String>,
+        labels: &HashSet<&str>,
         count: usize,
         accept: &dyn Fn(u32) -> bool,
     ) -> Vec<(u32, f32, Sources)> {
@@ -341,11 +337,7 @@ impl QueryEngine {
             .current()
             .iter()
             .filter(|(item, _)| accept(*item))
-            .filter(|(item, _)| {
-                table
-                    .catalogue(*item)
-                    .is_some_and(|other| content_labels(other).any(|l| labels.contains(&l)))
-            })
+            .filter(|(item, _)| table.labels(*item).iter().any(|l| labels.contains(&**l)))
             .take(count)
             .map(|(item, _)| (*item, 0.0, Sources::TRENDING.with(Sources::CONTENT)))
             .collect()

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use marquee_vector_store::vector::dot;
-use marquee_vector_store::{HistoryEntry, Table, content_labels};
+use marquee_vector_store::{HistoryEntry, Table};
 
 use super::Sources;
 use crate::model::ModelConfig;
@@ -34,7 +34,7 @@ pub(super) fn content_scores(
     accept: &dyn Fn(&Table, u32) -> bool,
 ) -> Vec<(u32, f32)> {
     // Ordered maps: the sums are then added in the same order on every run.
-    let mut profile: BTreeMap<String, f32> = BTreeMap::new();
+    let mut profile: BTreeMap<&str, f32> = BTreeMap::new();
     let mut recency = 1.0f32;
     for past in history
         .iter()
@@ -42,10 +42,8 @@ pub(super) fn content_scores(
         .filter(|past| past.weight > 0.0)
         .take(model.content_history)
     {
-        if let Some(entry) = table.catalogue(past.item) {
-            for label in content_labels(entry) {
-                *profile.entry(label).or_default() += recency * past.weight;
-            }
+        for label in table.labels(past.item) {
+            *profile.entry(label).or_default() += recency * past.weight;
         }
         recency *= model.recency_decay;
     }

@@ -188,6 +188,14 @@ struct Inner {
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+/// How many hits to ask the graph for after `wanted` gave `accepted` that the filter took,
+/// fewer than `count`: as many as the share taken predicts for `count`, with a quarter more
+/// for the share's noise, at least `count` more than before and at most four times as many.
+fn widened(wanted: usize, accepted: usize, count: usize) -> usize {
+    let predicted = (wanted * count * 5).div_ceil(4 * accepted.max(1));
+    predicted.clamp(wanted + count, wanted * 4)
+}
+
 /// The item index. Cheap to clone; the rebuild worker stops when [`VectorIndex::shutdown`] is
 /// called.
 #[derive(Clone)]
@@ -346,7 +354,9 @@ impl VectorIndex {
         if let Some(graph) = graph {
             let probe = mips_probe(query, graph.max_norm);
             // Ask the graph for more than `count`: filters remove some hits, and the side set
-            // may supersede others. Widen until enough pass or the graph is exhausted.
+            // may supersede others. Widen until enough pass or the graph is exhausted: by the
+            // share the filter passed ([`widened`]), so a viewer whose seen items crowd their
+            // vector's neighbourhood searches once more at the depth that share asks for.
             let limit = graph
                 .flat
                 .len()
@@ -365,7 +375,7 @@ impl VectorIndex {
                 if accepted_from_graph >= count || wanted >= limit {
                     break;
                 }
-                wanted = (wanted * 4).min(limit);
+                wanted = widened(wanted, accepted_from_graph, count).min(limit);
             }
         }
         candidates.sort_unstable();
