@@ -16,7 +16,7 @@
 //!   A flood on the ingest key (which ships inside apps) leaves reads and operators answering.
 //! - Keys: when auth is on, every route but the open ones (`/healthz`, `/readyz`, `/metrics`,
 //!   `/openapi.json`) needs `Authorization: Bearer KEY` or `X-API-Key: KEY` of a key whose scopes
-//!   allow the route ([`required_scope`](crate::middleware::guard::required_scope)): 401 without a valid key, 403 with the wrong scope.
+//!   allow the route ([`required_scope`]): 401 without a valid key, 403 with the wrong scope.
 //!   The beacon route (`POST /v1/events/beacon`, for `navigator.sendBeacon`, which cannot set
 //!   headers) takes its key from the `key` query parameter instead, and only a key whose one
 //!   scope is `ingest`: a URL ends up in logs and browser history, so a key that can read or
@@ -31,6 +31,8 @@
 //!   `event_id`s is de-duplicated, so send ids (the SDKs do) where a retry must not count twice.
 //!
 //! Every refusal carries its reason to the metrics (`marquee_http_requests_rejected_total`).
+//!
+//! [`required_scope`]: crate::middleware::guard::required_scope
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;

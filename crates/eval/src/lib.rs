@@ -18,8 +18,8 @@
 //! any event, so item number order is id order.
 //!
 //! The `marquee` row drives the production code in-process: an embedded log (one partition, so
-//! events are applied in stream order on one thread), the state store, the [`Processor`](marquee_stream_processor::Processor) and the
-//! [`QueryEngine`](marquee_stream_processor::QueryEngine) with the HNSW index, exactly as `serve` wires them. Two differences, neither
+//! events are applied in stream order on one thread), the state store, the [`Processor`] and the
+//! [`QueryEngine`] with the HNSW index, exactly as `serve` wires them. Two differences, neither
 //! of which changes a result: the log does not sync its write-ahead log (the input is a file that
 //! can be read again), and the index is rebuilt on the evaluator's thread when due (by changed
 //! items, never by wall-clock time, and without threads, so a build is deterministic) instead of
@@ -30,6 +30,9 @@
 //! (count of training positives; Protocol P: of positives applied so far) and item-kNN (cosine
 //! on binary positives; Protocol P: over co-occurrence counts maintained as the stream goes,
 //! scored from the user's last [`STREAM_KNN_HISTORY`] positives).
+//!
+//! [`Processor`]: marquee_stream_processor::Processor
+//! [`QueryEngine`]: marquee_stream_processor::QueryEngine
 
 //!
 //! Modules: `data` (a data set prepared for both protocols), `protocol_t` and `protocol_p`

@@ -30,8 +30,10 @@ impl AnyLog {
     /// rest (a Fluvio cluster's storage is the cluster's to encrypt).
     ///
     /// # Errors
-    /// The backend's opening errors; [`Error::Unsupported`](crate::Error::Unsupported) for Fluvio in a build without the
+    /// The backend's opening errors; [`Error::Unsupported`] for Fluvio in a build without the
     /// `fluvio` feature.
+    ///
+    /// [`Error::Unsupported`]: crate::Error::Unsupported
     pub async fn open(
         backend: &LogBackend,
         embedded_path: &Path,

@@ -145,8 +145,10 @@ impl ProcessorHandle {
         self.inner.paused.load(Ordering::Acquire)
     }
 
-    /// Erases a user (see [`Processor::erase`](super::Processor::erase)); the loop runs it between two batches, also
+    /// Erases a user (see [`Processor::erase`]); the loop runs it between two batches, also
     /// while paused. Resolves when the erasure is durable.
+    ///
+    /// [`Processor::erase`]: super::Processor::erase
     pub async fn erase_user(&self, user_id: &str) -> Result<Erasure> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.inner.erasures.lock().push(ErasureRequest {

@@ -16,7 +16,7 @@
 //!    when the batch first needs it), skipping an event whose `(user_id, event_id)` was applied
 //!    before (within the batch, or within the de-duplication window on disk);
 //! 3. writes the new user states, the interactions with seen items and what the batch added to
-//!    each item (an [`ItemDelta`](marquee_vector_store::ItemDelta)) and to co-occurrence lists (all three merge operands, so no
+//!    each item (an [`ItemDelta`]) and to co-occurrence lists (all three merge operands, so no
 //!    stored value is read for them), de-duplication keys **and the next offsets in one RocksDB
 //!    write batch**, so state and offsets can never disagree;
 //! 4. only then adds the same deltas to the items in the [`ItemTable`], applies the
@@ -37,7 +37,7 @@
 //! - **Users** live in one partition, so a user's state is touched by one worker only, and an
 //!   erasure runs in the worker owning the user's partition, between two of its batches.
 //! - **Items** are touched from every partition, and no lock is held across a batch: a batch
-//!   writes what it *added* to each item ([`ItemDelta`](marquee_vector_store::ItemDelta): the vector's change, popularity
+//!   writes what it *added* to each item ([`ItemDelta`]: the vector's change, popularity
 //!   gained, events counted, mass), and deltas commute (`marquee_vector_store::delta`). The
 //!   stored item is its base plus every committed delta, the item in memory the same sum in
 //!   the order the workers published them: no update is lost whatever the interleaving, and
@@ -65,9 +65,9 @@
 //! node's batches do to items reaches the others through the **change log**
 //! (`marquee_ingest::changes`), and a node needs nothing else from the others.
 //!
-//! - **Outbox.** A batch's item changes (its [`ItemDelta`](marquee_vector_store::ItemDelta)s and co-occurrence additions, by
+//! - **Outbox.** A batch's item changes (its [`ItemDelta`]s and co-occurrence additions, by
 //!   item id, with the offset ranges `(partition, from, to)` of the events they come from) are
-//!   written as one [`ItemChanges`](marquee_vector_store::ItemChanges) record to the state's `outbox` **in the batch's own write**,
+//!   written as one [`ItemChanges`] record to the state's `outbox` **in the batch's own write**,
 //!   beside the state and offsets. A shipper thread appends the outbox to the change log in
 //!   sequence order and then removes what it appended: a crash can send a record twice, never
 //!   lose one. An erasure ships its negative deltas the same way, with the erasure's hash,
@@ -92,6 +92,9 @@
 //!   "Workers" above, and because a node folds in and solves on other nodes' changes as late as the
 //!   change log delivers them; counts, seen items, histories and (non-full) co-occurrence lists
 //!   are the same (`tests/cluster.rs`).
+//!
+//! [`ItemDelta`]: marquee_vector_store::ItemDelta
+//! [`ItemChanges`]: marquee_vector_store::ItemChanges
 
 mod batch;
 mod changes;

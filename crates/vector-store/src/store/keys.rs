@@ -23,7 +23,9 @@ pub const DIMENSION_KEY: &[u8] = b"dimension";
 /// The scales of the item vectors' factorisation (little-endian `f32`s), in `default`.
 pub const FACTOR_SCALES_KEY: &[u8] = b"factor_scales";
 /// Present in a state created with the `seen` layout that holds only interactions that left
-/// the users' history windows (see [`StateStore::seen_outside_history`](super::StateStore::seen_outside_history)).
+/// the users' history windows (see [`StateStore::seen_outside_history`]).
+///
+/// [`StateStore::seen_outside_history`]: super::StateStore::seen_outside_history
 pub const SEEN_LAYOUT_KEY: &[u8] = b"seen_outside_history";
 /// Written and flushed after an erasure's compaction, in `default`: the one file it makes is a
 /// change of the file set, which writes a new MANIFEST (see `StateStore::compact_user_in_background`).

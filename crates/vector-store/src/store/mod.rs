@@ -3,17 +3,17 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `users` | user_id | [`UserState`](crate::records::UserState): event count, embedding, recent history |
-//! | `seen` | user_id ‖ 0x00 ‖ item number (u32 BE) | [`SeenEntry`](crate::records::SeenEntry) of the interactions that left the user's history window (every interaction in states created before that layout: [`StateStore::seen_outside_history`]); batches add merge operands (interactions summed, the last weight and time kept) |
-//! | `items` | item number (u32 BE) | [`ItemState`](crate::records::ItemState): item id, embedding, popularity; batches add [`ItemDelta`](crate::ItemDelta) merge operands |
+//! | `users` | user_id | [`UserState`]: event count, embedding, recent history |
+//! | `seen` | user_id ‖ 0x00 ‖ item number (u32 BE) | [`SeenEntry`] of the interactions that left the user's history window (every interaction in states created before that layout: [`StateStore::seen_outside_history`]); batches add merge operands (interactions summed, the last weight and time kept) |
+//! | `items` | item number (u32 BE) | [`ItemState`]: item id, embedding, popularity; batches add [`ItemDelta`] merge operands |
 //! | `item_ids` | item_id | item number (u32 BE) |
-//! | `catalogue` | item_id | [`Item`](marquee_schemas::Item) (title, genres, year, tags, licence window, hidden, properties; entries of the layout before windows and properties still decode) |
+//! | `catalogue` | item_id | [`Item`] (title, genres, year, tags, licence window, hidden, properties; entries of the layout before windows and properties still decode) |
 //! | `dedup` | user_id ‖ 0x00 ‖ event_id | first application time (i64 BE, ms) |
 //! | `offsets` | partition (u32 BE) | next log offset to apply (u64 BE) |
 //! | `offsets` | `items` ‖ partition (u32 BE) | the partition's offset up to which the item table holds the events' item changes (u64 BE; absent: the next offset above) |
 //! | `offsets` | `changes` | next change-log offset to apply (u64 BE) |
 //! | `offsets` | `shipped` | the highest outbox sequence shipped (u64 BE) |
-//! | `outbox` | sequence (u64 BE) | [`ItemChanges`](crate::ItemChanges) of a batch, waiting to be shipped to the change log |
+//! | `outbox` | sequence (u64 BE) | [`ItemChanges`] of a batch, waiting to be shipped to the change log |
 //! | `experiments` | the stream processor's keys | experiments' and flags' definitions and attribution records |
 //! | `rules` | the stream processor's keys | the property schema, saved filters, campaigns, deleted items |
 //! | `erased` | keyed hash of an erased user_id (HMAC-SHA-256, 32 bytes) | erasure time (i64 BE, ms) |
@@ -47,6 +47,13 @@
 //! families and encodes keys, `options` sets their options and merge operators, [`batch`] is
 //! the write side of a processor batch, and `users`, `items` and `offsets` read and write the
 //! rows of their column families. The records stored are defined in [`crate::records`].
+//!
+//! [`UserState`]: crate::records::UserState
+//! [`SeenEntry`]: crate::records::SeenEntry
+//! [`ItemState`]: crate::records::ItemState
+//! [`ItemDelta`]: crate::ItemDelta
+//! [`Item`]: marquee_schemas::Item
+//! [`ItemChanges`]: crate::ItemChanges
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
