@@ -577,3 +577,45 @@ impl Table {
             .map(|(number, _)| number as u32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(item_id: &str, genres: &[&str], tags: &[&str]) -> Item {
+        Item {
+            item_id: item_id.into(),
+            genres: genres.iter().map(|g| g.to_string()).collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Item::default()
+        }
+    }
+
+    /// What a query's content part reads: the labels of the entry last set, one string per
+    /// label, and none once the entry is deleted.
+    #[test]
+    fn an_items_labels_follow_its_catalogue_entry() {
+        let items = ItemTable::new(2);
+        let mut table = items.write();
+        let (a, _) = table.assign("a");
+        let (b, _) = table.assign("b");
+        assert!(table.labels(a).is_empty(), "no entry, no labels");
+        table.set_catalogue(a, entry("a", &["Sci-Fi"], &["Space"]));
+        table.set_catalogue(b, entry("b", &["Drama", "Sci-Fi"], &[]));
+        let names = |number| -> Vec<&str> { table.labels(number).iter().map(|l| &**l).collect() };
+        assert_eq!(names(a), ["sci-fi", "tag:space"]);
+        assert_eq!(names(b), ["drama", "sci-fi"]);
+        assert!(Arc::ptr_eq(&table.labels(a)[0], &table.labels(b)[1]));
+        assert_eq!(table.cold_items("sci-fi").collect::<Vec<_>>(), [a, b]);
+
+        table.set_catalogue(a, entry("a", &["Comedy"], &[]));
+        assert_eq!(table.labels(a).len(), 1);
+        assert_eq!(&*table.labels(a)[0], "comedy");
+        table.set_deleted(b, true);
+        assert!(table.labels(b).is_empty());
+        assert!(!table.cold_items("drama").any(|item| item == b));
+        // A first positive event takes an item off its labels' cold lists.
+        table.set_mass(a, 1.0);
+        assert!(table.cold_items("comedy").next().is_none());
+    }
+}
