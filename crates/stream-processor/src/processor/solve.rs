@@ -155,7 +155,6 @@ impl<L: EventLog> Processor<L> {
             let table = self.items.read();
             replacement(&table, factors).into_iter().collect()
         };
-        let mut moved: Vec<u32> = Vec::new();
         if !recorded.is_empty() {
             // The pairs published while the solve ran, folded into the new vectors.
             let table = self.items.read();
@@ -168,7 +167,6 @@ impl<L: EventLog> Processor<L> {
                 &recorded,
                 &mut folded,
             );
-            moved.extend(folded.keys().copied());
             for (number, change) in folded {
                 let slot = changes
                     .entry(number)
@@ -206,7 +204,7 @@ impl<L: EventLog> Processor<L> {
             table.set_label_vectors(labels);
         }
         match graph {
-            Some(graph) => self.index.install_prepared(graph, moved),
+            Some(graph) => self.index.install_prepared(graph),
             None => self
                 .index
                 .mark_changed(deltas.iter().map(|(number, _)| *number)),

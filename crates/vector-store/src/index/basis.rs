@@ -72,9 +72,8 @@ impl VectorIndex {
     }
 
     /// Swaps in `prepared`, once the vectors it was built on are in the item table: the side
-    /// set becomes `moved` (items whose vectors changed since, by the caller's account) and
-    /// every item whose current vector is not the graph's.
-    pub fn install_prepared(&self, prepared: PreparedGraph, moved: impl IntoIterator<Item = u32>) {
+    /// set becomes every item whose current vector is not the graph's (moved since, or new).
+    pub fn install_prepared(&self, prepared: PreparedGraph) {
         let bound = self.inner.config.side_set_bound;
         // The table before the side set, as the builds read them; the table stays read while
         // the graph is swapped, so no change lands between the comparison and the swap.
@@ -87,8 +86,8 @@ impl VectorIndex {
                 .vector(number)
                 .is_none_or(|then| !same_place(then, table.vector(number)))
         });
-        for number in moved.into_iter().chain(differing) {
-            if changed.len() < bound || changed.contains(&number) {
+        for number in differing {
+            if changed.len() < bound {
                 changed.insert(number);
             } else {
                 overflowed = true;
