@@ -23,9 +23,16 @@
 //! the recommendations' embedding part) orders the hits when a viewer is named and known, and
 //! otherwise the number of events on the item. The answer counts the matches per genre and per
 //! decade (facets).
+//!
+//! **Suggestions** (autocomplete, [`SearchIndex::suggest`]) follow the same word rules over
+//! titles only, but read [`suggest::Titles`]: the titles in memory, built at open from the
+//! catalogue and changed at each commit of the writer. A suggestion is asked at every key
+//! press, and through tantivy most of its cost was per query, not per match (the module's
+//! documentation has the figures).
 
 pub mod query;
 pub mod schema;
+pub mod suggest;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,8 +48,9 @@ use tracing::info;
 
 use crate::error::{Error, Result};
 use crate::telemetry::Metrics;
-pub use query::{Filters, Scope};
+pub use query::Filters;
 use schema::{Fields, document, id_term, item_hash};
+use suggest::{Titled, Titles};
 
 /// The layout version of the index; another version is rebuilt at start.
 pub const VERSION: u32 = 3;
@@ -113,6 +121,8 @@ struct Inner {
     reader: IndexReader,
     fields: Fields,
     writer: Mutex<Writing>,
+    /// The titles, for suggestions.
+    titles: Titles,
     metrics: Metrics,
 }
 
@@ -120,6 +130,8 @@ struct Writing {
     writer: IndexWriter,
     /// The fingerprint of the catalogue the index holds once the pending changes commit.
     fingerprint: u64,
+    /// The titles' changes, applied at the commit.
+    titles: Vec<(u32, Option<Titled>)>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -238,12 +250,21 @@ impl SearchIndex {
                 writer: Mutex::new(Writing {
                     writer,
                     fingerprint: held.unwrap_or(0),
+                    titles: Vec::new(),
                 }),
+                titles: Titles::default(),
                 metrics,
             }),
         };
         if held != Some(expected) {
             search.rebuild(items)?;
+        } else {
+            let table = items.read();
+            search.inner.titles.replace_all(
+                table
+                    .numbers()
+                    .filter_map(|number| Some((number, &**table.catalogue(number)?))),
+            );
         }
         search.set_documents();
         Ok(search)
@@ -279,7 +300,13 @@ impl SearchIndex {
                 fingerprint = fingerprint.wrapping_add(item_hash(item, number));
                 count += 1;
             }
+            self.inner.titles.replace_all(
+                table
+                    .numbers()
+                    .filter_map(|number| Some((number, &**table.catalogue(number)?))),
+            );
         }
+        writing.titles.clear();
         writing.fingerprint = fingerprint;
         self.commit(&mut writing)?;
         info!(
@@ -314,6 +341,7 @@ impl SearchIndex {
             .reader
             .reload()
             .map_err(|error| self.error(error))?;
+        self.inner.titles.apply(std::mem::take(&mut writing.titles));
         self.set_documents();
         Ok(())
     }
@@ -335,40 +363,7 @@ impl SearchIndex {
         items: &ItemTable,
         affinity: &dyn Fn(&[u32]) -> Option<Vec<f32>>,
     ) -> Result<Answer> {
-        self.find(request, Scope::All, items, affinity)
-    }
-
-    /// Titles for autocomplete: the same rules as [`SearchIndex::search`] over titles only,
-    /// without facets, ordered by popularity within a tier.
-    pub fn suggest(
-        &self,
-        text: &str,
-        count: usize,
-        items: &ItemTable,
-        now: i64,
-    ) -> Result<Vec<Found>> {
-        let request = SearchRequest {
-            text: text.to_owned(),
-            count,
-            filters: Filters::default(),
-            now,
-            filter: None,
-        };
-        Ok(self.find(&request, Scope::Titles, items, &|_| None)?.items)
-    }
-
-    fn find(
-        &self,
-        request: &SearchRequest,
-        scope: Scope,
-        items: &ItemTable,
-        affinity: &dyn Fn(&[u32]) -> Option<Vec<f32>>,
-    ) -> Result<Answer> {
         let started = Instant::now();
-        let route = match scope {
-            Scope::All => "search",
-            Scope::Titles => "suggest",
-        };
         let words = query::parse(&request.text);
         let searcher = self.inner.reader.searcher();
         // A filter drops hits after the text ranked them: fetch more to have enough left.
@@ -390,7 +385,6 @@ impl SearchIndex {
                 &self.inner.fields,
                 words,
                 all,
-                scope,
                 &request.filters,
                 &title_share,
             )
@@ -398,7 +392,7 @@ impl SearchIndex {
         // Every word; else the words that match something on their own (a typo beyond the
         // rules, a word no title has); else any word. Asking for any word first would score
         // every item holding a common word ("the"): 5 ms on 100,000 items.
-        let mut hits = self.collect(&searcher, &*build(&words, true), scope, fetch, &mut answer)?;
+        let mut hits = self.collect(&searcher, &*build(&words, true), fetch, &mut answer)?;
         answer.all_words = true;
         if hits.is_empty() && words.len() > 1 {
             answer.all_words = false;
@@ -410,21 +404,15 @@ impl SearchIndex {
                 }
             }
             if !matching.is_empty() && matching.len() < words.len() {
-                hits = self.collect(
-                    &searcher,
-                    &*build(&matching, true),
-                    scope,
-                    fetch,
-                    &mut answer,
-                )?;
+                hits = self.collect(&searcher, &*build(&matching, true), fetch, &mut answer)?;
             }
             if hits.is_empty() && !matching.is_empty() {
-                hits =
-                    self.collect(&searcher, &*build(&words, false), scope, fetch, &mut answer)?;
+                hits = self.collect(&searcher, &*build(&words, false), fetch, &mut answer)?;
             }
         }
-        let mut found = self.resolve(&searcher, hits, items, request)?;
-        let numbers: Vec<u32> = found.iter().map(|(item, _)| item.item).collect();
+        let hits = self.numbers(&searcher, hits)?;
+        let mut listed = listed(hits, items, request);
+        let numbers: Vec<u32> = listed.iter().map(|hit| hit.item).collect();
         let personal = if numbers.is_empty() {
             None
         } else {
@@ -432,34 +420,123 @@ impl SearchIndex {
         };
         answer.personalised = personal.is_some();
         if let Some(scores) = personal {
-            for ((_, key), score) in found.iter_mut().zip(scores) {
-                *key = score;
+            for (hit, score) in listed.iter_mut().zip(scores) {
+                hit.key = score;
             }
         }
-        answer.items = rerank(found, request.count);
+        answer.items = found(rerank(listed, request.count), items);
+        self.observe("search", started, answer.items.is_empty());
+        Ok(answer)
+    }
+
+    /// Titles for autocomplete: the same rules as [`SearchIndex::search`] over titles only
+    /// (held in memory, [`suggest`]), without facets, ordered by popularity within a tier.
+    pub fn suggest(
+        &self,
+        text: &str,
+        count: usize,
+        items: &ItemTable,
+        now: i64,
+    ) -> Result<Vec<Found>> {
+        let started = Instant::now();
+        let titles = &self.inner.titles;
+        let words = query::parse(text);
+        let fetch = count + RERANK_MARGIN;
+        // The retries of a search: the words that match alone, then any word.
+        let mut hits = titles.find(&words, true, fetch);
+        if hits.is_empty() && words.len() > 1 {
+            let matching: Vec<query::Word> = words
+                .iter()
+                .filter(|word| titles.matches(word))
+                .cloned()
+                .collect();
+            if !matching.is_empty() && matching.len() < words.len() {
+                hits = titles.find(&matching, true, fetch);
+            }
+            if hits.is_empty() && !matching.is_empty() {
+                hits = titles.find(&words, false, fetch);
+            }
+        }
+        let request = SearchRequest {
+            now,
+            ..SearchRequest::default()
+        };
+        let found = found(rerank(listed(hits, items, &request), count), items);
+        self.observe("suggest", started, found.is_empty());
+        Ok(found)
+    }
+
+    fn observe(&self, route: &str, started: Instant, empty: bool) {
         let metrics = &self.inner.metrics;
         metrics
             .search_duration
             .with_label_values(&[route])
             .observe(started.elapsed().as_secs_f64());
-        if answer.items.is_empty() {
+        if empty {
             metrics.search_empty.with_label_values(&[route]).inc();
         }
-        Ok(answer)
     }
 }
 
+/// A hit the item table lists.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Listed {
+    /// The text score.
+    relevance: f32,
+    item: u32,
+    /// The order within a tier: the viewer's affinity, or the item's popularity.
+    key: f32,
+}
+
+/// The `hits` (text score, item number) that the item table still has, listable at the
+/// request's time and passing its filter, each keyed by its popularity: the order within a
+/// tier when no viewer is named.
+fn listed(hits: Vec<(f32, u32)>, items: &ItemTable, request: &SearchRequest) -> Vec<Listed> {
+    let table = items.read();
+    hits.into_iter()
+        .filter(|&(_, number)| {
+            let (Some(item_id), Some(entry)) = (table.id(number), table.catalogue(number)) else {
+                return false;
+            };
+            table.listable(number, request.now)
+                && request
+                    .filter
+                    .as_ref()
+                    .is_none_or(|filter| filter.accepts(item_id, Some(entry)))
+        })
+        .map(|(relevance, item)| Listed {
+            relevance,
+            item,
+            key: (table.event_count(item) as f32).ln_1p(),
+        })
+        .collect()
+}
+
+/// The catalogue entries of `hits`, in order.
+fn found(hits: Vec<Listed>, items: &ItemTable) -> Vec<Found> {
+    let table = items.read();
+    hits.into_iter()
+        .filter_map(|hit| {
+            let (item_id, entry) = (table.id(hit.item)?, table.catalogue(hit.item)?);
+            Some(Found {
+                item: hit.item,
+                item_id: item_id.to_string(),
+                title: entry.title.clone(),
+                genres: entry.genres.clone(),
+                year: entry.year,
+                relevance: hit.relevance,
+            })
+        })
+        .collect()
+}
+
 impl SearchIndex {
-    /// The catalogue entries of `hits` (those the item table still has, listable at the
-    /// request's time and passing its filter), each with its popularity: the order within a
-    /// tier when no viewer is named.
-    fn resolve(
+    /// The item numbers of `hits`, from the fast field.
+    fn numbers(
         &self,
         searcher: &tantivy::Searcher,
         hits: Vec<(f32, DocAddress)>,
-        items: &ItemTable,
-        request: &SearchRequest,
-    ) -> Result<Vec<(Found, f32)>> {
+    ) -> Result<Vec<(f32, u32)>> {
         let mut numbers_of = Vec::with_capacity(searcher.segment_readers().len());
         for segment in searcher.segment_readers() {
             numbers_of.push(
@@ -469,62 +546,25 @@ impl SearchIndex {
                     .map_err(|error| self.error(error))?,
             );
         }
-        let mut found = Vec::with_capacity(hits.len());
-        {
-            let table = items.read();
-            for (relevance, address) in hits {
-                let Some(number) = numbers_of[address.segment_ord as usize]
-                    .first(address.doc_id)
-                    .and_then(|number| u32::try_from(number).ok())
-                else {
-                    continue;
-                };
-                let (Some(item_id), Some(entry)) = (table.id(number), table.catalogue(number))
-                else {
-                    continue;
-                };
-                if !table.listable(number, request.now)
-                    || request
-                        .filter
-                        .as_ref()
-                        .is_some_and(|filter| !filter.accepts(item_id, Some(entry)))
-                {
-                    continue;
-                }
-                found.push((
-                    Found {
-                        item: number,
-                        item_id: item_id.to_string(),
-                        title: entry.title.clone(),
-                        genres: entry.genres.clone(),
-                        year: entry.year,
-                        relevance,
-                    },
-                    (table.event_count(number) as f32).ln_1p(),
-                ));
-            }
-        }
-        Ok(found)
+        Ok(hits
+            .into_iter()
+            .filter_map(|(relevance, address)| {
+                let number = numbers_of[address.segment_ord as usize].first(address.doc_id)?;
+                Some((relevance, u32::try_from(number).ok()?))
+            })
+            .collect())
     }
 
-    /// The best `fetch` hits of `query`, and into `answer` the total and (searching all
-    /// fields) the facets of its matches.
+    /// The best `fetch` hits of `query`, and into `answer` the total and the facets of its
+    /// matches.
     fn collect(
         &self,
         searcher: &tantivy::Searcher,
         query: &dyn tantivy::query::Query,
-        scope: Scope,
         fetch: usize,
         answer: &mut Answer,
     ) -> Result<Vec<(f32, DocAddress)>> {
         let top = TopDocs::with_limit(fetch).order_by_score();
-        if scope == Scope::Titles {
-            let (top, total) = searcher
-                .search(query, &(top, Count))
-                .map_err(|error| self.error(error))?;
-            answer.total = total;
-            return Ok(top);
-        }
         let mut facets = FacetCollector::for_field("facets");
         facets.add_facet("/genre");
         facets.add_facet("/decade");
@@ -548,26 +588,22 @@ impl SearchIndex {
     }
 }
 
-/// Orders hits (best text score first) by tier, then by `key` within a tier (see [`TIE`]);
+/// Orders hits (best text score first) by tier, then by key within a tier (see [`TIE`]);
 /// keeps `count`.
-fn rerank(hits: Vec<(Found, f32)>, count: usize) -> Vec<Found> {
-    let mut tiered: Vec<(usize, Found, f32)> = Vec::with_capacity(hits.len());
+fn rerank(hits: Vec<Listed>, count: usize) -> Vec<Listed> {
+    let mut tiered: Vec<(usize, Listed)> = Vec::with_capacity(hits.len());
     let mut tier = 0usize;
     let mut leader = f32::INFINITY;
-    for (found, key) in hits {
-        if found.relevance < leader * (1.0 - TIE) {
+    for hit in hits {
+        if hit.relevance < leader * (1.0 - TIE) {
             tier += 1;
-            leader = found.relevance;
+            leader = hit.relevance;
         }
-        tiered.push((tier, found, key));
+        tiered.push((tier, hit));
     }
     // Stable: equal keys keep the text order.
-    tiered.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.total_cmp(&a.2)));
-    tiered
-        .into_iter()
-        .take(count)
-        .map(|(_, found, _)| found)
-        .collect()
+    tiered.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.key.total_cmp(&a.1.key)));
+    tiered.into_iter().take(count).map(|(_, hit)| hit).collect()
 }
 
 /// The index in `path` and the fingerprint its last commit recorded, if it opens and is of
@@ -612,6 +648,7 @@ impl SearchWriter<'_> {
             writing.fingerprint = writing.fingerprint.wrapping_sub(item_hash(old, number));
         }
         writing.fingerprint = writing.fingerprint.wrapping_add(item_hash(new, number));
+        writing.titles.push((number, Some(Titled::of(new))));
         Ok(())
     }
 
@@ -623,6 +660,7 @@ impl SearchWriter<'_> {
             .delete_term(id_term(fields, &old.item_id));
         let writing = &mut *self.writing;
         writing.fingerprint = writing.fingerprint.wrapping_sub(item_hash(old, number));
+        writing.titles.push((number, None));
     }
 
     /// Commits the changes and makes them searchable.

@@ -45,15 +45,6 @@ pub const COMMON: f64 = 0.5;
 /// The score a year in the query adds to the items of that year.
 pub const YEAR_BOOST: f32 = 5.0;
 
-/// Which fields a query reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Title, genres and tags (search).
-    All,
-    /// Titles only (suggestions).
-    Titles,
-}
-
 /// One word of the query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Word {
@@ -88,9 +79,14 @@ pub fn edits(word: &str) -> u8 {
     }
 }
 
+/// Whether a word is all digits (a sequel's number, a year).
+pub fn is_digits(word: &str) -> bool {
+    word.bytes().all(|byte| byte.is_ascii_digit())
+}
+
 /// The year a word names, if it could be one.
-fn year(word: &str) -> Option<i64> {
-    (word.len() == 4 && word.bytes().all(|byte| byte.is_ascii_digit()))
+pub fn year(word: &str) -> Option<i64> {
+    (word.len() == 4 && is_digits(word))
         .then(|| word.parse::<i64>().ok())
         .flatten()
         .filter(|year| (1870..=2100).contains(year))
@@ -112,20 +108,18 @@ pub fn build(
     fields: &Fields,
     words: &[Word],
     all: bool,
-    scope: Scope,
     filters: &Filters,
     title_share: &dyn Fn(&Term) -> f64,
 ) -> Box<dyn Query> {
-    let is_digits = |word: &Word| word.text.bytes().all(|byte| byte.is_ascii_digit());
-    let digits_only = words.iter().all(is_digits);
+    let digits_only = words.iter().all(|word| is_digits(&word.text));
     let common = |word: &Word| {
         !word.prefix
-            && !is_digits(word)
+            && !is_digits(&word.text)
             && title_share(&Term::from_field_text(fields.title, &word.text)) > COMMON
     };
     let telling = words
         .iter()
-        .filter(|word| !is_digits(word) && !common(word))
+        .filter(|word| !is_digits(&word.text) && !common(word))
         .count();
     let in_titles = |term: &Term| title_share(term) > 0.0;
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -133,13 +127,13 @@ pub fn build(
         if telling > 0 && common(word) {
             continue;
         }
-        let optional = !digits_only && word.text.bytes().all(|byte| byte.is_ascii_digit());
+        let optional = !digits_only && is_digits(&word.text);
         let occur = if all && !optional {
             Occur::Must
         } else {
             Occur::Should
         };
-        clauses.push((occur, word_query(fields, word, scope, &in_titles)));
+        clauses.push((occur, word_query(fields, word, &in_titles)));
     }
     if !all || digits_only {
         // Any word: wrap them, so the filters below stay required beside them.
@@ -168,13 +162,9 @@ pub fn build(
     Box::new(BooleanQuery::new(clauses))
 }
 
-/// What matches one word: any of its exact, typo and prefix forms, in the fields of `scope`.
-fn word_query(
-    fields: &Fields,
-    word: &Word,
-    scope: Scope,
-    in_titles: &dyn Fn(&Term) -> bool,
-) -> Box<dyn Query> {
+/// What matches one word: any of its exact, typo and prefix forms, in the title, genres and
+/// tags.
+fn word_query(fields: &Fields, word: &Word, in_titles: &dyn Fn(&Term) -> bool) -> Box<dyn Query> {
     let mut forms: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let mut add = |query: Box<dyn Query>, boost: f32| {
         forms.push((Occur::Should, Box::new(BoostQuery::new(query, boost))));
@@ -209,18 +199,16 @@ fn word_query(
             1.0,
         );
     }
-    if scope == Scope::All {
-        let label = Term::from_field_text(fields.labels, &word.text);
+    let label = Term::from_field_text(fields.labels, &word.text);
+    add(
+        Box::new(TermQuery::new(label.clone(), IndexRecordOption::WithFreqs)),
+        1.0,
+    );
+    if word.prefix {
         add(
-            Box::new(TermQuery::new(label.clone(), IndexRecordOption::WithFreqs)),
-            1.0,
+            Box::new(FuzzyTermQuery::new_prefix(label, 0, true)),
+            1.0 / TITLE_BOOST,
         );
-        if word.prefix {
-            add(
-                Box::new(FuzzyTermQuery::new_prefix(label, 0, true)),
-                1.0 / TITLE_BOOST,
-            );
-        }
     }
     if let Some(year) = year(&word.text) {
         let term = Term::from_field_i64(fields.year, year);
