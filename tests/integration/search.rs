@@ -138,6 +138,20 @@ async fn put_item(base: &str, item: &Value) {
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
 
+/// The suggestions' item ids for `query`.
+async fn suggested(base: &str, query: &str) -> Vec<String> {
+    let mut url = reqwest::Url::parse(&format!("{base}/v1/search/suggest")).unwrap();
+    url.query_pairs_mut().append_pair("q", query);
+    let (status, answer) = get_json(url.as_str()).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|found| found["item_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn found(base: &str, query: &str) -> Vec<String> {
     let (status, answer) = get_json(&search_url(base, query, "")).await;
     assert_eq!(status, 200, "{answer}");
@@ -161,6 +175,7 @@ async fn an_upsert_is_searchable_at_once_kept_across_restarts_and_rebuilt_when_d
     .await;
     // Stronger than "within a second": the upsert's answer comes after the index's commit.
     assert_eq!(found(&base, "zyzzogeton").await, ["m1"]);
+    assert_eq!(suggested(&base, "zyzzogeton ni").await, ["m1"]);
     put_item(
         &base,
         &json!({"item_id": "m1", "title": "Quoxical Mornings", "genres": ["Drama"]}),
@@ -168,6 +183,12 @@ async fn an_upsert_is_searchable_at_once_kept_across_restarts_and_rebuilt_when_d
     .await;
     assert!(found(&base, "zyzzogeton").await.is_empty());
     assert_eq!(found(&base, "quoxical morn").await, ["m1"]);
+    assert!(suggested(&base, "zyzzogeton").await.is_empty());
+    assert_eq!(
+        suggested(&base, "quoxcal morn").await,
+        ["m1"],
+        "a typo and a prefix"
+    );
     let (status, _) = post_json(
         &format!("{base}/v1/items"),
         &json!([
@@ -179,12 +200,18 @@ async fn an_upsert_is_searchable_at_once_kept_across_restarts_and_rebuilt_when_d
     assert_eq!(status, 200);
     // The title match weighs more than the tag match.
     assert_eq!(found(&base, "quoxical").await[2], "m3");
+    // Suggestions read titles only.
+    let mut titles = suggested(&base, "quoxical").await;
+    titles.sort();
+    assert_eq!(titles, ["m1", "m2"]);
     node.shutdown().await.unwrap();
 
     let before = index_meta(dir.path());
     let node = start(test_config(dir.path())).await;
     let base = node.url();
     assert_eq!(found(&base, "quoxical morn").await, ["m1"]);
+    // The titles suggestions read are built from the catalogue at start.
+    assert_eq!(suggested(&base, "quoxical eve").await, ["m2"]);
     assert_eq!(
         index_meta(dir.path()),
         before,
@@ -210,6 +237,16 @@ async fn an_upsert_is_searchable_at_once_kept_across_restarts_and_rebuilt_when_d
         metric_sample(&metrics, "marquee_search_empty_total{route=\"search\"}"),
         1.0
     );
+    // A deleted item leaves the suggestions.
+    assert_eq!(suggested(&base, "quoxical eve").await, ["m2"]);
+    let response = http()
+        .delete(format!("{base}/v1/items/m2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    // Nothing holds both words now: the word that matches alone, as a search retries.
+    assert_eq!(suggested(&base, "quoxical eve").await, ["m1"]);
     node.shutdown().await.unwrap();
 }
 
