@@ -127,8 +127,9 @@ impl Titles {
         state.index_words();
     }
 
-    /// The best `fetch` items whose titles match `words` (all of them, or any: `all`), as
-    /// (text score, item number), best first; equal scores in the order the items came.
+    /// The best `fetch` items (0: all) whose titles match `words` (all of them, or any:
+    /// `all`), as (text score, item number), best first; equal scores in the order the items
+    /// came.
     pub fn find(&self, words: &[Word], all: bool, fetch: usize) -> Vec<(f32, u32)> {
         self.state.read().find(words, all, fetch)
     }
@@ -217,13 +218,23 @@ impl Words {
     }
 }
 
-/// One item's slot.
+/// One item's slot: its words are `State::ids[start..]`, the title's then the joined ones.
 struct Doc {
     number: u32,
-    alive: bool,
-    title: Box<[u32]>,
-    joined: Box<[u32]>,
-    year: Option<i32>,
+    start: usize,
+    title: u32,
+    joined: u32,
+}
+
+impl Doc {
+    fn title<'a>(&self, ids: &'a [u32]) -> &'a [u32] {
+        &ids[self.start..self.start + self.title as usize]
+    }
+
+    fn joined<'a>(&self, ids: &'a [u32]) -> &'a [u32] {
+        let start = self.start + self.title as usize;
+        &ids[start..start + self.joined as usize]
+    }
 }
 
 /// What scoring reads of each slot, one array per field so that a query walking slots in
@@ -239,11 +250,11 @@ struct Lengths {
 }
 
 impl Lengths {
-    fn push(&mut self, doc: &Doc) {
-        let length = |ids: &[u32]| u8::try_from(ids.len()).unwrap_or(u8::MAX);
-        self.title.push(length(&doc.title));
-        self.joined.push(length(&doc.joined));
-        self.year.push(doc.year.unwrap_or(i32::MIN));
+    fn push(&mut self, doc: &Doc, year: Option<i32>) {
+        let length = |words: u32| u8::try_from(words).unwrap_or(u8::MAX);
+        self.title.push(length(doc.title));
+        self.joined.push(length(doc.joined));
+        self.year.push(year.unwrap_or(i32::MIN));
     }
 }
 
@@ -251,11 +262,13 @@ impl Lengths {
 struct State {
     title: Words,
     joined: Words,
-    /// The title words (word → id) for the automata; `None` when a word was added since it
-    /// was built.
+    /// The title words (word → id) for the automata; rebuilt when it holds fewer words than
+    /// `title`.
     dictionary: Option<Map<Vec<u8>>>,
     years: HashMap<i32, Vec<u32>>,
     docs: Vec<Doc>,
+    /// The slots' word ids, one slot after the other: no allocation per item.
+    ids: Vec<u32>,
     lengths: Lengths,
     /// The live slots.
     alive: Slots,
@@ -288,23 +301,18 @@ impl State {
             ),
             None => (Box::default(), Box::default()),
         };
-        if title
-            .iter()
-            .any(|&id| self.title.postings[id as usize].len() == 1)
-        {
-            self.dictionary = None;
-        }
         if let Some(year) = entry.year {
             self.years.entry(year).or_default().push(slot);
         }
         let doc = Doc {
             number,
-            alive: true,
-            title,
-            joined,
-            year: entry.year,
+            start: self.ids.len(),
+            title: title.len() as u32,
+            joined: joined.len() as u32,
         };
-        self.lengths.push(&doc);
+        self.ids.extend_from_slice(&title);
+        self.ids.extend_from_slice(&joined);
+        self.lengths.push(&doc, entry.year);
         self.docs.push(doc);
         self.slots.insert(number, slot);
         self.alive.insert(slot);
@@ -315,18 +323,19 @@ impl State {
         let Some(slot) = self.slots.remove(&number) else {
             return;
         };
-        let doc = &mut self.docs[slot as usize];
-        doc.alive = false;
+        let doc = &self.docs[slot as usize];
         self.alive.remove(slot);
-        self.title.remove(&doc.title);
-        self.joined.remove(&doc.joined);
+        self.title.remove(doc.title(&self.ids));
+        self.joined.remove(doc.joined(&self.ids));
         self.live -= 1;
     }
 
     /// Drops the dead slots: the live items keep their order and their word ids; the
     /// postings lists are made again from them.
     fn compact(&mut self) {
-        self.docs.retain(|doc| doc.alive);
+        let docs = std::mem::take(&mut self.docs);
+        let ids = std::mem::take(&mut self.ids);
+        let years = std::mem::take(&mut self.lengths.year);
         for postings in self
             .title
             .postings
@@ -337,32 +346,45 @@ impl State {
         }
         self.years.clear();
         self.slots.clear();
-        self.alive = Slots::with_capacity(0);
+        let alive = std::mem::replace(&mut self.alive, Slots::with_capacity(0));
         self.lengths = Lengths::default();
-        for (slot, doc) in self.docs.iter().enumerate() {
-            let slot = slot as u32;
-            self.lengths.push(doc);
-            for (words, ids) in [
-                (&mut self.title, &doc.title),
-                (&mut self.joined, &doc.joined),
-            ] {
-                let mut sorted = ids.to_vec();
+        for (old, doc) in docs.into_iter().enumerate() {
+            if !alive.contains(old as u32) {
+                continue;
+            }
+            let slot = self.docs.len() as u32;
+            let (title, joined) = (doc.title(&ids), doc.joined(&ids));
+            for (words, held) in [(&mut self.title, title), (&mut self.joined, joined)] {
+                let mut sorted = held.to_vec();
                 sorted.sort_unstable();
                 for id in sorted {
                     words.postings[id as usize].push(slot);
                 }
             }
-            if let Some(year) = doc.year {
+            let start = self.ids.len();
+            self.ids.extend_from_slice(title);
+            self.ids.extend_from_slice(joined);
+            let year = Some(years[old]).filter(|&year| year != i32::MIN);
+            if let Some(year) = year {
                 self.years.entry(year).or_default().push(slot);
             }
+            let doc = Doc { start, ..doc };
+            self.lengths.push(&doc, year);
             self.slots.insert(doc.number, slot);
             self.alive.insert(slot);
+            self.docs.push(doc);
         }
     }
 
-    /// Builds the dictionary if words were added since.
+    /// Builds the dictionary if words were added since (words are never dropped: a word no
+    /// live title holds any more stays, and the automata's matches skip it).
     fn index_words(&mut self) {
-        if self.dictionary.is_some() {
+        let words = self.title.words.len();
+        if self
+            .dictionary
+            .as_ref()
+            .is_some_and(|dictionary| dictionary.len() == words)
+        {
             return;
         }
         let mut sorted: Vec<(&str, u64)> = self

@@ -111,6 +111,15 @@ fn replaced_and_deleted_titles_leave_and_survive_compaction() {
         [100],
         "a new word is in the dictionary"
     );
+    titles.apply(vec![(
+        101,
+        Some(Titled::of(&item("Tora! Tora! Tora!", 1970))),
+    )]);
+    assert_eq!(
+        find(&titles, "tor"),
+        [101],
+        "a new word its title holds three times"
+    );
     // Enough replacements that the dead slots outnumber the live ones: compacted.
     let rounds = MIN_DEAD / 9 + 2;
     for round in 0..rounds {
@@ -131,7 +140,7 @@ fn replaced_and_deleted_titles_leave_and_survive_compaction() {
         "{} slots",
         state.docs.len()
     );
-    assert_eq!(state.live, 9);
+    assert_eq!(state.live, 10);
     drop(state);
     assert_eq!(find(&titles, "toy story "), [8]);
     assert_eq!(find(&titles, "king kong 1933"), [5, 6]);
