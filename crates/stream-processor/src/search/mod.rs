@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use marquee_schemas::Item;
-use marquee_vector_store::ItemTable;
+use marquee_vector_store::{ItemTable, Table};
 use parking_lot::{Mutex, MutexGuard};
 use tantivy::collector::{Count, FacetCollector, TopDocs};
 use tantivy::indexer::LogMergePolicy;
@@ -155,13 +155,16 @@ fn merge_policy() -> LogMergePolicy {
 
 /// The fingerprint of the catalogue in `items`.
 fn fingerprint(items: &ItemTable) -> u64 {
-    let table = items.read();
+    catalogued(&items.read()).fold(0u64, |sum, (number, item)| {
+        sum.wrapping_add(item_hash(item, number))
+    })
+}
+
+/// The catalogued items of `table`: (number, entry).
+fn catalogued(table: &Table) -> impl Iterator<Item = (u32, &Item)> + '_ {
     table
         .numbers()
-        .filter_map(|number| Some((table.catalogue(number)?, number)))
-        .fold(0u64, |sum, (item, number)| {
-            sum.wrapping_add(item_hash(item, number))
-        })
+        .filter_map(|number| Some((number, &**table.catalogue(number)?)))
 }
 
 /// What a commit records: the version and the fingerprint.
@@ -259,12 +262,7 @@ impl SearchIndex {
         if held != Some(expected) {
             search.rebuild(items)?;
         } else {
-            let table = items.read();
-            search.inner.titles.replace_all(
-                table
-                    .numbers()
-                    .filter_map(|number| Some((number, &**table.catalogue(number)?))),
-            );
+            search.inner.titles.replace_all(catalogued(&items.read()));
         }
         search.set_documents();
         Ok(search)
@@ -289,10 +287,7 @@ impl SearchIndex {
         let mut count = 0usize;
         {
             let table = items.read();
-            for number in table.numbers() {
-                let Some(item) = table.catalogue(number) else {
-                    continue;
-                };
+            for (number, item) in catalogued(&table) {
                 writing
                     .writer
                     .add_document(document(&self.inner.fields, item, number))
@@ -300,11 +295,7 @@ impl SearchIndex {
                 fingerprint = fingerprint.wrapping_add(item_hash(item, number));
                 count += 1;
             }
-            self.inner.titles.replace_all(
-                table
-                    .numbers()
-                    .filter_map(|number| Some((number, &**table.catalogue(number)?))),
-            );
+            self.inner.titles.replace_all(catalogued(&table));
         }
         writing.titles.clear();
         writing.fingerprint = fingerprint;
